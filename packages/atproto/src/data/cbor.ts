@@ -1,0 +1,323 @@
+/**
+ * Canonical DAG-CBOR, the byte form of the atproto data model (https://atproto.com/specs/data-model).
+ *
+ * Encoding is @atcute/cbor's (it already writes the canonical form: shortest lengths, map keys sorted
+ * length-first then bytewise) after a cheap walk that rejects what the data model forbids (floats,
+ * unsafe integers, undefined in arrays, lone surrogates, non-plain objects).
+ *
+ * Decoding is our own single pass, because the CID of a block is the hash of its bytes: two encodings
+ * of the same value would be two different identities, so anything that is not the one canonical
+ * encoding must be refused, and @atcute/cbor's decoder accepts floats (including integral ones like
+ * 1.0, which would silently re-encode differently). Checking while decoding costs almost nothing,
+ * whereas decode + re-encode + compare would more than double the cost of reading MST nodes.
+ * Decoded values use @atcute's CidLinkWrapper / BytesWrapper so they flow straight into
+ * @atcute/cbor's encoder and JSON.stringify. Byte strings and CIDs are views into the input buffer
+ * (no copy): do not mutate a buffer after decoding it.
+ */
+
+import { BytesWrapper, encode } from '@atcute/cbor';
+import { CidLinkWrapper } from '@atcute/cid';
+import { fromBase64 } from '@atcute/multibase';
+import { decodeUtf8From } from '@atcute/uint8array';
+import { parseCid } from '../cid.ts';
+import { DataModelError, describeValue } from './error.ts';
+import type { DataValue } from './types.ts';
+
+/** Nesting deeper than this is refused rather than risking a stack overflow on hostile input. */
+export const MAX_DEPTH = 256;
+
+const CID_TAG = 42;
+const CID_BINARY_LENGTH = 37; // 0x00 multibase-identity prefix + CIDv1 (1) + codec (1) + sha2-256 (1) + length (1) + 32
+
+// Decoder state lives in module variables: decoding is synchronous and not re-entrant, and this is
+// measurably faster than threading a state object through every call on the hot path.
+let buf: Uint8Array = new Uint8Array(0);
+let pos = 0;
+
+function fail(message: string, at: number = pos): never {
+  throw new DataModelError('InvalidCbor', `invalid DAG-CBOR at byte ${at}: ${message}`);
+}
+
+/** Decodes exactly one canonical DAG-CBOR value that spans all of `bytes`. */
+export function decodeCbor(bytes: Uint8Array): DataValue {
+  const { value, length } = decodeCborPrefix(bytes);
+  if (length !== bytes.length) fail(`${bytes.length - length} trailing bytes after the value`, length);
+  return value;
+}
+
+/**
+ * Decodes one canonical DAG-CBOR value from the start of `bytes` and says how many bytes it used
+ * (for concatenated values, such as an event stream frame's header and body).
+ */
+export function decodeCborPrefix(bytes: Uint8Array): { value: DataValue; length: number } {
+  if (!(bytes instanceof Uint8Array)) throw new DataModelError('InvalidCbor', 'DAG-CBOR input must be a Uint8Array');
+  buf = bytes;
+  pos = 0;
+  try {
+    if (bytes.length === 0) fail('empty input');
+    const value = readValue(0);
+    return { value, length: pos };
+  } finally {
+    buf = EMPTY;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function need(count: number): void {
+  if (count > buf.length - pos) fail(`unexpected end of input (needed ${count} more bytes, ${buf.length - pos} left)`);
+}
+
+/** Reads the argument of a head whose additional info is `info`, insisting on the shortest form. */
+function readArgument(info: number, start: number): number {
+  if (info < 24) return info;
+  switch (info) {
+    case 24: {
+      need(1);
+      const value = buf[pos++]!;
+      if (value < 24) fail(`non-minimal integer/length encoding (${value} in 1 extra byte)`, start);
+      return value;
+    }
+    case 25: {
+      need(2);
+      const value = (buf[pos]! << 8) | buf[pos + 1]!;
+      pos += 2;
+      if (value < 0x100) fail(`non-minimal integer/length encoding (${value} in 2 extra bytes)`, start);
+      return value;
+    }
+    case 26: {
+      need(4);
+      const value = ((buf[pos]! << 24) | (buf[pos + 1]! << 16) | (buf[pos + 2]! << 8) | buf[pos + 3]!) >>> 0;
+      pos += 4;
+      if (value < 0x10000) fail(`non-minimal integer/length encoding (${value} in 4 extra bytes)`, start);
+      return value;
+    }
+    case 27: {
+      need(8);
+      const high = ((buf[pos]! << 24) | (buf[pos + 1]! << 16) | (buf[pos + 2]! << 8) | buf[pos + 3]!) >>> 0;
+      const low = ((buf[pos + 4]! << 24) | (buf[pos + 5]! << 16) | (buf[pos + 6]! << 8) | buf[pos + 7]!) >>> 0;
+      pos += 8;
+      if (high === 0) fail(`non-minimal integer/length encoding (${low} in 8 extra bytes)`, start);
+      // JavaScript numbers are exact up to 2^53 - 1; larger values cannot round-trip.
+      if (high > 0x1fffff) fail('integer or length beyond the safe integer range (2^53 - 1)', start);
+      return high * 0x100000000 + low;
+    }
+    case 31:
+      return fail('indefinite-length items are not allowed', start);
+    default:
+      return fail(`reserved additional info ${info}`, start);
+  }
+}
+
+function readValue(depth: number): DataValue {
+  need(1);
+  const start = pos;
+  const head = buf[pos++]!;
+  const major = head >> 5;
+  const info = head & 0x1f;
+  switch (major) {
+    case 0:
+      return readArgument(info, start);
+    case 1: {
+      const value = -1 - readArgument(info, start);
+      if (value < Number.MIN_SAFE_INTEGER) fail('negative integer beyond the safe integer range', start);
+      return value;
+    }
+    case 2: {
+      const length = readArgument(info, start);
+      need(length);
+      const bytes = buf.subarray(pos, pos + length);
+      pos += length;
+      return new BytesWrapper(bytes);
+    }
+    case 3:
+      return readString(readArgument(info, start), start);
+    case 4: {
+      const length = readArgument(info, start);
+      // Every element takes at least one byte: refuse impossible lengths before allocating.
+      need(length);
+      if (depth >= MAX_DEPTH) fail(`nesting deeper than ${MAX_DEPTH} levels`, start);
+      const array: DataValue[] = new Array(length);
+      for (let i = 0; i < length; i++) array[i] = readValue(depth + 1);
+      return array;
+    }
+    case 5:
+      return readMap(readArgument(info, start), start, depth);
+    case 6: {
+      const tag = readArgument(info, start);
+      if (tag !== CID_TAG) fail(`tag ${tag} is not allowed (only tag 42, CID links)`, start);
+      return readCid();
+    }
+    default: {
+      // Major type 7: only false, true and null exist in the data model.
+      if (head === 0xf4) return false;
+      if (head === 0xf5) return true;
+      if (head === 0xf6) return null;
+      if (head === 0xf7) fail('undefined is not allowed', start);
+      if (info >= 25 && info <= 27) fail('floating-point numbers are not allowed in the atproto data model', start);
+      if (info === 31) fail('unexpected "break" (indefinite-length items are not allowed)', start);
+      return fail(`simple value ${info} is not allowed`, start);
+    }
+  }
+}
+
+function readString(length: number, start: number): string {
+  need(length);
+  let value: string;
+  try {
+    value = decodeUtf8From(buf, pos, length);
+  } catch {
+    fail('text string is not valid UTF-8', start);
+  }
+  pos += length;
+  return value;
+}
+
+function readCid(): CidLinkWrapper {
+  need(1);
+  const start = pos;
+  const head = buf[pos++]!;
+  if (head >> 5 !== 2) fail('tag 42 must wrap a byte string', start);
+  const length = readArgument(head & 0x1f, start);
+  need(length);
+  if (length !== CID_BINARY_LENGTH || buf[pos] !== 0x00) {
+    fail(`CID link must be 0x00 + a 36-byte CIDv1 with SHA-256 (got ${length} bytes)`, start);
+  }
+  const version = buf[pos + 1];
+  const codec = buf[pos + 2];
+  if (version !== 1 || (codec !== 0x71 && codec !== 0x55) || buf[pos + 3] !== 0x12 || buf[pos + 4] !== 0x20) {
+    fail('CID link must be CIDv1, dag-cbor or raw codec, SHA-256', start);
+  }
+  const cid = new CidLinkWrapper(buf.subarray(pos + 1, pos + CID_BINARY_LENGTH));
+  pos += length;
+  return cid;
+}
+
+function readMap(count: number, start: number, depth: number): Record<string, DataValue> {
+  // A key and a value take at least one byte each.
+  need(count * 2);
+  if (depth >= MAX_DEPTH) fail(`nesting deeper than ${MAX_DEPTH} levels`, start);
+  const map: Record<string, DataValue> = {};
+  let previousStart = 0;
+  let previousLength = -1;
+  for (let i = 0; i < count; i++) {
+    need(1);
+    const keyHead = pos;
+    const head = buf[pos++]!;
+    if (head >> 5 !== 3) fail(`map keys must be text strings (got major type ${head >> 5})`, keyHead);
+    const keyLength = readArgument(head & 0x1f, keyHead);
+    const keyStart = pos;
+    const key = readString(keyLength, keyHead);
+    // Canonical order: shorter keys first, then bytewise on the UTF-8 bytes. Equal means duplicate.
+    if (previousLength >= 0) {
+      let order = keyLength - previousLength;
+      for (let j = 0; order === 0 && j < keyLength; j++) order = buf[keyStart + j]! - buf[previousStart + j]!;
+      if (order === 0) fail(`duplicate map key ${JSON.stringify(key)}`, keyHead);
+      if (order < 0)
+        fail(`map keys not in canonical order (${JSON.stringify(key)} after a key that sorts later)`, keyHead);
+    }
+    // "$link" and "$bytes" maps are how the JSON form (and @atcute's in-memory form) spells CID links
+    // and byte strings; a real map with such a key would come back as a different value.
+    if ((keyLength === 5 || keyLength === 6) && buf[keyStart] === 0x24 && (key === '$link' || key === '$bytes')) {
+      fail(`map key ${JSON.stringify(key)} is reserved in the atproto data model`, keyHead);
+    }
+    previousStart = keyStart;
+    previousLength = keyLength;
+    const value = readValue(depth + 1);
+    if (key === '__proto__') {
+      // Plain assignment would set the prototype instead of creating a property.
+      Object.defineProperty(map, key, { value, enumerable: true, configurable: true, writable: true });
+    } else {
+      map[key] = value;
+    }
+  }
+  return map;
+}
+
+/**
+ * Encodes a data-model value as canonical DAG-CBOR. Accepts the in-memory form: CID links as
+ * CidLinkWrapper or `{$link: string}`, bytes as BytesWrapper or `{$bytes: string}`. Object properties
+ * whose value is undefined are omitted, as in JSON.
+ */
+export function encodeCbor(value: unknown): Uint8Array {
+  checkEncodable(value, 0, '$');
+  try {
+    return encode(value);
+  } catch (err) {
+    throw new DataModelError('InvalidData', `cannot encode value as DAG-CBOR: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+function checkEncodable(value: unknown, depth: number, path: string): void {
+  switch (typeof value) {
+    case 'string':
+      if (!isWellFormed(value)) invalid(path, 'string contains a lone UTF-16 surrogate (not valid Unicode)');
+      return;
+    case 'boolean':
+      return;
+    case 'number':
+      if (!Number.isSafeInteger(value)) {
+        invalid(
+          path,
+          Number.isInteger(value)
+            ? `integer ${value} is beyond the safe integer range`
+            : `${describeValue(value)} is not an integer (floats are not allowed)`,
+        );
+      }
+      return;
+    case 'object': {
+      if (value === null) return;
+      if (depth >= MAX_DEPTH) invalid(path, `nesting deeper than ${MAX_DEPTH} levels`);
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          if (value[i] === undefined) invalid(`${path}[${i}]`, 'undefined is not allowed in arrays');
+          checkEncodable(value[i], depth + 1, `${path}[${i}]`);
+        }
+        return;
+      }
+      if (value instanceof CidLinkWrapper || value instanceof BytesWrapper) return;
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) {
+        invalid(path, `${proto?.constructor?.name ?? 'object'} is not a data-model value (use plain objects)`);
+      }
+      const object = value as Record<string, unknown>;
+      if ('$link' in object && typeof object.$link === 'string' && Object.keys(object).length === 1) {
+        try {
+          parseCid(object.$link);
+        } catch {
+          invalid(path, `$link is not a valid CID: ${describeValue(object.$link)}`);
+        }
+        return;
+      }
+      if ('$bytes' in object && typeof object.$bytes === 'string' && Object.keys(object).length === 1) {
+        try {
+          fromBase64(object.$bytes);
+        } catch {
+          invalid(path, '$bytes is not unpadded standard base64');
+        }
+        return;
+      }
+      for (const key in object) {
+        const item = object[key];
+        if (item === undefined) continue;
+        if (key === '$link' || key === '$bytes') {
+          invalid(path, `${JSON.stringify(key)} is reserved: it must be the only key, with a string value`);
+        }
+        if (!isWellFormed(key)) invalid(path, 'a map key contains a lone UTF-16 surrogate');
+        checkEncodable(item, depth + 1, `${path}.${key}`);
+      }
+      return;
+    }
+    default:
+      invalid(path, `${typeof value} is not a data-model value`);
+  }
+}
+
+function invalid(path: string, message: string): never {
+  throw new DataModelError('InvalidData', `at ${path}: ${message}`);
+}
+
+// String.prototype.isWellFormed is ES2024; the workspace's lib setting is ES2023.
+const isWellFormed = (text: string): boolean => (text as unknown as { isWellFormed(): boolean }).isWellFormed();
