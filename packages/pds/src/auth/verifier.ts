@@ -1,0 +1,245 @@
+/**
+ * Turns a request's Authorization header into a verified identity for the method's auth mode.
+ * Error names and statuses follow the reference PDS, because clients branch on them
+ * (@atproto/api refreshes the session on 400 ExpiredToken, and logs out on InvalidToken).
+ *
+ *   access / accessFull / optionalAccess: Bearer access JWT (HS256, typ at+jwt, aud = us)
+ *   refresh: Bearer refresh JWT (typ refresh+jwt); whether its id is still live is the
+ *            account manager's business, since rotation is stateful
+ *   admin:   HTTP Basic admin:PDS_ADMIN_PASSWORD
+ *   service: Bearer service JWT signed by the issuer's #atproto key (inter-service calls,
+ *            e.g. createAccount during a migration)
+ */
+import { type KeyObject, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { verifySignature } from '@portage/atproto/crypto';
+import { errors as joseErrors, jwtVerify } from 'jose';
+import { AuthRequired, InvalidRequest } from '../xrpc/errors.ts';
+import { type AccessScope, AuthScope, FULL_ACCESS_SCOPES, isAccessScope, STANDARD_SCOPES } from './scopes.ts';
+
+export type AuthMode = 'none' | 'access' | 'accessFull' | 'refresh' | 'admin' | 'optionalAccess' | 'service';
+
+export interface NoAuth {
+  type: 'none';
+}
+export interface AccessAuth {
+  type: 'access';
+  did: string;
+  scope: AccessScope;
+}
+export interface RefreshAuth {
+  type: 'refresh';
+  did: string;
+  /** The refresh token's jti, the key of its row in the account DB. */
+  tokenId: string;
+}
+export interface AdminAuth {
+  type: 'admin';
+}
+export interface ServiceAuth {
+  type: 'service';
+  /** The issuing account's DID (the `iss` without any #service fragment). */
+  did: string;
+  iss: string;
+  aud: string;
+  lxm: string | undefined;
+}
+
+export interface AuthResultByMode {
+  none: NoAuth;
+  access: AccessAuth;
+  accessFull: AccessAuth;
+  refresh: RefreshAuth;
+  admin: AdminAuth;
+  optionalAccess: AccessAuth | NoAuth;
+  service: ServiceAuth;
+}
+export type AuthResult = AuthResultByMode[AuthMode];
+
+export interface AuthVerifierOptions {
+  jwtKey: KeyObject;
+  serviceDid: string;
+  adminPassword: string;
+  /**
+   * The did:key an account signs service JWTs with, from its DID document. `forceRefresh`
+   * asks for a fresh resolution after a signature failed (the key may have rotated).
+   */
+  resolveSigningKey?: (did: string, forceRefresh: boolean) => Promise<string | undefined>;
+}
+
+export interface VerifyOptions {
+  /** The NSID being called; service JWTs must name it in `lxm`. */
+  nsid: string;
+  /** Let taken-down sessions through (the few methods the reference allows them). */
+  allowTakendown?: boolean;
+}
+
+const SERVICE_JWT_MAX_LIFETIME_SECONDS = 60 * 60;
+
+export class AuthVerifier {
+  readonly #jwtKey: KeyObject;
+  readonly #serviceDid: string;
+  readonly #adminPassword: Buffer;
+  readonly #resolveSigningKey: AuthVerifierOptions['resolveSigningKey'];
+
+  constructor(opts: AuthVerifierOptions) {
+    this.#jwtKey = opts.jwtKey;
+    this.#serviceDid = opts.serviceDid;
+    this.#adminPassword = Buffer.from(opts.adminPassword, 'utf8');
+    this.#resolveSigningKey = opts.resolveSigningKey;
+  }
+
+  async verify<M extends AuthMode>(mode: M, req: IncomingMessage, opts: VerifyOptions): Promise<AuthResultByMode[M]> {
+    return (await this.#verify(mode, req, opts)) as AuthResultByMode[M];
+  }
+
+  async #verify(mode: AuthMode, req: IncomingMessage, opts: VerifyOptions): Promise<AuthResult> {
+    switch (mode) {
+      case 'none':
+        return { type: 'none' };
+      case 'access':
+        return this.access(req, opts.allowTakendown ? [...STANDARD_SCOPES, AuthScope.Takendown] : STANDARD_SCOPES);
+      case 'accessFull':
+        return this.access(req, FULL_ACCESS_SCOPES);
+      case 'optionalAccess':
+        if (!req.headers.authorization) return { type: 'none' };
+        return this.access(req, opts.allowTakendown ? [...STANDARD_SCOPES, AuthScope.Takendown] : STANDARD_SCOPES);
+      case 'refresh':
+        return this.refresh(req);
+      case 'admin':
+        return this.admin(req);
+      case 'service':
+        return this.service(req, opts.nsid);
+    }
+  }
+
+  async access(req: IncomingMessage, scopes: readonly AccessScope[]): Promise<AccessAuth> {
+    const payload = await this.#verifySessionJwt(req, 'at+jwt');
+    const scope = payload.scope;
+    if (!isAccessScope(scope) || !scopes.includes(scope)) throw InvalidRequest('Bad token scope', 'InvalidToken');
+    return { type: 'access', did: payload.sub, scope };
+  }
+
+  async refresh(req: IncomingMessage): Promise<RefreshAuth> {
+    const payload = await this.#verifySessionJwt(req, 'refresh+jwt');
+    if (payload.scope !== AuthScope.Refresh) throw InvalidRequest('Bad token scope', 'InvalidToken');
+    if (typeof payload.jti !== 'string' || payload.jti === '') {
+      throw AuthRequired('Unexpected missing refresh token id', 'MissingTokenId');
+    }
+    return { type: 'refresh', did: payload.sub, tokenId: payload.jti };
+  }
+
+  admin(req: IncomingMessage): AdminAuth {
+    const credentials = parseAuthorization(req);
+    if (!credentials || credentials.type !== 'basic') throw AuthRequired();
+    const decoded = Buffer.from(credentials.token, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon < 0) throw AuthRequired();
+    const username = decoded.slice(0, colon);
+    const password = Buffer.from(decoded.slice(colon + 1), 'utf8');
+    const passwordOk = password.length === this.#adminPassword.length && timingSafeEqual(password, this.#adminPassword);
+    if (username !== 'admin' || !passwordOk) throw AuthRequired();
+    return { type: 'admin' };
+  }
+
+  async service(req: IncomingMessage, nsid: string): Promise<ServiceAuth> {
+    const credentials = parseAuthorization(req);
+    if (!credentials || credentials.type !== 'bearer') throw AuthRequired('missing jwt', 'MissingJwt');
+    const jwt = decodeCompactJwt(credentials.token);
+    if (!jwt) throw AuthRequired('poorly formatted jwt', 'BadJwt');
+    const { header, payload } = jwt;
+    if (header.typ === 'at+jwt' || header.typ === 'refresh+jwt' || header.typ === 'dpop+jwt') {
+      throw AuthRequired('Invalid jwt type', 'BadJwtType');
+    }
+    if (header.alg !== 'ES256K' && header.alg !== 'ES256') throw AuthRequired('unsupported jwt algorithm', 'BadJwt');
+    const now = Math.floor(Date.now() / 1000);
+    if (typeof payload.exp !== 'number' || payload.exp <= now) throw AuthRequired('jwt expired', 'JwtExpired');
+    if (payload.exp > now + SERVICE_JWT_MAX_LIFETIME_SECONDS + 60) {
+      throw AuthRequired('jwt expires too far in the future', 'BadJwt');
+    }
+    if (typeof payload.iss !== 'string' || !payload.iss.startsWith('did:'))
+      throw AuthRequired('jwt has no issuer', 'BadJwt');
+    if (payload.aud !== this.#serviceDid) {
+      throw AuthRequired('jwt audience does not match service did', 'BadJwtAudience');
+    }
+    const lxm = typeof payload.lxm === 'string' ? payload.lxm : undefined;
+    if (lxm === undefined) throw AuthRequired('missing jwt lexicon method ("lxm")', 'BadJwtLexiconMethod');
+    if (lxm !== nsid) throw AuthRequired(`bad jwt lexicon method ("lxm"). must match: ${nsid}`, 'BadJwtLexiconMethod');
+    const did = payload.iss.split('#')[0]!;
+    if (!this.#resolveSigningKey) throw AuthRequired('could not resolve iss did');
+    const signingInput = new TextEncoder().encode(jwt.signingInput);
+    const check = async (forceRefresh: boolean): Promise<boolean> => {
+      const key = await this.#resolveSigningKey!(did, forceRefresh).catch(() => undefined);
+      if (!key) throw AuthRequired('could not resolve iss did');
+      return verifySignature(key, signingInput, jwt.signature).catch(() => false);
+    };
+    if (!(await check(false)) && !(await check(true))) {
+      throw AuthRequired('jwt signature does not match jwt issuer', 'BadJwtSignature');
+    }
+    return { type: 'service', did, iss: payload.iss, aud: payload.aud, lxm };
+  }
+
+  async #verifySessionJwt(
+    req: IncomingMessage,
+    typ: 'at+jwt' | 'refresh+jwt',
+  ): Promise<{ sub: string; scope: unknown; jti: unknown }> {
+    const credentials = parseAuthorization(req);
+    if (!credentials) throw AuthRequired(undefined, 'AuthMissing');
+    if (credentials.type !== 'bearer') throw InvalidRequest('Unexpected authorization type', 'InvalidToken');
+    let payload: Record<string, unknown>;
+    try {
+      ({ payload } = await jwtVerify(credentials.token, this.#jwtKey, {
+        typ,
+        audience: this.#serviceDid,
+        algorithms: ['HS256'],
+      }));
+    } catch (err) {
+      if (err instanceof joseErrors.JWTExpired) throw InvalidRequest('Token has expired', 'ExpiredToken');
+      throw InvalidRequest('Token could not be verified', 'InvalidToken');
+    }
+    // Service tokens (lxm) and proof-of-possession tokens (cnf) never act as sessions.
+    if (payload.lxm !== undefined || payload.cnf !== undefined) throw InvalidRequest('Malformed token', 'InvalidToken');
+    if (typeof payload.sub !== 'string' || !payload.sub.startsWith('did:')) {
+      throw InvalidRequest('Malformed token', 'InvalidToken');
+    }
+    return { sub: payload.sub, scope: payload.scope, jti: payload.jti };
+  }
+}
+
+interface Credentials {
+  type: 'bearer' | 'basic' | 'dpop';
+  token: string;
+}
+
+function parseAuthorization(req: IncomingMessage): Credentials | undefined {
+  const header = req.headers.authorization;
+  if (!header) return undefined;
+  const parts = header.split(' ');
+  if (parts.length !== 2 || !parts[1]) throw InvalidRequest('Malformed authorization header', 'InvalidToken');
+  const type = parts[0]!.toLowerCase();
+  if (type === 'bearer' || type === 'basic' || type === 'dpop') return { type, token: parts[1] };
+  throw InvalidRequest(`Unsupported authorization type: ${parts[0]}`, 'InvalidToken');
+}
+
+interface DecodedJwt {
+  header: Record<string, unknown>;
+  payload: Record<string, unknown> & { iss?: unknown; aud?: unknown; exp?: unknown; lxm?: unknown };
+  signingInput: string;
+  signature: Uint8Array;
+}
+
+function decodeCompactJwt(token: string): DecodedJwt | undefined {
+  const parts = token.split('.');
+  if (parts.length !== 3) return undefined;
+  try {
+    const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8'));
+    const payload = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'));
+    if (typeof header !== 'object' || header === null || typeof payload !== 'object' || payload === null) {
+      return undefined;
+    }
+    const signature = new Uint8Array(Buffer.from(parts[2]!, 'base64url'));
+    return { header, payload, signingInput: `${parts[0]}.${parts[1]}`, signature };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,295 @@
+/**
+ * The PDS configuration, read from the reference PDS's environment names so an operator's
+ * existing pds.env works unchanged. Sources, strongest first: the process environment, then
+ * an optional `pds.env` file in the data directory, then built-in defaults (and the caller's
+ * `defaults`, which `portage serve` uses for its laptop-friendly choices).
+ *
+ * Secrets left unset (JWT secret, admin password, PLC rotation key) are generated once and
+ * kept in `<data dir>/secrets.json` (mode 0600), so restarts keep sessions and identities.
+ * Any bad value stops start-up with a ConfigError naming the variable.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { AtprotoError } from '@portage/atproto/errors';
+
+export class ConfigError extends AtprotoError {
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super('InvalidConfig', `${variable}: ${message}`);
+    this.variable = variable;
+  }
+}
+
+export interface PdsConfig {
+  hostname: string;
+  port: number;
+  /** What DID documents and PLC operations name: https://HOSTNAME, or http://localhost:PORT. */
+  publicUrl: string;
+  serviceDid: string;
+  serviceHandleDomains: string[];
+  dataDirectory: string;
+  accountDbPath: string;
+  actorStoreDirectory: string;
+  blobstoreDiskLocation: string;
+  blobstoreDiskTmpLocation: string;
+  blobUploadLimit: number;
+  maxRepoImportSize: number | undefined;
+  /** Undefined when the caller should run the embedded PLC directory. */
+  didPlcUrl: string | undefined;
+  jwtSecret: string;
+  adminPassword: string;
+  plcRotationKeyHex: string;
+  inviteRequired: boolean;
+  emailSmtpUrl: string | undefined;
+  emailFromAddress: string;
+  devMode: boolean;
+  crawlers: string[];
+  bskyAppViewUrl: string | undefined;
+  bskyAppViewDid: string | undefined;
+  reportServiceUrl: string | undefined;
+  reportServiceDid: string | undefined;
+  rateLimitsEnabled: boolean;
+  contactEmailAddress: string | undefined;
+  privacyPolicyUrl: string | undefined;
+  termsOfServiceUrl: string | undefined;
+  version: string;
+  logLevel: string;
+  /** Which secrets were generated on this start (so `portage serve` can tell the operator). */
+  generatedSecrets: string[];
+  /** Where generated secrets live. */
+  secretsPath: string;
+}
+
+export type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const SECRETS_FILE = 'secrets.json';
+const DEFAULT_PORT = 2583;
+const DEFAULT_BLOB_UPLOAD_LIMIT = 100 * 1024 * 1024;
+
+/** Parses `KEY=value` lines (comments, blank lines, optional quotes, `export ` prefix). */
+export function parseEnvFile(text: string, source: string): Env {
+  const out: Env = {};
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const match = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    if (!match) throw new ConfigError(source, `line ${i + 1} is not KEY=value`);
+    let value = match[2]!;
+    if ((value.startsWith('"') && value.endsWith('"')) || (value.startsWith("'") && value.endsWith("'"))) {
+      value = value.length >= 2 ? value.slice(1, -1) : value;
+    }
+    out[match[1]!] = value;
+  });
+  return out;
+}
+
+class EnvReader {
+  readonly env: Env;
+  constructor(env: Env) {
+    this.env = env;
+  }
+  str(name: string): string | undefined {
+    const value = this.env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  }
+  int(name: string, opts: { min?: number; max?: number } = {}): number | undefined {
+    const value = this.str(name);
+    if (value === undefined) return undefined;
+    if (!/^\d+$/.test(value)) throw new ConfigError(name, `expected a whole number, got "${value}"`);
+    const n = Number(value);
+    if (!Number.isSafeInteger(n)) throw new ConfigError(name, `number out of range: "${value}"`);
+    if (opts.min !== undefined && n < opts.min) throw new ConfigError(name, `must be at least ${opts.min}`);
+    if (opts.max !== undefined && n > opts.max) throw new ConfigError(name, `must be at most ${opts.max}`);
+    return n;
+  }
+  bool(name: string): boolean | undefined {
+    const value = this.str(name)?.toLowerCase();
+    if (value === undefined) return undefined;
+    if (value === 'true' || value === '1') return true;
+    if (value === 'false' || value === '0') return false;
+    throw new ConfigError(name, `expected true/false/1/0, got "${value}"`);
+  }
+  list(name: string): string[] | undefined {
+    const value = this.str(name);
+    if (value === undefined) return undefined;
+    return value
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
+  }
+  url(name: string): string | undefined {
+    const value = this.str(name);
+    if (value === undefined) return undefined;
+    let parsed: URL;
+    try {
+      parsed = new URL(value);
+    } catch {
+      throw new ConfigError(name, `not a URL: "${value}"`);
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+      throw new ConfigError(name, `must be an http(s) URL, got "${value}"`);
+    }
+    return value.replace(/\/+$/, '');
+  }
+  did(name: string): string | undefined {
+    const value = this.str(name);
+    if (value === undefined) return undefined;
+    if (!/^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$/.test(value))
+      throw new ConfigError(name, `not a DID: "${value}"`);
+    return value;
+  }
+}
+
+const HOSTNAME_RE =
+  /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+
+interface Secrets {
+  jwtSecret?: string;
+  adminPassword?: string;
+  plcRotationKeyHex?: string;
+}
+
+export interface LoadConfigOptions {
+  /** Values used when neither the environment nor pds.env sets a variable. */
+  defaults?: Env;
+  /** Directory relative data paths resolve against (default: process.cwd()). */
+  cwd?: string;
+}
+
+/**
+ * Reads and checks the configuration, creating the data directory (0700) and the secrets
+ * file as needed. Throws ConfigError naming the first bad variable.
+ */
+export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {}): PdsConfig {
+  const cwd = opts.cwd ?? process.cwd();
+  const defaults = opts.defaults ?? {};
+  const first = new EnvReader({ ...defaults, ...env });
+  const dataDirectory = resolve(cwd, first.str('PDS_DATA_DIRECTORY') ?? './data');
+  mkdirSync(dataDirectory, { recursive: true, mode: 0o700 });
+
+  // pds.env in the data directory fills in what the environment leaves unset.
+  const envFilePath = join(dataDirectory, 'pds.env');
+  const fileEnv = existsSync(envFilePath) ? parseEnvFile(readFileSync(envFilePath, 'utf8'), envFilePath) : {};
+  const merged: Env = { ...defaults, ...fileEnv };
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '') merged[k] = v;
+  const r = new EnvReader(merged);
+
+  const hostname = r.str('PDS_HOSTNAME') ?? 'localhost';
+  if (!HOSTNAME_RE.test(hostname)) throw new ConfigError('PDS_HOSTNAME', `not a hostname: "${hostname}"`);
+  const port = r.int('PDS_PORT', { min: 0, max: 65535 }) ?? DEFAULT_PORT;
+  const publicUrl = hostname === 'localhost' ? `http://localhost:${port}` : `https://${hostname}`;
+  const serviceDid = r.did('PDS_SERVICE_DID') ?? `did:web:${hostname}`;
+
+  let serviceHandleDomains = r.list('PDS_SERVICE_HANDLE_DOMAINS');
+  if (!serviceHandleDomains || serviceHandleDomains.length === 0) {
+    serviceHandleDomains = hostname === 'localhost' ? ['.test'] : [`.${hostname}`];
+  }
+  serviceHandleDomains = serviceHandleDomains.map((d) => (d.startsWith('.') ? d : `.${d}`).toLowerCase());
+  for (const domain of serviceHandleDomains) {
+    if (!HOSTNAME_RE.test(domain.slice(1))) {
+      throw new ConfigError('PDS_SERVICE_HANDLE_DOMAINS', `not a domain: "${domain}"`);
+    }
+  }
+
+  const path = (name: string, fallback: string): string => {
+    const value = r.str(name);
+    return value === undefined ? fallback : isAbsolute(value) ? value : resolve(cwd, value);
+  };
+  const blobstoreDiskLocation = path('PDS_BLOBSTORE_DISK_LOCATION', join(dataDirectory, 'blocks'));
+  if (r.str('PDS_BLOBSTORE_S3_BUCKET')) {
+    throw new ConfigError(
+      'PDS_BLOBSTORE_S3_BUCKET',
+      'the S3 blobstore is not supported yet; unset it to store blobs on disk',
+    );
+  }
+
+  const logLevel = (r.str('LOG_LEVEL') ?? 'info').toLowerCase();
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('LOG_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}`);
+
+  const emailSmtpUrl = r.str('PDS_EMAIL_SMTP_URL');
+  if (emailSmtpUrl !== undefined && !/^smtps?:\/\//.test(emailSmtpUrl)) {
+    throw new ConfigError('PDS_EMAIL_SMTP_URL', 'must start with smtp:// or smtps://');
+  }
+
+  const secretsPath = join(dataDirectory, SECRETS_FILE);
+  const { secrets, generated } = resolveSecrets(r, secretsPath);
+
+  return {
+    hostname,
+    port,
+    publicUrl,
+    serviceDid,
+    serviceHandleDomains,
+    dataDirectory,
+    accountDbPath: path('PDS_ACCOUNT_DB_LOCATION', join(dataDirectory, 'account.sqlite')),
+    actorStoreDirectory: path('PDS_ACTOR_STORE_DIRECTORY', join(dataDirectory, 'actors')),
+    blobstoreDiskLocation,
+    blobstoreDiskTmpLocation: path('PDS_BLOBSTORE_DISK_TMP_LOCATION', join(dataDirectory, 'tempblobs')),
+    blobUploadLimit: r.int('PDS_BLOB_UPLOAD_LIMIT', { min: 1 }) ?? DEFAULT_BLOB_UPLOAD_LIMIT,
+    maxRepoImportSize: r.int('PDS_MAX_REPO_IMPORT_SIZE', { min: 1 }),
+    didPlcUrl: r.url('PDS_DID_PLC_URL'),
+    jwtSecret: secrets.jwtSecret!,
+    adminPassword: secrets.adminPassword!,
+    plcRotationKeyHex: secrets.plcRotationKeyHex!,
+    inviteRequired: r.bool('PDS_INVITE_REQUIRED') ?? true,
+    emailSmtpUrl,
+    emailFromAddress: r.str('PDS_EMAIL_FROM_ADDRESS') ?? `noreply@${hostname}`,
+    devMode: r.bool('PDS_DEV_MODE') ?? false,
+    crawlers: r.list('PDS_CRAWLERS') ?? [],
+    bskyAppViewUrl: r.url('PDS_BSKY_APP_VIEW_URL'),
+    bskyAppViewDid: r.did('PDS_BSKY_APP_VIEW_DID'),
+    reportServiceUrl: r.url('PDS_REPORT_SERVICE_URL'),
+    reportServiceDid: r.did('PDS_REPORT_SERVICE_DID'),
+    rateLimitsEnabled: r.bool('PDS_RATE_LIMITS_ENABLED') ?? false,
+    contactEmailAddress: r.str('PDS_CONTACT_EMAIL_ADDRESS'),
+    privacyPolicyUrl: r.url('PDS_PRIVACY_POLICY_URL'),
+    termsOfServiceUrl: r.url('PDS_TERMS_OF_SERVICE_URL'),
+    version: r.str('PDS_VERSION') ?? '0.1.0',
+    logLevel,
+    generatedSecrets: generated,
+    secretsPath,
+  };
+}
+
+/** Secrets from the environment win; otherwise the persisted ones; otherwise new ones. */
+function resolveSecrets(r: EnvReader, secretsPath: string): { secrets: Secrets; generated: string[] } {
+  let stored: Secrets = {};
+  if (existsSync(secretsPath)) {
+    try {
+      stored = JSON.parse(readFileSync(secretsPath, 'utf8')) as Secrets;
+    } catch {
+      throw new ConfigError(secretsPath, 'the secrets file is not valid JSON; fix or remove it');
+    }
+  }
+  const generated: string[] = [];
+  const pick = (name: string, key: keyof Secrets, make: () => string): string => {
+    const fromEnv = r.str(name);
+    if (fromEnv !== undefined) return fromEnv;
+    const existing = stored[key];
+    if (typeof existing === 'string' && existing !== '') return existing;
+    const value = make();
+    stored[key] = value;
+    generated.push(name);
+    return value;
+  };
+  const secrets: Secrets = {
+    jwtSecret: pick('PDS_JWT_SECRET', 'jwtSecret', () => randomBytes(16).toString('hex')),
+    adminPassword: pick('PDS_ADMIN_PASSWORD', 'adminPassword', () => randomBytes(16).toString('hex')),
+    plcRotationKeyHex: pick('PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX', 'plcRotationKeyHex', () =>
+      randomBytes(32).toString('hex'),
+    ),
+  };
+  if (!/^[0-9a-fA-F]{64}$/.test(secrets.plcRotationKeyHex!)) {
+    throw new ConfigError(
+      'PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX',
+      'expected 64 hex characters (a secp256k1 private key)',
+    );
+  }
+  if (generated.length > 0) {
+    writeFileSync(secretsPath, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 });
+    chmodSync(secretsPath, 0o600);
+  }
+  return { secrets, generated };
+}

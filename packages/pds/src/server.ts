@@ -1,0 +1,232 @@
+/**
+ * The HTTP server: CORS, the XRPC routing table (api/index.ts), a few plain routes
+ * (routes.ts), and the mapping of every failure to an XRPC error body. Bad input is always a
+ * 4xx with `{error, message}`; only a real fault in our code is a 500, and its details go to
+ * the log, not the client.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { AtprotoError } from '@portage/atproto/errors';
+import { methods as allMethods } from './api/index.ts';
+import type { AppContext } from './context.ts';
+import { plainRoutes, type PlainRoute } from './routes.ts';
+import { hasRequestBody, readJsonBody, requestBodyStream, requestContentType } from './xrpc/body.ts';
+import { InvalidRequest, MethodNotImplemented, NotFound, XrpcError } from './xrpc/errors.ts';
+import type { XrpcMethod, XrpcOutput } from './xrpc/handler.ts';
+import { Params } from './xrpc/params.ts';
+
+/** JSON bodies larger than this are refused with 413 unless a method sets maxInputBytes. */
+export const DEFAULT_MAX_JSON_BYTES = 1024 * 1024;
+
+const CORS_EXPOSED_HEADERS = [
+  'RateLimit-Limit',
+  'RateLimit-Remaining',
+  'RateLimit-Reset',
+  'RateLimit-Policy',
+  'Retry-After',
+  'atproto-repo-rev',
+  'atproto-content-labelers',
+  'atproto-proxy',
+  'DPoP-Nonce',
+  'WWW-Authenticate',
+].join(', ');
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export function createRequestHandler(
+  ctx: AppContext,
+  methods: readonly XrpcMethod[] = allMethods,
+  routes: readonly PlainRoute[] = plainRoutes,
+): RequestHandler {
+  const table = new Map<string, XrpcMethod>();
+  for (const method of methods) {
+    if (table.has(method.nsid)) throw new Error(`XRPC method ${method.nsid} is registered twice`);
+    table.set(method.nsid, method);
+  }
+  const plain = new Map(routes.map((r) => [r.path, r]));
+
+  return (req, res) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      // Path only: query strings and headers are never logged.
+      ctx.logger.info(
+        {
+          method: req.method,
+          path: (req.url ?? '/').split('?')[0],
+          status: res.statusCode,
+          ms: Math.round(ms * 10) / 10,
+        },
+        'request',
+      );
+    });
+    setCorsHeaders(req, res);
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, { 'Content-Length': '0' });
+      res.end();
+      return;
+    }
+    dispatch(ctx, table, plain, req, res).catch((err: unknown) => sendError(ctx, req, res, err));
+  };
+}
+
+function setCorsHeaders(req: IncomingMessage, res: ServerResponse): void {
+  res.setHeader('Access-Control-Allow-Origin', '*');
+  res.setHeader('Access-Control-Expose-Headers', CORS_EXPOSED_HEADERS);
+  if (req.method === 'OPTIONS') {
+    res.setHeader('Access-Control-Allow-Methods', 'GET,HEAD,POST,PUT,DELETE,OPTIONS');
+    const requested = req.headers['access-control-request-headers'];
+    res.setHeader(
+      'Access-Control-Allow-Headers',
+      requested ?? 'Content-Type, Authorization, atproto-proxy, atproto-accept-labelers',
+    );
+    res.setHeader('Access-Control-Max-Age', '86400');
+    res.setHeader('Vary', 'Access-Control-Request-Headers');
+  }
+}
+
+async function dispatch(
+  ctx: AppContext,
+  table: Map<string, XrpcMethod>,
+  plain: Map<string, PlainRoute>,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const rawUrl = req.url ?? '/';
+  const queryStart = rawUrl.indexOf('?');
+  const path = queryStart < 0 ? rawUrl : rawUrl.slice(0, queryStart);
+  const search = new URLSearchParams(queryStart < 0 ? '' : rawUrl.slice(queryStart + 1));
+
+  const route = plain.get(path);
+  if (route) {
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      throw InvalidRequest(`Incorrect HTTP method (${req.method}) expected GET`);
+    await route.handler({ ctx, req, res, params: new Params(search) });
+    return;
+  }
+  if (!path.startsWith('/xrpc/')) throw NotFound(`Not Found: ${path}`);
+
+  const nsid = path.slice('/xrpc/'.length);
+  const method = table.get(nsid);
+  if (!method) throw MethodNotImplemented();
+  const expected = method.type === 'query' ? 'GET' : 'POST';
+  if (req.method !== expected && !(method.type === 'query' && req.method === 'HEAD')) {
+    throw InvalidRequest(`Incorrect HTTP method (${req.method}) expected ${expected}`);
+  }
+
+  const auth = await ctx.authVerifier.verify(method.auth, req, { nsid, allowTakendown: method.allowTakendown });
+  const inputEncoding = requestContentType(req);
+  let input: unknown;
+  if (method.type === 'procedure' && hasRequestBody(req)) {
+    const limit = inputLimit(ctx, method);
+    if (method.rawInput) {
+      input = requestBodyStream(req, limit);
+    } else {
+      if (!inputEncoding) throw InvalidRequest('Request encoding (Content-Type) required but not provided');
+      if (inputEncoding !== 'application/json') {
+        throw InvalidRequest(`Wrong request encoding (Content-Type): ${inputEncoding}`);
+      }
+      input = await readJsonBody(req, limit);
+    }
+  } else if (method.rawInput) {
+    input = emptyStream();
+  }
+
+  const output = await method.handler({ ctx, nsid, params: new Params(search), input, inputEncoding, auth, req, res });
+  await sendOutput(req, res, output);
+}
+
+function inputLimit(ctx: AppContext, method: XrpcMethod): number {
+  const { maxInputBytes } = method;
+  if (typeof maxInputBytes === 'function') return maxInputBytes(ctx);
+  if (typeof maxInputBytes === 'number') return maxInputBytes;
+  return method.rawInput ? ctx.config.blobUploadLimit : DEFAULT_MAX_JSON_BYTES;
+}
+
+async function* emptyStream(): AsyncGenerator<Uint8Array> {}
+
+export async function sendOutput(req: IncomingMessage, res: ServerResponse, output: XrpcOutput): Promise<void> {
+  if (!output) {
+    res.writeHead(200, { 'Content-Length': '0' });
+    res.end();
+    return;
+  }
+  for (const [k, v] of Object.entries(output.headers ?? {})) res.setHeader(k, v);
+  if ('json' in output) {
+    const body = Buffer.from(JSON.stringify(output.json), 'utf8');
+    res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': body.byteLength });
+    res.end(req.method === 'HEAD' ? undefined : body);
+    return;
+  }
+  res.setHeader('Content-Type', output.contentType);
+  if (output.body instanceof Uint8Array) {
+    res.writeHead(200, { 'Content-Length': output.body.byteLength });
+    res.end(req.method === 'HEAD' ? undefined : output.body);
+    return;
+  }
+  res.writeHead(200);
+  if (req.method === 'HEAD') {
+    res.end();
+    return;
+  }
+  // pipeline applies backpressure and destroys the socket if the stream fails midway, so a
+  // client never mistakes a truncated body for a complete one.
+  await pipeline(Readable.from(output.body, { objectMode: false }), res);
+}
+
+function sendError(ctx: AppContext, req: IncomingMessage, res: ServerResponse, err: unknown): void {
+  const xrpc = toXrpcError(err);
+  if (xrpc.status >= 500) {
+    ctx.logger.error({ err, path: (req.url ?? '/').split('?')[0] }, 'request failed');
+  }
+  if (res.headersSent) {
+    // Too late for an error body: cut the connection so the client sees the failure.
+    res.destroy();
+    return;
+  }
+  const body = Buffer.from(JSON.stringify(xrpc.toJSON()), 'utf8');
+  for (const [k, v] of Object.entries(xrpc.headers)) res.setHeader(k, v);
+  res.writeHead(xrpc.status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': body.byteLength });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+export function toXrpcError(err: unknown): XrpcError {
+  if (err instanceof XrpcError) return err;
+  // Protocol-library errors are raised on bad input (an invalid handle, CID, record...).
+  if (err instanceof AtprotoError) return InvalidRequest(err.message);
+  return new XrpcError(500, 'InternalServerError', 'Internal Server Error');
+}
+
+export interface RunningServer {
+  server: Server;
+  /** The URL the server is reachable at on this machine (http://127.0.0.1:<port>). */
+  localUrl: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Listens on host:port (port 0 picks a free one) and resolves once accepting connections. */
+export async function listen(handler: RequestHandler, port: number, host?: string): Promise<RunningServer> {
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const hostForUrl = !host || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return {
+    server,
+    port: address.port,
+    localUrl: `http://${hostForUrl.includes(':') ? `[${hostForUrl}]` : hostForUrl}:${address.port}`,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeIdleConnections();
+      }),
+  };
+}

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ConfigError, loadConfig } from '../src/config.ts';
+
+describe('config', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'portage-config-test-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const fresh = () => mkdtempSync(join(dir, 'd-'));
+
+  it('uses the reference defaults for localhost', () => {
+    const c = loadConfig({ PDS_DATA_DIRECTORY: fresh() });
+    assert.equal(c.publicUrl, 'http://localhost:2583');
+    assert.equal(c.serviceDid, 'did:web:localhost');
+    assert.deepEqual(c.serviceHandleDomains, ['.test']);
+    assert.equal(c.inviteRequired, true);
+  });
+
+  it('uses https://HOSTNAME and .HOSTNAME handles for a real hostname', () => {
+    const c = loadConfig({ PDS_DATA_DIRECTORY: fresh(), PDS_HOSTNAME: 'pds.example.com', PDS_PORT: '3000' });
+    assert.equal(c.publicUrl, 'https://pds.example.com');
+    assert.equal(c.port, 3000);
+    assert.deepEqual(c.serviceHandleDomains, ['.pds.example.com']);
+  });
+
+  it('generates secrets once, persists them 0600, and reuses them', () => {
+    const data = fresh();
+    const a = loadConfig({ PDS_DATA_DIRECTORY: data });
+    assert.deepEqual(a.generatedSecrets.sort(), [
+      'PDS_ADMIN_PASSWORD',
+      'PDS_JWT_SECRET',
+      'PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX',
+    ]);
+    assert.equal(statSync(a.secretsPath).mode & 0o777, 0o600);
+    const b = loadConfig({ PDS_DATA_DIRECTORY: data });
+    assert.deepEqual(b.generatedSecrets, []);
+    assert.equal(b.jwtSecret, a.jwtSecret);
+    assert.equal(b.adminPassword, a.adminPassword);
+    assert.equal(b.plcRotationKeyHex, a.plcRotationKeyHex);
+    assert.match(readFileSync(a.secretsPath, 'utf8'), /adminPassword/);
+  });
+
+  it('reads pds.env from the data directory, with the environment taking precedence', () => {
+    const data = fresh();
+    writeFileSync(
+      join(data, 'pds.env'),
+      '# operator file\nPDS_HOSTNAME=pds.example.org\nPDS_ADMIN_PASSWORD="from-file"\nexport PDS_INVITE_REQUIRED=false\n',
+    );
+    const c = loadConfig({ PDS_DATA_DIRECTORY: data, PDS_ADMIN_PASSWORD: 'from-env' });
+    assert.equal(c.hostname, 'pds.example.org');
+    assert.equal(c.adminPassword, 'from-env');
+    assert.equal(c.inviteRequired, false);
+  });
+
+  const bad: [string, string][] = [
+    ['PDS_PORT', 'eighty'],
+    ['PDS_PORT', '70000'],
+    ['PDS_HOSTNAME', 'not a host'],
+    ['PDS_SERVICE_DID', 'web:nope'],
+    ['PDS_DID_PLC_URL', 'ftp://plc'],
+    ['PDS_INVITE_REQUIRED', 'maybe'],
+    ['PDS_BLOB_UPLOAD_LIMIT', '-5'],
+    ['PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX', 'abcd'],
+    ['PDS_EMAIL_SMTP_URL', 'mail.example.com'],
+    ['LOG_LEVEL', 'loud'],
+  ];
+  for (const [name, value] of bad) {
+    it(`stops on a bad ${name} and names it`, () => {
+      assert.throws(
+        () => loadConfig({ PDS_DATA_DIRECTORY: fresh(), [name]: value }),
+        (err: unknown) => err instanceof ConfigError && err.variable === name && err.message.startsWith(`${name}:`),
+      );
+    });
+  }
+});

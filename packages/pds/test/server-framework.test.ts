@@ -1,0 +1,209 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { createRequestHandler, listen, type RunningServer } from '../src/server.ts';
+import { InvalidRequest } from '../src/xrpc/errors.ts';
+import { rawInputStream, type XrpcMethod, xrpcMethod } from '../src/xrpc/handler.ts';
+import { inputObject, requiredString } from '../src/xrpc/input.ts';
+import { startTestPds, type TestPds } from './harness.ts';
+
+// A small method table exercising each part of the framework without any real service.
+const testMethods: XrpcMethod[] = [
+  xrpcMethod({
+    nsid: 'test.portage.echo',
+    type: 'procedure',
+    auth: 'none',
+    maxInputBytes: 1000,
+    async handler({ input }) {
+      const body = inputObject(input);
+      return { json: { text: requiredString(body, 'text') } };
+    },
+  }),
+  xrpcMethod({
+    nsid: 'test.portage.query',
+    type: 'query',
+    auth: 'none',
+    async handler({ params }) {
+      const limit = params.integer('limit', { min: 1, max: 100 }) ?? 50;
+      return { json: { name: params.requiredString('name'), limit } };
+    },
+  }),
+  xrpcMethod({
+    nsid: 'test.portage.count',
+    type: 'procedure',
+    auth: 'none',
+    rawInput: true,
+    maxInputBytes: 64,
+    async handler(c) {
+      let total = 0;
+      for await (const chunk of rawInputStream(c)) total += chunk.byteLength;
+      return { json: { total, encoding: c.inputEncoding } };
+    },
+  }),
+  xrpcMethod({
+    nsid: 'test.portage.boom',
+    type: 'query',
+    auth: 'none',
+    async handler() {
+      throw new Error('secret internal detail');
+    },
+  }),
+  xrpcMethod({
+    nsid: 'test.portage.reject',
+    type: 'query',
+    auth: 'none',
+    async handler() {
+      throw InvalidRequest('nope', 'CustomName');
+    },
+  }),
+];
+
+describe('XRPC framework', () => {
+  let pds: TestPds;
+  let server: RunningServer;
+  let base: string;
+  before(async () => {
+    pds = await startTestPds();
+    server = await listen(createRequestHandler(pds.ctx, testMethods), 0, '127.0.0.1');
+    base = server.localUrl;
+  });
+  after(async () => {
+    await server.close();
+    await pds.close();
+  });
+
+  it('answers /xrpc/_health with the version', async () => {
+    const res = await fetch(`${pds.url}/xrpc/_health`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { version: pds.ctx.config.version });
+  });
+
+  it('serves describeServer from the real routing table', async () => {
+    const res = await fetch(`${pds.url}/xrpc/com.atproto.server.describeServer`);
+    assert.equal(res.status, 200);
+    const body = await res.json();
+    assert.equal(body.did, 'did:web:localhost');
+    assert.deepEqual(body.availableUserDomains, ['.test']);
+    assert.equal(body.inviteCodeRequired, false);
+  });
+
+  it('answers unknown methods with 501 MethodNotImplemented', async () => {
+    const res = await fetch(`${pds.url}/xrpc/com.example.nothing`);
+    assert.equal(res.status, 501);
+    assert.deepEqual(await res.json(), { error: 'MethodNotImplemented', message: 'Method Not Implemented' });
+  });
+
+  it('answers CORS preflight and exposes rate-limit headers', async () => {
+    const res = await fetch(`${base}/xrpc/test.portage.echo`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example', 'access-control-request-headers': 'authorization,content-type' },
+    });
+    assert.equal(res.status, 204);
+    assert.equal(res.headers.get('access-control-allow-origin'), '*');
+    assert.equal(res.headers.get('access-control-allow-headers'), 'authorization,content-type');
+    assert.match(res.headers.get('access-control-allow-methods') ?? '', /POST/);
+    const get = await fetch(`${base}/xrpc/test.portage.query?name=a`, { headers: { origin: 'https://app.example' } });
+    assert.match(get.headers.get('access-control-expose-headers') ?? '', /RateLimit-Remaining/);
+  });
+
+  it('parses JSON input and names missing fields', async () => {
+    const ok = await post(base, 'test.portage.echo', JSON.stringify({ text: 'hi' }));
+    assert.equal(ok.status, 200);
+    assert.deepEqual(await ok.json(), { text: 'hi' });
+    const missing = await post(base, 'test.portage.echo', JSON.stringify({}));
+    assert.equal(missing.status, 400);
+    assert.deepEqual(await missing.json(), { error: 'InvalidRequest', message: 'Input must have the property "text"' });
+  });
+
+  it('rejects malformed JSON with 400 InvalidRequest', async () => {
+    const res = await post(base, 'test.portage.echo', '{"text": ');
+    assert.equal(res.status, 400);
+    const body = await res.json();
+    assert.equal(body.error, 'InvalidRequest');
+    assert.match(body.message, /not valid JSON/);
+  });
+
+  it('rejects a body with the wrong content type', async () => {
+    const res = await post(base, 'test.portage.echo', 'text=hi', 'text/plain');
+    assert.equal(res.status, 400);
+    assert.match((await res.json()).message, /Wrong request encoding/);
+  });
+
+  it('refuses JSON bodies over the limit with 413, also when gzipped', async () => {
+    const big = JSON.stringify({ text: 'x'.repeat(2000) });
+    const res = await post(base, 'test.portage.echo', big);
+    assert.equal(res.status, 413);
+    assert.equal((await res.json()).error, 'PayloadTooLarge');
+    const zipped = await fetch(`${base}/xrpc/test.portage.echo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: gzipSync(Buffer.from(big)),
+    });
+    assert.equal(zipped.status, 413);
+    const small = await fetch(`${base}/xrpc/test.portage.echo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: gzipSync(Buffer.from(JSON.stringify({ text: 'zipped' }))),
+    });
+    assert.deepEqual(await small.json(), { text: 'zipped' });
+  });
+
+  it('streams raw bodies to the handler under the limit', async () => {
+    const ok = await post(base, 'test.portage.count', new Uint8Array(40), 'image/png');
+    assert.deepEqual(await ok.json(), { total: 40, encoding: 'image/png' });
+    const tooBig = await post(base, 'test.portage.count', new Uint8Array(65), 'image/png');
+    assert.equal(tooBig.status, 413);
+  });
+
+  it('checks query params: required, integer, range', async () => {
+    assert.deepEqual(await (await fetch(`${base}/xrpc/test.portage.query?name=a&limit=5`)).json(), {
+      name: 'a',
+      limit: 5,
+    });
+    const missing = await fetch(`${base}/xrpc/test.portage.query`);
+    assert.equal(missing.status, 400);
+    assert.deepEqual(await missing.json(), {
+      error: 'InvalidRequest',
+      message: 'Params must have the property "name"',
+    });
+    const notInt = await fetch(`${base}/xrpc/test.portage.query?name=a&limit=ten`);
+    assert.equal(notInt.status, 400);
+    assert.equal((await notInt.json()).message, 'limit must be an integer');
+    const tooHigh = await fetch(`${base}/xrpc/test.portage.query?name=a&limit=101`);
+    assert.equal(tooHigh.status, 400);
+    assert.equal((await tooHigh.json()).message, 'limit can not be greater than 100');
+  });
+
+  it('rejects the wrong HTTP method', async () => {
+    const res = await fetch(`${base}/xrpc/test.portage.echo`);
+    assert.equal(res.status, 400);
+    assert.deepEqual(await res.json(), {
+      error: 'InvalidRequest',
+      message: 'Incorrect HTTP method (GET) expected POST',
+    });
+  });
+
+  it('maps thrown XrpcErrors and hides internal errors', async () => {
+    const custom = await fetch(`${base}/xrpc/test.portage.reject`);
+    assert.equal(custom.status, 400);
+    assert.deepEqual(await custom.json(), { error: 'CustomName', message: 'nope' });
+    const boom = await fetch(`${base}/xrpc/test.portage.boom`);
+    assert.equal(boom.status, 500);
+    assert.deepEqual(await boom.json(), { error: 'InternalServerError', message: 'Internal Server Error' });
+  });
+
+  it('answers unknown plain paths with 404 and a JSON error', async () => {
+    const res = await fetch(`${base}/nowhere`);
+    assert.equal(res.status, 404);
+    assert.equal((await res.json()).error, 'NotFound');
+  });
+});
+
+function post(
+  base: string,
+  nsid: string,
+  body: string | Uint8Array<ArrayBuffer>,
+  contentType = 'application/json',
+): Promise<Response> {
+  return fetch(`${base}/xrpc/${nsid}`, { method: 'POST', headers: { 'content-type': contentType }, body });
+}
