@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { type Env, loadConfig } from '../src/config.ts';
 import type { AppContext } from '../src/context.ts';
 import { startPds } from '../src/index.ts';
+import { type RunningPlcDirectory, startPlcDirectory } from '../src/plc/server.ts';
 
 export interface TestPds {
   /** Base URL to send requests to (http://127.0.0.1:<port>). */
@@ -16,17 +17,24 @@ export interface TestPds {
   publicUrl: string;
   ctx: AppContext;
   dataDir: string;
+  /** The PLC directory this PDS uses (its own in-process one unless `plcUrl` was given). */
+  plcUrl: string;
   close(): Promise<void>;
 }
 
 export interface TestPdsOptions {
   /** Extra PDS_* settings; they override the harness defaults. */
   env?: Env;
+  /** Use this PLC directory instead of starting one (e.g. to share it between two PDSes). */
+  plcUrl?: string;
 }
 
 export async function startTestPds(opts: TestPdsOptions = {}): Promise<TestPds> {
   const dataDir = mkdtempSync(join(tmpdir(), 'portage-pds-test-'));
+  let plc: RunningPlcDirectory | undefined;
   try {
+    if (!opts.plcUrl) plc = await startPlcDirectory({ port: 0, host: '127.0.0.1', dataDirectory: join(dataDir, 'plc') });
+    const plcUrl = opts.plcUrl ?? plc!.url;
     const config = loadConfig({
       PDS_HOSTNAME: 'localhost',
       PDS_PORT: '0',
@@ -35,7 +43,7 @@ export async function startTestPds(opts: TestPdsOptions = {}): Promise<TestPds> 
       PDS_SERVICE_HANDLE_DOMAINS: '.test',
       PDS_INVITE_REQUIRED: 'false',
       PDS_DEV_MODE: 'true',
-      PDS_DID_PLC_URL: 'http://127.0.0.1:9',
+      PDS_DID_PLC_URL: plcUrl,
       LOG_LEVEL: 'silent',
       ...opts.env,
     });
@@ -45,12 +53,15 @@ export async function startTestPds(opts: TestPdsOptions = {}): Promise<TestPds> 
       publicUrl: pds.url,
       ctx: pds.ctx,
       dataDir,
+      plcUrl,
       async close() {
         await pds.close();
+        await plc?.close();
         rmSync(dataDir, { recursive: true, force: true });
       },
     };
   } catch (err) {
+    await plc?.close();
     rmSync(dataDir, { recursive: true, force: true });
     throw err;
   }
