@@ -49,7 +49,8 @@ export function findMstKeyProblem(key: string): string | null {
     }
   }
   if (slash === -1) return `key ${JSON.stringify(key.slice(0, 100))} is not of the form <collection>/<record-key>`;
-  if (slash === 0 || slash === n - 1) return `key ${JSON.stringify(key.slice(0, 100))} has an empty collection or record key`;
+  if (slash === 0 || slash === n - 1)
+    return `key ${JSON.stringify(key.slice(0, 100))} has an empty collection or record key`;
   return null;
 }
 

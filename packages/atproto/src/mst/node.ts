@@ -12,7 +12,7 @@
  */
 import { decode } from '@atcute/cbor';
 import { type Cid, cidFromBytes } from '../cid.ts';
-import { asciiCommonPrefixLength, findMstKeyProblem, keyToBytes, MstError } from './keys.ts';
+import { asciiCommonPrefixLength, findMstKeyProblem, MstError } from './keys.ts';
 
 /** A node's content with keys expanded (prefix compression undone). */
 export interface NodeContent {
@@ -154,7 +154,8 @@ export function decodeNode(bytes: Uint8Array, strict = false): NodeContent {
   if (data === null || typeof data !== 'object' || Array.isArray(data)) throw invalid('MST node is not a map');
   const obj = data as Record<string, unknown>;
   const names = Object.keys(obj);
-  if (names.length !== 2 || !('e' in obj) || !('l' in obj)) throw invalid('MST node must have exactly the fields l and e');
+  if (names.length !== 2 || !('e' in obj) || !('l' in obj))
+    throw invalid('MST node must have exactly the fields l and e');
   const left = asCidOrNull(obj.l, 'MST node field l');
   const entries = obj.e;
   if (!Array.isArray(entries)) throw invalid('MST node field e is not an array');
@@ -164,7 +165,8 @@ export function decodeNode(bytes: Uint8Array, strict = false): NodeContent {
   let prev = '';
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i] as Record<string, unknown>;
-    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw invalid(`MST entry ${i} is not a map`);
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry))
+      throw invalid(`MST entry ${i} is not a map`);
     if (Object.keys(entry).length !== 4) throw invalid(`MST entry ${i} must have exactly the fields p, k, v, t`);
     const p = entry.p;
     const k = (entry.k as { buf?: unknown } | null)?.buf;
@@ -178,7 +180,10 @@ export function decodeNode(bytes: Uint8Array, strict = false): NodeContent {
       const problem = findMstKeyProblem(key);
       if (problem !== null) throw new MstError('InvalidKey', `MST entry ${i}: ${problem}`);
       if (i > 0 && key <= prev) {
-        throw new MstError('UnsortedKeys', `MST keys out of order: ${JSON.stringify(key)} after ${JSON.stringify(prev)}`);
+        throw new MstError(
+          'UnsortedKeys',
+          `MST keys out of order: ${JSON.stringify(key)} after ${JSON.stringify(prev)}`,
+        );
       }
       if (asciiCommonPrefixLength(prev, key) !== p) throw invalid(`MST entry ${i} does not use the full shared prefix`);
     }
@@ -190,4 +195,3 @@ export function decodeNode(bytes: Uint8Array, strict = false): NodeContent {
   return { left, keys, values, rights };
 }
 
-export { keyToBytes };

@@ -169,7 +169,11 @@ export class Mst {
     // '0' is the character after '/', so `${collection}0` bounds the collection from above.
     const upper = `${collection}0`;
     if (options.reverse) {
-      yield* this.list({ after: prefix, before: options.cursor !== undefined ? prefix + options.cursor : upper, reverse: true });
+      yield* this.list({
+        after: prefix,
+        before: options.cursor !== undefined ? prefix + options.cursor : upper,
+        reverse: true,
+      });
     } else {
       yield* this.list({ after: options.cursor !== undefined ? prefix + options.cursor : prefix, before: upper });
     }
@@ -306,7 +310,11 @@ export class Mst {
     const found = entries[index];
     if (found instanceof Leaf && found.key === key) {
       if (cidEquals(found.value, value)) return node;
-      return new MstNode(node.layer, null, [...entries.slice(0, index), new Leaf(key, value), ...entries.slice(index + 1)]);
+      return new MstNode(node.layer, null, [
+        ...entries.slice(0, index),
+        new Leaf(key, value),
+        ...entries.slice(index + 1),
+      ]);
     }
     const prev = entries[index - 1];
     if (prev instanceof MstNode) {
