@@ -1,0 +1,84 @@
+/**
+ * Interop: the reference PDS (@atproto/dev-env TestPds), pointed at OUR directory, creates an
+ * account and updates its handle; the DID then resolves through our directory (and through the
+ * reference's own resolver reading our directory) with that PDS's endpoint and keys.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { getAtprotoSigningKey, getHandle, getPdsEndpoint } from '@portage/atproto/identity/did-document';
+import { PlcClient } from '@portage/atproto/plc/client';
+import { verifyAuditLog, verifyOperationChain } from '@portage/atproto/plc/rules';
+import { type RunningPlcDirectory, startPlcDirectory } from '../src/plc/server.ts';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+let root: string;
+let previousTmpdir: string | undefined;
+let plc: RunningPlcDirectory;
+// biome-ignore lint/suspicious/noExplicitAny: the reference TestPds type is only used loosely here
+let pds: any;
+
+before(async () => {
+  root = mkdtempSync(join(tmpdir(), 'portage-plc-interop-'));
+  previousTmpdir = process.env.TMPDIR;
+  process.env.TMPDIR = root; // TestPds writes its databases and blobs under os.tmpdir()
+  plc = await startPlcDirectory({ port: 0, dataDirectory: join(root, 'plc') });
+  const { TestPds } = await import('@atproto/dev-env');
+  pds = await TestPds.create({ didPlcUrl: plc.url, port: await freePort(), inviteRequired: false });
+});
+
+after(async () => {
+  await pds?.close();
+  await plc?.close();
+  if (previousTmpdir === undefined) delete process.env.TMPDIR;
+  else process.env.TMPDIR = previousTmpdir;
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('reference PDS against the embedded PLC directory', () => {
+  it('creates an account whose DID resolves through our directory with the PDS endpoint and keys', async () => {
+    const agent = pds.getAgent();
+    await agent.createAccount({ handle: 'alice.test', email: 'alice@example.com', password: 'hunter2-hunter2' });
+    const did: string = agent.session.did;
+    assert.match(did, /^did:plc:[a-z2-7]{24}$/);
+
+    const client = new PlcClient(plc.url);
+    const doc = await client.getDocument(did);
+    assert.equal(doc.id, did);
+    assert.equal(getPdsEndpoint(doc), pds.url);
+    assert.equal(getHandle(doc), 'alice.test');
+    const accountKey = await pds.ctx.actorStore.keypair(did);
+    assert.equal(getAtprotoSigningKey(doc), accountKey.did());
+    const data = await client.getDocumentData(did);
+    assert.ok(data.rotationKeys.includes(pds.ctx.plcRotationKey.did()));
+
+    // The PDS signs its own update operation; our directory accepts it.
+    await agent.com.atproto.identity.updateHandle({ handle: 'alice2.test' });
+    assert.equal(getHandle(await client.getDocument(did)), 'alice2.test');
+    const ops = await client.getOperationLog(did);
+    assert.equal(ops.length, 2);
+    assert.equal((await verifyOperationChain(did, ops))?.alsoKnownAs[0], 'at://alice2.test');
+    assert.equal((await verifyAuditLog(did, await client.getAuditLog(did)))?.did, did);
+
+    // The reference's own resolver, reading our directory, agrees.
+    const { IdResolver } = await import('@atproto/identity');
+    const resolver = new IdResolver({ plcUrl: plc.url, fetch: globalThis.fetch });
+    const atprotoData = await resolver.did.resolveAtprotoData(did, true);
+    assert.equal(atprotoData.pds, pds.url);
+    assert.equal(atprotoData.signingKey, accountKey.did());
+    assert.equal(atprotoData.handle, 'alice2.test');
+  });
+});
