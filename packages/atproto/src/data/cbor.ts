@@ -240,7 +240,8 @@ function readMap(count: number, start: number, depth: number): Record<string, Da
  * whose value is undefined are omitted, as in JSON.
  */
 export function encodeCbor(value: unknown): Uint8Array {
-  checkEncodable(value, 0, '$');
+  pathStack.length = 0;
+  checkEncodable(value, 0);
   try {
     return encode(value);
   } catch (err) {
@@ -250,17 +251,21 @@ export function encodeCbor(value: unknown): Uint8Array {
   }
 }
 
-function checkEncodable(value: unknown, depth: number, path: string): void {
+// Keys and indexes leading to the value being checked. Kept as a stack and only joined into a
+// "$.a[0].b" path when something is wrong: building path strings for every node would cost more
+// than the check itself.
+const pathStack: (string | number)[] = [];
+
+function checkEncodable(value: unknown, depth: number): void {
   switch (typeof value) {
     case 'string':
-      if (!isWellFormed(value)) invalid(path, 'string contains a lone UTF-16 surrogate (not valid Unicode)');
+      if (!isWellFormed(value)) invalid('string contains a lone UTF-16 surrogate (not valid Unicode)');
       return;
     case 'boolean':
       return;
     case 'number':
       if (!Number.isSafeInteger(value)) {
         invalid(
-          path,
           Number.isInteger(value)
             ? `integer ${value} is beyond the safe integer range`
             : `${describeValue(value)} is not an integer (floats are not allowed)`,
@@ -269,53 +274,65 @@ function checkEncodable(value: unknown, depth: number, path: string): void {
       return;
     case 'object': {
       if (value === null) return;
-      if (depth >= MAX_DEPTH) invalid(path, `nesting deeper than ${MAX_DEPTH} levels`);
+      if (depth >= MAX_DEPTH) invalid(`nesting deeper than ${MAX_DEPTH} levels`);
       if (Array.isArray(value)) {
         for (let i = 0; i < value.length; i++) {
-          if (value[i] === undefined) invalid(`${path}[${i}]`, 'undefined is not allowed in arrays');
-          checkEncodable(value[i], depth + 1, `${path}[${i}]`);
+          pathStack.push(i);
+          if (value[i] === undefined) invalid('undefined is not allowed in arrays');
+          checkEncodable(value[i], depth + 1);
+          pathStack.pop();
         }
         return;
       }
       if (value instanceof CidLinkWrapper || value instanceof BytesWrapper) return;
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) {
-        invalid(path, `${proto?.constructor?.name ?? 'object'} is not a data-model value (use plain objects)`);
+        invalid(`${proto?.constructor?.name ?? 'object'} is not a data-model value (use plain objects)`);
       }
       const object = value as Record<string, unknown>;
-      if ('$link' in object && typeof object.$link === 'string' && Object.keys(object).length === 1) {
-        try {
-          parseCid(object.$link);
-        } catch {
-          invalid(path, `$link is not a valid CID: ${describeValue(object.$link)}`);
+      const keys = Object.keys(object);
+      if (keys.length === 1) {
+        // The in-memory spellings of a CID link and of bytes, as @atcute/cbor's encoder reads them.
+        if (keys[0] === '$link' && typeof object.$link === 'string') {
+          try {
+            parseCid(object.$link);
+          } catch {
+            invalid(`$link is not a valid CID: ${describeValue(object.$link)}`);
+          }
+          return;
         }
-        return;
-      }
-      if ('$bytes' in object && typeof object.$bytes === 'string' && Object.keys(object).length === 1) {
-        try {
-          fromBase64(object.$bytes);
-        } catch {
-          invalid(path, '$bytes is not unpadded standard base64');
+        if (keys[0] === '$bytes' && typeof object.$bytes === 'string') {
+          try {
+            fromBase64(object.$bytes);
+          } catch {
+            invalid('$bytes is not unpadded standard base64');
+          }
+          return;
         }
-        return;
       }
-      for (const key in object) {
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i]!;
         const item = object[key];
         if (item === undefined) continue;
         if (key === '$link' || key === '$bytes') {
-          invalid(path, `${JSON.stringify(key)} is reserved: it must be the only key, with a string value`);
+          invalid(`${JSON.stringify(key)} is reserved: it must be the only key, with a string value`);
         }
-        if (!isWellFormed(key)) invalid(path, 'a map key contains a lone UTF-16 surrogate');
-        checkEncodable(item, depth + 1, `${path}.${key}`);
+        if (!isWellFormed(key)) invalid('a map key contains a lone UTF-16 surrogate');
+        pathStack.push(key);
+        checkEncodable(item, depth + 1);
+        pathStack.pop();
       }
       return;
     }
     default:
-      invalid(path, `${typeof value} is not a data-model value`);
+      invalid(`${typeof value} is not a data-model value`);
   }
 }
 
-function invalid(path: string, message: string): never {
+function invalid(message: string): never {
+  let path = '$';
+  for (const step of pathStack) path += typeof step === 'number' ? `[${step}]` : `.${step}`;
+  pathStack.length = 0;
   throw new DataModelError('InvalidData', `at ${path}: ${message}`);
 }
 
