@@ -112,6 +112,16 @@ describe('CAR round trip', () => {
     assertSameBlocks(car.blocks, blocks);
   });
 
+  test('async and sync block sources produce the same bytes', async () => {
+    const blocks = [...smallCarBlocks(), rawBlock(new Uint8Array(100_000).fill(3)), ...smallCarBlocks()];
+    async function* asyncBlocks() {
+      for (const block of blocks) yield block;
+    }
+    const fromArray = await writeCarBytes([blocks[0]!.cid], blocks);
+    assert.deepEqual(await writeCarBytes([blocks[0]!.cid], asyncBlocks()), fromArray);
+    assertSameBlocks((await readCarBytes(fromArray)).blocks, blocks);
+  });
+
   test('an empty root list is allowed unless requireRoot', async () => {
     const bytes = await writeCarBytes([], smallCarBlocks());
     assert.deepEqual((await readCarBytes(bytes)).roots, []);

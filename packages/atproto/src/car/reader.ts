@@ -12,7 +12,7 @@
  * arrays when they span chunks. Consumers must treat them as read-only.
  */
 import { decode as decodeCbor, fromCidLink, isCidLink } from '@atcute/cbor';
-import { CODEC_DAG_CBOR, CODEC_RAW, type Cid, cidFromBytes, cidMatches } from '../cid.ts';
+import { CODEC_DAG_CBOR, CODEC_RAW, type Cid, cidMatches } from '../cid.ts';
 import { CarError, type CarErrorCode, type CarSection } from './errors.ts';
 
 export interface CarBlock {
@@ -275,8 +275,10 @@ function decodeBlockCid(input: ByteInput, bytes: Uint8Array, sectionStart: numbe
           ? 'CID hash is not a 32-byte SHA-256'
           : null;
   if (problem !== null) throw input.fail('CarBadCid', 'block CID', problem, sectionStart);
-  // Copy: the CID outlives the chunk it came from (it becomes a map key in block stores).
-  return cidFromBytes(bytes.slice());
+  // Copy: the CID outlives the chunk it came from (it becomes a map key in block stores). The
+  // four prefix bytes are checked above, so the Cid is built directly rather than re-parsed.
+  const copy = bytes.slice();
+  return { version: 1, codec: copy[1]!, digest: { codec: 0x12, contents: copy.subarray(4) }, bytes: copy };
 }
 
 async function* readBlocks(input: ByteInput, maxBlockSize: number): AsyncGenerator<CarBlock, void, undefined> {

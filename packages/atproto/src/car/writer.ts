@@ -28,42 +28,74 @@ export function encodeCarHeader(roots: Cid[]): Uint8Array {
   return out;
 }
 
+/**
+ * Packs sections into chunks. `add` returns the chunks completed by this block (usually none),
+ * so the same code serves sync and async block sources.
+ */
+class ChunkPacker {
+  private readonly chunkSize: number;
+  private chunk: Uint8Array;
+  private used: number;
+
+  constructor(chunkSize: number, header: Uint8Array) {
+    this.chunkSize = chunkSize;
+    this.chunk = new Uint8Array(Math.max(chunkSize, header.length));
+    this.chunk.set(header, 0);
+    this.used = header.length;
+  }
+
+  add(block: CarBlockInput): Uint8Array[] | null {
+    const cid = block.cid.bytes;
+    const data = block.bytes;
+    const sectionLength = cid.length + data.length;
+    const total = varintLength(sectionLength) + sectionLength;
+    let done: Uint8Array[] | null = null;
+    if (this.used + total > this.chunkSize && this.used > 0) done = [this.take()];
+    this.used = writeVarint(sectionLength, this.chunk, this.used);
+    this.chunk.set(cid, this.used);
+    this.used += cid.length;
+    if (total <= this.chunkSize) {
+      this.chunk.set(data, this.used);
+      this.used += data.length;
+    } else {
+      // Too big to pack: emit the prefix, then the caller's bytes as they are.
+      (done ??= []).push(this.take(), data);
+    }
+    return done;
+  }
+
+  /** Hands out the filled part; emitted chunks are never written again, so consumers may keep them. */
+  take(): Uint8Array {
+    const full = this.chunk.subarray(0, this.used);
+    this.chunk = new Uint8Array(this.chunkSize);
+    this.used = 0;
+    return full;
+  }
+
+  get pending(): number {
+    return this.used;
+  }
+}
+
 export async function* writeCar(
   roots: Cid[],
   blocks: AsyncIterable<CarBlockInput> | Iterable<CarBlockInput>,
   options: WriteCarOptions = {},
 ): AsyncGenerator<Uint8Array, void, undefined> {
-  const chunkSize = Math.max(1024, options.chunkSize ?? DEFAULT_CHUNK_SIZE);
-  const header = encodeCarHeader(roots);
-  let chunk = new Uint8Array(Math.max(chunkSize, header.length));
-  chunk.set(header, 0);
-  let used = header.length;
-  for await (const block of blocks) {
-    const cid = block.cid.bytes;
-    const data = block.bytes;
-    const sectionLength = cid.length + data.length;
-    const prefixLength = varintLength(sectionLength) + cid.length;
-    const total = prefixLength + sectionLength - cid.length;
-    if (used + total > chunkSize && used > 0) {
-      // Emitted chunks are never written to again, so consumers may keep them.
-      yield chunk.subarray(0, used);
-      chunk = new Uint8Array(chunkSize);
-      used = 0;
+  const packer = new ChunkPacker(Math.max(1024, options.chunkSize ?? DEFAULT_CHUNK_SIZE), encodeCarHeader(roots));
+  if (Symbol.iterator in blocks) {
+    // `for await` over a sync iterable costs a promise per block; arrays are the common case.
+    for (const block of blocks) {
+      const done = packer.add(block);
+      if (done !== null) yield* done;
     }
-    used = writeVarint(sectionLength, chunk, used);
-    chunk.set(cid, used);
-    used += cid.length;
-    if (total <= chunkSize) {
-      chunk.set(data, used);
-      used += data.length;
-    } else {
-      yield chunk.subarray(0, used);
-      yield data;
-      chunk = new Uint8Array(chunkSize);
-      used = 0;
+  } else {
+    for await (const block of blocks) {
+      const done = packer.add(block);
+      if (done !== null) yield* done;
     }
   }
-  if (used > 0) yield chunk.subarray(0, used);
+  if (packer.pending > 0) yield packer.take();
 }
 
 /** Collects a whole CAR in memory (for small CARs: commit proofs, tests). */
