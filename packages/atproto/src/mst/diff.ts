@@ -34,6 +34,7 @@ export interface MstDiff {
  */
 export function diffTrees(prev: Mst | null, next: Mst, blocks?: BlockMap): MstDiff {
   next.finalize();
+  prev?.finalize();
   const newNodes = new BlockMap();
   const removedNodes: Cid[] = [];
   const oldLeaves = new Map<string, Cid>();
@@ -85,4 +86,3 @@ export function diffTrees(prev: Mst | null, next: Mst, blocks?: BlockMap): MstDi
   ops.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return { newNodes, removedNodes, ops };
 }
-
