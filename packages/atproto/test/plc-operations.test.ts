@@ -163,10 +163,7 @@ describe('plc operation validation', () => {
     expectInvalid({ ...operation, rotationKeys: ['did:web:example.com'] }, /rotationKeys\[0\] is not/);
     expectInvalid({ ...operation, verificationMethods: { atproto: 'zQ3abc' } }, /verificationMethods.atproto/);
     expectInvalid({ ...operation, verificationMethods: { ['x'.repeat(33)]: six[0] } }, /1-32 characters/);
-    expectInvalid(
-      { ...operation, alsoKnownAs: Array.from({ length: 11 }, (_, i) => `at://h${i}.test`) },
-      /at most 10/,
-    );
+    expectInvalid({ ...operation, alsoKnownAs: Array.from({ length: 11 }, (_, i) => `at://h${i}.test`) }, /at most 10/);
     expectInvalid({ ...operation, alsoKnownAs: [`at://${'a'.repeat(300)}`] }, /longer than 256/);
     expectInvalid({ ...operation, alsoKnownAs: ['at://a.test', 'at://a.test'] }, /must not repeat/);
     expectInvalid(
@@ -195,6 +192,9 @@ describe('plc operation validation', () => {
     const services: Record<string, { type: string; endpoint: string }> = {};
     for (let i = 0; i < 10; i++) services[`s${i}`] = { type: 't'.repeat(256), endpoint: 'e'.repeat(512) };
     const akas = Array.from({ length: 10 }, (_, i) => `at://${i}${'a'.repeat(250)}`);
-    expectInvalid({ ...operation, services, alsoKnownAs: akas }, new RegExp(`limit is ${PLC_LIMITS.maxOperationBytes}`));
+    expectInvalid(
+      { ...operation, services, alsoKnownAs: akas },
+      new RegExp(`limit is ${PLC_LIMITS.maxOperationBytes}`),
+    );
   });
 });

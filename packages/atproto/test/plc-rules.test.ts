@@ -173,7 +173,12 @@ describe('plc rule engine', () => {
     const hijack = await updateOperation(genesis, genesisCid, { alsoKnownAs: [] }, pds);
     await log.submit(hijack, now - HOUR);
     const recover = await updateOperation(genesis, genesisCid, { alsoKnownAs: ['at://r.test'] }, recovery);
-    const ours = await validateNextOperation({ did: log.did, log: log.entries, operation: recover, now: new Date(now) });
+    const ours = await validateNextOperation({
+      did: log.did,
+      log: log.entries,
+      operation: recover,
+      now: new Date(now),
+    });
     const indexed = log.entries.map((e) => ({
       did: log.did,
       operation: e.operation,

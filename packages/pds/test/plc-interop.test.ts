@@ -28,7 +28,7 @@ async function freePort(): Promise<number> {
 let root: string;
 let previousTmpdir: string | undefined;
 let plc: RunningPlcDirectory;
-// biome-ignore lint/suspicious/noExplicitAny: the reference TestPds type is only used loosely here
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the reference TestPds is only used loosely here
 let pds: any;
 
 before(async () => {

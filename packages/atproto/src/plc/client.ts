@@ -137,7 +137,7 @@ async function errorFromResponse(res: Response, subject: string): Promise<PlcErr
       message = text;
     }
   } catch {
-    message = '';
+    // No readable body: the status alone says what happened.
   }
   message = message.slice(0, 500);
   const status = res.status;
@@ -150,7 +150,11 @@ async function errorFromResponse(res: Response, subject: string): Promise<PlcErr
       status,
     });
   }
-  return new PlcError('Unavailable', `PLC directory failed for ${subject} (HTTP ${status})${message ? `: ${message}` : ''}`, {
-    status,
-  });
+  return new PlcError(
+    'Unavailable',
+    `PLC directory failed for ${subject} (HTTP ${status})${message ? `: ${message}` : ''}`,
+    {
+      status,
+    },
+  );
 }

@@ -177,7 +177,7 @@ export async function findPlcSigner(op: AnyPlcOperation, allowedKeys: readonly s
   if (!sig) return undefined;
   const data = plcSigningBytes(op);
   for (const key of allowedKeys) {
-    let ok = false;
+    let ok: boolean;
     try {
       ok = await verifySignature(key, data, sig);
     } catch {

@@ -150,7 +150,10 @@ export async function validateNextOperation(args: {
  * operation follows the previous one by CID and is signed by one of its rotation keys. Returns
  * the state the chain ends in (null when it ends in a tombstone).
  */
-export async function verifyOperationChain(did: string, ops: readonly AnyPlcOperation[]): Promise<PlcDocumentData | null> {
+export async function verifyOperationChain(
+  did: string,
+  ops: readonly AnyPlcOperation[],
+): Promise<PlcDocumentData | null> {
   if (ops.length === 0) throw new PlcError('MisorderedOperation', `the operation log of ${did} is empty`);
   const log: PlcLogEntry[] = [];
   let data: PlcDocumentData | null = null;
@@ -187,7 +190,10 @@ export async function verifyAuditLog(
       now: new Date(entry.createdAt),
     });
     if (accepted.cid !== entry.cid) {
-      throw new PlcError('MisorderedOperation', `audit entry claims CID ${entry.cid} but its operation is ${accepted.cid}`);
+      throw new PlcError(
+        'MisorderedOperation',
+        `audit entry claims CID ${entry.cid} but its operation is ${accepted.cid}`,
+      );
     }
     for (const item of log) if (accepted.nullifies.includes(item.cid)) item.nullified = true;
     log.push({ cid: entry.cid, operation: entry.operation, createdAt: entry.createdAt, nullified: false });

@@ -86,7 +86,10 @@ export class PlcDirectory {
 
   /** What the directory knows of the DID: unknown, tombstoned, or its current state. */
   resolve(did: string): PlcResolution {
-    const last = this.store.entriesFor(did).filter((e) => !e.nullified).at(-1);
+    const last = this.store
+      .entriesFor(did)
+      .filter((e) => !e.nullified)
+      .at(-1);
     if (!last) return { status: 'unknown' };
     const data = plcDataForOperation(did, last.operation);
     if (!data) return { status: 'tombstoned', last: withoutSeq(last) };

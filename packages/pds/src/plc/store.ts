@@ -64,13 +64,9 @@ export class PlcStore {
     this.#byDid = this.db.prepare('SELECT * FROM plc_operation WHERE did = ? ORDER BY seq');
     this.#lastSeq = this.db.prepare('SELECT max(seq) AS seq FROM plc_operation WHERE did = ?');
     this.#lastCreated = this.db.prepare('SELECT max(created_at) AS created_at FROM plc_operation');
-    this.#insert = this.db.prepare(
-      'INSERT INTO plc_operation (did, cid, operation, created_at) VALUES (?, ?, ?, ?)',
-    );
+    this.#insert = this.db.prepare('INSERT INTO plc_operation (did, cid, operation, created_at) VALUES (?, ?, ?, ?)');
     this.#nullify = this.db.prepare('UPDATE plc_operation SET nullified = 1 WHERE did = ? AND cid = ?');
-    this.#exportAfter = this.db.prepare(
-      'SELECT * FROM plc_operation WHERE created_at > ? ORDER BY created_at LIMIT ?',
-    );
+    this.#exportAfter = this.db.prepare('SELECT * FROM plc_operation WHERE created_at > ? ORDER BY created_at LIMIT ?');
   }
 
   /** Every entry of the DID's log, oldest first (empty for an unknown DID). */
