@@ -21,6 +21,7 @@ import {
   isValidMstKey,
   isValidRepoKey,
   isValidTid,
+  isWellFormedLanguage,
   normalizeHandle,
   normalizeNsid,
   parseAtUri,
@@ -229,6 +230,18 @@ describe('parsers and normalization', () => {
       problemOf(() => parseDatetime('9999-12-31T23:00:00-05:00')),
       /after 9999/,
     );
+  });
+
+  test('language: the lenient check accepts what the reference accepts on input', () => {
+    for (const tag of readVectors('language_syntax_valid.txt')) assert.ok(isWellFormedLanguage(tag), tag);
+    // Refused by the strict check (interop vectors), grammatical all the same.
+    for (const tag of ['JA', 'jaja', 'de-DE-1901-1901', 'en-a-foo-a-bar']) {
+      assert.equal(isWellFormedLanguage(tag), true, tag);
+      assert.throws(() => assertValidLanguage(tag), SyntaxValidationError);
+    }
+    for (const tag of ['ja-', '.', '123', 'j', 'a-DE', 'en--US', 'en-x', 'verylonglang']) {
+      assert.equal(isWellFormedLanguage(tag), false, tag);
+    }
   });
 
   test('TIDs', () => {

@@ -8,6 +8,11 @@
  * - no variant and no extension singleton appears twice (section 2.2.9 / 4.1), compared
  *   case-insensitively.
  * Subtags are not checked against the IANA registry.
+ *
+ * `isWellFormedLanguage` is the lenient variant (grammar only, any-case primary subtag of 2-8
+ * letters, repeats allowed), which is what the reference PDS applies to incoming records. Use
+ * it where refusing a tag other servers accept would break interop (stored or relayed records);
+ * use the strict one for values Portage produces.
  */
 import { isAsciiAlnum, isAsciiDigit, isAsciiLetter } from './chars.ts';
 import { assertNoProblem } from './errors.ts';
@@ -60,7 +65,8 @@ function checkPrivateUse(subtags: string[], from: number): string | null {
   return null;
 }
 
-export function findLanguageProblem(input: unknown): string | null {
+export function findLanguageProblem(input: unknown, strictness: 'strict' | 'lenient' = 'strict'): string | null {
+  const strict = strictness === 'strict';
   if (typeof input !== 'string') return 'not a string';
   if (input.length === 0) return 'empty';
   if (GRANDFATHERED.has(input)) return null;
@@ -68,12 +74,14 @@ export function findLanguageProblem(input: unknown): string | null {
   for (const subtag of subtags) if (subtag.length === 0) return 'empty subtag (stray "-")';
   const primary = subtags[0]!;
   if (primary === 'x' || primary === 'X') return checkPrivateUse(subtags, 1);
-  if (primary.length < 2 || primary.length > 3 || !every(primary, isLowercase)) {
+  if (strict && (primary.length < 2 || primary.length > 3 || !every(primary, isLowercase))) {
     return 'primary language subtag must be 2 or 3 lowercase letters';
   }
+  if (!strict && !isLetters(primary, 2, 8)) return 'primary language subtag must be 2-8 letters';
   let i = 1;
   // extlang: up to three 3-letter subtags (only 3-letter alphabetic subtags can be extlang here).
-  for (let count = 0; count < 3 && i < subtags.length && isLetters(subtags[i]!, 3, 3); count++) i++;
+  const extlangAllowed = primary.length <= 3;
+  for (let count = 0; extlangAllowed && count < 3 && i < subtags.length && isLetters(subtags[i]!, 3, 3); count++) i++;
   if (i < subtags.length && isLetters(subtags[i]!, 4, 4)) i++; // script
   if (i < subtags.length) {
     const s = subtags[i]!;
@@ -85,7 +93,7 @@ export function findLanguageProblem(input: unknown): string | null {
     const isVariant = isAlnums(s, 5, 8) || (s.length === 4 && isAsciiDigit(s.charCodeAt(0)) && isAlnums(s, 4, 4));
     if (!isVariant) break;
     const key = s.toLowerCase();
-    if (variants.has(key)) return `variant subtag "${s}" is repeated`;
+    if (strict && variants.has(key)) return `variant subtag "${s}" is repeated`;
     variants.add(key);
     i++;
   }
@@ -96,7 +104,7 @@ export function findLanguageProblem(input: unknown): string | null {
     const key = s.toLowerCase();
     if (key === 'x') return checkPrivateUse(subtags, i + 1);
     if (!isAsciiAlnum(s.charCodeAt(0))) break;
-    if (singletons.has(key)) return `extension singleton "${s}" is repeated`;
+    if (strict && singletons.has(key)) return `extension singleton "${s}" is repeated`;
     singletons.add(key);
     const start = ++i;
     while (i < subtags.length && isAlnums(subtags[i]!, 2, 8)) i++;
@@ -112,4 +120,9 @@ export function isValidLanguage(input: unknown): input is string {
 
 export function assertValidLanguage(input: unknown): asserts input is string {
   assertNoProblem('language tag', input, findLanguageProblem(input));
+}
+
+/** Grammar-only check (see the module comment): accepts what the reference accepts on input. */
+export function isWellFormedLanguage(input: unknown): input is string {
+  return findLanguageProblem(input, 'lenient') === null;
 }
