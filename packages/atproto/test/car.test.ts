@@ -128,6 +128,11 @@ describe('CAR round trip', () => {
     await assertCarError([bytes], { code: 'CarBadHeader', message: /no root/ }, { requireRoot: true });
   });
 
+  test('a Uint8Array is read as one chunk, not as an iterable of numbers', async () => {
+    const { bytes, blocks } = await smallCar();
+    assertSameBlocks((await collect(bytes)).blocks, blocks);
+  });
+
   test('a ReadableStream source, through toReadableStream', async () => {
     const blocks = smallCarBlocks();
     const stream = toReadableStream(writeCar([blocks[0]!.cid], blocks));

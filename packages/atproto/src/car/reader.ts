@@ -35,7 +35,8 @@ export interface CarReader {
   blocks: AsyncIterable<CarBlock>;
 }
 
-export type CarSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array> | ReadableStream<Uint8Array>;
+/** A whole CAR in memory, or chunks of one from a sync or async source. */
+export type CarSource = Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array> | ReadableStream<Uint8Array>;
 
 /** Records are capped well below this (1 MiB); the margin leaves room for large MST nodes and the CID. */
 export const DEFAULT_MAX_BLOCK_SIZE = 2 * 1024 * 1024 + 64 * 1024;
@@ -52,6 +53,8 @@ type PullResult = IteratorResult<unknown> | Promise<IteratorResult<unknown>>;
 
 /** Turns any of the accepted sources into one `next()`/`close()` pair. */
 function openSource(source: CarSource): { next: () => PullResult; close: () => Promise<void> } {
+  // A Uint8Array is itself iterable (over numbers): treat it as the one and only chunk.
+  if (source instanceof Uint8Array) source = [source];
   if (typeof (source as ReadableStream<Uint8Array>).getReader === 'function') {
     // Not every browser makes ReadableStream async-iterable, so use the reader directly.
     const reader = (source as ReadableStream<Uint8Array>).getReader();
@@ -348,7 +351,7 @@ export async function readCarBytes(
   bytes: Uint8Array,
   options: ReadCarOptions = {},
 ): Promise<{ roots: Cid[]; blocks: CarBlock[] }> {
-  const car = await readCar([bytes], options);
+  const car = await readCar(bytes, options);
   const blocks: CarBlock[] = [];
   for await (const block of car.blocks) blocks.push(block);
   return { roots: car.roots, blocks };
