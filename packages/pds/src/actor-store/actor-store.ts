@@ -1,0 +1,629 @@
+/**
+ * The actor store: every account's repository, records index and blob metadata, one SQLite file
+ * per account under `<directory>/<shard>/<did>/`. Endpoints talk to this service only; it runs
+ * the repository engine over a SQLite block store and persists each commit (blocks, records,
+ * root, blob links, blob status) in one transaction, acknowledging a write only after it.
+ *
+ * Writes to one repository are serialised by a per-DID lock because a commit is computed from
+ * the current root and signing is asynchronous. Reads need no lock: SQLite (WAL) gives each
+ * statement a consistent snapshot, and the root row changes in the same transaction as the
+ * blocks it points to.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { decode } from '@atcute/cbor';
+import type { Statement } from 'better-sqlite3';
+import { type Cid, cidEquals, formatCid, parseCid } from '@portage/atproto/cid';
+import type { ExportableSigningKey } from '@portage/atproto/crypto';
+import { AtprotoError } from '@portage/atproto/errors';
+import type { BlobStore } from '../blobstore/blobstore.ts';
+import { SqliteBlockStore } from './block-store.ts';
+import { openActorDb, openRootIndex, type SqliteDb } from './db.ts';
+import type { PreparedWrite } from './prepare-writes.ts';
+import { createRepo, exportCar, exportCarSince, recordProof, type RepoCommit, writeRepo } from './repo-engine.ts';
+import { readSigningKeyFile, writeSigningKeyFile } from './signing-key-file.ts';
+import type {
+  BlobInfo,
+  CommitEvent,
+  CommitListener,
+  CommitResult,
+  RepoRoot,
+  StoredRecord,
+  WriteResult,
+} from './types.ts';
+
+/** Errors the endpoints map to XRPC errors by `code` (RepoNotFound, InvalidSwap, BlobNotFound...). */
+export class ActorStoreError extends AtprotoError {}
+
+export interface ActorStoreOptions {
+  /** Root directory of the per-account stores (e.g. `<PDS_DATA_DIRECTORY>/actors`). */
+  directory: string;
+  blobstore: BlobStore;
+  /** See OpenOptions.synchronous; default 'full'. */
+  synchronous?: 'full' | 'normal';
+  /** Block cache budget per open account, in bytes. */
+  blockCacheBytes?: number;
+  /** How many account databases stay open at once (least recently used are closed). */
+  maxOpenStores?: number;
+}
+
+type Stmt = Statement<unknown[], unknown>;
+
+interface Statements {
+  getRoot: Stmt;
+  putRoot: Stmt;
+  getRecordCid: Stmt;
+  upsertRecord: Stmt;
+  deleteRecord: Stmt;
+  recordCidInUse: Stmt;
+  getBlob: Stmt;
+  insertBlob: Stmt;
+  makeBlobPermanent: Stmt;
+  deleteBlob: Stmt;
+  linkBlob: Stmt;
+  blobsOfRecord: Stmt;
+  unlinkRecordBlobs: Stmt;
+  blobInUse: Stmt;
+}
+
+/** One open account database with its block store and prepared statements. */
+class ActorHandle {
+  readonly did: string;
+  readonly db: SqliteDb;
+  readonly blocks: SqliteBlockStore;
+  readonly sql: Statements;
+  /** Open streams reading this database; it is not closed while any are running. */
+  readers = 0;
+
+  constructor(did: string, db: SqliteDb, cacheBytes: number | undefined) {
+    this.did = did;
+    this.db = db;
+    this.blocks = new SqliteBlockStore(db, cacheBytes);
+    this.sql = {
+      getRoot: db.prepare('SELECT cid, rev FROM repo_root WHERE did = ?'),
+      putRoot: db.prepare(
+        `INSERT INTO repo_root (did, cid, rev, indexed_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (did) DO UPDATE SET cid = excluded.cid, rev = excluded.rev, indexed_at = excluded.indexed_at`,
+      ),
+      getRecordCid: db.prepare('SELECT cid FROM record WHERE uri = ?'),
+      upsertRecord: db.prepare(
+        `INSERT INTO record (uri, cid, collection, rkey, repo_rev, indexed_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (uri) DO UPDATE SET cid = excluded.cid, repo_rev = excluded.repo_rev, indexed_at = excluded.indexed_at`,
+      ),
+      deleteRecord: db.prepare('DELETE FROM record WHERE uri = ?'),
+      recordCidInUse: db.prepare('SELECT 1 AS x FROM record WHERE cid = ? LIMIT 1'),
+      getBlob: db.prepare('SELECT cid, mime_type, size, temp_key FROM blob WHERE cid = ?'),
+      insertBlob: db.prepare(
+        'INSERT OR IGNORE INTO blob (cid, mime_type, size, temp_key, created_at) VALUES (?, ?, ?, ?, ?)',
+      ),
+      makeBlobPermanent: db.prepare('UPDATE blob SET temp_key = NULL WHERE cid = ?'),
+      deleteBlob: db.prepare('DELETE FROM blob WHERE cid = ?'),
+      linkBlob: db.prepare('INSERT OR IGNORE INTO record_blob (blob_cid, record_uri) VALUES (?, ?)'),
+      blobsOfRecord: db.prepare('SELECT blob_cid FROM record_blob WHERE record_uri = ?'),
+      unlinkRecordBlobs: db.prepare('DELETE FROM record_blob WHERE record_uri = ?'),
+      blobInUse: db.prepare('SELECT 1 AS x FROM record_blob WHERE blob_cid = ? LIMIT 1'),
+    };
+  }
+
+  root(): RepoRoot | undefined {
+    const row = this.sql.getRoot.get(this.did) as { cid: string; rev: string } | undefined;
+    return row ? { cid: parseCid(row.cid), rev: row.rev } : undefined;
+  }
+}
+
+function atUri(did: string, collection: string, rkey: string): string {
+  return `at://${did}/${collection}/${rkey}`;
+}
+
+function notFound(did: string): ActorStoreError {
+  return new ActorStoreError('RepoNotFound', `Could not find repo for DID: ${did}`);
+}
+
+export class ActorStore {
+  readonly directory: string;
+  readonly blobstore: BlobStore;
+  private readonly options: ActorStoreOptions;
+  private readonly open = new Map<string, ActorHandle>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly listeners: CommitListener[] = [];
+  /**
+   * Every repository's current root in one small database, so listRepos pages through all
+   * accounts without opening each account's store. Written right after each commit; a crash
+   * in between leaves it one commit behind until the account's store is next opened.
+   */
+  private readonly rootIndex: SqliteDb;
+  private readonly indexRoot: Stmt;
+  private readonly readIndexedRoot: Stmt;
+
+  constructor(options: ActorStoreOptions) {
+    this.options = options;
+    this.directory = options.directory;
+    this.blobstore = options.blobstore;
+    this.rootIndex = openRootIndex(join(options.directory, 'repo-roots.sqlite'));
+    this.indexRoot = this.rootIndex.prepare(
+      `INSERT INTO repo_root (did, cid, rev) VALUES (?, ?, ?)
+       ON CONFLICT (did) DO UPDATE SET cid = excluded.cid, rev = excluded.rev`,
+    );
+    this.readIndexedRoot = this.rootIndex.prepare('SELECT cid, rev FROM repo_root WHERE did = ?');
+  }
+
+  /** The current root from the shared index (no per-account database opened). */
+  getRootIndexed(did: string): RepoRoot | undefined {
+    const row = this.readIndexedRoot.get(did) as { cid: string; rev: string } | undefined;
+    return row ? { cid: parseCid(row.cid), rev: row.rev } : undefined;
+  }
+
+  /**
+   * Registers a commit listener (the firehose sequencer). It runs synchronously inside the write
+   * transaction, after the repository rows are written: if it throws, the write rolls back.
+   */
+  onCommit(listener: CommitListener): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
+
+  /** Directory of one account: sharded by a hash of the DID so no directory grows huge. */
+  accountDirectory(did: string): string {
+    const shard = createHash('sha256').update(did).digest('hex').slice(0, 2);
+    return join(this.directory, shard, did.replace(/[^a-zA-Z0-9._-]/g, '_'));
+  }
+
+  private dbPath(did: string): string {
+    return join(this.accountDirectory(did), 'store.sqlite');
+  }
+
+  private keyPath(did: string): string {
+    return join(this.accountDirectory(did), 'signing-key.json');
+  }
+
+  /** True when a repository exists for `did`. */
+  exists(did: string): boolean {
+    if (this.open.has(did)) return this.handle(did).root() !== undefined;
+    if (!existsSync(this.dbPath(did))) return false;
+    return this.handle(did).root() !== undefined;
+  }
+
+  private handle(did: string): ActorHandle {
+    const cached = this.open.get(did);
+    if (cached) {
+      this.open.delete(did);
+      this.open.set(did, cached);
+      return cached;
+    }
+    const handle = new ActorHandle(
+      did,
+      openActorDb(this.dbPath(did), { synchronous: this.options.synchronous }),
+      this.options.blockCacheBytes,
+    );
+    this.open.set(did, handle);
+    const root = handle.root();
+    if (root) this.indexRoot.run(did, formatCid(root.cid), root.rev);
+    this.evictIdle();
+    return handle;
+  }
+
+  /** A handle for an existing repository, or RepoNotFound. */
+  private existing(did: string): ActorHandle {
+    if (!this.open.has(did) && !existsSync(this.dbPath(did))) throw notFound(did);
+    return this.handle(did);
+  }
+
+  private evictIdle(): void {
+    const max = this.options.maxOpenStores ?? 200;
+    if (this.open.size <= max) return;
+    for (const [did, handle] of this.open) {
+      if (this.open.size <= max) break;
+      if (handle.readers > 0 || this.locks.has(did)) continue;
+      handle.db.close();
+      this.open.delete(did);
+    }
+  }
+
+  /** Runs `fn` with the account's write lock held (one writer per repository at a time). */
+  private async withWriteLock<T>(did: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(did) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const chained = previous.then(() => mine);
+    this.locks.set(did, chained);
+    await previous;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.locks.get(did) === chained) this.locks.delete(did);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Repository lifecycle
+
+  /**
+   * Creates the repository of a new account: stores its signing key and writes the first signed
+   * commit over an empty MST. Called by createAccount.
+   */
+  async create(did: string, signingKey: ExportableSigningKey): Promise<RepoRoot> {
+    return this.withWriteLock(did, async () => {
+      const handle = this.handle(did);
+      if (handle.root()) throw new ActorStoreError('RepoAlreadyExists', `a repository already exists for ${did}`);
+      await writeSigningKeyFile(this.keyPath(did), signingKey);
+      const commit = await createRepo(handle.blocks, did, signingKey);
+      this.persistCommit(handle, commit, [], () => {});
+      return { cid: commit.cid, rev: commit.rev };
+    });
+  }
+
+  /** Deletes an account's repository, records and blobs. */
+  async destroy(did: string): Promise<void> {
+    await this.withWriteLock(did, async () => {
+      const handle = this.open.get(did);
+      if (handle) {
+        handle.db.close();
+        this.open.delete(did);
+      }
+      this.rootIndex.prepare('DELETE FROM repo_root WHERE did = ?').run(did);
+      await rm(this.accountDirectory(did), { recursive: true, force: true });
+      await this.blobstore.deleteAll(did);
+    });
+  }
+
+  /** The account's repository signing key (also what service-auth JWTs are signed with). */
+  async getSigningKey(did: string): Promise<ExportableSigningKey> {
+    if (!existsSync(this.keyPath(did))) throw notFound(did);
+    return readSigningKeyFile(this.keyPath(did));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Reads
+
+  getRoot(did: string): RepoRoot | undefined {
+    if (!this.open.has(did) && !existsSync(this.dbPath(did))) return undefined;
+    return this.handle(did).root();
+  }
+
+  /** The current record at collection/rkey, or undefined. With `cid`, only that version. */
+  getRecord(did: string, collection: string, rkey: string, cid?: Cid): StoredRecord | undefined {
+    const handle = this.existing(did);
+    const uri = atUri(did, collection, rkey);
+    const row = handle.sql.getRecordCid.get(uri) as { cid: string } | undefined;
+    if (!row) return undefined;
+    const current = parseCid(row.cid);
+    if (cid && !cidEquals(cid, current)) return undefined;
+    const bytes = handle.blocks.getBlock(current);
+    if (!bytes) return undefined;
+    return { uri, cid: current, value: decode(bytes) };
+  }
+
+  /** The CID of the current record at a path, or undefined (swap checks, putRecord). */
+  getRecordCid(did: string, collection: string, rkey: string): Cid | undefined {
+    const row = this.existing(did).sql.getRecordCid.get(atUri(did, collection, rkey)) as { cid: string } | undefined;
+    return row ? parseCid(row.cid) : undefined;
+  }
+
+  /**
+   * A page of records of one collection ordered by rkey, newest (highest) first unless
+   * `reverse`. `cursor` is the last rkey of the previous page.
+   */
+  listRecords(
+    did: string,
+    collection: string,
+    opts: { limit: number; cursor?: string; reverse?: boolean },
+  ): { records: StoredRecord[]; cursor: string | undefined } {
+    const handle = this.existing(did);
+    const order = opts.reverse ? 'ASC' : 'DESC';
+    const compare = opts.reverse ? '>' : '<';
+    const rows = handle.db
+      .prepare(
+        `SELECT uri, cid, rkey FROM record WHERE collection = ? ${opts.cursor !== undefined ? `AND rkey ${compare} ?` : ''}
+         ORDER BY rkey ${order} LIMIT ?`,
+      )
+      .all(...(opts.cursor !== undefined ? [collection, opts.cursor, opts.limit] : [collection, opts.limit])) as {
+      uri: string;
+      cid: string;
+      rkey: string;
+    }[];
+    const records: StoredRecord[] = [];
+    for (const row of rows) {
+      const cid = parseCid(row.cid);
+      const bytes = handle.blocks.getBlock(cid);
+      if (bytes) records.push({ uri: row.uri, cid, value: decode(bytes) });
+    }
+    const cursor = rows.length === opts.limit ? rows[rows.length - 1].rkey : undefined;
+    return { records, cursor };
+  }
+
+  /** Collections that hold at least one record (describeRepo). */
+  listCollections(did: string): string[] {
+    const rows = this.existing(did).db.prepare('SELECT DISTINCT collection FROM record ORDER BY collection').all() as {
+      collection: string;
+    }[];
+    return rows.map((r) => r.collection);
+  }
+
+  /** Number of records in the repository. */
+  countRecords(did: string): number {
+    const row = this.existing(did).db.prepare('SELECT count(*) AS n FROM record').get() as { n: number };
+    return row.n;
+  }
+
+  /**
+   * The repository as a CAR stream (commit first, then the tree in pre-order). With `since`,
+   * only the blocks written by commits after that rev. The database stays open while streaming.
+   */
+  exportCar(did: string, since?: string): AsyncIterable<Uint8Array> {
+    const handle = this.existing(did);
+    const root = handle.root();
+    if (!root) throw notFound(did);
+    const source =
+      since === undefined ? exportCar(handle.blocks, root.cid) : exportCarSince(handle.blocks, root.cid, since);
+    return this.holdOpen(handle, source);
+  }
+
+  private async *holdOpen(handle: ActorHandle, source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    handle.readers++;
+    try {
+      yield* source;
+    } finally {
+      handle.readers--;
+    }
+  }
+
+  /** The blocks proving the presence (or absence) of a record in the current commit. */
+  getRecordProof(
+    did: string,
+    collection: string,
+    rkey: string,
+  ): { root: Cid; blocks: { cid: Cid; bytes: Uint8Array }[] } {
+    const handle = this.existing(did);
+    const root = handle.root();
+    if (!root) throw notFound(did);
+    return { root: root.cid, blocks: recordProof(handle.blocks, root.cid, collection, rkey) };
+  }
+
+  /** Blocks by CID (sync.getBlocks). */
+  getBlocks(did: string, cids: Cid[]): { found: [Cid, Uint8Array][]; missing: Cid[] } {
+    return this.existing(did).blocks.getMany(cids);
+  }
+
+  /** CIDs of blobs referenced by records; with `since`, by records written after that rev. */
+  listBlobs(did: string, opts: { since?: string; limit: number; cursor?: string }): string[] {
+    const handle = this.existing(did);
+    const params: (string | number)[] = [];
+    let where = '1 = 1';
+    if (opts.since !== undefined) {
+      where += ' AND record.repo_rev > ?';
+      params.push(opts.since);
+    }
+    if (opts.cursor !== undefined) {
+      where += ' AND record_blob.blob_cid > ?';
+      params.push(opts.cursor);
+    }
+    params.push(opts.limit);
+    const rows = handle.db
+      .prepare(
+        `SELECT DISTINCT record_blob.blob_cid AS cid FROM record_blob
+         JOIN record ON record.uri = record_blob.record_uri
+         WHERE ${where} ORDER BY record_blob.blob_cid LIMIT ?`,
+      )
+      .all(...params) as { cid: string }[];
+    return rows.map((r) => r.cid);
+  }
+
+  /** Metadata of a stored blob of this account (permanent or not), or undefined. */
+  getBlobInfo(did: string, cid: Cid): (BlobInfo & { temporary: boolean }) | undefined {
+    const row = this.existing(did).sql.getBlob.get(formatCid(cid)) as
+      { cid: string; mime_type: string; size: number; temp_key: string | null } | undefined;
+    if (!row) return undefined;
+    return { cid, mimeType: row.mime_type, size: row.size, temporary: row.temp_key !== null };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Blobs
+
+  /**
+   * Streams an upload into the blobstore as a temporary blob and records it. The type stored is
+   * the sniffed one when recognised, else the client's. Re-uploading a stored blob is a no-op.
+   */
+  async uploadBlob(
+    did: string,
+    body: AsyncIterable<Uint8Array>,
+    declaredMimeType: string | undefined,
+    maxSize: number,
+  ): Promise<BlobInfo> {
+    const handle = this.existing(did);
+    const stored = await this.blobstore.putTemp(did, body, maxSize);
+    const mimeType = stored.sniffedMimeType ?? declaredMimeType ?? 'application/octet-stream';
+    const cidText = formatCid(stored.cid);
+    const existing = handle.sql.getBlob.get(cidText) as { mime_type: string; temp_key: string | null } | undefined;
+    if (existing) {
+      await this.blobstore.deleteTemp(did, stored.tempKey);
+      return { cid: stored.cid, mimeType: existing.mime_type, size: stored.size };
+    }
+    handle.sql.insertBlob.run(cidText, mimeType, stored.size, stored.tempKey, new Date().toISOString());
+    return { cid: stored.cid, mimeType, size: stored.size };
+  }
+
+  /** Opens a blob of this account for reading, with its recorded type; undefined when absent. */
+  async readBlob(
+    did: string,
+    cid: Cid,
+  ): Promise<{ mimeType: string; size: number; stream: AsyncIterable<Uint8Array> } | undefined> {
+    const info = this.getBlobInfo(did, cid);
+    if (!info || info.temporary) return undefined;
+    const read = await this.blobstore.read(did, cid);
+    if (!read) return undefined;
+    return { mimeType: info.mimeType, size: read.size, stream: read.stream };
+  }
+
+  /** Removes temporary uploads older than `maxAgeMs` that no committed record references. */
+  async sweepTemporaryBlobs(maxAgeMs: number): Promise<number> {
+    const cutoff = new Date(Date.now() - maxAgeMs).toISOString();
+    let removed = 0;
+    for (const [did, handle] of [...this.open]) {
+      const rows = handle.db
+        .prepare('SELECT cid, temp_key FROM blob WHERE temp_key IS NOT NULL AND created_at < ?')
+        .all(cutoff) as { cid: string; temp_key: string }[];
+      for (const row of rows) {
+        await this.withWriteLock(did, async () => {
+          if (handle.sql.blobInUse.get(row.cid)) return;
+          handle.sql.deleteBlob.run(row.cid);
+          await this.blobstore.deleteTemp(did, row.temp_key);
+          removed++;
+        });
+      }
+    }
+    // Files whose rows are gone (or whose account database is closed) age out on disk.
+    removed += await this.blobstore.sweepTemp(maxAgeMs * 2);
+    return removed;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Writes
+
+  /**
+   * Applies prepared writes as one signed commit. `swapCommit` must equal the current commit
+   * when given. Swap checks on records, blob checks, the engine's commit and the database
+   * transaction all happen under the account's write lock; the result is returned only after
+   * the transaction has committed.
+   */
+  async applyWrites(did: string, writes: PreparedWrite[], opts: { swapCommit?: Cid } = {}): Promise<CommitResult> {
+    return this.withWriteLock(did, async () => {
+      const handle = this.existing(did);
+      const root = handle.root();
+      if (!root) throw notFound(did);
+      if (opts.swapCommit && !cidEquals(opts.swapCommit, root.cid)) {
+        throw new ActorStoreError('InvalidSwap', `Commit was at ${formatCid(root.cid)}`);
+      }
+      this.checkRecordSwaps(handle, writes);
+      const newBlobs = this.checkBlobs(handle, writes);
+      const key = await this.getSigningKey(did);
+      const commit = await writeRepo(handle.blocks, root.cid, writes, key);
+
+      // Blob files move to their permanent place before the transaction: if the process dies in
+      // between, the rows still say "temporary" and makePermanent is idempotent on retry.
+      for (const blob of newBlobs) await this.blobstore.makePermanent(did, blob.tempKey, blob.cid);
+      const dereferenced: Cid[] = [];
+      this.persistCommit(handle, commit, writes, (cids) => dereferenced.push(...cids));
+      if (dereferenced.length > 0) await this.blobstore.delete(did, dereferenced);
+
+      const results: WriteResult[] = writes.map((w) => ({
+        action: w.action,
+        uri: atUri(did, w.collection, w.rkey),
+        cid: w.action === 'delete' ? null : w.cid,
+        validationStatus: w.action === 'delete' ? undefined : w.validationStatus,
+      }));
+      return { commit: { cid: commit.cid, rev: commit.rev }, results };
+    });
+  }
+
+  private checkRecordSwaps(handle: ActorHandle, writes: PreparedWrite[]): void {
+    for (const write of writes) {
+      const row = handle.sql.getRecordCid.get(atUri(handle.did, write.collection, write.rkey)) as
+        { cid: string } | undefined;
+      const current = row ? parseCid(row.cid) : null;
+      if (write.action === 'create' && current) {
+        throw new ActorStoreError('InvalidRequest', `Record already exists at ${write.path}`);
+      }
+      if (write.action === 'delete' && !current) {
+        throw new ActorStoreError('InvalidRequest', `Could not find record to delete at ${write.path}`);
+      }
+      if (write.swapCid === undefined) continue;
+      const matches = write.swapCid === null ? current === null : current !== null && cidEquals(current, write.swapCid);
+      if (!matches) {
+        throw new ActorStoreError('InvalidSwap', `Record was at ${current ? formatCid(current) : 'null'}`);
+      }
+    }
+  }
+
+  /** Every blob a record references must have been uploaded to this account. */
+  private checkBlobs(handle: ActorHandle, writes: PreparedWrite[]): { cid: Cid; tempKey: string }[] {
+    const temporary: { cid: Cid; tempKey: string }[] = [];
+    const seen = new Set<string>();
+    for (const write of writes) {
+      if (write.action === 'delete') continue;
+      for (const ref of write.blobs) {
+        if (seen.has(ref.cid)) continue;
+        seen.add(ref.cid);
+        const row = handle.sql.getBlob.get(ref.cid) as { temp_key: string | null } | undefined;
+        if (!row) throw new ActorStoreError('BlobNotFound', `Could not find blob: ${ref.cid}`);
+        if (row.temp_key !== null) temporary.push({ cid: parseCid(ref.cid), tempKey: row.temp_key });
+      }
+    }
+    return temporary;
+  }
+
+  /**
+   * Writes one commit in a single transaction: blocks (new in, unreferenced out), records,
+   * blob links and status, the new root, then the commit listeners.
+   */
+  private persistCommit(
+    handle: ActorHandle,
+    commit: RepoCommit,
+    writes: PreparedWrite[],
+    onDereferencedBlobs: (cids: Cid[]) => void,
+  ): void {
+    const { did, sql, blocks } = handle;
+    const now = new Date().toISOString();
+    const dereferenced: Cid[] = [];
+    handle.db.transaction(() => {
+      for (const { cid, bytes } of commit.newBlocks.entries()) blocks.putBlock(cid, bytes, commit.rev);
+      const touchedBlobs = new Set<string>();
+      for (const write of writes) {
+        const uri = atUri(did, write.collection, write.rkey);
+        for (const row of sql.blobsOfRecord.all(uri) as { blob_cid: string }[]) touchedBlobs.add(row.blob_cid);
+        sql.unlinkRecordBlobs.run(uri);
+        if (write.action === 'delete') {
+          sql.deleteRecord.run(uri);
+          continue;
+        }
+        sql.upsertRecord.run(uri, formatCid(write.cid), write.collection, write.rkey, commit.rev, now);
+        for (const ref of write.blobs) {
+          sql.linkBlob.run(ref.cid, uri);
+          sql.makeBlobPermanent.run(ref.cid);
+        }
+      }
+      for (const cid of commit.removedCids) {
+        // Two records with identical content share a block: keep it while any record uses it.
+        if (sql.recordCidInUse.get(formatCid(cid))) continue;
+        if (commit.newBlocks.has(cid)) continue;
+        blocks.deleteBlock(cid);
+      }
+      for (const blobCid of touchedBlobs) {
+        if (sql.blobInUse.get(blobCid)) continue;
+        sql.deleteBlob.run(blobCid);
+        dereferenced.push(parseCid(blobCid));
+      }
+      sql.putRoot.run(did, formatCid(commit.cid), commit.rev, now);
+      if (this.listeners.length > 0) {
+        const event: CommitEvent = {
+          did,
+          commit: commit.cid,
+          rev: commit.rev,
+          since: commit.since,
+          prevData: commit.prevData,
+          ops: commit.ops,
+          blocks: commit.eventBlocks,
+          removedCids: commit.removedCids,
+        };
+        for (const listener of this.listeners) listener(event);
+      }
+    })();
+    this.indexRoot.run(did, formatCid(commit.cid), commit.rev);
+    blocks.cacheCommitted(Array.from(commit.newBlocks.entries(), (e) => [e.cid, e.bytes] as [Cid, Uint8Array]));
+    onDereferencedBlobs(dereferenced);
+  }
+
+  /** Closes every open account database. */
+  close(): void {
+    for (const handle of this.open.values()) handle.db.close();
+    this.open.clear();
+    this.rootIndex.close();
+  }
+}

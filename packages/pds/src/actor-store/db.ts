@@ -1,0 +1,87 @@
+/**
+ * One SQLite file per account. Keeping each repository in its own file makes an account's data
+ * easy to move, back up and delete, keeps write locks per account, and lets a busy account grow
+ * without slowing the others. Prepared statements are made once per open database.
+ */
+import { chmodSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+
+export type SqliteDb = Database.Database;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS repo_root (
+  did TEXT PRIMARY KEY,
+  cid TEXT NOT NULL,
+  rev TEXT NOT NULL,
+  indexed_at TEXT NOT NULL
+);
+-- Every block of the current repository (commit, MST nodes, records), tagged with the rev of the
+-- commit that wrote it so getRepo?since= can select what changed after a rev.
+CREATE TABLE IF NOT EXISTS repo_block (
+  cid BLOB PRIMARY KEY,
+  repo_rev TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  content BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS repo_block_rev ON repo_block (repo_rev);
+CREATE TABLE IF NOT EXISTS record (
+  uri TEXT PRIMARY KEY,
+  cid TEXT NOT NULL,
+  collection TEXT NOT NULL,
+  rkey TEXT NOT NULL,
+  repo_rev TEXT NOT NULL,
+  indexed_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS record_collection_rkey ON record (collection, rkey);
+CREATE INDEX IF NOT EXISTS record_cid ON record (cid);
+CREATE INDEX IF NOT EXISTS record_rev ON record (repo_rev);
+-- temp_key is set while the blob is an upload no committed record references yet.
+CREATE TABLE IF NOT EXISTS blob (
+  cid TEXT PRIMARY KEY,
+  mime_type TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  temp_key TEXT,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS blob_temp ON blob (created_at) WHERE temp_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS record_blob (
+  blob_cid TEXT NOT NULL,
+  record_uri TEXT NOT NULL,
+  PRIMARY KEY (blob_cid, record_uri)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS record_blob_uri ON record_blob (record_uri);
+`;
+
+export interface OpenOptions {
+  /**
+   * 'full' fsyncs the WAL on every commit (survives power loss); 'normal' survives a killed
+   * process but may lose the last commits on power loss. Default 'full': a write is
+   * acknowledged only once durable.
+   */
+  synchronous?: 'full' | 'normal';
+}
+
+export function openActorDb(path: string, opts: OpenOptions = {}): SqliteDb {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const db = new Database(path);
+  chmodSync(path, 0o600);
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+  db.pragma('foreign_keys = OFF');
+  db.pragma('busy_timeout = 5000');
+  db.pragma('cache_size = -4000');
+  db.exec(SCHEMA);
+  return db;
+}
+
+/** The shared index of every repository's current root (see ActorStore.getRootIndexed). */
+export function openRootIndex(path: string): SqliteDb {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+  db.exec('CREATE TABLE IF NOT EXISTS repo_root (did TEXT PRIMARY KEY, cid TEXT NOT NULL, rev TEXT NOT NULL)');
+  return db;
+}

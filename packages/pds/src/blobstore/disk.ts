@@ -1,0 +1,152 @@
+/**
+ * Blobs as files: `<root>/<did>/<cid>` for permanent blobs and `<tempRoot>/<did>/<key>` for
+ * uploads not yet referenced by a committed record. With both on one filesystem (the default
+ * puts the temporary area inside the root) making a blob permanent is an atomic rename; across
+ * filesystems it falls back to copy and delete.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { copyFile, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Cid, CODEC_RAW, cidFromDigest, formatCid } from '@portage/atproto/cid';
+import { type BlobReadResult, type BlobStore, BlobTooLargeError, type StoredTempBlob } from './blobstore.ts';
+import { SNIFF_LENGTH, sniffMimeType } from './mime-sniff.ts';
+
+/** DIDs contain ':' (and did:web may contain '%'); keep directory names portable. */
+function didDirName(did: string): string {
+  return did.replace(/[^a-zA-Z0-9._-]/g, '_');
+}
+
+export class DiskBlobStore implements BlobStore {
+  readonly root: string;
+  readonly tempRoot: string;
+
+  constructor(root: string, tempRoot = join(root, 'tmp')) {
+    this.root = root;
+    this.tempRoot = tempRoot;
+  }
+
+  private tempDir(did: string): string {
+    return join(this.tempRoot, didDirName(did));
+  }
+
+  private permanentDir(did: string): string {
+    return join(this.root, didDirName(did));
+  }
+
+  private permanentPath(did: string, cid: Cid): string {
+    return join(this.permanentDir(did), formatCid(cid));
+  }
+
+  private tempPath(did: string, tempKey: string): string {
+    if (!/^[a-f0-9]{32}$/.test(tempKey)) throw new Error('malformed temporary blob key');
+    return join(this.tempDir(did), tempKey);
+  }
+
+  async putTemp(did: string, body: AsyncIterable<Uint8Array>, maxSize: number): Promise<StoredTempBlob> {
+    const tempKey = randomBytes(16).toString('hex');
+    const path = this.tempPath(did, tempKey);
+    await mkdir(this.tempDir(did), { recursive: true });
+    const file = await open(path, 'wx', 0o600);
+    const hash = createHash('sha256');
+    const head = new Uint8Array(SNIFF_LENGTH);
+    let size = 0;
+    try {
+      for await (const chunk of body) {
+        if (size + chunk.length > maxSize) throw new BlobTooLargeError(maxSize);
+        if (size < SNIFF_LENGTH) head.set(chunk.subarray(0, SNIFF_LENGTH - size), size);
+        size += chunk.length;
+        hash.update(chunk);
+        await file.write(chunk);
+      }
+      await file.sync();
+    } catch (err) {
+      await file.close().catch(() => {});
+      await rm(path, { force: true });
+      throw err;
+    }
+    await file.close();
+    const cid = cidFromDigest(CODEC_RAW, new Uint8Array(hash.digest()));
+    return { tempKey, cid, size, sniffedMimeType: sniffMimeType(head.subarray(0, Math.min(size, SNIFF_LENGTH))) };
+  }
+
+  async makePermanent(did: string, tempKey: string, cid: Cid): Promise<void> {
+    const target = this.permanentPath(did, cid);
+    if (await exists(target)) {
+      await rm(this.tempPath(did, tempKey), { force: true });
+      return;
+    }
+    await mkdir(this.permanentDir(did), { recursive: true });
+    const source = this.tempPath(did, tempKey);
+    try {
+      await rename(source, target);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+      // Copy to a side name first so a crash never leaves a truncated file under the CID's name.
+      const partial = `${target}.partial`;
+      await copyFile(source, partial);
+      await rename(partial, target);
+      await rm(source, { force: true });
+    }
+  }
+
+  async deleteTemp(did: string, tempKey: string): Promise<void> {
+    await rm(this.tempPath(did, tempKey), { force: true });
+  }
+
+  async hasPermanent(did: string, cid: Cid): Promise<boolean> {
+    return exists(this.permanentPath(did, cid));
+  }
+
+  async read(did: string, cid: Cid): Promise<BlobReadResult | undefined> {
+    const path = this.permanentPath(did, cid);
+    let size: number;
+    try {
+      size = (await stat(path)).size;
+    } catch {
+      return undefined;
+    }
+    return { size, stream: createReadStream(path, { highWaterMark: 256 * 1024 }) };
+  }
+
+  async delete(did: string, cids: Cid[]): Promise<void> {
+    for (const cid of cids) await rm(this.permanentPath(did, cid), { force: true });
+  }
+
+  async deleteAll(did: string): Promise<void> {
+    await rm(this.permanentDir(did), { recursive: true, force: true });
+    await rm(this.tempDir(did), { recursive: true, force: true });
+  }
+
+  async sweepTemp(maxAgeMs: number): Promise<number> {
+    const tempRoot = this.tempRoot;
+    const cutoff = Date.now() - maxAgeMs;
+    let removed = 0;
+    let didDirs: string[];
+    try {
+      didDirs = await readdir(tempRoot);
+    } catch {
+      return 0;
+    }
+    for (const dir of didDirs) {
+      for (const name of await readdir(join(tempRoot, dir)).catch(() => [] as string[])) {
+        const path = join(tempRoot, dir, name);
+        const info = await stat(path).catch(() => undefined);
+        if (info && info.mtimeMs < cutoff) {
+          await rm(path, { force: true });
+          removed++;
+        }
+      }
+    }
+    return removed;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,282 @@
+/**
+ * The actor store on its own (no HTTP): repositories created and written through it verify with
+ * the reference implementation's @atproto/repo, hold exactly the records the index lists, and
+ * bad writes change nothing.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { verifyProofs, verifyRepoCar } from '@atproto/repo';
+import { formatCid, parseCid } from '@portage/atproto/cid';
+import { type ExportableSigningKey, generateSigningKey } from '@portage/atproto/crypto';
+import { ActorStore, ActorStoreError } from '../src/actor-store/actor-store.ts';
+import { prepareWrites, type WriteRequest, WriteRequestError } from '../src/actor-store/prepare-writes.ts';
+import type { CommitEvent } from '../src/actor-store/types.ts';
+import { DiskBlobStore } from '../src/blobstore/disk.ts';
+
+async function collect(stream: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+async function* single(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes;
+}
+
+const did = 'did:plc:abcdefghijklmnopqrstuvwx';
+const post = (text: string) => ({ $type: 'app.bsky.feed.post', text, createdAt: new Date().toISOString() });
+
+describe('actor store', () => {
+  let dir: string;
+  let store: ActorStore;
+  let key: ExportableSigningKey;
+  const events: CommitEvent[] = [];
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'portage-actor-store-'));
+    store = new ActorStore({ directory: join(dir, 'actors'), blobstore: new DiskBlobStore(join(dir, 'blobs')) });
+    store.onCommit((e) => events.push(e));
+    key = await generateSigningKey();
+    await store.create(did, key);
+  });
+  after(() => {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function write(writes: WriteRequest[], swapCommit?: string) {
+    return store.applyWrites(did, prepareWrites(writes), swapCommit ? { swapCommit: parseCid(swapCommit) } : {});
+  }
+
+  async function verifiedRecords(): Promise<Map<string, string>> {
+    const car = await collect(store.exportCar(did));
+    const verified = await verifyRepoCar(car, did, key.did());
+    const out = new Map<string, string>();
+    for (const w of verified.creates) out.set(`${w.collection}/${w.rkey}`, w.cid.toString());
+    return out;
+  }
+
+  function indexedRecords(): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const collection of store.listCollections(did)) {
+      const { records } = store.listRecords(did, collection, { limit: 100_000 });
+      for (const r of records) out.set(r.uri.split('/').slice(3).join('/'), formatCid(r.cid));
+    }
+    return out;
+  }
+
+  it('creates a repository whose first commit verifies and which a second create refuses', async () => {
+    assert.ok(store.exists(did));
+    const car = await collect(store.exportCar(did));
+    const verified = await verifyRepoCar(car, did, key.did());
+    assert.equal(verified.creates.length, 0);
+    await assert.rejects(
+      store.create(did, key),
+      (e: unknown) => e instanceof ActorStoreError && e.code === 'RepoAlreadyExists',
+    );
+  });
+
+  it('applies creates, updates and deletes; the export verifies and matches the index', async () => {
+    const writes: WriteRequest[] = [];
+    for (let i = 0; i < 150; i++)
+      writes.push({ action: 'create', collection: 'app.bsky.feed.post', record: post(`post ${i}`) });
+    writes.push({
+      action: 'create',
+      collection: 'com.example.thing',
+      rkey: 'self',
+      record: { $type: 'com.example.thing', n: 1 },
+    });
+    const first = await write(writes);
+    assert.equal(first.results.length, 151);
+    assert.equal(first.results[0].validationStatus, 'valid');
+    assert.equal(first.results[150].validationStatus, 'unknown');
+
+    const listed = store.listRecords(did, 'app.bsky.feed.post', { limit: 10 });
+    const [victim, updated] = listed.records;
+    const updatedRkey = updated.uri.split('/').pop() as string;
+    const victimRkey = victim.uri.split('/').pop() as string;
+    await write([
+      { action: 'update', collection: 'app.bsky.feed.post', rkey: updatedRkey, record: post('edited') },
+      { action: 'delete', collection: 'app.bsky.feed.post', rkey: victimRkey },
+    ]);
+    const fromCar = await verifiedRecords();
+    assert.deepEqual(fromCar, indexedRecords());
+    assert.equal(fromCar.size, 150);
+    assert.equal(fromCar.has(`app.bsky.feed.post/${victimRkey}`), false);
+    const edited = store.getRecord(did, 'app.bsky.feed.post', updatedRkey);
+    assert.equal((edited?.value as { text: string }).text, 'edited');
+  });
+
+  it('hands commit listeners ops with prev CIDs, since and prevData', () => {
+    const last = events[events.length - 1];
+    assert.equal(last.did, did);
+    assert.deepEqual(
+      last.ops.map((o) => o.action),
+      last.ops.map((o) => (o.cid === null ? 'delete' : 'update')),
+    );
+    for (const op of last.ops) assert.ok(op.prev, 'updates and deletes carry prev');
+    assert.ok(last.since);
+    assert.ok(last.prevData);
+    assert.ok(last.blocks.has(last.commit));
+  });
+
+  it('pages listRecords newest first, and oldest first with reverse', () => {
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = store.listRecords(did, 'app.bsky.feed.post', { limit: 40, cursor });
+      seen.push(...page.records.map((r) => r.uri));
+      cursor = page.cursor;
+    } while (cursor);
+    assert.equal(seen.length, 149);
+    assert.deepEqual(seen, [...seen].sort().reverse());
+    const reversed = store
+      .listRecords(did, 'app.bsky.feed.post', { limit: 5, reverse: true })
+      .records.map((r) => r.uri);
+    assert.deepEqual(reversed, [...seen].reverse().slice(0, 5));
+  });
+
+  it('rejects a stale swapCommit and a wrong swapRecord without changing anything', async () => {
+    const root = store.getRoot(did);
+    assert.ok(root);
+    const stale = 'bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm';
+    await assert.rejects(write([{ action: 'create', collection: 'app.bsky.feed.post', record: post('x') }], stale), {
+      code: 'InvalidSwap',
+    });
+    const { records } = store.listRecords(did, 'app.bsky.feed.post', { limit: 1 });
+    const rkey = records[0].uri.split('/').pop() as string;
+    await assert.rejects(
+      write([{ action: 'update', collection: 'app.bsky.feed.post', rkey, record: post('y'), swapRecord: stale }]),
+      { code: 'InvalidSwap' },
+    );
+    assert.deepEqual(store.getRoot(did), root);
+  });
+
+  it('proves a record with blocks the reference accepts', async () => {
+    const { records } = store.listRecords(did, 'app.bsky.feed.post', { limit: 1 });
+    const rkey = records[0].uri.split('/').pop() as string;
+    const proof = store.getRecordProof(did, 'app.bsky.feed.post', rkey);
+    const { writeCarBytes } = await import('@portage/atproto/car/writer');
+    const car = await writeCarBytes([proof.root], proof.blocks);
+    const { CID } = await import('multiformats/cid');
+    const result = await verifyProofs(
+      car,
+      [{ collection: 'app.bsky.feed.post', rkey, cid: CID.parse(formatCid(records[0].cid)) as never }],
+      did,
+      key.did(),
+    );
+    assert.equal(result.verified.length, 1);
+  });
+
+  it('rejects bad writes before touching storage', () => {
+    const bad: [string, WriteRequest[]][] = [
+      ['invalid record', [{ action: 'create', collection: 'app.bsky.feed.post', record: { text: 1 } }]],
+      ['bad rkey', [{ action: 'create', collection: 'app.bsky.feed.post', rkey: 'a/b', record: post('x') }]],
+      ['bad collection', [{ action: 'create', collection: 'not an nsid', record: post('x') }]],
+      [
+        'too large',
+        [
+          {
+            action: 'create',
+            collection: 'com.example.big',
+            record: { $type: 'com.example.big', s: 'x'.repeat(1_100_000) },
+          },
+        ],
+      ],
+      [
+        'too many',
+        Array.from({ length: 201 }, () => ({
+          action: 'create' as const,
+          collection: 'com.example.x',
+          record: { $type: 'com.example.x' },
+        })),
+      ],
+      ['float', [{ action: 'create', collection: 'com.example.x', record: { $type: 'com.example.x', n: 1.5 } }]],
+      ['wrong $type', [{ action: 'create', collection: 'com.example.x', record: { $type: 'com.example.y' } }]],
+      [
+        'unknown lexicon with validate',
+        [{ action: 'create', collection: 'com.example.x', record: { $type: 'com.example.x' }, validate: true }],
+      ],
+      [
+        'profile rkey must be self',
+        [
+          {
+            action: 'create',
+            collection: 'app.bsky.actor.profile',
+            rkey: 'notself',
+            record: { $type: 'app.bsky.actor.profile' },
+          },
+        ],
+      ],
+    ];
+    for (const [name, writes] of bad) {
+      assert.throws(
+        () => prepareWrites(writes),
+        (e: unknown) => e instanceof WriteRequestError && e.code === 'InvalidRequest',
+        name,
+      );
+    }
+  });
+
+  it('makes a blob permanent when a record references it and deletes it with the last reference', async () => {
+    const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3, 4]);
+    const blob = await store.uploadBlob(did, single(png), 'application/octet-stream', 1000);
+    assert.equal(blob.mimeType, 'image/png');
+    assert.equal(store.getBlobInfo(did, blob.cid)?.temporary, true);
+    assert.equal(await store.readBlob(did, blob.cid), undefined, 'temporary blobs are not served');
+    const ref = { $type: 'blob', ref: { $link: formatCid(blob.cid) }, mimeType: blob.mimeType, size: blob.size };
+    const avatar = { $type: 'app.bsky.actor.profile', displayName: 'me', avatar: ref };
+    await write([{ action: 'create', collection: 'app.bsky.actor.profile', rkey: 'self', record: avatar }]);
+    assert.equal(store.getBlobInfo(did, blob.cid)?.temporary, false);
+    const read = await store.readBlob(did, blob.cid);
+    assert.ok(read);
+    assert.deepEqual(new Uint8Array(await collect(read.stream)), png);
+    assert.deepEqual(store.listBlobs(did, { limit: 10 }), [formatCid(blob.cid)]);
+
+    await write([{ action: 'delete', collection: 'app.bsky.actor.profile', rkey: 'self' }]);
+    assert.equal(store.getBlobInfo(did, blob.cid), undefined);
+    assert.equal(await store.blobstore.hasPermanent(did, blob.cid), false);
+  });
+
+  it('refuses a record referencing a blob that was never uploaded', async () => {
+    const ref = {
+      $type: 'blob',
+      ref: { $link: 'bafkreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm' },
+      mimeType: 'image/png',
+      size: 3,
+    };
+    await assert.rejects(
+      write([
+        {
+          action: 'create',
+          collection: 'app.bsky.actor.profile',
+          rkey: 'self',
+          record: { $type: 'app.bsky.actor.profile', avatar: ref },
+        },
+      ]),
+      { code: 'BlobNotFound' },
+    );
+  });
+
+  it('stops an upload over the limit while streaming and keeps nothing', async () => {
+    async function* big() {
+      for (let i = 0; i < 10; i++) yield new Uint8Array(1000);
+    }
+    await assert.rejects(store.uploadBlob(did, big(), 'image/png', 5000), { code: 'BlobTooLarge' });
+    const tmp = join(dir, 'blobs', 'tmp');
+    const leftovers = readdirSync(tmp, { recursive: true, withFileTypes: true }).filter((d) => d.isFile());
+    assert.deepEqual(leftovers, []);
+  });
+
+  it('exports only the blocks after a rev with since', async () => {
+    const root = store.getRoot(did);
+    assert.ok(root);
+    await write([{ action: 'create', collection: 'app.bsky.feed.post', record: post('later') }]);
+    const diff = await collect(store.exportCar(did, root.rev));
+    const full = await collect(store.exportCar(did));
+    assert.ok(diff.length > 0 && diff.length < full.length / 4);
+  });
+});
