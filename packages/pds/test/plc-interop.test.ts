@@ -10,7 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { getAtprotoSigningKey, getHandle, getPdsEndpoint } from '@portage/atproto/identity/did-document';
-import { PlcClient } from '@portage/atproto/plc/client';
+import { generateSigningKey } from '@portage/atproto/crypto';
+import { PlcClient, PlcError } from '@portage/atproto/plc/client';
+import {
+  cidForPlcOperation,
+  createGenesisOperation,
+  createTombstone,
+  updateOperation,
+} from '@portage/atproto/plc/operations';
 import { verifyAuditLog, verifyOperationChain } from '@portage/atproto/plc/rules';
 import { type RunningPlcDirectory, startPlcDirectory } from '../src/plc/server.ts';
 
@@ -30,6 +37,8 @@ let previousTmpdir: string | undefined;
 let plc: RunningPlcDirectory;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the reference TestPds is only used loosely here
 let pds: any;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- likewise the reference TestPlc
+let referencePlc: any;
 
 before(async () => {
   root = mkdtempSync(join(tmpdir(), 'portage-plc-interop-'));
@@ -38,10 +47,13 @@ before(async () => {
   plc = await startPlcDirectory({ port: 0, dataDirectory: join(root, 'plc') });
   const { TestPds } = await import('@atproto/dev-env');
   pds = await TestPds.create({ didPlcUrl: plc.url, port: await freePort(), inviteRequired: false });
+  const { TestPlc } = await import('@atproto/dev-env');
+  referencePlc = await TestPlc.create({ port: await freePort() });
 });
 
 after(async () => {
   await pds?.close();
+  await referencePlc?.close();
   await plc?.close();
   if (previousTmpdir === undefined) delete process.env.TMPDIR;
   else process.env.TMPDIR = previousTmpdir;
@@ -80,5 +92,67 @@ describe('reference PDS against the embedded PLC directory', () => {
     assert.equal(atprotoData.pds, pds.url);
     assert.equal(atprotoData.signingKey, accountKey.did());
     assert.equal(atprotoData.handle, 'alice2.test');
+  });
+
+  it('the same operations get the same answers from our directory and the reference one', async () => {
+    const ours = new PlcClient(plc.url);
+    const theirs = new PlcClient(referencePlc.url);
+    const [rotation, signing] = await Promise.all([generateSigningKey(), generateSigningKey('p256')]);
+    const { did, operation: genesis } = await createGenesisOperation({
+      signingKeyDid: signing.did(),
+      rotationKeys: [rotation.did()],
+      handle: 'bob.test',
+      pdsEndpoint: 'https://pds.example.com',
+      rotationKey: rotation,
+    });
+    const update = await updateOperation(
+      genesis,
+      cidForPlcOperation(genesis),
+      { alsoKnownAs: ['at://bob2.test'] },
+      rotation,
+    );
+    for (const client of [ours, theirs]) {
+      await client.submitOperation(did, genesis);
+      await client.submitOperation(did, update);
+    }
+    assert.deepEqual(await ours.getDocumentData(did), await theirs.getDocumentData(did));
+    assert.deepEqual(await ours.getOperationLog(did), await theirs.getOperationLog(did));
+    assert.deepEqual(await ours.getLastOperation(did), await theirs.getLastOperation(did));
+    const strip = (entries: { did: string; cid: string; nullified: boolean; operation: unknown }[]) =>
+      entries.map(({ did, cid, nullified, operation }) => ({ did, cid, nullified, operation }));
+    const theirAudit = await theirs.getAuditLog(did);
+    assert.deepEqual(strip(await ours.getAuditLog(did)), strip(theirAudit));
+    assert.equal((await verifyAuditLog(did, theirAudit))?.alsoKnownAs[0], 'at://bob2.test');
+
+    // Both refuse an operation signed by a stranger, and both answer for unknown DIDs the same way.
+    const stranger = await generateSigningKey();
+    const forged = await updateOperation(update, cidForPlcOperation(update), {}, stranger);
+    for (const client of [ours, theirs]) {
+      await assert.rejects(client.submitOperation(did, forged), (err: unknown) => {
+        assert.ok(err instanceof PlcError && err.code === 'Rejected' && err.status === 400, String(err));
+        return true;
+      });
+      await assert.rejects(client.getDocument('did:plc:zzzzzzzzzzzzzzzzzzzzzzzz'), (err: unknown) => {
+        assert.ok(err instanceof PlcError && err.code === 'NotFound' && err.status === 404, String(err));
+        return true;
+      });
+    }
+
+    // Tombstoned: both refuse the document (we answer 410 like plc.directory today; the installed
+    // reference version still says 404) and still serve the log.
+    const tomb = await createTombstone(cidForPlcOperation(update), rotation);
+    for (const [client, statuses] of [
+      [ours, [410]],
+      [theirs, [404, 410]],
+    ] as const) {
+      await client.submitOperation(did, tomb);
+      await assert.rejects(client.getDocument(did), (err: unknown) => {
+        assert.ok(err instanceof PlcError && err.code === 'NotFound', String(err));
+        assert.ok((statuses as readonly number[]).includes(err.status ?? 0), `status ${err.status}`);
+        assert.match(err.message, /DID not available/);
+        return true;
+      });
+      assert.deepEqual(await client.getLastOperation(did), tomb);
+    }
   });
 });
