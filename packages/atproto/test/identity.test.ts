@@ -39,7 +39,12 @@ before(async () => {
       res.end(JSON.stringify(docFor('did:plc:bbbbbbbbbbbbbbbbbbbbbbbb', multikey)));
     } else if (req.url?.startsWith('/dns-query')) {
       res.writeHead(200, { 'content-type': 'application/dns-json' });
-      res.end(JSON.stringify({ Status: 0, Answer: [{ type: 16, data: '"did=did:plc:' + '"' + ' "ewvi7nxzyoun6zhxrhs64oiz"' }] }));
+      res.end(
+        JSON.stringify({
+          Status: 0,
+          Answer: [{ type: 16, data: '"did=did:plc:' + '"' + ' "ewvi7nxzyoun6zhxrhs64oiz"' }],
+        }),
+      );
     } else {
       res.writeHead(404);
       res.end();
@@ -93,7 +98,10 @@ describe('DidResolver', () => {
   });
   it('reports an unreachable directory as unavailable', async () => {
     const resolver = new DidResolver({ plcUrl: 'http://127.0.0.1:1', timeoutMs: 2000 });
-    await assert.rejects(resolver.resolve(DID), (e: unknown) => e instanceof IdentityError && e.code === 'DidResolutionUnavailable');
+    await assert.rejects(
+      resolver.resolve(DID),
+      (e: unknown) => e instanceof IdentityError && e.code === 'DidResolutionUnavailable',
+    );
   });
 });
 

@@ -35,9 +35,12 @@ describe('XrpcClient', () => {
     };
     let token = 'one';
     const client = new XrpcClient({ service: `${base}/`, headers: () => ({ authorization: `Bearer ${token}` }) });
-    assert.deepEqual(await client.query('com.example.getThing', { a: 'x y', n: 3, list: ['p', 'q'], skip: undefined }), {
-      ok: true,
-    });
+    assert.deepEqual(
+      await client.query('com.example.getThing', { a: 'x y', n: 3, list: ['p', 'q'], skip: undefined }),
+      {
+        ok: true,
+      },
+    );
     assert.equal(seen!.method, 'GET');
     assert.equal(seen!.url, '/xrpc/com.example.getThing?a=x+y&n=3&list=p&list=q');
     assert.equal(seen!.headers.authorization, 'Bearer one');
@@ -100,7 +103,9 @@ describe('XrpcClient', () => {
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((r) => closed.close(() => r()));
-    const refused = await new XrpcClient({ service: `http://127.0.0.1:${port}` }).query('com.example.x').catch((e) => e);
+    const refused = await new XrpcClient({ service: `http://127.0.0.1:${port}` })
+      .query('com.example.x')
+      .catch((e) => e);
     assert.ok(refused instanceof XrpcClientError);
     assert.equal(refused.status, 0);
     assert.equal(refused.error, 'NetworkError');

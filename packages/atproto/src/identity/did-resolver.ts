@@ -51,9 +51,13 @@ export class DidResolver {
         redirect: 'error',
       });
     } catch (err) {
-      throw new IdentityError('DidResolutionUnavailable', `could not fetch the DID document of ${did} from ${url}: ${message(err)}`, {
-        cause: err,
-      });
+      throw new IdentityError(
+        'DidResolutionUnavailable',
+        `could not fetch the DID document of ${did} from ${url}: ${message(err)}`,
+        {
+          cause: err,
+        },
+      );
     }
     if (res.status === 404 || res.status === 410) {
       await res.body?.cancel();

@@ -23,10 +23,16 @@ export function dohResolveTxt(opts: DohOptions = {}): (name: string) => Promise<
       headers: { accept: 'application/dns-json' },
       signal: AbortSignal.timeout(timeoutMs),
     });
-    if (!res.ok) throw new IdentityError('DidResolutionUnavailable', `DNS-over-HTTPS lookup of ${name} failed with HTTP ${res.status}`);
+    if (!res.ok)
+      throw new IdentityError(
+        'DidResolutionUnavailable',
+        `DNS-over-HTTPS lookup of ${name} failed with HTTP ${res.status}`,
+      );
     const body = (await res.json()) as { Status?: number; Answer?: { type?: number; data?: string }[] };
     if (body.Status !== 0) return []; // NXDOMAIN and friends: no records
-    return (body.Answer ?? []).filter((a) => a.type === TYPE_TXT && typeof a.data === 'string').map((a) => parseTxtData(a.data!));
+    return (body.Answer ?? [])
+      .filter((a) => a.type === TYPE_TXT && typeof a.data === 'string')
+      .map((a) => parseTxtData(a.data!));
   };
 }
 

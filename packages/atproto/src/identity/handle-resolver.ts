@@ -15,8 +15,7 @@ export interface HandleResolverOptions {
   timeoutMs?: number;
 }
 
-const HANDLE =
-  /^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
+const HANDLE = /^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 const DID = /^did:[a-z]+:[a-zA-Z0-9._:%-]+$/;
 
 export function isValidHandle(handle: string): boolean {

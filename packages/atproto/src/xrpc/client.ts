@@ -75,7 +75,8 @@ export class XrpcClientError extends AtprotoError {
   }
 }
 
-const NSID_SHAPE = /^[a-zA-Z]([a-zA-Z0-9-]{0,62})?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)+\.[a-zA-Z][a-zA-Z0-9]*$/;
+const NSID_SHAPE =
+  /^[a-zA-Z]([a-zA-Z0-9-]{0,62})?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)+\.[a-zA-Z][a-zA-Z0-9]*$/;
 
 export class XrpcClient {
   readonly service: string;
@@ -104,7 +105,11 @@ export class XrpcClient {
   }
 
   /** A POST call; `input` is JSON-encoded unless it is a binary body. */
-  async procedure<T = unknown>(nsid: string, input?: unknown, opts: XrpcCallOptions & { params?: XrpcParams } = {}): Promise<T> {
+  async procedure<T = unknown>(
+    nsid: string,
+    input?: unknown,
+    opts: XrpcCallOptions & { params?: XrpcParams } = {},
+  ): Promise<T> {
     const res = await this.request(nsid, { ...opts, method: 'POST', body: input });
     return (await readJsonBody(nsid, res)) as T;
   }
@@ -155,9 +160,16 @@ export class XrpcClient {
         : req.signal?.aborted
           ? 'aborted'
           : describeNetworkError(err);
-      throw new XrpcClientError(nsid, 0, timedOut ? 'Timeout' : 'NetworkError', `${nsid} at ${this.service}: ${why}`, undefined, {
-        cause: err,
-      });
+      throw new XrpcClientError(
+        nsid,
+        0,
+        timedOut ? 'Timeout' : 'NetworkError',
+        `${nsid} at ${this.service}: ${why}`,
+        undefined,
+        {
+          cause: err,
+        },
+      );
     } finally {
       if (timer !== undefined) clearTimeout(timer);
     }
@@ -195,9 +207,16 @@ async function readJsonBody(nsid: string, res: Response): Promise<unknown> {
   try {
     text = await res.text();
   } catch (err) {
-    throw new XrpcClientError(nsid, 0, 'NetworkError', `${nsid}: the answer was cut off (${describeNetworkError(err)})`, res.headers, {
-      cause: err,
-    });
+    throw new XrpcClientError(
+      nsid,
+      0,
+      'NetworkError',
+      `${nsid}: the answer was cut off (${describeNetworkError(err)})`,
+      res.headers,
+      {
+        cause: err,
+      },
+    );
   }
   if (text === '') return undefined;
   const type = res.headers.get('content-type') ?? '';
@@ -205,9 +224,16 @@ async function readJsonBody(nsid: string, res: Response): Promise<unknown> {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new XrpcClientError(nsid, res.status, 'InvalidResponse', `${nsid}: the server answered with invalid JSON`, res.headers, {
-      cause: err,
-    });
+    throw new XrpcClientError(
+      nsid,
+      res.status,
+      'InvalidResponse',
+      `${nsid}: the server answered with invalid JSON`,
+      res.headers,
+      {
+        cause: err,
+      },
+    );
   }
 }
 

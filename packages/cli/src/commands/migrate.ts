@@ -1,0 +1,163 @@
+/**
+ * `portage migrate`: moves an account to another PDS with the engine from @portage/migrate.
+ * Exit codes: 0 done, 1 failed (state saved; safe to run again), 2 bad usage, 3 waiting for the
+ * emailed PLC token (run again with --plc-token). Passwords only from the environment or a hidden
+ * prompt, never from arguments (they would end up in shell history and process lists).
+ */
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { nodeResolveTxt } from '@portage/atproto/identity/dns.node';
+import { DirectoryBackup } from '@portage/migrate/backup.node';
+import { migrate, type MigrationCredentials } from '@portage/migrate/engine';
+import { FileRecoveryKeyStore } from '@portage/migrate/recovery-key.node';
+import { DirectoryStorage } from '@portage/migrate/storage.node';
+import { createRenderer, prompt } from '@portage/migrate/terminal.node';
+
+export const description = 'Move an account to another PDS: resumable, verified, with a local backup';
+
+const USAGE = `Usage: portage migrate --from <handle|did> --to <new PDS URL> [options]
+
+  --from <handle|did>       the account to move (required)
+  --to <url>                the new PDS (required)
+  --from-pds <url>          the old PDS (skip looking it up in the DID document)
+  --plc-url <url>           PLC directory (default https://plc.directory)
+  --new-handle <handle>     handle on the new PDS (default: keep the current one)
+  --new-email <address>     email on the new PDS (default: the old account's email)
+  --invite-code <code>      invite code, if the new PDS requires one
+  --plc-token <code>        the code the old PDS emailed for the identity update
+  --auth-factor-token <code> the sign-in code the old PDS emailed (email 2FA)
+  --recovery-key <file>     make (or reuse) a rotation key you hold, saved to <file> (0600)
+  --state-dir <dir>         where progress is kept between runs (default ~/.portage/migrations)
+  --backup-dir <dir>        local backup folder (default ~/.portage/backups/<did>)
+  --no-backup               do not keep a local backup
+  --concurrency <n>         parallel blob transfers (default 8)
+  --json                    print one JSON event per line
+  --yes                     do not ask for confirmation
+
+Passwords: PORTAGE_OLD_PASSWORD and PORTAGE_NEW_PASSWORD (default: the old password), or a prompt.
+Exit codes: 0 done, 1 failed (safe to run again), 2 bad usage, 3 waiting for the PLC token.`;
+
+export async function run(args: string[]): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args,
+      strict: true,
+      options: {
+        from: { type: 'string' },
+        to: { type: 'string' },
+        'from-pds': { type: 'string' },
+        'plc-url': { type: 'string' },
+        'new-handle': { type: 'string' },
+        'new-email': { type: 'string' },
+        'invite-code': { type: 'string' },
+        'plc-token': { type: 'string' },
+        'auth-factor-token': { type: 'string' },
+        'recovery-key': { type: 'string' },
+        'state-dir': { type: 'string' },
+        'backup-dir': { type: 'string' },
+        'no-backup': { type: 'boolean' },
+        concurrency: { type: 'string' },
+        json: { type: 'boolean' },
+        yes: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    process.stderr.write(`portage migrate: ${(err as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const str = (k: string) => values[k] as string | undefined;
+  const usage = (why: string) => {
+    process.stderr.write(`portage migrate: ${why}\n\n${USAGE}\n`);
+    return 2;
+  };
+  if (!str('from')) return usage('--from is required');
+  if (!str('to')) return usage('--to is required');
+  if (values['no-backup'] && str('backup-dir')) return usage('--backup-dir and --no-backup exclude each other');
+  let concurrency = 8;
+  if (str('concurrency') !== undefined) {
+    concurrency = Number(str('concurrency'));
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
+      return usage('--concurrency must be a whole number from 1 to 64');
+    }
+  }
+
+  const json = values.json === true;
+  const interactive = process.stdin.isTTY === true && process.stderr.isTTY === true;
+  const out = json ? process.stdout : process.stderr;
+  const render = createRenderer({ json, tty: !json && interactive, out });
+
+  let oldPassword = process.env.PORTAGE_OLD_PASSWORD;
+  let newPassword = process.env.PORTAGE_NEW_PASSWORD;
+  if (!oldPassword) {
+    if (!interactive) return usage('set PORTAGE_OLD_PASSWORD (no terminal to ask for the password)');
+    oldPassword = await prompt(`Password of ${str('from')} on the old server: `, true);
+  }
+  const credentials: MigrationCredentials = {
+    oldPassword: async () => oldPassword!,
+    newPassword: async () => {
+      if (newPassword === undefined && interactive) {
+        newPassword = (await prompt('Password for the new server (Enter = same as the old one): ', true)) || undefined;
+      }
+      return newPassword ?? oldPassword!;
+    },
+    authFactorToken: async () =>
+      str('auth-factor-token') ??
+      (interactive
+        ? (await prompt('The old server emailed a sign-in code; enter it: ')).trim() || undefined
+        : undefined),
+    plcToken: async (requested) => {
+      if (!requested) return str('plc-token');
+      if (!interactive) return undefined;
+      return (await prompt('Enter the code from the email (PLC token): ')).trim() || undefined;
+    },
+  };
+
+  if (interactive && !values.yes && !json) {
+    const answer = await prompt(
+      `Move ${str('from')} to ${str('to')}? The old account is deactivated at the end. [y/N] `,
+    );
+    if (!/^y(es)?$/i.test(answer.trim())) {
+      process.stderr.write('Nothing was changed.\n');
+      return 1;
+    }
+  }
+
+  const stateDir = resolve(str('state-dir') ?? join(homedir(), '.portage', 'migrations'));
+  const backupRoot = str('backup-dir');
+  const result = await migrate(
+    {
+      from: str('from')!,
+      to: str('to')!,
+      fromPds: str('from-pds'),
+      plcUrl: str('plc-url'),
+      newHandle: str('new-handle'),
+      newEmail: str('new-email'),
+      inviteCode: str('invite-code'),
+      concurrency,
+    },
+    {
+      storage: new DirectoryStorage(stateDir),
+      credentials,
+      onEvent: render,
+      resolveTxt: nodeResolveTxt,
+      recoveryKey: str('recovery-key') ? new FileRecoveryKeyStore(resolve(str('recovery-key')!)) : undefined,
+      openBackup: values['no-backup']
+        ? undefined
+        : (did) =>
+            new DirectoryBackup(
+              resolve(backupRoot ?? join(homedir(), '.portage', 'backups', did.replace(/[^a-zA-Z0-9._-]/g, '_'))),
+              did,
+            ).open(),
+    },
+  );
+  if (result.status === 'done') return 0;
+  if (result.status === 'waiting-for-plc-token') return 3;
+  return 1;
+}

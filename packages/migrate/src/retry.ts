@@ -1,0 +1,96 @@
+/**
+ * Retrying calls the way a long migration needs: network errors and 5xx are retried with
+ * exponential backoff and jitter; a 429 waits exactly as long as the server's RateLimit-Reset or
+ * Retry-After says (and makes every other request to that server wait too, through RateGate);
+ * everything else (4xx) fails at once, since repeating it cannot help.
+ */
+import { XrpcClientError } from '@portage/atproto/xrpc/client';
+import { exhaustedBudgetDelay, retryDelayFromHeaders } from '@portage/atproto/xrpc/rate-limit';
+
+export interface RetryOptions {
+  /** Attempts in total (default 8). */
+  attempts?: number;
+  /** First backoff in ms (default 250), doubled each time up to maxDelayMs. */
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  /** Shared pause for one server: a 429 on one request holds back the others. */
+  gate?: RateGate;
+  /** Called before each wait, e.g. to emit a warning or shrink a pool. */
+  onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
+  signal?: AbortSignal;
+}
+
+/** A pause shared by all requests to one server, set when it says "slow down". */
+export class RateGate {
+  #until = 0;
+  /** Hold every request until `ms` from now (never shortens an existing pause). */
+  pauseFor(ms: number): void {
+    this.#until = Math.max(this.#until, Date.now() + ms);
+  }
+  /** Pause if a successful answer says the budget is spent. */
+  observe(headers: Headers): void {
+    const delay = exhaustedBudgetDelay(headers);
+    if (delay !== undefined) this.pauseFor(Math.min(delay, 15 * 60_000));
+  }
+  async wait(signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      const left = this.#until - Date.now();
+      if (left <= 0) return;
+      await sleep(left, signal);
+    }
+  }
+}
+
+/** True when repeating the same request may succeed. Errors that are not XRPC errors are stream/network failures. */
+export function isRetryable(err: unknown): boolean {
+  if (err instanceof XrpcClientError) return err.retryable;
+  if (err instanceof PermanentError) return false;
+  // A body stream that broke mid-way surfaces as a TypeError ("terminated") or an AbortError.
+  return err instanceof TypeError || (err instanceof Error && (err.name === 'AbortError' || 'code' in err));
+}
+
+/** Marks a failure that retrying cannot fix (e.g. a blob whose bytes do not match its CID after several tries). */
+export class PermanentError extends Error {}
+
+export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions = {}): Promise<T> {
+  const attempts = opts.attempts ?? 8;
+  const base = opts.baseDelayMs ?? 250;
+  const max = opts.maxDelayMs ?? 30_000;
+  for (let attempt = 1; ; attempt++) {
+    await opts.gate?.wait(opts.signal);
+    try {
+      return await fn(attempt);
+    } catch (err) {
+      if (attempt >= attempts || !isRetryable(err) || opts.signal?.aborted) throw err;
+      let delay = Math.min(max, base * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+      if (err instanceof XrpcClientError && err.status === 429) {
+        const asked = retryDelayFromHeaders(err.headers);
+        // The server knows when the budget refills; waiting less only earns another 429.
+        delay = asked !== undefined ? Math.min(asked + 100, 15 * 60_000) : Math.max(delay, 5_000);
+        opts.gate?.pauseFor(delay);
+      }
+      opts.onRetry?.(err, attempt, delay);
+      await sleep(delay, opts.signal);
+    }
+  }
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,121 @@
+/**
+ * A signed-in connection to one PDS for one account. Tokens stay in memory only (never in the
+ * journal). Every session answer is checked to be about the DID being migrated, so two
+ * migrations (or a typo in a URL) can never mix accounts. An expired access token is refreshed
+ * once, transparently.
+ */
+import { XrpcClient, XrpcClientError, type XrpcParams } from '@portage/atproto/xrpc/client';
+import { MigrationError } from './errors.ts';
+import { RateGate, type RetryOptions, withRetry } from './retry.ts';
+
+export interface SessionInfo {
+  did: string;
+  handle: string;
+  email?: string;
+  active?: boolean;
+  status?: string;
+  accessJwt: string;
+  refreshJwt: string;
+}
+
+export class PdsSession {
+  readonly service: string;
+  readonly did: string;
+  readonly gate = new RateGate();
+  readonly anonymous: XrpcClient;
+  readonly client: XrpcClient;
+  readonly #fetch: typeof fetch;
+  #access: string | undefined;
+  #refresh: string | undefined;
+  info: SessionInfo | undefined;
+
+  constructor(service: string, did: string, fetchImpl?: typeof fetch) {
+    this.service = service;
+    this.did = did;
+    this.#fetch = fetchImpl ?? globalThis.fetch.bind(globalThis);
+    this.anonymous = new XrpcClient({ service, fetch: this.#fetch });
+    this.client = new XrpcClient({
+      service,
+      fetch: this.#fetch,
+      headers: (): Record<string, string> => (this.#access ? { authorization: `Bearer ${this.#access}` } : {}),
+    });
+  }
+
+  get signedIn(): boolean {
+    return this.#access !== undefined;
+  }
+
+  /** createSession; throws XrpcClientError as the server answered (callers turn it into advice). */
+  async login(password: string, authFactorToken?: string): Promise<SessionInfo> {
+    const info = await withRetry(
+      () =>
+        this.anonymous.procedure<SessionInfo>(
+          'com.atproto.server.createSession',
+          { identifier: this.did, password, ...(authFactorToken ? { authFactorToken } : {}) },
+          { timeoutMs: 60_000 },
+        ),
+      { attempts: 4, gate: this.gate },
+    );
+    this.adopt(info);
+    return info;
+  }
+
+  /** Takes tokens from createSession/createAccount after checking they belong to our DID. */
+  adopt(info: SessionInfo): void {
+    if (info.did !== this.did) {
+      throw new MigrationError(
+        'DidMismatch',
+        `${this.service} answered for ${info.did}, not for ${this.did}`,
+        'Check the account and server you gave; nothing was changed.',
+      );
+    }
+    this.#access = info.accessJwt;
+    this.#refresh = info.refreshJwt;
+    this.info = info;
+  }
+
+  async #refreshSession(): Promise<void> {
+    const refreshJwt = this.#refresh;
+    const client = new XrpcClient({
+      service: this.service,
+      fetch: this.#fetch,
+      headers: () => ({ authorization: `Bearer ${refreshJwt}` }),
+    });
+    const info = await client.procedure<SessionInfo>('com.atproto.server.refreshSession', undefined, {
+      timeoutMs: 60_000,
+    });
+    this.adopt({ ...this.info, ...info });
+  }
+
+  /** Runs an authenticated call, refreshing the session once on ExpiredToken. */
+  async #authed<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof XrpcClientError && err.error === 'ExpiredToken' && this.#refresh) {
+        await this.#refreshSession();
+        return await fn();
+      }
+      throw err;
+    }
+  }
+
+  query<T>(nsid: string, params?: XrpcParams, retry: RetryOptions = {}): Promise<T> {
+    return withRetry(() => this.#authed(() => this.client.query<T>(nsid, params, { timeoutMs: 120_000 })), {
+      gate: this.gate,
+      ...retry,
+    });
+  }
+
+  procedure<T>(nsid: string, input?: unknown, retry: RetryOptions = {}): Promise<T> {
+    return withRetry(() => this.#authed(() => this.client.procedure<T>(nsid, input, { timeoutMs: 120_000 })), {
+      gate: this.gate,
+      ...retry,
+    });
+  }
+
+  /** A raw authenticated request (streams), without retry: the caller retries the whole transfer. */
+  request(nsid: string, req: Parameters<XrpcClient['request']>[1]): Promise<Response> {
+    return this.#authed(() => this.client.request(nsid, req));
+  }
+}
