@@ -27,8 +27,12 @@ function daysInMonth(year: number, month: number): number {
   return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
 }
 
-/** Returns epoch milliseconds or a problem description. */
-function check(input: unknown): number | string {
+/**
+ * Returns a problem description, or null when valid. With `wantTime`, returns epoch
+ * milliseconds instead of null (building a Date is most of the cost, so validation alone skips
+ * it unless the offset could push the instant out of years 0000-9999).
+ */
+function check(input: unknown, wantTime: boolean): number | string | null {
   if (typeof input !== 'string') return 'not a string';
   const n = input.length;
   if (n > DATETIME_MAX_LENGTH) return `longer than ${DATETIME_MAX_LENGTH} characters (${n})`;
@@ -82,6 +86,8 @@ function check(input: unknown): number | string {
   if (hour > 23) return `hour ${input.slice(11, 13)} is out of range`;
   if (minute > 59) return `minute ${input.slice(14, 16)} is out of range`;
   if (second > 59) return `second ${input.slice(17, 19)} is out of range (leap seconds are not accepted)`;
+  // An offset shifts the instant by less than a day, so only the first and last years can leave the range.
+  if (!wantTime && year !== 0 && year !== 9999) return null;
   // Date.UTC maps years 0-99 to 1900-1999, so set the year separately.
   const date = new Date(0);
   date.setUTCFullYear(year, month - 1, day);
@@ -93,12 +99,12 @@ function check(input: unknown): number | string {
 }
 
 export function findDatetimeProblem(input: unknown): string | null {
-  const result = check(input);
+  const result = check(input, false);
   return typeof result === 'string' ? result : null;
 }
 
 export function isValidDatetime(input: unknown): input is string {
-  return typeof check(input) === 'number';
+  return typeof check(input, false) !== 'string';
 }
 
 export function assertValidDatetime(input: unknown): asserts input is string {
@@ -107,7 +113,7 @@ export function assertValidDatetime(input: unknown): asserts input is string {
 
 /** Validates and returns the instant (millisecond precision). */
 export function parseDatetime(input: unknown): Date {
-  const result = check(input);
+  const result = check(input, true);
   if (typeof result === 'string') assertNoProblem('datetime', input, result);
   return new Date(result as number);
 }
