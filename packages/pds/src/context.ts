@@ -3,14 +3,30 @@
  * else, so tests can build a whole server from a config and close it cleanly. Endpoints reach
  * services through `c.ctx`; services receive what they need through their constructors.
  */
-import { AuthVerifier } from './auth/verifier.ts';
+import { join } from 'node:path';
+import { type ExportableSigningKey, importSigningKey } from '@portage/atproto/crypto';
+import { getAtprotoSigningKey } from '@portage/atproto/identity/did-document';
+import { DidResolver } from '@portage/atproto/identity/did-resolver';
+import { nodeResolveTxt } from '@portage/atproto/identity/dns.node';
+import { HandleResolver } from '@portage/atproto/identity/handle-resolver';
+import { PlcClient } from '@portage/atproto/plc/client';
+import { AccountManager } from './account/account-manager.ts';
+import { ActorStore } from './actor-store/actor-store.ts';
 import { jwtKeyFromSecret, TokenIssuer } from './auth/tokens.ts';
+import { AuthVerifier } from './auth/verifier.ts';
+import type { BlobStore } from './blobstore/blobstore.ts';
+import { DiskBlobStore } from './blobstore/disk.ts';
 import type { PdsConfig } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { Mailer } from './mailer/mailer.ts';
 
 export interface AppContextOptions {
   /** Defaults to a pino logger at config.logLevel writing to stdout. */
   logger?: Logger;
+  /** TXT lookups for handle resolution (default node:dns); tests inject a fake. */
+  resolveTxt?: (name: string) => Promise<string[]>;
+  /** fetch used for PLC, DID and handle resolution (default globalThis.fetch). */
+  fetch?: typeof fetch;
 }
 
 export class AppContext {
@@ -18,26 +34,88 @@ export class AppContext {
   readonly logger: Logger;
   readonly authVerifier: AuthVerifier;
   readonly tokens: TokenIssuer;
+  readonly accountManager: AccountManager;
+  readonly actorStore: ActorStore;
+  readonly blobstore: BlobStore;
+  readonly plcClient: PlcClient;
+  /** The key this PDS signs PLC operations with for its accounts. */
+  readonly plcRotationKey: ExportableSigningKey;
+  readonly didResolver: DidResolver;
+  readonly handleResolver: HandleResolver;
+  readonly mailer: Mailer;
 
-  private constructor(config: PdsConfig, logger: Logger, authVerifier: AuthVerifier, tokens: TokenIssuer) {
-    this.config = config;
-    this.logger = logger;
-    this.authVerifier = authVerifier;
-    this.tokens = tokens;
+  private constructor(fields: {
+    config: PdsConfig;
+    logger: Logger;
+    authVerifier: AuthVerifier;
+    tokens: TokenIssuer;
+    accountManager: AccountManager;
+    actorStore: ActorStore;
+    blobstore: BlobStore;
+    plcClient: PlcClient;
+    plcRotationKey: ExportableSigningKey;
+    didResolver: DidResolver;
+    handleResolver: HandleResolver;
+    mailer: Mailer;
+  }) {
+    this.config = fields.config;
+    this.logger = fields.logger;
+    this.authVerifier = fields.authVerifier;
+    this.tokens = fields.tokens;
+    this.accountManager = fields.accountManager;
+    this.actorStore = fields.actorStore;
+    this.blobstore = fields.blobstore;
+    this.plcClient = fields.plcClient;
+    this.plcRotationKey = fields.plcRotationKey;
+    this.didResolver = fields.didResolver;
+    this.handleResolver = fields.handleResolver;
+    this.mailer = fields.mailer;
   }
 
   static async create(config: PdsConfig, opts: AppContextOptions = {}): Promise<AppContext> {
+    if (!config.didPlcUrl) {
+      throw new Error('PDS_DID_PLC_URL must be set (portage serve starts an embedded PLC directory and sets it)');
+    }
     const logger = opts.logger ?? createLogger(config.logLevel);
+    const fetchImpl = opts.fetch ?? globalThis.fetch.bind(globalThis);
     const jwtKey = jwtKeyFromSecret(config.jwtSecret);
+    const tokens = new TokenIssuer(jwtKey, config.serviceDid);
+    const didResolver = new DidResolver({ plcUrl: config.didPlcUrl, fetch: fetchImpl });
     const authVerifier = new AuthVerifier({
       jwtKey,
       serviceDid: config.serviceDid,
       adminPassword: config.adminPassword,
+      resolveSigningKey: async (did, forceRefresh) =>
+        getAtprotoSigningKey(await didResolver.resolve(did, { noCache: forceRefresh })),
     });
-    const tokens = new TokenIssuer(jwtKey, config.serviceDid);
-    return new AppContext(config, logger, authVerifier, tokens);
+    const blobstore = new DiskBlobStore(config.blobstoreDiskLocation, config.blobstoreDiskTmpLocation);
+    const actorStore = new ActorStore({ directory: config.actorStoreDirectory, blobstore });
+    const accountManager = new AccountManager({ dbPath: config.accountDbPath, tokens, hostname: config.hostname });
+    return new AppContext({
+      config,
+      logger,
+      authVerifier,
+      tokens,
+      accountManager,
+      actorStore,
+      blobstore,
+      plcClient: new PlcClient(config.didPlcUrl, fetchImpl),
+      plcRotationKey: await importSigningKey(config.plcRotationKeyHex, 'secp256k1'),
+      didResolver,
+      handleResolver: new HandleResolver({ resolveTxt: opts.resolveTxt ?? nodeResolveTxt, fetch: fetchImpl }),
+      mailer: new Mailer({
+        smtpUrl: config.emailSmtpUrl,
+        from: config.emailFromAddress,
+        outboxPath: join(config.dataDirectory, 'outbox.jsonl'),
+        logger,
+      }),
+    });
   }
 
-  /** Releases databases and timers. Safe to call once the HTTP server has stopped. */
-  async close(): Promise<void> {}
+  /** Releases databases and connections. Call after the HTTP server has stopped. */
+  async close(): Promise<void> {
+    this.mailer.close();
+    this.actorStore.close();
+    this.accountManager.close();
+  }
 }

@@ -43,6 +43,19 @@ export const plainRoutes: PlainRoute[] = [
     },
   },
   {
+    // Handle verification by HTTPS for hosted handles: the Host header names the handle.
+    path: '/.well-known/atproto-did',
+    async handler(c) {
+      const host = (c.req.headers.host ?? '').split(':')[0]!.toLowerCase();
+      const account = host ? c.ctx.accountManager.getAccount(host) : undefined;
+      if (!account) {
+        sendText(c, 404, 'User not found');
+        return;
+      }
+      sendText(c, 200, account.did);
+    },
+  },
+  {
     path: '/robots.txt',
     async handler(c) {
       sendText(c, 200, '# Hello!\n\n# Crawling the public API is allowed\nUser-agent: *\nAllow: /\n');

@@ -27,13 +27,34 @@ export interface TestPdsOptions {
   env?: Env;
   /** Use this PLC directory instead of starting one (e.g. to share it between two PDSes). */
   plcUrl?: string;
+  /** DNS TXT answers for handle resolution, by name (default: none). */
+  txtRecords?: Record<string, string[]>;
+  /** Answers for non-loopback URLs (e.g. a custom handle's well-known file); others fail. */
+  externalFetch?: (url: URL) => Response | undefined;
+}
+
+/**
+ * fetch for a test PDS: loopback goes through, anything else is answered by `external` or
+ * refused, so a test can never send traffic off this machine.
+ */
+export function loopbackOnlyFetch(external?: (url: URL) => Response | undefined): typeof fetch {
+  return async (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    if (url.hostname === '127.0.0.1' || url.hostname === 'localhost' || url.hostname === '[::1]') {
+      return fetch(input, init);
+    }
+    const answer = external?.(url);
+    if (answer) return answer;
+    throw new TypeError(`test fetch refused a non-loopback URL: ${url.origin}`);
+  };
 }
 
 export async function startTestPds(opts: TestPdsOptions = {}): Promise<TestPds> {
   const dataDir = mkdtempSync(join(tmpdir(), 'portage-pds-test-'));
   let plc: RunningPlcDirectory | undefined;
   try {
-    if (!opts.plcUrl) plc = await startPlcDirectory({ port: 0, host: '127.0.0.1', dataDirectory: join(dataDir, 'plc') });
+    if (!opts.plcUrl)
+      plc = await startPlcDirectory({ port: 0, host: '127.0.0.1', dataDirectory: join(dataDir, 'plc') });
     const plcUrl = opts.plcUrl ?? plc!.url;
     const config = loadConfig({
       PDS_HOSTNAME: 'localhost',
@@ -47,7 +68,12 @@ export async function startTestPds(opts: TestPdsOptions = {}): Promise<TestPds> 
       LOG_LEVEL: 'silent',
       ...opts.env,
     });
-    const pds = await startPds(config, { host: '127.0.0.1' });
+    const txt = opts.txtRecords ?? {};
+    const pds = await startPds(config, {
+      host: '127.0.0.1',
+      resolveTxt: async (name) => txt[name] ?? [],
+      fetch: loopbackOnlyFetch(opts.externalFetch),
+    });
     return {
       url: pds.localUrl,
       publicUrl: pds.url,

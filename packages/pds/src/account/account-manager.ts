@@ -1,0 +1,462 @@
+/**
+ * The account manager: every read and write of the account database, behind methods that
+ * keep its rules (unique handles and emails, one-use invites, refresh-token rotation with a
+ * grace period, app passwords). Endpoints call it; it never speaks HTTP, but it throws
+ * XrpcErrors for the failures clients must be able to tell apart.
+ */
+import { randomBytes } from 'node:crypto';
+import { type AccessScope, AuthScope } from '../auth/scopes.ts';
+import { REFRESH_GRACE_SECONDS, type TokenIssuer } from '../auth/tokens.ts';
+import { AuthRequired, InvalidRequest } from '../xrpc/errors.ts';
+import { type AccountDb, openAccountDb } from './db.ts';
+import { APP_PASSWORD_RE, generateAppPassword, generateInviteCode, hashPassword, verifyPassword } from './passwords.ts';
+
+export interface Account {
+  did: string;
+  handle: string | null;
+  email: string | null;
+  emailConfirmedAt: string | null;
+  createdAt: string;
+  deactivatedAt: string | null;
+  takedownRef: string | null;
+  invitesDisabled: boolean;
+}
+
+export interface AppPasswordInfo {
+  name: string;
+  createdAt: string;
+  privileged: boolean;
+}
+
+export interface InviteCodeInfo {
+  code: string;
+  available: number;
+  disabled: boolean;
+  forAccount: string;
+  createdBy: string;
+  createdAt: string;
+  uses: { usedBy: string; usedAt: string }[];
+}
+
+export interface Session {
+  accessJwt: string;
+  refreshJwt: string;
+  /** The access token's scope (decides, e.g., whether the email may be shown). */
+  scope: AccessScope;
+}
+
+interface AccountRow {
+  did: string;
+  handle: string | null;
+  email: string | null;
+  email_confirmed_at: string | null;
+  password_scrypt: string;
+  created_at: string;
+  deactivated_at: string | null;
+  takedown_ref: string | null;
+  invites_disabled: number;
+}
+
+interface RefreshRow {
+  id: string;
+  did: string;
+  expires_at: number;
+  app_password_name: string | null;
+  next_id: string | null;
+}
+
+export const NEW_PASSWORD_MAX_LENGTH = 256;
+/** Longest app-password name, as in the lexicon of createAppPassword. */
+const APP_PASSWORD_NAME_MAX = 100;
+
+function toAccount(row: AccountRow): Account {
+  return {
+    did: row.did,
+    handle: row.handle,
+    email: row.email,
+    emailConfirmedAt: row.email_confirmed_at,
+    createdAt: row.created_at,
+    deactivatedAt: row.deactivated_at,
+    takedownRef: row.takedown_ref,
+    invitesDisabled: row.invites_disabled === 1,
+  };
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  return err instanceof Error && 'code' in err && String(err.code).startsWith('SQLITE_CONSTRAINT');
+}
+
+export interface AccountManagerOptions {
+  dbPath: string;
+  tokens: TokenIssuer;
+  hostname: string;
+  /** Seconds since the epoch; injectable so tests can move time. */
+  now?: () => number;
+}
+
+export class AccountManager {
+  readonly db: AccountDb;
+  readonly #tokens: TokenIssuer;
+  readonly #hostname: string;
+  readonly #now: () => number;
+
+  constructor(opts: AccountManagerOptions) {
+    this.db = openAccountDb(opts.dbPath);
+    this.#tokens = opts.tokens;
+    this.#hostname = opts.hostname;
+    this.#now = opts.now ?? (() => Math.floor(Date.now() / 1000));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  // ---- accounts ----
+
+  /** By DID or handle (case-insensitive). */
+  getAccount(handleOrDid: string): Account | undefined {
+    const key = handleOrDid.startsWith('did:') ? handleOrDid : handleOrDid.toLowerCase();
+    const row = this.db
+      .prepare<[string], AccountRow>(`SELECT * FROM account WHERE ${key.startsWith('did:') ? 'did' : 'handle'} = ?`)
+      .get(key);
+    return row ? toAccount(row) : undefined;
+  }
+
+  getAccountByEmail(email: string): Account | undefined {
+    const row = this.db.prepare<[string], AccountRow>('SELECT * FROM account WHERE email = ?').get(email.toLowerCase());
+    return row ? toAccount(row) : undefined;
+  }
+
+  /** DIDs and handles of hosted accounts, oldest first (for listRepos-style paging). */
+  listAccounts(opts: { limit: number; cursor?: string }): Account[] {
+    const rows = this.db
+      .prepare<[string, number], AccountRow>('SELECT * FROM account WHERE did > ? ORDER BY did LIMIT ?')
+      .all(opts.cursor ?? '', opts.limit);
+    return rows.map(toAccount);
+  }
+
+  /**
+   * Inserts a new account (and consumes its invite code) in one transaction. A handle or
+   * email taken meanwhile by a concurrent sign-up fails here, not later.
+   */
+  async createAccount(args: {
+    did: string;
+    handle: string;
+    email: string | null;
+    password: string;
+    inviteCode?: string;
+    deactivated?: boolean;
+  }): Promise<void> {
+    const passwordHash = await hashPassword(args.password);
+    const now = new Date(this.#now() * 1000).toISOString();
+    const insert = this.db.transaction(() => {
+      if (args.inviteCode !== undefined) this.#useInviteCode(args.inviteCode, args.did, now);
+      this.db
+        .prepare(
+          `INSERT INTO account (did, handle, email, password_scrypt, created_at, deactivated_at)
+           VALUES (?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          args.did,
+          args.handle,
+          args.email?.toLowerCase() ?? null,
+          passwordHash,
+          now,
+          args.deactivated ? now : null,
+        );
+    });
+    try {
+      insert();
+    } catch (err) {
+      if (isUniqueViolation(err)) {
+        if (this.getAccount(args.did)) throw InvalidRequest(`Account already exists: ${args.did}`, 'AlreadyExists');
+        if (this.getAccount(args.handle))
+          throw InvalidRequest(`Handle already taken: ${args.handle}`, 'HandleNotAvailable');
+        if (args.email && this.getAccountByEmail(args.email))
+          throw InvalidRequest(`Email already taken: ${args.email}`);
+      }
+      throw err;
+    }
+  }
+
+  deleteAccount(did: string): void {
+    this.db.prepare('DELETE FROM account WHERE did = ?').run(did);
+  }
+
+  updateHandle(did: string, handle: string): void {
+    try {
+      this.db.prepare('UPDATE account SET handle = ? WHERE did = ?').run(handle, did);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw InvalidRequest(`Handle already taken: ${handle}`, 'HandleNotAvailable');
+      throw err;
+    }
+  }
+
+  // ---- passwords and sessions ----
+
+  /**
+   * Checks an identifier (handle, email or DID) and password. The account password gives a
+   * full-access session; an app password gives an app-password session (its name is
+   * returned so refreshes keep that scope). Failures are one uniform 401.
+   */
+  async login(
+    identifier: string,
+    password: string,
+  ): Promise<{ account: Account; appPassword: AppPasswordInfo | null }> {
+    const id = identifier.trim().toLowerCase();
+    const row = id.includes('@')
+      ? this.db.prepare<[string], AccountRow>('SELECT * FROM account WHERE email = ?').get(id)
+      : this.db
+          .prepare<[string], AccountRow>(`SELECT * FROM account WHERE ${id.startsWith('did:') ? 'did' : 'handle'} = ?`)
+          .get(identifier.trim().startsWith('did:') ? identifier.trim() : id);
+    if (!row) {
+      // Spend the same time as a real check so probing for accounts gains nothing.
+      await hashPassword(password);
+      throw AuthRequired('Invalid identifier or password');
+    }
+    if (await verifyPassword(password, row.password_scrypt)) return { account: toAccount(row), appPassword: null };
+    if (row.takedown_ref === null && APP_PASSWORD_RE.test(password)) {
+      const appPassword = await this.verifyAppPassword(row.did, password);
+      if (appPassword) return { account: toAccount(row), appPassword };
+    }
+    throw AuthRequired('Invalid identifier or password');
+  }
+
+  async verifyAccountPassword(did: string, password: string): Promise<boolean> {
+    const row = this.db
+      .prepare<[string], { password_scrypt: string }>('SELECT password_scrypt FROM account WHERE did = ?')
+      .get(did);
+    return row ? verifyPassword(password, row.password_scrypt) : false;
+  }
+
+  /** A new session: access JWT plus a stored refresh token (linked to the app password used, if any). */
+  async createSession(did: string, appPassword: AppPasswordInfo | null, takendown = false): Promise<Session> {
+    const scope = takendown ? AuthScope.Takendown : scopeFor(appPassword);
+    const tokens = await this.#tokens.createSessionTokens(did, scope);
+    this.db
+      .prepare('INSERT INTO refresh_token (id, did, expires_at, app_password_name) VALUES (?, ?, ?, ?)')
+      .run(tokens.refreshId, did, tokens.refreshExpiresAt, appPassword?.name ?? null);
+    return { accessJwt: tokens.accessJwt, refreshJwt: tokens.refreshJwt, scope };
+  }
+
+  /**
+   * Exchanges a refresh token for a new session. The old token stays usable for a grace
+   * period (a client whose response got lost may retry), and every retry within it yields the
+   * same successor id, so a token never forks into many live sessions. Past the grace period,
+   * or once revoked, the token is refused with ExpiredToken.
+   */
+  async rotateRefreshToken(tokenId: string): Promise<(Session & { did: string }) | null> {
+    const now = this.#now();
+    const row = this.db.prepare<[string], RefreshRow>('SELECT * FROM refresh_token WHERE id = ?').get(tokenId);
+    if (!row) return null;
+    this.db.prepare('DELETE FROM refresh_token WHERE did = ? AND expires_at <= ?').run(row.did, now);
+    const graceEnd = Math.min(now + REFRESH_GRACE_SECONDS, row.expires_at);
+    if (graceEnd <= now || row.expires_at <= now) return null;
+    const appPassword = row.app_password_name ? this.#getAppPassword(row.did, row.app_password_name) : null;
+    if (row.app_password_name && !appPassword) return null;
+    const account = this.getAccount(row.did);
+    const nextId = row.next_id ?? randomBytes(32).toString('base64url');
+    const scope = account?.takedownRef ? AuthScope.Takendown : scopeFor(appPassword);
+    const accessJwt = await this.#tokens.createAccessToken(row.did, scope, now);
+    const refresh = await this.#tokens.createRefreshToken(row.did, nextId, now);
+    this.db.transaction(() => {
+      this.db
+        .prepare('UPDATE refresh_token SET expires_at = ?, next_id = ? WHERE id = ?')
+        .run(graceEnd, nextId, tokenId);
+      this.db
+        .prepare(
+          `INSERT INTO refresh_token (id, did, expires_at, app_password_name) VALUES (?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at`,
+        )
+        .run(nextId, row.did, refresh.expiresAt, row.app_password_name);
+    })();
+    return { did: row.did, accessJwt, refreshJwt: refresh.jwt, scope };
+  }
+
+  revokeRefreshToken(tokenId: string): boolean {
+    return this.db.prepare('DELETE FROM refresh_token WHERE id = ?').run(tokenId).changes > 0;
+  }
+
+  // ---- app passwords ----
+
+  async createAppPassword(
+    did: string,
+    name: string,
+    privileged: boolean,
+  ): Promise<AppPasswordInfo & { password: string }> {
+    const trimmed = name.trim();
+    if (trimmed === '') throw InvalidRequest('App password name must not be empty');
+    if (trimmed.length > APP_PASSWORD_NAME_MAX) {
+      throw InvalidRequest(`App password name must not be longer than ${APP_PASSWORD_NAME_MAX} characters`);
+    }
+    const password = generateAppPassword();
+    const passwordHash = await hashPassword(password);
+    const createdAt = new Date(this.#now() * 1000).toISOString();
+    try {
+      this.db
+        .prepare('INSERT INTO app_password (did, name, password_scrypt, privileged, created_at) VALUES (?, ?, ?, ?, ?)')
+        .run(did, trimmed, passwordHash, privileged ? 1 : 0, createdAt);
+    } catch (err) {
+      if (isUniqueViolation(err)) {
+        throw InvalidRequest(`An app password named "${trimmed}" already exists`, 'DuplicateAppPassword');
+      }
+      throw err;
+    }
+    return { name: trimmed, password, createdAt, privileged };
+  }
+
+  listAppPasswords(did: string): AppPasswordInfo[] {
+    return this.db
+      .prepare<[string], { name: string; created_at: string; privileged: number }>(
+        'SELECT name, created_at, privileged FROM app_password WHERE did = ? ORDER BY created_at DESC, name',
+      )
+      .all(did)
+      .map((r) => ({ name: r.name, createdAt: r.created_at, privileged: r.privileged === 1 }));
+  }
+
+  /** Deletes the app password and every session that logged in with it. */
+  revokeAppPassword(did: string, name: string): void {
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM app_password WHERE did = ? AND name = ?').run(did, name);
+      this.db.prepare('DELETE FROM refresh_token WHERE did = ? AND app_password_name = ?').run(did, name);
+    })();
+  }
+
+  async verifyAppPassword(did: string, password: string): Promise<AppPasswordInfo | null> {
+    const rows = this.db
+      .prepare<[string], { name: string; password_scrypt: string; created_at: string; privileged: number }>(
+        'SELECT name, password_scrypt, created_at, privileged FROM app_password WHERE did = ?',
+      )
+      .all(did);
+    for (const row of rows) {
+      if (await verifyPassword(password, row.password_scrypt)) {
+        return { name: row.name, createdAt: row.created_at, privileged: row.privileged === 1 };
+      }
+    }
+    return null;
+  }
+
+  #getAppPassword(did: string, name: string): AppPasswordInfo | null {
+    const row = this.db
+      .prepare<[string, string], { name: string; created_at: string; privileged: number }>(
+        'SELECT name, created_at, privileged FROM app_password WHERE did = ? AND name = ?',
+      )
+      .get(did, name);
+    return row ? { name: row.name, createdAt: row.created_at, privileged: row.privileged === 1 } : null;
+  }
+
+  // ---- invite codes ----
+
+  createInviteCodes(args: { forAccounts: string[]; count: number; useCount: number; createdBy: string }): {
+    account: string;
+    codes: string[];
+  }[] {
+    const createdAt = new Date(this.#now() * 1000).toISOString();
+    const insert = this.db.prepare(
+      'INSERT INTO invite_code (code, available_uses, for_account, created_by, created_at) VALUES (?, ?, ?, ?, ?)',
+    );
+    return this.db.transaction(() =>
+      args.forAccounts.map((account) => {
+        const codes: string[] = [];
+        for (let i = 0; i < args.count; i++) {
+          const code = generateInviteCode(this.#hostname);
+          insert.run(code, args.useCount, account, args.createdBy, createdAt);
+          codes.push(code);
+        }
+        return { account, codes };
+      }),
+    )();
+  }
+
+  /** Throws 400 InvalidInviteCode unless the code exists, is enabled and has a use left. */
+  ensureInviteAvailable(code: string): void {
+    const row = this.db
+      .prepare<[string], { available_uses: number; disabled: number; for_account: string }>(
+        'SELECT available_uses, disabled, for_account FROM invite_code WHERE code = ?',
+      )
+      .get(code);
+    const used =
+      this.db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM invite_code_use WHERE code = ?').get(code)
+        ?.n ?? 0;
+    const owner = row ? this.getAccount(row.for_account) : undefined;
+    if (!row || row.disabled === 1 || used >= row.available_uses || owner?.invitesDisabled || owner?.takedownRef) {
+      throw InvalidRequest('Provided invite code not available', 'InvalidInviteCode');
+    }
+  }
+
+  #useInviteCode(code: string, usedBy: string, usedAt: string): void {
+    this.ensureInviteAvailable(code);
+    this.db.prepare('INSERT INTO invite_code_use (code, used_by, used_at) VALUES (?, ?, ?)').run(code, usedBy, usedAt);
+  }
+
+  getAccountInviteCodes(did: string, opts: { includeUsed: boolean }): InviteCodeInfo[] {
+    const codes = this.db
+      .prepare<
+        [string],
+        {
+          code: string;
+          available_uses: number;
+          disabled: number;
+          for_account: string;
+          created_by: string;
+          created_at: string;
+        }
+      >('SELECT * FROM invite_code WHERE for_account = ? ORDER BY created_at, code')
+      .all(did);
+    const usesOf = this.db.prepare<[string], { used_by: string; used_at: string }>(
+      'SELECT used_by, used_at FROM invite_code_use WHERE code = ? ORDER BY used_at',
+    );
+    return codes
+      .map((c) => {
+        const uses = usesOf.all(c.code).map((u) => ({ usedBy: u.used_by, usedAt: u.used_at }));
+        return {
+          code: c.code,
+          available: Math.max(0, c.available_uses - uses.length),
+          disabled: c.disabled === 1,
+          forAccount: c.for_account,
+          createdBy: c.created_by,
+          createdAt: c.created_at,
+          uses,
+        };
+      })
+      .filter((c) => opts.includeUsed || c.available > 0);
+  }
+
+  // ---- preferences ----
+
+  getPreferences(did: string, namespace: string): unknown[] {
+    return this.db
+      .prepare<[string], { name: string; value_json: string }>(
+        'SELECT name, value_json FROM account_pref WHERE did = ? ORDER BY id',
+      )
+      .all(did)
+      .filter((r) => matchesNamespace(namespace, r.name))
+      .map((r) => JSON.parse(r.value_json) as unknown);
+  }
+
+  /**
+   * Replaces the account's preferences in `namespace` with `values` (each already checked to
+   * have a `$type` in that namespace). Types in `keep` are left as they were: the caller may
+   * not see or change them.
+   */
+  putPreferences(did: string, namespace: string, values: { $type: string }[], keep: (type: string) => boolean): void {
+    const existing = this.db
+      .prepare<[string], { id: number; name: string }>('SELECT id, name FROM account_pref WHERE did = ?')
+      .all(did);
+    const remove = this.db.prepare('DELETE FROM account_pref WHERE id = ?');
+    const insert = this.db.prepare('INSERT INTO account_pref (did, name, value_json) VALUES (?, ?, ?)');
+    this.db.transaction(() => {
+      for (const row of existing) if (matchesNamespace(namespace, row.name) && !keep(row.name)) remove.run(row.id);
+      for (const value of values) insert.run(did, value.$type, JSON.stringify(value));
+    })();
+  }
+}
+
+function scopeFor(appPassword: AppPasswordInfo | null): AccessScope {
+  if (!appPassword) return AuthScope.Access;
+  return appPassword.privileged ? AuthScope.AppPassPrivileged : AuthScope.AppPass;
+}
+
+export function matchesNamespace(namespace: string, type: string): boolean {
+  return type === namespace || type.startsWith(`${namespace}.`);
+}

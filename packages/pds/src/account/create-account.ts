@@ -1,0 +1,116 @@
+/**
+ * Signing up: checks the request, mints a did:plc (genesis operation signed with this PDS's
+ * rotation key, naming a fresh per-account secp256k1 signing key), creates the repository
+ * with its first signed commit, registers the DID with the PLC directory, and records the
+ * account. Each step undoes the earlier ones if a later one fails, so a failed sign-up
+ * leaves no account, repository or half-registered handle behind.
+ *
+ * With `did` given (a migration), the caller has proven control of that DID with a service
+ * JWT; no PLC operation is made and the account starts deactivated, as in the reference.
+ */
+import { generateSigningKey, parseDidKey } from '@portage/atproto/crypto';
+import { cidForPlcOperation, createGenesisOperation, createTombstone } from '@portage/atproto/plc/operations';
+import type { AppContext } from '../context.ts';
+import { submitToPlc } from '../identity/plc-identity.ts';
+import { InvalidRequest } from '../xrpc/errors.ts';
+import { NEW_PASSWORD_MAX_LENGTH, type Session } from './account-manager.ts';
+import { isValidEmail } from './email.ts';
+import { checkHandle } from './handles.ts';
+
+export interface CreateAccountInput {
+  handle: string;
+  email: string | undefined;
+  password: string | undefined;
+  inviteCode: string | undefined;
+  recoveryKey: string | undefined;
+  /** Set only for a migration, after the caller verified a service JWT issued by this DID. */
+  did: string | undefined;
+}
+
+export interface CreatedAccount extends Session {
+  did: string;
+  handle: string;
+}
+
+export async function createAccount(ctx: AppContext, input: CreateAccountInput): Promise<CreatedAccount> {
+  const { config, accountManager } = ctx;
+  const { email, password, inviteCode } = input;
+  if (!password) throw InvalidRequest('Password is required');
+  if (password.length > NEW_PASSWORD_MAX_LENGTH) {
+    throw InvalidRequest(`Password too long. Maximum length is ${NEW_PASSWORD_MAX_LENGTH} characters.`);
+  }
+  if (config.inviteRequired && !inviteCode) throw InvalidRequest('No invite code provided', 'InvalidInviteCode');
+  if (!email) throw InvalidRequest('Email is required');
+  if (input.recoveryKey !== undefined) {
+    try {
+      parseDidKey(input.recoveryKey);
+    } catch {
+      throw InvalidRequest('recoveryKey must be a did:key');
+    }
+  }
+  if (!isValidEmail(email)) {
+    throw InvalidRequest('This email address is not supported, please use a different email.');
+  }
+  const { handle, hosted } = checkHandle(input.handle, config.serviceHandleDomains, {
+    allowExternal: input.did !== undefined,
+  });
+  if (!hosted) {
+    const resolved = await ctx.handleResolver.resolve(handle).catch(() => undefined);
+    if (resolved !== input.did) throw InvalidRequest('External handle did not resolve to DID');
+  }
+  if (config.inviteRequired && inviteCode) accountManager.ensureInviteAvailable(inviteCode);
+  if (accountManager.getAccount(handle)) throw InvalidRequest(`Handle already taken: ${handle}`);
+  if (accountManager.getAccountByEmail(email)) throw InvalidRequest(`Email already taken: ${email}`);
+  if (input.did && accountManager.getAccount(input.did)) {
+    throw InvalidRequest(`Account already exists: ${input.did}`, 'AlreadyExists');
+  }
+
+  const signingKey = await generateSigningKey('secp256k1');
+  let did: string;
+  let genesis: Awaited<ReturnType<typeof createGenesisOperation>>['operation'] | undefined;
+  if (input.did) {
+    did = input.did;
+  } else {
+    const rotationKeys = [ctx.plcRotationKey.did()];
+    if (input.recoveryKey) rotationKeys.unshift(input.recoveryKey);
+    const created = await createGenesisOperation({
+      signingKeyDid: signingKey.did(),
+      rotationKeys,
+      handle,
+      pdsEndpoint: config.publicUrl,
+      rotationKey: ctx.plcRotationKey,
+    });
+    did = created.did;
+    genesis = created.operation;
+  }
+
+  await ctx.actorStore.create(did, signingKey);
+  let plcRegistered = false;
+  try {
+    if (genesis) {
+      await submitToPlc(ctx, did, genesis);
+      plcRegistered = true;
+    }
+    await accountManager.createAccount({
+      did,
+      handle,
+      email,
+      password,
+      inviteCode: config.inviteRequired ? inviteCode : undefined,
+      deactivated: input.did !== undefined,
+    });
+  } catch (err) {
+    await ctx.actorStore.destroy(did).catch((e: unknown) => ctx.logger.error({ err: e, did }, 'repo cleanup failed'));
+    if (plcRegistered && genesis) {
+      // The DID was registered but the account could not be recorded (a concurrent sign-up
+      // took the handle): retire the DID so it does not linger pointing here.
+      const tombstone = await createTombstone(cidForPlcOperation(genesis), ctx.plcRotationKey);
+      await ctx.plcClient
+        .submitOperation(did, tombstone)
+        .catch((e: unknown) => ctx.logger.error({ err: e, did }, 'PLC tombstone after failed sign-up failed'));
+    }
+    throw err;
+  }
+  const session = await accountManager.createSession(did, null);
+  return { did, handle, ...session };
+}

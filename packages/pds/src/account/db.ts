@@ -1,0 +1,95 @@
+/**
+ * The account database (one SQLite file, WAL): who the accounts are and how they log in.
+ * Repositories live in the actor store; this file knows only identities, credentials,
+ * sessions, invites, email tokens and preferences. Schema changes are numbered migrations
+ * recorded in `PRAGMA user_version`, applied in one transaction at open.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+
+export type AccountDb = Database.Database;
+
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE account (
+    did TEXT PRIMARY KEY,
+    handle TEXT UNIQUE,
+    email TEXT UNIQUE,
+    email_confirmed_at TEXT,
+    password_scrypt TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    deactivated_at TEXT,
+    takedown_ref TEXT,
+    invites_disabled INTEGER NOT NULL DEFAULT 0
+  ) STRICT;
+  CREATE TABLE refresh_token (
+    id TEXT PRIMARY KEY,
+    did TEXT NOT NULL REFERENCES account(did) ON DELETE CASCADE,
+    expires_at INTEGER NOT NULL,
+    app_password_name TEXT,
+    next_id TEXT
+  ) STRICT;
+  CREATE INDEX refresh_token_did ON refresh_token(did);
+  CREATE TABLE app_password (
+    did TEXT NOT NULL REFERENCES account(did) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    password_scrypt TEXT NOT NULL,
+    privileged INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (did, name)
+  ) STRICT;
+  CREATE TABLE invite_code (
+    code TEXT PRIMARY KEY,
+    available_uses INTEGER NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    for_account TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX invite_code_for_account ON invite_code(for_account);
+  CREATE TABLE invite_code_use (
+    code TEXT NOT NULL REFERENCES invite_code(code),
+    used_by TEXT NOT NULL,
+    used_at TEXT NOT NULL,
+    PRIMARY KEY (code, used_by)
+  ) STRICT;
+  CREATE TABLE email_token (
+    purpose TEXT NOT NULL,
+    did TEXT NOT NULL REFERENCES account(did) ON DELETE CASCADE,
+    token TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    PRIMARY KEY (purpose, did)
+  ) STRICT;
+  CREATE TABLE account_pref (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    did TEXT NOT NULL REFERENCES account(did) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    value_json TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX account_pref_did ON account_pref(did);
+  `,
+];
+
+export function openAccountDb(path: string): AccountDb {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  // FULL: an acknowledged account creation or password change survives a power cut.
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: AccountDb): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(`account database schema version ${current} is newer than this Portage (${MIGRATIONS.length})`);
+  }
+  db.transaction(() => {
+    for (let v = current; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v]!);
+    db.pragma(`user_version = ${MIGRATIONS.length}`);
+  })();
+}
