@@ -7,6 +7,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { plcDataToDidDocument } from '@portage/atproto/plc/document';
 import { PlcError } from '@portage/atproto/plc/errors';
 import { MAX_EXPORT_COUNT, PlcDirectory } from './directory.ts';
 
@@ -116,7 +117,7 @@ async function handle(directory: PlcDirectory, req: IncomingMessage, res: Server
       if (state.status === 'unknown') throw new HttpError(404, `DID not registered: ${did}`);
       if (state.status === 'tombstoned') throw new HttpError(410, `DID not available: ${did}`);
       if (rest === 'data') return sendJson(res, 200, state.data);
-      const doc = directory.getDocument(did);
+      const doc = plcDataToDidDocument(did, state.data);
       const text = JSON.stringify(doc);
       res.writeHead(200, {
         'content-type': 'application/did+ld+json; charset=utf-8',
