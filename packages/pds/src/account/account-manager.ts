@@ -4,7 +4,7 @@
  * grace period, app passwords). Endpoints call it; it never speaks HTTP, but it throws
  * XrpcErrors for the failures clients must be able to tell apart.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { type AccessScope, AuthScope } from '../auth/scopes.ts';
 import { REFRESH_GRACE_SECONDS, type TokenIssuer } from '../auth/tokens.ts';
 import { AuthRequired, InvalidRequest } from '../xrpc/errors.ts';
@@ -18,6 +18,8 @@ export interface Account {
   emailConfirmedAt: string | null;
   createdAt: string;
   deactivatedAt: string | null;
+  /** When a deactivated account may be deleted (deactivateAccount's deleteAfter). */
+  deleteAfter: string | null;
   takedownRef: string | null;
   invitesDisabled: boolean;
 }
@@ -53,6 +55,7 @@ interface AccountRow {
   password_scrypt: string;
   created_at: string;
   deactivated_at: string | null;
+  delete_after: string | null;
   takedown_ref: string | null;
   invites_disabled: number;
 }
@@ -66,6 +69,17 @@ interface RefreshRow {
 }
 
 export const NEW_PASSWORD_MAX_LENGTH = 256;
+/** Email tokens are valid this long (the reference's 15 minutes). */
+export const EMAIL_TOKEN_TTL_SECONDS = 15 * 60;
+export type EmailTokenPurpose =
+  'plc_operation' | 'confirm_email' | 'update_email' | 'reset_password' | 'delete_account';
+
+const EMAIL_TOKEN_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+function generateEmailToken(): string {
+  let out = '';
+  for (let i = 0; i < 10; i++) out += (i === 5 ? '-' : '') + EMAIL_TOKEN_CHARS[randomInt(EMAIL_TOKEN_CHARS.length)];
+  return out;
+}
 /** Longest app-password name, as in the lexicon of createAppPassword. */
 const APP_PASSWORD_NAME_MAX = 100;
 
@@ -77,6 +91,7 @@ function toAccount(row: AccountRow): Account {
     emailConfirmedAt: row.email_confirmed_at,
     createdAt: row.created_at,
     deactivatedAt: row.deactivated_at,
+    deleteAfter: row.delete_after,
     takedownRef: row.takedown_ref,
     invitesDisabled: row.invites_disabled === 1,
   };
@@ -177,6 +192,18 @@ export class AccountManager {
       }
       throw err;
     }
+  }
+
+  /** Deactivates (e.g. after migrating away); `deleteAfter` is an ISO datetime or null. */
+  deactivateAccount(did: string, deleteAfter: string | null): void {
+    const now = new Date(this.#now() * 1000).toISOString();
+    this.db
+      .prepare('UPDATE account SET deactivated_at = coalesce(deactivated_at, ?), delete_after = ? WHERE did = ?')
+      .run(now, deleteAfter, did);
+  }
+
+  activateAccount(did: string): void {
+    this.db.prepare('UPDATE account SET deactivated_at = NULL, delete_after = NULL WHERE did = ?').run(did);
   }
 
   deleteAccount(did: string): void {
@@ -343,6 +370,45 @@ export class AccountManager {
       )
       .get(did, name);
     return row ? { name: row.name, createdAt: row.created_at, privileged: row.privileged === 1 } : null;
+  }
+
+  // ---- email tokens ----
+
+  /**
+   * A new one-time token for `purpose` (e.g. plc_operation), replacing any earlier one:
+   * `XXXXX-XXXXX`, easy to read out of a mail and type back.
+   */
+  createEmailToken(did: string, purpose: EmailTokenPurpose): string {
+    const token = generateEmailToken();
+    const now = new Date(this.#now() * 1000).toISOString();
+    this.db
+      .prepare(
+        `INSERT INTO email_token (purpose, did, token, requested_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (purpose, did) DO UPDATE SET token = excluded.token, requested_at = excluded.requested_at`,
+      )
+      .run(purpose, did, token, now);
+    return token;
+  }
+
+  /**
+   * Checks and uses up a token: 400 InvalidToken when it is not the one sent, 400 ExpiredToken
+   * when older than `maxAgeSeconds`. A token works once.
+   */
+  consumeEmailToken(did: string, purpose: EmailTokenPurpose, token: string, maxAgeSeconds = EMAIL_TOKEN_TTL_SECONDS) {
+    const row = this.db
+      .prepare<[string, string], { token: string; requested_at: string }>(
+        'SELECT token, requested_at FROM email_token WHERE purpose = ? AND did = ?',
+      )
+      .get(purpose, did);
+    const given = Buffer.from(token.trim().toUpperCase(), 'utf8');
+    const stored = Buffer.from(row?.token ?? '', 'utf8');
+    if (!row || given.length !== stored.length || !timingSafeEqual(given, stored)) {
+      throw InvalidRequest('Token is invalid', 'InvalidToken');
+    }
+    if (Date.parse(row.requested_at) / 1000 + maxAgeSeconds < this.#now()) {
+      throw InvalidRequest('Token is expired', 'ExpiredToken');
+    }
+    this.db.prepare('DELETE FROM email_token WHERE purpose = ? AND did = ?').run(purpose, did);
   }
 
   // ---- invite codes ----

@@ -69,6 +69,10 @@ const MIGRATIONS: string[] = [
   ) STRICT;
   CREATE INDEX account_pref_did ON account_pref(did);
   `,
+  // 2: when a deactivated account (one that migrated away) may be deleted, as the user asked.
+  `
+  ALTER TABLE account ADD COLUMN delete_after TEXT;
+  `,
 ];
 
 export function openAccountDb(path: string): AccountDb {
