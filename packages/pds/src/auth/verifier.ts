@@ -12,10 +12,10 @@
  */
 import { type KeyObject, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { verifySignature } from '@portage/atproto/crypto';
 import { errors as joseErrors, jwtVerify } from 'jose';
 import { AuthRequired, InvalidRequest } from '../xrpc/errors.ts';
 import { type AccessScope, AuthScope, FULL_ACCESS_SCOPES, isAccessScope, STANDARD_SCOPES } from './scopes.ts';
+import { verifyServiceJwt } from './service-auth.ts';
 
 export type AuthMode = 'none' | 'access' | 'accessFull' | 'refresh' | 'admin' | 'optionalAccess' | 'service';
 
@@ -42,7 +42,7 @@ export interface ServiceAuth {
   did: string;
   iss: string;
   aud: string;
-  lxm: string | undefined;
+  lxm: string;
 }
 
 export interface AuthResultByMode {
@@ -73,8 +73,6 @@ export interface VerifyOptions {
   /** Let taken-down sessions through (the few methods the reference allows them). */
   allowTakendown?: boolean;
 }
-
-const SERVICE_JWT_MAX_LIFETIME_SECONDS = 60 * 60;
 
 export class AuthVerifier {
   readonly #jwtKey: KeyObject;
@@ -145,38 +143,14 @@ export class AuthVerifier {
   async service(req: IncomingMessage, nsid: string): Promise<ServiceAuth> {
     const credentials = parseAuthorization(req);
     if (!credentials || credentials.type !== 'bearer') throw AuthRequired('missing jwt', 'MissingJwt');
-    const jwt = decodeCompactJwt(credentials.token);
-    if (!jwt) throw AuthRequired('poorly formatted jwt', 'BadJwt');
-    const { header, payload } = jwt;
-    if (header.typ === 'at+jwt' || header.typ === 'refresh+jwt' || header.typ === 'dpop+jwt') {
-      throw AuthRequired('Invalid jwt type', 'BadJwtType');
-    }
-    if (header.alg !== 'ES256K' && header.alg !== 'ES256') throw AuthRequired('unsupported jwt algorithm', 'BadJwt');
-    const now = Math.floor(Date.now() / 1000);
-    if (typeof payload.exp !== 'number' || payload.exp <= now) throw AuthRequired('jwt expired', 'JwtExpired');
-    if (payload.exp > now + SERVICE_JWT_MAX_LIFETIME_SECONDS + 60) {
-      throw AuthRequired('jwt expires too far in the future', 'BadJwt');
-    }
-    if (typeof payload.iss !== 'string' || !payload.iss.startsWith('did:'))
-      throw AuthRequired('jwt has no issuer', 'BadJwt');
-    if (payload.aud !== this.#serviceDid) {
-      throw AuthRequired('jwt audience does not match service did', 'BadJwtAudience');
-    }
-    const lxm = typeof payload.lxm === 'string' ? payload.lxm : undefined;
-    if (lxm === undefined) throw AuthRequired('missing jwt lexicon method ("lxm")', 'BadJwtLexiconMethod');
-    if (lxm !== nsid) throw AuthRequired(`bad jwt lexicon method ("lxm"). must match: ${nsid}`, 'BadJwtLexiconMethod');
-    const did = payload.iss.split('#')[0]!;
-    if (!this.#resolveSigningKey) throw AuthRequired('could not resolve iss did');
-    const signingInput = new TextEncoder().encode(jwt.signingInput);
-    const check = async (forceRefresh: boolean): Promise<boolean> => {
-      const key = await this.#resolveSigningKey!(did, forceRefresh).catch(() => undefined);
-      if (!key) throw AuthRequired('could not resolve iss did');
-      return verifySignature(key, signingInput, jwt.signature).catch(() => false);
-    };
-    if (!(await check(false)) && !(await check(true))) {
-      throw AuthRequired('jwt signature does not match jwt issuer', 'BadJwtSignature');
-    }
-    return { type: 'service', did, iss: payload.iss, aud: payload.aud, lxm };
+    const resolveSigningKey = this.#resolveSigningKey;
+    if (!resolveSigningKey) throw AuthRequired('could not resolve iss did');
+    const verified = await verifyServiceJwt(credentials.token, {
+      serviceDid: this.#serviceDid,
+      nsid,
+      resolveSigningKey,
+    });
+    return { type: 'service', did: verified.did, iss: verified.iss, aud: verified.aud, lxm: verified.lxm };
   }
 
   async #verifySessionJwt(
@@ -219,27 +193,4 @@ function parseAuthorization(req: IncomingMessage): Credentials | undefined {
   const type = parts[0]!.toLowerCase();
   if (type === 'bearer' || type === 'basic' || type === 'dpop') return { type, token: parts[1] };
   throw InvalidRequest(`Unsupported authorization type: ${parts[0]}`, 'InvalidToken');
-}
-
-interface DecodedJwt {
-  header: Record<string, unknown>;
-  payload: Record<string, unknown> & { iss?: unknown; aud?: unknown; exp?: unknown; lxm?: unknown };
-  signingInput: string;
-  signature: Uint8Array;
-}
-
-function decodeCompactJwt(token: string): DecodedJwt | undefined {
-  const parts = token.split('.');
-  if (parts.length !== 3) return undefined;
-  try {
-    const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8'));
-    const payload = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'));
-    if (typeof header !== 'object' || header === null || typeof payload !== 'object' || payload === null) {
-      return undefined;
-    }
-    const signature = new Uint8Array(Buffer.from(parts[2]!, 'base64url'));
-    return { header, payload, signingInput: `${parts[0]}.${parts[1]}`, signature };
-  } catch {
-    return undefined;
-  }
 }
