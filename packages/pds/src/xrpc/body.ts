@@ -73,11 +73,24 @@ export async function* requestBodyStream(req: IncomingMessage, maxBytes: number)
     }
     throw err;
   } finally {
-    // When the consumer stops early (limit hit, handler error) drop the rest of the upload
-    // rather than buffering it; the response still goes out on the same socket.
     if (source !== req) source.destroy();
-    if (!req.complete) req.resume();
+    if (!req.complete) discardRest(req, maxBytes);
   }
+}
+
+/**
+ * When the consumer stops early (limit hit, handler error), the rest of the upload is read
+ * and thrown away so the client, still sending, gets to read our error response instead of
+ * a connection reset. Past a cap the connection is cut: nobody may keep us reading forever.
+ */
+function discardRest(req: IncomingMessage, maxBytes: number): void {
+  const cap = Math.max(maxBytes, 8 * 1024 * 1024);
+  let discarded = 0;
+  req.on('data', (chunk: Buffer) => {
+    discarded += chunk.byteLength;
+    if (discarded > cap) req.destroy();
+  });
+  req.resume();
 }
 
 /** The whole body as one byte array, under a limit. */
