@@ -1,0 +1,342 @@
+/**
+ * Accounts moving in and out: what the migration endpoints share. One instance per server,
+ * built by the app context.
+ *
+ * Moving in (we are the new PDS): the account was created deactivated with a fresh signing
+ * key (createAccount with a service JWT); importRepo fills its repository; blobs follow
+ * (listMissingBlobs tells what is left); getRecommendedDidCredentials names what the PLC
+ * operation must contain; submitPlcOperation checks and relays that operation; activation
+ * checks that the DID document really points here, re-signs the head commit with our key
+ * under a new rev, and announces the account (#identity, #account, #sync).
+ *
+ * Moving out (we are the old PDS): requestPlcOperationSignature mails a one-time token;
+ * signPlcOperation spends it to sign the user's PLC operation with our rotation key;
+ * deactivateAccount retires the account here while its owner can still read it.
+ */
+import { type Cid, formatCid, parseCid } from '@portage/atproto/cid';
+import { getAtprotoSigningKey, getPdsEndpoint } from '@portage/atproto/identity/did-document';
+import { PlcError } from '@portage/atproto/plc/client';
+import {
+  type AnyPlcOperation,
+  type PlcOperation,
+  type PlcService,
+  parsePlcOperation,
+  updateOperation,
+} from '@portage/atproto/plc/operations';
+import { decodeCommit, signCommit, verifyCommitSignature } from '@portage/atproto/repo/commit';
+import { nextTid } from '@portage/atproto/tid';
+import type { AppContext } from '../context.ts';
+import { submitToPlc } from '../identity/plc-identity.ts';
+import { InvalidRequest, UpstreamFailure, XrpcError } from '../xrpc/errors.ts';
+import { sequencerOf } from './events.ts';
+import { RepoDbAccess } from './repo-db.ts';
+import {
+  type ImportSummary,
+  importRepository,
+  listMissingBlobs,
+  promoteReferencedBlobs,
+  stagingDirectoryFor,
+} from './repo-import.ts';
+
+export interface RecommendedDidCredentials {
+  rotationKeys: string[];
+  alsoKnownAs: string[];
+  verificationMethods: Record<string, string>;
+  services: Record<string, PlcService>;
+}
+
+export interface AccountStatusReport {
+  activated: boolean;
+  validDid: boolean;
+  repoCommit: string;
+  repoRev: string;
+  repoBlocks: number;
+  indexedRecords: number;
+  privateStateValues: number;
+  expectedBlobs: number;
+  importedBlobs: number;
+}
+
+export interface PlcOperationChanges {
+  rotationKeys?: string[];
+  alsoKnownAs?: string[];
+  verificationMethods?: Record<string, string>;
+  services?: Record<string, PlcService>;
+}
+
+const PDS_SERVICE_ID = 'atproto_pds';
+const PDS_SERVICE_TYPE = 'AtprotoPersonalDataServer';
+
+function sameUrl(a: string | undefined, b: string): boolean {
+  return a !== undefined && a.replace(/\/+$/, '') === b.replace(/\/+$/, '');
+}
+
+export class MigrationService {
+  readonly #ctx: AppContext;
+  readonly repoDb: RepoDbAccess;
+
+  constructor(ctx: AppContext) {
+    this.#ctx = ctx;
+    this.repoDb = new RepoDbAccess(ctx.actorStore);
+  }
+
+  // ---- moving in -------------------------------------------------------------------------
+
+  /** Verifies and imports a repository CAR into a deactivated account. */
+  async importRepo(did: string, body: AsyncIterable<Uint8Array>): Promise<ImportSummary> {
+    const account = this.#account(did);
+    if (!account.deactivatedAt) {
+      // Replacing a live repository would rewind what relays already have; a migration
+      // imports into the deactivated account createAccount made.
+      throw InvalidRequest(
+        'importRepo replaces the whole repository and is only accepted while the account is deactivated',
+      );
+    }
+    const ctx = this.#ctx;
+    return importRepository(
+      {
+        didResolver: ctx.didResolver,
+        plcClient: ctx.plcClient,
+        repoDb: this.repoDb,
+        blobstore: ctx.blobstore,
+        stagingDirectory: stagingDirectoryFor(ctx.config.dataDirectory),
+      },
+      did,
+      body,
+    );
+  }
+
+  async listMissingBlobs(did: string, opts: { limit: number; cursor?: string }) {
+    await promoteReferencedBlobs({ repoDb: this.repoDb, blobstore: this.#ctx.blobstore }, did);
+    return listMissingBlobs(this.repoDb, did, opts);
+  }
+
+  /** Everything a migration tool needs to decide whether the account is complete here. */
+  async accountStatus(did: string): Promise<AccountStatusReport> {
+    const account = this.#account(did);
+    await promoteReferencedBlobs({ repoDb: this.repoDb, blobstore: this.#ctx.blobstore }, did);
+    const counts = this.repoDb.read(did, (db) => {
+      const one = (sql: string) => (db.prepare(sql).get() as { n: number }).n;
+      const root = db.prepare('SELECT cid, rev FROM repo_root WHERE did = ?').get(did) as
+        { cid: string; rev: string } | undefined;
+      return {
+        root,
+        repoBlocks: one('SELECT count(*) AS n FROM repo_block'),
+        indexedRecords: one('SELECT count(*) AS n FROM record'),
+        expectedBlobs: one('SELECT count(DISTINCT blob_cid) AS n FROM record_blob'),
+        importedBlobs: one(
+          'SELECT count(DISTINCT record_blob.blob_cid) AS n FROM record_blob JOIN blob ON blob.cid = record_blob.blob_cid',
+        ),
+      };
+    });
+    if (!counts.root) throw InvalidRequest(`No repo root found for ${did}`);
+    const privateStateValues = (
+      this.#ctx.accountManager.db.prepare('SELECT count(*) AS n FROM account_pref WHERE did = ?').get(did) as {
+        n: number;
+      }
+    ).n;
+    return {
+      activated: account.deactivatedAt === null,
+      validDid: (await this.#didDocumentProblem(did)) === undefined,
+      repoCommit: counts.root.cid,
+      repoRev: counts.root.rev,
+      repoBlocks: counts.repoBlocks,
+      indexedRecords: counts.indexedRecords,
+      privateStateValues,
+      expectedBlobs: counts.expectedBlobs,
+      importedBlobs: counts.importedBlobs,
+    };
+  }
+
+  /** What the DID's PLC operation must say for the account to live here. */
+  async recommendedDidCredentials(did: string): Promise<RecommendedDidCredentials> {
+    const account = this.#account(did);
+    const signingKey = await this.#ctx.actorStore.getSigningKey(did);
+    return {
+      rotationKeys: [this.#ctx.plcRotationKey.did()],
+      alsoKnownAs: account.handle ? [`at://${account.handle}`] : [],
+      verificationMethods: { atproto: signingKey.did() },
+      services: { [PDS_SERVICE_ID]: { type: PDS_SERVICE_TYPE, endpoint: this.#ctx.config.publicUrl } },
+    };
+  }
+
+  /**
+   * Relays a PLC operation the old PDS signed, after checking it keeps the account working
+   * here: our rotation key, our endpoint, the account's signing key here and its handle.
+   */
+  async submitPlcOperation(did: string, input: unknown): Promise<void> {
+    const account = this.#account(did);
+    let op: AnyPlcOperation;
+    try {
+      op = parsePlcOperation(input);
+    } catch (err) {
+      throw InvalidRequest(`Invalid PLC operation: ${(err as Error).message}`);
+    }
+    if (op.type !== 'plc_operation') throw InvalidRequest('Only a plc_operation can be submitted, not a tombstone');
+    const expected = await this.recommendedDidCredentials(did);
+    if (!op.rotationKeys.includes(this.#ctx.plcRotationKey.did())) {
+      throw InvalidRequest("Rotation keys do not include server's rotation key");
+    }
+    const service = op.services[PDS_SERVICE_ID];
+    if (service?.type !== PDS_SERVICE_TYPE) throw InvalidRequest('Missing or incorrect atproto_pds service type');
+    if (!sameUrl(service.endpoint, this.#ctx.config.publicUrl)) {
+      throw InvalidRequest(`Incorrect endpoint on atproto_pds service (expected ${this.#ctx.config.publicUrl})`);
+    }
+    if (op.verificationMethods.atproto !== expected.verificationMethods.atproto) {
+      throw InvalidRequest('Incorrect signing key: use the one getRecommendedDidCredentials offers');
+    }
+    if (account.handle && op.alsoKnownAs[0] !== `at://${account.handle}`) {
+      throw InvalidRequest(`Incorrect handle in alsoKnownAs (expected at://${account.handle} first)`);
+    }
+    await submitToPlc(this.#ctx, did, op);
+    sequencerOf(this.#ctx)?.sequenceIdentity(null, { did, handle: account.handle ?? undefined });
+  }
+
+  /**
+   * Activates an account that moved in. Refuses, naming the check, unless the DID document
+   * names our endpoint and the account's signing key here, and (did:plc) our rotation key is
+   * among the DID's rotation keys. Then re-signs the head commit with our key (new rev), so
+   * relays verifying the #sync see a commit signed by the key the DID now names.
+   */
+  async activateAccount(did: string): Promise<void> {
+    const account = this.#account(did);
+    if (account.deactivatedAt === null) return;
+    const problem = await this.#didDocumentProblem(did);
+    if (problem) throw InvalidRequest(problem, 'InvalidDidDocument');
+    if (did.startsWith('did:plc:')) {
+      const data = await this.#ctx.plcClient.getDocumentData(did).catch((err: unknown) => {
+        throw plcUnavailable(err, did);
+      });
+      if (!data.rotationKeys.includes(this.#ctx.plcRotationKey.did())) {
+        throw InvalidRequest(
+          "The DID's PLC rotation keys do not include this server's rotation key",
+          'InvalidDidDocument',
+        );
+      }
+    }
+    await promoteReferencedBlobs({ repoDb: this.repoDb, blobstore: this.#ctx.blobstore }, did);
+    const head = await this.#resignHead(did);
+    this.#ctx.accountManager.activateAccount(did);
+    const sequencer = sequencerOf(this.#ctx);
+    if (sequencer) {
+      sequencer.sequenceIdentity(null, { did, handle: account.handle ?? undefined });
+      sequencer.sequenceAccount(null, { did, active: true });
+      sequencer.sequenceSync(null, { did, commit: head.cid, commitBytes: head.bytes, rev: head.rev });
+    }
+  }
+
+  // ---- moving out ------------------------------------------------------------------------
+
+  /** Mails a one-time token that signPlcOperation will ask for. */
+  async requestPlcOperationSignature(did: string): Promise<void> {
+    const account = this.#account(did);
+    if (!account.email) throw InvalidRequest('account does not have an email address');
+    const token = this.#ctx.accountManager.createEmailToken(did, 'plc_operation');
+    await this.#ctx.mailer.send({
+      to: account.email,
+      subject: 'PLC Update Operation Requested',
+      text:
+        `We received a request to update your account's DID document (${did}), ` +
+        'for example to move it to another server.\n\n' +
+        `Your confirmation code: ${token}\n\n` +
+        'It is valid for 15 minutes and can be used once. If you did not ask for this, ' +
+        'change your password: someone else may have it.\n',
+    });
+  }
+
+  /** Spends the emailed token and signs the DID's next PLC operation with our rotation key. */
+  async signPlcOperation(did: string, token: string, changes: PlcOperationChanges): Promise<PlcOperation> {
+    this.#account(did);
+    this.#ctx.accountManager.consumeEmailToken(did, 'plc_operation', token);
+    const audit = await this.#ctx.plcClient.getAuditLog(did).catch((err: unknown) => {
+      throw plcUnavailable(err, did);
+    });
+    const last = audit.filter((e) => !e.nullified).at(-1);
+    if (!last || last.operation.type === 'plc_tombstone') {
+      throw InvalidRequest(`The PLC directory has no live operation for ${did}`);
+    }
+    try {
+      return await updateOperation(last.operation, last.cid, changes, this.#ctx.plcRotationKey);
+    } catch (err) {
+      if (err instanceof PlcError) throw InvalidRequest(`The requested operation is not valid: ${err.message}`);
+      throw err;
+    }
+  }
+
+  async deactivateAccount(did: string, deleteAfter: string | null): Promise<void> {
+    this.#account(did);
+    this.#ctx.accountManager.deactivateAccount(did, deleteAfter);
+    sequencerOf(this.#ctx)?.sequenceAccount(null, { did, active: false, status: 'deactivated' });
+  }
+
+  // ---- shared ----------------------------------------------------------------------------
+
+  #account(did: string) {
+    const account = this.#ctx.accountManager.getAccount(did);
+    if (!account) throw InvalidRequest(`Account not found: ${did}`, 'AccountNotFound');
+    return account;
+  }
+
+  /** Why the DID document does not (yet) point at this account here, or undefined when it does. */
+  async #didDocumentProblem(did: string): Promise<string | undefined> {
+    let doc;
+    try {
+      doc = await this.#ctx.didResolver.resolve(did, { noCache: true });
+    } catch (err) {
+      return `Could not resolve the DID document of ${did}: ${(err as Error).message}`;
+    }
+    const endpoint = getPdsEndpoint(doc);
+    if (!sameUrl(endpoint, this.#ctx.config.publicUrl)) {
+      return `DID document atproto_pds service endpoint is ${endpoint ?? 'missing'}, not this server (${this.#ctx.config.publicUrl})`;
+    }
+    const signingKey = (await this.#ctx.actorStore.getSigningKey(did)).did();
+    if (getAtprotoSigningKey(doc) !== signingKey) {
+      return "DID document signing key (#atproto) does not match the account's signing key on this server";
+    }
+    return undefined;
+  }
+
+  /**
+   * Makes the head commit ours: same tree, signed with the account's key here, under a rev
+   * greater than every earlier one. A head already signed by our key is kept as it is.
+   */
+  async #resignHead(did: string): Promise<{ cid: Cid; bytes: Uint8Array; rev: string }> {
+    const key = await this.#ctx.actorStore.getSigningKey(did);
+    return this.repoDb.write(did, async (db) => {
+      const root = db.prepare('SELECT cid, rev FROM repo_root WHERE did = ?').get(did) as
+        { cid: string; rev: string } | undefined;
+      if (!root) throw InvalidRequest(`No repo root found for ${did}`);
+      const rootCid = parseCid(root.cid);
+      const oldBytes = (
+        db.prepare('SELECT content FROM repo_block WHERE cid = ?').get(rootCid.bytes) as
+          { content: Uint8Array } | undefined
+      )?.content;
+      if (!oldBytes) throw new XrpcError(500, 'InternalServerError', `head commit block of ${did} is missing`);
+      const old = decodeCommit(oldBytes);
+      if (await verifyCommitSignature(old, key.did())) return { cid: rootCid, bytes: oldBytes, rev: old.rev };
+      const signed = await signCommit({ did, data: old.data, rev: nextTid(old.rev) }, key);
+      db.transaction(() => {
+        db.prepare('INSERT OR IGNORE INTO repo_block (cid, repo_rev, size, content) VALUES (?, ?, ?, ?)').run(
+          signed.cid.bytes,
+          signed.commit.rev,
+          signed.bytes.length,
+          signed.bytes,
+        );
+        db.prepare('DELETE FROM repo_block WHERE cid = ?').run(rootCid.bytes);
+        db.prepare('UPDATE repo_root SET cid = ?, rev = ?, indexed_at = ? WHERE did = ?').run(
+          formatCid(signed.cid),
+          signed.commit.rev,
+          new Date().toISOString(),
+          did,
+        );
+      })();
+      return { cid: signed.cid, bytes: signed.bytes, rev: signed.commit.rev };
+    });
+  }
+}
+
+function plcUnavailable(err: unknown, did: string): XrpcError {
+  if (err instanceof XrpcError) return err;
+  if (err instanceof PlcError && err.code === 'NotFound') return InvalidRequest(`${did} is not in the PLC directory`);
+  return UpstreamFailure(`The PLC directory could not be reached: ${(err as Error).message}`);
+}
