@@ -19,6 +19,7 @@ import { DiskBlobStore } from './blobstore/disk.ts';
 import type { PdsConfig } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { Mailer } from './mailer/mailer.ts';
+import { MigrationService } from './migration/service.ts';
 
 export interface AppContextOptions {
   /** Defaults to a pino logger at config.logLevel writing to stdout. */
@@ -43,6 +44,8 @@ export class AppContext {
   readonly didResolver: DidResolver;
   readonly handleResolver: HandleResolver;
   readonly mailer: Mailer;
+  /** Accounts moving in and out (import, PLC credentials, activation). */
+  readonly migration: MigrationService;
 
   private constructor(fields: {
     config: PdsConfig;
@@ -70,6 +73,7 @@ export class AppContext {
     this.didResolver = fields.didResolver;
     this.handleResolver = fields.handleResolver;
     this.mailer = fields.mailer;
+    this.migration = new MigrationService(this);
   }
 
   static async create(config: PdsConfig, opts: AppContextOptions = {}): Promise<AppContext> {
