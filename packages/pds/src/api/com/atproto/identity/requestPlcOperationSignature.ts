@@ -1,0 +1,12 @@
+import { xrpcMethod } from '../../../../xrpc/handler.ts';
+
+/** Emails the account a one-time token (15 minutes) that signPlcOperation asks for. */
+export default xrpcMethod({
+  nsid: 'com.atproto.identity.requestPlcOperationSignature',
+  type: 'procedure',
+  auth: 'accessFull',
+  allowTakendown: true,
+  async handler({ ctx, auth }) {
+    await ctx.migration.requestPlcOperationSignature(auth.did);
+  },
+});

@@ -1,0 +1,11 @@
+import { xrpcMethod } from '../../../../xrpc/handler.ts';
+
+/** Where a migration stands: activation, DID document, repository and blob counts. */
+export default xrpcMethod({
+  nsid: 'com.atproto.server.checkAccountStatus',
+  type: 'query',
+  auth: 'access',
+  async handler({ ctx, auth }) {
+    return { json: await ctx.migration.accountStatus(auth.did) };
+  },
+});

@@ -1,0 +1,63 @@
+import { isValidDid } from '@portage/atproto/syntax/did';
+import { isValidNsid } from '@portage/atproto/syntax/nsid';
+import { AuthScope } from '../../../../auth/scopes.ts';
+import { checkRequestedExpiry, mintServiceJwt } from '../../../../auth/service-auth.ts';
+import { InvalidRequest } from '../../../../xrpc/errors.ts';
+import { xrpcMethod } from '../../../../xrpc/handler.ts';
+
+/**
+ * Methods no service token may be minted for: they act on the account itself here, so a
+ * token for them would let whoever holds it take the account over.
+ */
+const PROTECTED_METHODS = new Set([
+  'com.atproto.admin.sendEmail',
+  'com.atproto.identity.requestPlcOperationSignature',
+  'com.atproto.identity.signPlcOperation',
+  'com.atproto.identity.updateHandle',
+  'com.atproto.server.activateAccount',
+  'com.atproto.server.confirmEmail',
+  'com.atproto.server.createAppPassword',
+  'com.atproto.server.deactivateAccount',
+  'com.atproto.server.getAccountInviteCodes',
+  'com.atproto.server.getSession',
+  'com.atproto.server.listAppPasswords',
+  'com.atproto.server.requestAccountDelete',
+  'com.atproto.server.requestEmailConfirmation',
+  'com.atproto.server.requestEmailUpdate',
+  'com.atproto.server.revokeAppPassword',
+  'com.atproto.server.updateEmail',
+]);
+
+/** Only the account password (or a privileged app password) may mint tokens for these. */
+const PRIVILEGED_METHODS = new Set(['com.atproto.server.createAccount']);
+
+/** A short-lived JWT, signed with the account's signing key, for calling another service. */
+export default xrpcMethod({
+  nsid: 'com.atproto.server.getServiceAuth',
+  type: 'query',
+  auth: 'access',
+  allowTakendown: true,
+  async handler({ ctx, auth, params }) {
+    const aud = params.requiredString('aud');
+    if (!isValidDid(aud.split('#')[0])) throw InvalidRequest('aud must be a DID');
+    const lxm = params.string('lxm');
+    if (lxm !== undefined && !isValidNsid(lxm)) throw InvalidRequest('lxm must be an NSID');
+    const exp = checkRequestedExpiry(params.integer('exp'), lxm);
+    if (lxm !== undefined && PROTECTED_METHODS.has(lxm)) {
+      throw InvalidRequest(`cannot request a service auth token for the following protected method: ${lxm}`);
+    }
+    if (auth.scope === AuthScope.AppPass && (lxm === undefined || PRIVILEGED_METHODS.has(lxm))) {
+      throw InvalidRequest(
+        lxm === undefined
+          ? 'cannot request a method-less token with an app password'
+          : `insufficient access to request a service auth token for: ${lxm}`,
+      );
+    }
+    // A taken-down account may only use a token to move its data elsewhere.
+    if (auth.scope === AuthScope.Takendown && lxm !== 'com.atproto.server.createAccount') {
+      throw InvalidRequest('a taken-down account can only request a token for com.atproto.server.createAccount');
+    }
+    const key = await ctx.actorStore.getSigningKey(auth.did);
+    return { json: { token: await mintServiceJwt({ iss: auth.did, aud, lxm, exp, key }) } };
+  },
+});
