@@ -35,6 +35,17 @@ import getSession from './com/atproto/server/getSession.ts';
 import listAppPasswords from './com/atproto/server/listAppPasswords.ts';
 import refreshSession from './com/atproto/server/refreshSession.ts';
 import revokeAppPassword from './com/atproto/server/revokeAppPassword.ts';
+// Accounts moving in and out (migration)
+import getRecommendedDidCredentials from './com/atproto/identity/getRecommendedDidCredentials.ts';
+import requestPlcOperationSignature from './com/atproto/identity/requestPlcOperationSignature.ts';
+import signPlcOperation from './com/atproto/identity/signPlcOperation.ts';
+import submitPlcOperation from './com/atproto/identity/submitPlcOperation.ts';
+import importRepo from './com/atproto/repo/importRepo.ts';
+import listMissingBlobs from './com/atproto/repo/listMissingBlobs.ts';
+import activateAccount from './com/atproto/server/activateAccount.ts';
+import checkAccountStatus from './com/atproto/server/checkAccountStatus.ts';
+import deactivateAccount from './com/atproto/server/deactivateAccount.ts';
+import getServiceAuth from './com/atproto/server/getServiceAuth.ts';
 
 export const methods: XrpcMethod[] = [
   // com.atproto.server
@@ -74,4 +85,15 @@ export const methods: XrpcMethod[] = [
   syncListBlobs,
   syncListRepos,
   syncGetRepoStatus,
+  // accounts moving in and out (migration)
+  getServiceAuth,
+  checkAccountStatus,
+  activateAccount,
+  deactivateAccount,
+  importRepo,
+  listMissingBlobs,
+  getRecommendedDidCredentials,
+  requestPlcOperationSignature,
+  signPlcOperation,
+  submitPlcOperation,
 ];
