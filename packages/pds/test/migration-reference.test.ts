@@ -1,0 +1,170 @@
+/**
+ * Two-way migration with the reference PDS (@atproto/dev-env, a test peer only), both sides on
+ * one reference PLC directory: reference -> Portage and Portage -> reference, through the
+ * canonical client flow. Records, blobs and preferences arrive identical, the PLC directory
+ * accepts each operation, and the old side ends deactivated.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { AtpAgent } from '@atproto/api';
+import { verifyRepoCar } from '@atproto/repo';
+import { TestPds as ReferencePds, TestPlc } from '@atproto/dev-env';
+import { SMTPServer } from 'smtp-server';
+import { startTestPds, type TestPds } from './harness.ts';
+import { fillAccount, migrateAccount, snapshot } from './migration-flow.ts';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+describe('migration between the reference PDS and Portage', () => {
+  let dir: string;
+  let plc: TestPlc;
+  let reference: ReferencePds;
+  let portage: TestPds;
+  let smtp: SMTPServer;
+  const mails: string[] = [];
+  const savedTmp = process.env.TMPDIR;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'portage-migration-ref-'));
+    // The reference writes its databases and blobs under os.tmpdir() and never removes them.
+    process.env.TMPDIR = dir;
+    plc = await TestPlc.create({ port: await freePort() });
+    reference = await ReferencePds.create({
+      didPlcUrl: plc.url,
+      port: await freePort(),
+      serviceDid: 'did:web:reference-pds.test',
+    } as never);
+    if (savedTmp === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = savedTmp;
+
+    smtp = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS', 'AUTH'],
+      logger: false,
+      onData(stream, _session, callback) {
+        const chunks: Buffer[] = [];
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => {
+          mails.push(Buffer.concat(chunks).toString());
+          callback();
+        });
+      },
+    });
+    await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
+    const { port } = smtp.server.address() as { port: number };
+    portage = await startTestPds({
+      plcUrl: plc.url,
+      env: { PDS_EMAIL_SMTP_URL: `smtp://127.0.0.1:${port}`, PDS_SERVICE_DID: 'did:web:portage.test' },
+    });
+  });
+
+  after(async () => {
+    await portage?.close();
+    await reference?.close().catch(() => {});
+    await plc?.close().catch(() => {});
+    await new Promise<void>((resolve) => (smtp ? smtp.close(() => resolve()) : resolve()));
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function referencePlcToken(did: string): Promise<string> {
+    const row = await reference.ctx.accountManager.db.db
+      .selectFrom('email_token')
+      .selectAll()
+      .where('did', '=', did)
+      .where('purpose', '=', 'plc_operation')
+      .executeTakeFirst();
+    assert.ok(row, 'the reference issued a PLC token');
+    return row.token;
+  }
+
+  async function portagePlcToken(): Promise<string> {
+    const match = /[A-Z2-7]{5}-[A-Z2-7]{5}/.exec(mails.at(-1) ?? '');
+    assert.ok(match, 'Portage mailed a PLC token');
+    return match[0];
+  }
+
+  async function checkPlcLog(did: string, endpoint: string, operations: number): Promise<void> {
+    const res = await fetch(`${plc.url}/${did}/log/audit`);
+    const audit = (await res.json()) as {
+      nullified: boolean;
+      operation: { services: Record<string, { endpoint: string }> };
+    }[];
+    const live = audit.filter((e) => !e.nullified);
+    assert.equal(live.length, operations, 'every operation was accepted');
+    assert.equal(live.at(-1)!.operation.services.atproto_pds!.endpoint, endpoint);
+  }
+
+  it('moves an account from the reference PDS into Portage', async () => {
+    const password = 'erin-password-1';
+    const oldAgent = new AtpAgent({ service: reference.url });
+    await oldAgent.createAccount({ handle: 'erin.test', email: 'erin@example.com', password });
+    await fillAccount(oldAgent, { records: 120, blobs: 4 });
+    const did = oldAgent.session!.did;
+    const before = await snapshot(oldAgent, did);
+
+    const { newAgent, blobsMoved } = await migrateAccount({
+      oldAgent,
+      newServiceUrl: portage.url,
+      handle: 'erin.test',
+      email: 'erin@example.com',
+      password,
+      readPlcToken: referencePlcToken,
+    });
+    assert.equal(blobsMoved, 4);
+    const after = await snapshot(newAgent, did);
+    assert.deepEqual(after.records, before.records);
+    assert.deepEqual(after.blobs, before.blobs);
+    assert.deepEqual(after.preferences, before.preferences);
+
+    // Portage's head is signed by its own key for the account (the reference would keep the old one).
+    const { data: car } = await newAgent.com.atproto.sync.getRepo({ did });
+    await verifyRepoCar(car, did, (await portage.ctx.actorStore.getSigningKey(did)).did());
+    await checkPlcLog(did, portage.publicUrl, 2);
+    const { data: oldSession } = await oldAgent.com.atproto.server.getSession();
+    assert.equal(oldSession.active, false);
+    const { data: status } = await newAgent.com.atproto.server.checkAccountStatus();
+    assert.equal(status.activated, true);
+    assert.equal(status.validDid, true);
+  });
+
+  it('moves an account from Portage out to the reference PDS', async () => {
+    const password = 'dave-password-1';
+    const oldAgent = new AtpAgent({ service: portage.url });
+    await oldAgent.createAccount({ handle: 'dave.test', email: 'dave@example.com', password });
+    await fillAccount(oldAgent, { records: 120, blobs: 4 });
+    const did = oldAgent.session!.did;
+    const before = await snapshot(oldAgent, did);
+
+    const { newAgent, blobsMoved } = await migrateAccount({
+      oldAgent,
+      newServiceUrl: reference.url,
+      handle: 'dave.test',
+      email: 'dave@example.com',
+      password,
+      readPlcToken: portagePlcToken,
+    });
+    assert.equal(blobsMoved, 4);
+    const after = await snapshot(newAgent, did);
+    assert.deepEqual(after.records, before.records);
+    assert.deepEqual(after.blobs, before.blobs);
+    assert.deepEqual(after.preferences, before.preferences);
+    await checkPlcLog(did, reference.url, 2);
+    assert.notEqual(portage.ctx.accountManager.getAccount(did)?.deactivatedAt, null);
+    const { data: status } = await newAgent.com.atproto.server.checkAccountStatus();
+    assert.equal(status.activated, true);
+    assert.equal(status.validDid, true);
+  });
+});
