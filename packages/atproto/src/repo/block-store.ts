@@ -26,9 +26,18 @@ export interface RevisionedBlockSource extends BlockReader {
   blocksSince(since: string): Iterable<{ cid: Cid; bytes: Uint8Array }>;
 }
 
+// CID objects are shared (a node's CID is looked up by the diff, the proofs and the stores), so
+// their string form is memoized per object instead of being base32-encoded at every lookup.
+const cidStrings = new WeakMap<Cid, string>();
+
 /** Map key for a CID: its base32 string, which is also what SQL stores use as the primary key. */
 export function cidKey(cid: Cid): string {
-  return formatCid(cid);
+  let key = cidStrings.get(cid);
+  if (key === undefined) {
+    key = formatCid(cid);
+    cidStrings.set(cid, key);
+  }
+  return key;
 }
 
 /** A set of blocks keyed by CID; the unit in which commits hand over their new blocks. */
