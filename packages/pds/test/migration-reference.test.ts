@@ -83,8 +83,9 @@ describe('migration between the reference PDS and Portage', () => {
     const row = await reference.ctx.accountManager.db.db
       .selectFrom('email_token')
       .selectAll()
-      .where('did', '=', did)
-      .where('purpose', '=', 'plc_operation')
+      // The reference's schema types its columns with branded string types.
+      .where('did', '=', did as never)
+      .where('purpose', '=', 'plc_operation' as never)
       .executeTakeFirst();
     assert.ok(row, 'the reference issued a PLC token');
     return row.token;
