@@ -178,7 +178,8 @@ async function transferBlob(ctx: BlobCopyContext, pool: AdaptivePool, cid: strin
 /** One sentence a user can act on, from the last error of a blob that failed for good. */
 export function blobFailureReason(err: unknown): string {
   if (err instanceof XrpcClientError) {
-    if (err.nsid === 'com.atproto.sync.getBlob' && (err.status === 404 || err.error.includes('NotFound'))) {
+    const notFound = err.status === 404 || (err.status === 400 && /not ?found/i.test(`${err.error} ${err.message}`));
+    if (err.nsid === 'com.atproto.sync.getBlob' && notFound) {
       return `the old server no longer has this blob (${err.error})`;
     }
     if (err.nsid === 'com.atproto.repo.uploadBlob' && (err.status === 413 || err.error === 'BlobTooLarge')) {

@@ -28,6 +28,7 @@ import { IdentityError } from '@portage/atproto/identity/errors';
 import { HandleResolver } from '@portage/atproto/identity/handle-resolver';
 import { PlcClient } from '@portage/atproto/plc/client';
 import { XrpcClient, XrpcClientError } from '@portage/atproto/xrpc/client';
+import { retryDelayFromHeaders } from '@portage/atproto/xrpc/rate-limit';
 import type { BackupSink } from './backup.ts';
 import { copyMissingBlobs } from './blobs.ts';
 import { MigrationError } from './errors.ts';
@@ -42,7 +43,7 @@ import {
 import { type Journal, loadJournal, saveJournal } from './journal.ts';
 import { countingStream, ProgressTracker } from './progress.ts';
 import { describeError, sleep, withRetry } from './retry.ts';
-import { PdsSession } from './session.ts';
+import { PdsSession, type SessionInfo } from './session.ts';
 import type { MigrationStorage } from './storage.ts';
 
 export interface MigrationOptions {
@@ -291,7 +292,11 @@ class Migration {
 
     this.journal = await loadJournal(this.env.storage, this.did);
     const docPds = getPdsEndpoint(doc);
-    this.identityMoved = docPds !== undefined && sameUrl(docPds, this.to);
+    // The new server may be reached through another URL than the one it publishes (a proxy, a
+    // private address): the endpoint it recommended is remembered for this check.
+    const published = this.journal?.newPdsEndpoint;
+    this.identityMoved =
+      docPds !== undefined && (sameUrl(docPds, this.to) || (published !== undefined && sameUrl(docPds, published)));
     const oldPds = this.opts.fromPds
       ? normalizeUrl(this.opts.fromPds, '--from-pds')
       : this.identityMoved
@@ -530,50 +535,60 @@ class Migration {
       );
     }
 
-    // A fresh service token each attempt: they live 60 seconds.
-    const auth = await this.old!.query<{ token: string }>('com.atproto.server.getServiceAuth', {
-      aud: this.newServiceDid,
-      lxm: 'com.atproto.server.createAccount',
-      exp: Math.floor(Date.now() / 1000) + 300,
-    });
-    let info: Parameters<PdsSession['adopt']>[0];
-    try {
-      info = await neu.anonymous.procedure(
-        'com.atproto.server.createAccount',
-        {
-          did: this.did,
-          handle,
-          email,
-          password,
-          ...(this.opts.inviteCode ? { inviteCode: this.opts.inviteCode } : {}),
-        },
-        { headers: { authorization: `Bearer ${auth.token}` }, timeoutMs: 120_000 },
-      );
-    } catch (err) {
-      // The answer may have been lost after the account was made: a login tells.
-      if (err instanceof XrpcClientError && err.retryable) {
-        await this.#login(neu, password, 'new');
-        return `created the account as ${handle}`;
-      }
-      if (err instanceof XrpcClientError) {
-        const next =
-          err.error === 'InvalidInviteCode'
-            ? 'Check --invite-code (it may be used up). Nothing was changed.'
-            : err.error === 'InvalidHandle' || err.message.includes('andle')
-              ? 'Choose a handle the new server accepts with --new-handle. Nothing was changed.'
-              : err.message.includes('mail')
-                ? 'Choose another address with --new-email. Nothing was changed.'
-                : 'Fix the problem named above and run again. Nothing was changed.';
-        throw new MigrationError(err.error, `the new server refused to create the account: ${err.message}`, next, {
-          cause: err,
-        });
-      }
-      throw err;
-    }
-    neu.adopt(info);
+    const info = await this.#createAccountCall(neu, { handle, email, password });
+    if (info) neu.adopt(info);
     this.journal!.newHandle = handle;
     await this.saveJournal();
     return `created the account as ${handle} (deactivated until the migration finishes)`;
+  }
+
+  /**
+   * createAccount, retried on network errors and 5xx. The answer may be lost after the server made
+   * the account, so before each retry a login tells whether it exists now.
+   */
+  async #createAccountCall(
+    neu: PdsSession,
+    input: { handle: string; email: string; password: string },
+  ): Promise<SessionInfo | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      // A fresh service token each attempt: they are short-lived.
+      const auth = await this.old!.query<{ token: string }>('com.atproto.server.getServiceAuth', {
+        aud: this.newServiceDid,
+        lxm: 'com.atproto.server.createAccount',
+        exp: Math.floor(Date.now() / 1000) + 300,
+      });
+      try {
+        return await neu.anonymous.procedure<SessionInfo>(
+          'com.atproto.server.createAccount',
+          { did: this.did, ...input, ...(this.opts.inviteCode ? { inviteCode: this.opts.inviteCode } : {}) },
+          { headers: { authorization: `Bearer ${auth.token}` }, timeoutMs: 120_000 },
+        );
+      } catch (err) {
+        if (err instanceof XrpcClientError && err.retryable && attempt < 6) {
+          await sleep(err.status === 429 ? (retryDelayFromHeaders(err.headers) ?? 5000) : 300 * 2 ** attempt);
+          const exists = await neu.login(input.password).then(
+            () => true,
+            () => false,
+          );
+          if (exists) return undefined;
+          continue;
+        }
+        if (err instanceof XrpcClientError) {
+          const next =
+            err.error === 'InvalidInviteCode'
+              ? 'Check --invite-code (it may be used up). Nothing was changed.'
+              : err.error === 'InvalidHandle' || err.message.includes('andle')
+                ? 'Choose a handle the new server accepts with --new-handle. Nothing was changed.'
+                : err.message.includes('mail')
+                  ? 'Choose another address with --new-email. Nothing was changed.'
+                  : 'Fix the problem named above and run again. Nothing was changed.';
+          throw new MigrationError(err.error, `the new server refused to create the account: ${err.message}`, next, {
+            cause: err,
+          });
+        }
+        throw err;
+      }
+    }
   }
 
   // ---- data ------------------------------------------------------------------------------
@@ -754,8 +769,11 @@ class Migration {
     const neu = this.neu!;
     const rec = await neu.query<RecommendedCredentials>('com.atproto.identity.getRecommendedDidCredentials');
     const newKey = rec.verificationMethods?.atproto;
+    const endpoint = rec.services?.atproto_pds?.endpoint ?? this.to;
+    this.journal!.newPdsEndpoint = endpoint;
+    await this.saveJournal();
     const doc = await this.didResolver.resolve(this.did, { noCache: true });
-    if (sameUrl(getPdsEndpoint(doc) ?? '', this.to) && getAtprotoSigningKey(doc) === newKey) {
+    if (sameUrl(getPdsEndpoint(doc) ?? '', endpoint) && getAtprotoSigningKey(doc) === newKey) {
       return { summary: 'the DID document already names the new server', skipped: true };
     }
     if (this.did.startsWith('did:web:')) return this.#didWebIdentity(doc, rec);
@@ -847,8 +865,9 @@ class Migration {
 
   async #submit(operation: Record<string, unknown>): Promise<void> {
     await this.neu!.procedure('com.atproto.identity.submitPlcOperation', { operation });
+    const endpoint = this.journal!.newPdsEndpoint ?? this.to;
     await this.#waitForDocument(
-      (doc) => sameUrl(getPdsEndpoint(doc) ?? '', this.to),
+      (doc) => sameUrl(getPdsEndpoint(doc) ?? '', endpoint),
       'the PLC directory does not show the new server yet',
     );
     this.journal!.identityUpdatedAt = new Date().toISOString();
@@ -891,7 +910,11 @@ class Migration {
       ],
       service: [
         ...(doc.service ?? []).filter((s) => !s.id.endsWith('#atproto_pds')),
-        { id: '#atproto_pds', type: 'AtprotoPersonalDataServer', serviceEndpoint: this.to },
+        {
+          id: '#atproto_pds',
+          type: 'AtprotoPersonalDataServer',
+          serviceEndpoint: this.journal!.newPdsEndpoint ?? this.to,
+        },
       ],
     };
     const host = decodeURIComponent(this.did.slice('did:web:'.length));

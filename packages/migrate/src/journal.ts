@@ -12,6 +12,8 @@ export interface Journal {
   oldPds: string;
   newPds: string;
   newServiceDid?: string;
+  /** The PDS URL the new server asked to publish in the DID document (may differ from newPds). */
+  newPdsEndpoint?: string;
   newHandle?: string;
   createdAt: string;
   updatedAt: string;
