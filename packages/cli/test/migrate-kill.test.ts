@@ -13,7 +13,6 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { verifyBackup } from '@portage/migrate/backup.node';
 import {
-  type Account,
   CLI,
   checkMigrated,
   createAccount,
