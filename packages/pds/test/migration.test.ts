@@ -10,7 +10,8 @@ import { verifyRepoCar } from '@atproto/repo';
 import { SMTPServer } from 'smtp-server';
 import { readCarBytes, writeCarBytes } from '@portage/atproto/car';
 import { generateSigningKey } from '@portage/atproto/crypto';
-import { decodeCommit, signCommit } from '@portage/atproto/repo/commit';
+import { type Cid, formatCid } from '@portage/atproto/cid';
+import { decodeCommit, signCommit, verifyCommitSignature } from '@portage/atproto/repo/commit';
 import { mintServiceJwt } from '../src/auth/service-auth.ts';
 import { startTestPds, type TestPds } from './harness.ts';
 import { fillAccount, migrateAccount, snapshot } from './migration-flow.ts';
@@ -51,6 +52,28 @@ function tokenFromMail(mailbox: Mailbox, email: string): string {
   const match = /[A-Z2-7]{5}-[A-Z2-7]{5}/.exec(mail.raw);
   assert.ok(match, 'the mail carries an XXXXX-XXXXX token');
   return match[0];
+}
+
+interface RecordedEvent {
+  type: 'sync' | 'identity' | 'account';
+  data: Record<string, unknown>;
+}
+
+/**
+ * Stands in for the firehose sequencer (which the migration service uses when the server
+ * has one) and records what the migration announces.
+ */
+function recordEvents(target: object): RecordedEvent[] {
+  const events: RecordedEvent[] = [];
+  Object.defineProperty(target, 'sequencer', {
+    configurable: true,
+    value: {
+      sequenceSync: (_host: null, data: Record<string, unknown>) => events.push({ type: 'sync', data }),
+      sequenceIdentity: (_host: null, data: Record<string, unknown>) => events.push({ type: 'identity', data }),
+      sequenceAccount: (_host: null, data: Record<string, unknown>) => events.push({ type: 'account', data }),
+    },
+  });
+  return events;
 }
 
 async function xrpcError(promise: Promise<unknown>): Promise<{ status: number; error: string; message: string }> {
@@ -205,6 +228,7 @@ describe('migration Portage -> Portage', () => {
     assert.equal(before.blobs.length, 6);
     const { data: oldHead } = await oldAgent.com.atproto.sync.getLatestCommit({ did });
 
+    const events = recordEvents(newPds.ctx);
     // createAccount already happened in the previous test (the account is deactivated there);
     // the flow must cope with it as a re-run: start over on a clean new account.
     await newPds.ctx.actorStore.destroy(did);
@@ -244,6 +268,18 @@ describe('migration Portage -> Portage', () => {
     const verified = await verifyRepoCar(car, did, newKey);
     assert.equal(verified.creates.length, 236);
 
+    // Announced: the identity change on submit, then on activation #identity, #account, and a
+    // #sync carrying the re-signed head (the reference's would carry the old PDS's signature).
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['identity', 'identity', 'account', 'sync'],
+    );
+    assert.deepEqual(events[2]!.data, { did, active: true });
+    const sync = events[3]!.data as { commit: Cid; commitBytes: Uint8Array; rev: string };
+    assert.equal(formatCid(sync.commit), newHead.cid);
+    assert.equal(sync.rev, newHead.rev);
+    assert.ok(await verifyCommitSignature(decodeCommit(sync.commitBytes), newKey));
+
     // The PLC log: genesis, then the migration, both accepted; the DID points at the new PDS.
     const audit = await newPds.ctx.plcClient.getAuditLog(did);
     assert.equal(audit.filter((e) => !e.nullified).length, 2);
@@ -271,7 +307,9 @@ describe('migration Portage -> Portage', () => {
     const agent = new AtpAgent({ service: newPds.url });
     await agent.login({ identifier: did, password });
     const deleteAfter = new Date(Date.now() + 7 * 24 * 3600 * 1000).toISOString();
+    const events = recordEvents(newPds.ctx);
     await agent.com.atproto.server.deactivateAccount({ deleteAfter });
+    assert.deepEqual(events, [{ type: 'account', data: { did, active: false, status: 'deactivated' } }]);
     assert.equal(newPds.ctx.accountManager.getAccount(did)?.deleteAfter, deleteAfter);
     // The repository as it stands (sync reads of a deactivated repository are refused).
     const full: Uint8Array[] = [];
