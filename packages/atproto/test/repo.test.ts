@@ -177,6 +177,43 @@ describe('repository writer', () => {
   });
 });
 
+describe('firehose proof blocks are enough to verify a commit by inversion', () => {
+  it('inverting each commit on its proof blocks alone gives prevData', async () => {
+    const { key, store, repo: start } = await newRepo(600);
+    let repo = start;
+    let n = 0;
+    for (let round = 0; round < 25; round++) {
+      const existing = repo.listRecords('app.bsky.feed.post', { limit: 1000 }).map((r) => r.rkey);
+      const writes: RecordWrite[] = [];
+      for (let i = 0; i < 1 + (round % 7); i++) writes.push(create(`3m${String(n++).padStart(11, 'c')}`));
+      writes.push({
+        action: 'update',
+        collection: 'app.bsky.feed.post',
+        rkey: existing[(round * 37) % existing.length]!,
+        record: post(`u${round}`),
+      });
+      writes.push({
+        action: 'delete',
+        collection: 'app.bsky.feed.post',
+        rkey: existing[(round * 53 + 1) % existing.length]!,
+      });
+      const result = await repo.applyWrites(writes, key);
+      store.applyCommit(result);
+      // A consumer holding only the event's blocks: undo the ops and land on prevData.
+      const proofOnly = new MemoryBlockStore();
+      for (const b of result.proofBlocks.entries()) proofOnly.putBlock(b.cid, b.bytes);
+      let tree = Mst.load(proofOnly, decodeCommit(proofOnly.getBlock(result.cid)!).data);
+      for (const op of [...result.ops].reverse()) {
+        if (op.action === 'create') tree = tree.delete(op.path);
+        else if (op.action === 'update') tree = tree.update(op.path, op.prev!);
+        else tree = tree.add(op.path, op.prev!);
+      }
+      assert.equal(formatCid(tree.rootCid()), formatCid(result.prevData!), `round ${round}`);
+      repo = result.repo;
+    }
+  });
+});
+
 describe('export, import and proofs (with @atproto/repo as the judge)', () => {
   it('our CAR passes verifyRepoCar and re-imports with the same records', async () => {
     const { key, store, repo } = await newRepo(450);

@@ -60,7 +60,11 @@ export interface CommitResult {
   prevData: Cid | null;
   /** Every block this commit adds (commit, new MST nodes, new records): persist with `rev`. */
   newBlocks: BlockMap;
-  /** Blocks the repository no longer references (old commit, replaced nodes, replaced records). */
+  /**
+   * Blocks the repository no longer references (old commit, replaced nodes, replaced records).
+   * Like the reference, a record CID is listed when the key it leaves was its only use in this
+   * commit; if two keys hold byte-identical records, check the records index before deleting.
+   */
   removedCids: Cid[];
   ops: RepoOp[];
   /** The blocks a #commit event must carry: commit, new records, and covering proofs of each op. */
