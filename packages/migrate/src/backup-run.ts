@@ -1,0 +1,211 @@
+/**
+ * `portage backup`: the account's repo CAR, blobs and preferences into a BackupSink, incremental
+ * on later runs: the repo is fetched again only when its commit changed, and only blobs the
+ * backup lacks are downloaded (by CID, so a stored blob never needs re-checking against the
+ * server). Reads only public sync endpoints, plus getPreferences when a password is given.
+ * Browser-safe like the engine.
+ */
+import { getHandle, getPdsEndpoint } from '@portage/atproto/identity/did-document';
+import { DidResolver } from '@portage/atproto/identity/did-resolver';
+import { HandleResolver } from '@portage/atproto/identity/handle-resolver';
+import { XrpcClient } from '@portage/atproto/xrpc/client';
+import type { BackupSink } from './backup.ts';
+import { AdaptivePool } from './blobs.ts';
+import { formatBytes, toMigrationError } from './engine.ts';
+import { MigrationError } from './errors.ts';
+import { type EventSink, STEP_TITLES, type StepName } from './events.ts';
+import { countingStream, ProgressTracker } from './progress.ts';
+import { describeError, withRetry } from './retry.ts';
+import { PdsSession } from './session.ts';
+
+export interface BackupOptions {
+  from: string;
+  /** The account's PDS, skipping its lookup. */
+  pds?: string;
+  plcUrl?: string;
+  concurrency?: number;
+}
+
+export interface BackupEnvironment {
+  openBackup(did: string): Promise<BackupSink>;
+  onEvent: EventSink;
+  fetch?: typeof fetch;
+  resolveTxt?: (name: string) => Promise<string[]>;
+  /** The account password, to include preferences (they are private); undefined skips them. */
+  password?: string;
+}
+
+export interface BackupResult {
+  status: 'done' | 'failed';
+  did?: string;
+  message: string;
+  repoUpdated?: boolean;
+  blobsFetched?: number;
+}
+
+export async function backupAccount(opts: BackupOptions, env: BackupEnvironment): Promise<BackupResult> {
+  const fetchImpl = env.fetch ?? globalThis.fetch.bind(globalThis);
+  const emit = env.onEvent;
+  let current: StepName = 'resolve';
+  const step = async <T>(name: StepName, fn: () => Promise<{ summary: string; value: T; skipped?: boolean }>) => {
+    current = name;
+    emit({ type: 'step-started', step: name, title: STEP_TITLES[name] });
+    const out = await fn();
+    emit({ type: 'step-done', step: name, summary: out.summary, ...(out.skipped ? { skipped: true } : {}) });
+    return out.value;
+  };
+  let did: string | undefined;
+  try {
+    const { pds, ...who } = await step('resolve', async () => {
+      const value = await resolveAccount(opts, fetchImpl, env.resolveTxt);
+      return { summary: `${value.did} on ${value.pds}`, value };
+    });
+    did = who.did;
+    const account = did;
+    const backup = await env.openBackup(account);
+    const sync = new XrpcClient({ service: pds, fetch: fetchImpl });
+
+    const repoUpdated = await step('repo', async () => {
+      const head = await withRetry(() =>
+        sync.query<{ cid: string; rev: string }>('com.atproto.sync.getLatestCommit', { did: account }),
+      );
+      if ((await backup.repoCommit()) === head.cid) {
+        return { summary: `unchanged (rev ${head.rev})`, value: false, skipped: true };
+      }
+      const progress = new ProgressTracker('repo', 'bytes', emit);
+      await withRetry(async () => {
+        const res = await sync.request('com.atproto.sync.getRepo', { method: 'GET', params: { did: account } });
+        await backup.writeRepo(res.body!.pipeThrough(countingStream((n) => progress.addBytes(n))), head.cid);
+      });
+      progress.flush();
+      return { summary: `saved ${formatBytes(progress.figures().bytes)} (rev ${head.rev})`, value: true };
+    });
+
+    const blobsFetched = await step('blobs', async () => {
+      const wanted: string[] = [];
+      let cursor: string | undefined;
+      let total = 0;
+      do {
+        const page = await withRetry(() =>
+          sync.query<{ cids: string[]; cursor?: string }>('com.atproto.sync.listBlobs', {
+            did: account,
+            limit: 1000,
+            cursor,
+          }),
+        );
+        for (const cid of page.cids) {
+          total++;
+          if (!(await backup.hasBlob(cid))) wanted.push(cid);
+        }
+        cursor = page.cids.length > 0 ? page.cursor : undefined;
+      } while (cursor);
+      const progress = new ProgressTracker('blobs', 'blobs', emit, wanted.length);
+      const pool = new AdaptivePool(opts.concurrency ?? 8);
+      const failed: string[] = [];
+      for (const cid of wanted) {
+        await pool.add(async () => {
+          try {
+            await withRetry(async () => {
+              const res = await sync.request('com.atproto.sync.getBlob', {
+                method: 'GET',
+                params: { did: account, cid },
+              });
+              await backup.writeBlob(cid, res.body!.pipeThrough(countingStream((n) => progress.addBytes(n))));
+            });
+            pool.succeeded();
+            progress.addDone();
+          } catch (err) {
+            failed.push(cid);
+            emit({ type: 'warning', step: 'blobs', message: `blob ${cid} could not be saved: ${describeError(err)}` });
+          }
+        });
+      }
+      await pool.drain();
+      progress.flush();
+      if (failed.length > 0) {
+        throw new MigrationError(
+          'BlobsNotSaved',
+          `${failed.length} blob(s) could not be saved: ${failed.join(', ')}`,
+          'Run the backup again; it fetches only what is still missing.',
+        );
+      }
+      return {
+        summary: `${wanted.length} new of ${total} blobs (${formatBytes(progress.figures().bytes)})`,
+        value: wanted.length,
+      };
+    });
+
+    await step('preferences', async () => {
+      if (env.password === undefined) {
+        emit({
+          type: 'warning',
+          step: 'preferences',
+          message: 'no password given, so the (private) preferences are not saved',
+        });
+        return { summary: 'skipped', value: undefined, skipped: true };
+      }
+      const session = new PdsSession(pds, account, fetchImpl);
+      await session.login(env.password);
+      const { preferences } = await session.query<{ preferences: unknown[] }>('app.bsky.actor.getPreferences');
+      await backup.writePreferences(preferences);
+      return { summary: `saved ${preferences.length} preferences`, value: undefined };
+    });
+
+    const message = `backup of ${account} is current${repoUpdated ? ' (repo updated)' : ''}; ${blobsFetched} new blob(s)`;
+    emit({ type: 'finished', status: 'done', message });
+    return { status: 'done', did: account, message, repoUpdated, blobsFetched };
+  } catch (err) {
+    const failure = toMigrationError(err, current);
+    emit({ type: 'step-failed', step: current, message: failure.message, next: failure.next });
+    const message = `${failure.message}. ${failure.next}`;
+    emit({ type: 'finished', status: 'failed', message });
+    return { status: 'failed', ...(did ? { did } : {}), message };
+  }
+}
+
+/** Handle or DID -> DID, checked DID document, and PDS URL. */
+async function resolveAccount(
+  opts: BackupOptions,
+  fetchImpl: typeof fetch,
+  resolveTxt?: (name: string) => Promise<string[]>,
+): Promise<{ did: string; pds: string }> {
+  const from = opts.from.trim().replace(/^@/, '');
+  let did = from;
+  let handle: string | undefined;
+  if (!from.startsWith('did:')) {
+    handle = from.toLowerCase();
+    let found: string | undefined;
+    if (opts.pds) {
+      found = await new XrpcClient({ service: opts.pds, fetch: fetchImpl })
+        .query<{ did?: string }>('com.atproto.identity.resolveHandle', { handle })
+        .then((r) => r?.did)
+        .catch(() => undefined);
+    }
+    if (!found && resolveTxt) found = await new HandleResolver({ resolveTxt, fetch: fetchImpl }).resolve(handle);
+    if (!found) {
+      throw new MigrationError(
+        'UnknownHandle',
+        `no account found for the handle ${handle}`,
+        'Check --from, or pass the DID.',
+      );
+    }
+    did = found;
+  }
+  let doc: Awaited<ReturnType<DidResolver['resolve']>>;
+  try {
+    doc = await new DidResolver({ plcUrl: opts.plcUrl ?? 'https://plc.directory', fetch: fetchImpl }).resolve(did);
+  } catch (err) {
+    throw new MigrationError('DidNotResolved', describeError(err), 'Check --from (and --plc-url).', { cause: err });
+  }
+  if (handle && getHandle(doc)?.toLowerCase() !== handle) {
+    throw new MigrationError(
+      'HandleMismatch',
+      `the DID document of ${did} does not name the handle ${handle}`,
+      'Check --from, or pass the DID.',
+    );
+  }
+  const pds = opts.pds ?? getPdsEndpoint(doc);
+  if (!pds)
+    throw new MigrationError('NoPds', `the DID document of ${did} names no PDS`, 'Pass the server with --from-pds.');
+  return { did, pds: pds.replace(/\/+$/, '') };
+}
