@@ -1,0 +1,31 @@
+import { formatCid } from '@portage/atproto/cid';
+import { withRepoErrors } from '../../../../actor-store/xrpc-errors.ts';
+import { rawInputStream, xrpcMethod } from '../../../../xrpc/handler.ts';
+
+/**
+ * Streams an upload to a temporary blob (hashing, size limit and type sniffing on the way).
+ * It becomes part of the repository when a record referencing it is committed.
+ */
+export default xrpcMethod({
+  nsid: 'com.atproto.repo.uploadBlob',
+  type: 'procedure',
+  auth: 'access',
+  rawInput: true,
+  maxInputBytes: (ctx) => ctx.config.blobUploadLimit,
+  async handler(c) {
+    const { ctx, auth, inputEncoding } = c;
+    return withRepoErrors(async () => {
+      const blob = await ctx.actorStore.uploadBlob(
+        auth.did,
+        rawInputStream(c),
+        inputEncoding && inputEncoding !== '*/*' ? inputEncoding : undefined,
+        ctx.config.blobUploadLimit,
+      );
+      return {
+        json: {
+          blob: { $type: 'blob', ref: { $link: formatCid(blob.cid) }, mimeType: blob.mimeType, size: blob.size },
+        },
+      };
+    });
+  },
+});

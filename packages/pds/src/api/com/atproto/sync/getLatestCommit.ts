@@ -1,0 +1,17 @@
+import { commitMeta, syncRepo } from '../../../../actor-store/repo-access.ts';
+import { XrpcError } from '../../../../xrpc/errors.ts';
+import { xrpcMethod } from '../../../../xrpc/handler.ts';
+
+/** The current commit CID and rev of a repository. */
+export default xrpcMethod({
+  nsid: 'com.atproto.sync.getLatestCommit',
+  type: 'query',
+  auth: 'none',
+  async handler({ ctx, params }) {
+    const did = params.requiredString('did');
+    syncRepo(ctx.accountManager, did);
+    const root = ctx.actorStore.getRoot(did);
+    if (!root) throw new XrpcError(400, 'RepoNotFound', `Could not find root for DID: ${did}`);
+    return { json: commitMeta(root) };
+  },
+});

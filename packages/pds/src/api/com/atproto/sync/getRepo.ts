@@ -1,0 +1,19 @@
+import { syncRepo } from '../../../../actor-store/repo-access.ts';
+import { withRepoErrors } from '../../../../actor-store/xrpc-errors.ts';
+import { xrpcMethod } from '../../../../xrpc/handler.ts';
+
+/** The whole repository as a streaming CAR; with `since`, only what changed after that rev. */
+export default xrpcMethod({
+  nsid: 'com.atproto.sync.getRepo',
+  type: 'query',
+  auth: 'none',
+  async handler({ ctx, params }) {
+    const did = params.requiredString('did');
+    const since = params.string('since');
+    syncRepo(ctx.accountManager, did);
+    return withRepoErrors(() => ({
+      body: ctx.actorStore.exportCar(did, since),
+      contentType: 'application/vnd.ipld.car',
+    }));
+  },
+});
