@@ -18,7 +18,7 @@ import { Mst } from '../mst/tree.ts';
 import { isValidNsid } from '../syntax/nsid.ts';
 import { isValidRecordKey } from '../syntax/record-key.ts';
 import { compareTid, nextTid } from '../tid.ts';
-import { BlockMap, type BlockReader } from './block-store.ts';
+import { BlockMap, type BlockReader, cidKey } from './block-store.ts';
 import { type Commit, decodeCommit, signCommit } from './commit.ts';
 import { RepoError } from './errors.ts';
 
@@ -190,8 +190,8 @@ async function buildCommit(
   const entering = new Map<string, Cid>();
   const leaving = new Map<string, Cid>();
   for (const op of diff.ops) {
-    if (op.cid) entering.set(formatCid(op.cid), op.cid);
-    if (op.prev) leaving.set(formatCid(op.prev), op.prev);
+    if (op.cid) entering.set(cidKey(op.cid), op.cid);
+    if (op.prev) leaving.set(cidKey(op.prev), op.prev);
   }
   const proofBlocks = new BlockMap();
   for (const [k, cid] of entering) {
