@@ -47,6 +47,10 @@ export interface ActorStoreOptions {
   blockCacheBytes?: number;
   /** How many account databases stay open at once (least recently used are closed). */
   maxOpenStores?: number;
+  /** How often unreferenced uploads are swept (default 10 minutes; 0 disables the timer). */
+  tempBlobSweepIntervalMs?: number;
+  /** How old an unreferenced upload must be to be swept (default 1 hour). */
+  tempBlobMaxAgeMs?: number;
 }
 
 type Stmt = Statement<unknown[], unknown>;
@@ -136,6 +140,7 @@ export class ActorStore {
   private readonly rootIndex: SqliteDb;
   private readonly indexRoot: Stmt;
   private readonly readIndexedRoot: Stmt;
+  private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ActorStoreOptions) {
     this.options = options;
@@ -147,6 +152,23 @@ export class ActorStore {
        ON CONFLICT (did) DO UPDATE SET cid = excluded.cid, rev = excluded.rev`,
     );
     this.readIndexedRoot = this.rootIndex.prepare('SELECT cid, rev FROM repo_root WHERE did = ?');
+    const sweepEvery = options.tempBlobSweepIntervalMs ?? 10 * 60 * 1000;
+    if (sweepEvery > 0) {
+      const maxAge = options.tempBlobMaxAgeMs ?? 60 * 60 * 1000;
+      this.sweepTimer = setInterval(() => {
+        this.sweepTemporaryBlobs(maxAge).catch(() => {});
+      }, sweepEvery);
+      this.sweepTimer.unref();
+    }
+  }
+
+  /**
+   * The account's open database, or undefined when it has no repository (the sequencer reads
+   * its outbox through this at start-up).
+   */
+  database(did: string): SqliteDb | undefined {
+    if (!this.open.has(did) && !existsSync(this.dbPath(did))) return undefined;
+    return this.handle(did).db;
   }
 
   /** The current root from the shared index (no per-account database opened). */
@@ -508,7 +530,16 @@ export class ActorStore {
 
       // Blob files move to their permanent place before the transaction: if the process dies in
       // between, the rows still say "temporary" and makePermanent is idempotent on retry.
-      for (const blob of newBlobs) await this.blobstore.makePermanent(did, blob.tempKey, blob.cid);
+      for (const blob of newBlobs) {
+        try {
+          await this.blobstore.makePermanent(did, blob.tempKey, blob.cid);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+          // The upload aged out of the temporary area before a record referenced it.
+          handle.sql.deleteBlob.run(formatCid(blob.cid));
+          throw new ActorStoreError('BlobNotFound', `Could not find blob: ${formatCid(blob.cid)} (upload it again)`);
+        }
+      }
       const dereferenced: Cid[] = [];
       this.persistCommit(handle, commit, writes, (cids) => dereferenced.push(...cids));
       if (dereferenced.length > 0) await this.blobstore.delete(did, dereferenced);
@@ -612,7 +643,7 @@ export class ActorStore {
           blocks: commit.eventBlocks,
           removedCids: commit.removedCids,
         };
-        for (const listener of this.listeners) listener(event);
+        for (const listener of this.listeners) listener(event, handle.db);
       }
     })();
     this.indexRoot.run(did, formatCid(commit.cid), commit.rev);
@@ -622,6 +653,7 @@ export class ActorStore {
 
   /** Closes every open account database. */
   close(): void {
+    clearInterval(this.sweepTimer);
     for (const handle of this.open.values()) handle.db.close();
     this.open.clear();
     this.rootIndex.close();

@@ -4,6 +4,7 @@
  * endpoints depend on shapes, not on SQLite.
  */
 import type { Cid } from '@portage/atproto/cid';
+import type { SqliteDb } from './db.ts';
 import type { BlockMap } from '@portage/atproto/repo/block-store';
 import type { ValidationStatus } from './prepare-writes.ts';
 
@@ -43,7 +44,11 @@ export interface CommitEvent {
   removedCids: Cid[];
 }
 
-export type CommitListener = (event: CommitEvent) => void;
+/**
+ * Called inside the commit's write transaction with the account's database, so a listener can
+ * write to it (the sequencer's outbox) atomically with the commit.
+ */
+export type CommitListener = (event: CommitEvent, db: SqliteDb) => void;
 
 export interface WriteResult {
   action: 'create' | 'update' | 'delete';
