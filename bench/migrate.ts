@@ -1,0 +1,409 @@
+/**
+ * Migration benchmark: an account with 20,000 records and 200 blobs of 256 KB, moved between
+ * reference PDSes (@atproto/dev-env, one shared PLC), by Portage's engine and by the
+ * reference-style flow (the canonical sequence with @atproto/api, one blob at a time), phase by
+ * phase. Each reference PDS runs in its own process (the PLC in this one), and each client in its
+ * own child process, so nobody shares an event loop and each side's peak RSS is its own.
+ *
+ * To move identical data, the account is created once on A; the reference flow moves it A -> B,
+ * then Portage moves it B -> C (same records, same blobs). Portage runs with its local backup on,
+ * as the CLI does by default.
+ *
+ * Options: --records <n> (20000) --blobs <n> (200) --blob-kb <n> (256).
+ * `--rss-blobs <n>` additionally moves n blobs of 5 MB with Portage alone and reports its peak
+ * RSS (n = 200 is the 1 GB target; off by default because creating them takes minutes).
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { peakRssMb, report, writeResults } from './lib/report.ts';
+
+interface ClientJob {
+  side: 'portage' | 'reference';
+  did: string;
+  fromPds: string;
+  to: string;
+  plcUrl: string;
+  password: string;
+  tokenUrl: string;
+  backupDir?: string;
+}
+
+interface ClientResult {
+  phases: Record<string, number>;
+  total: number;
+  peakRssMb: number;
+}
+
+const argv = process.argv.slice(2);
+if (argv[0] === '--server') {
+  await serveOnePds(JSON.parse(argv[1]!) as { plcUrl: string; serviceDid: string });
+} else if (argv[0] === '--client') {
+  const job = JSON.parse(argv[1]!) as ClientJob;
+  const result = job.side === 'portage' ? await runPortage(job) : await runReference(job);
+  process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
+  process.exit(0);
+} else {
+  await main();
+}
+
+/**
+ * One reference PDS in this process (so the two servers of a migration run on their own event
+ * loops, as real servers do), plus a loopback endpoint that hands out the PLC token its dev
+ * mailer would have emailed. Prints READY <json> and serves until killed.
+ */
+async function serveOnePds(opts: { plcUrl: string; serviceDid: string }): Promise<void> {
+  const { TestPds } = await import('@atproto/dev-env');
+  const pds = await TestPds.create({
+    didPlcUrl: opts.plcUrl,
+    port: await freePort(),
+    serviceDid: opts.serviceDid,
+    maxImportSize: 1024 * 1024 * 1024,
+    blobUploadLimit: 64 * 1024 * 1024,
+  } as never);
+  const tokens = createServer(async (req, res) => {
+    const did = new URL(req.url!, 'http://x').searchParams.get('did')!;
+    const db = (pds.ctx.accountManager as unknown as { db: { db: TokenDb } }).db.db;
+    const row = await db
+      .selectFrom('email_token')
+      .selectAll()
+      .where('did', '=', did)
+      .where('purpose', '=', 'plc_operation')
+      .executeTakeFirst();
+    res.statusCode = row?.token ? 200 : 404;
+    res.end(row?.token ?? '');
+  });
+  await new Promise<void>((r) => tokens.listen(0, '127.0.0.1', r));
+  const tokenUrl = `http://127.0.0.1:${(tokens.address() as { port: number }).port}/token`;
+  process.stdout.write(`READY ${JSON.stringify({ url: pds.url, tokenUrl })}\n`);
+  process.on('SIGTERM', () => {
+    tokens.close();
+    void pds.close().finally(() => process.exit(0));
+  });
+}
+
+interface ServerHandle {
+  url: string;
+  tokenUrl: string;
+  stop(): Promise<void>;
+}
+
+function startServerProcess(plcUrl: string, serviceDid: string, env: NodeJS.ProcessEnv): Promise<ServerHandle> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [import.meta.filename, '--server', JSON.stringify({ plcUrl, serviceDid })], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+      env,
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const line = out.split('\n').find((l) => l.startsWith('READY '));
+      if (!line) return;
+      child.stdout.removeAllListeners('data');
+      const info = JSON.parse(line.slice(6)) as { url: string; tokenUrl: string };
+      resolve({
+        ...info,
+        stop: () =>
+          new Promise<void>((r) => {
+            child.once('close', () => r());
+            child.kill('SIGTERM');
+          }),
+      });
+    });
+    child.on('error', reject);
+    child.on('close', (code) => reject(new Error(`server process exited early (${code})`)));
+  });
+}
+
+async function fetchToken(job: ClientJob): Promise<string> {
+  const res = await fetch(`${job.tokenUrl}?did=${encodeURIComponent(job.did)}`);
+  return (await res.text()).trim();
+}
+
+async function runPortage(job: ClientJob): Promise<ClientResult> {
+  const { migrate } = await import('../packages/migrate/src/engine.ts');
+  const { MemoryStorage } = await import('../packages/migrate/src/storage.ts');
+  const { DirectoryBackup } = await import('../packages/migrate/src/backup.node.ts');
+  const started = new Map<string, number>();
+  const phases: Record<string, number> = {};
+  const t0 = performance.now();
+  const result = await migrate(
+    {
+      from: job.did,
+      fromPds: job.fromPds,
+      to: job.to,
+      plcUrl: job.plcUrl,
+      concurrency: Number(process.env.BENCH_CONCURRENCY ?? 8),
+    },
+    {
+      storage: new MemoryStorage(),
+      credentials: {
+        oldPassword: async () => job.password,
+        newPassword: async () => job.password,
+        authFactorToken: async () => undefined,
+        plcToken: async (requested) => (requested ? fetchToken(job) : undefined),
+      },
+      onEvent: (e) => {
+        if (e.type === 'step-started') started.set(e.step, performance.now());
+        if (e.type === 'step-done') phases[e.step] = (performance.now() - started.get(e.step)!) / 1000;
+      },
+      openBackup: job.backupDir ? (did) => new DirectoryBackup(job.backupDir!, did).open() : undefined,
+    },
+  );
+  if (result.status !== 'done') throw new Error(`portage migration ended ${result.status}: ${result.message}`);
+  return { phases, total: (performance.now() - t0) / 1000, peakRssMb: peakRssMb() };
+}
+
+/** The canonical sequence as the reference documents it, one request at a time. */
+async function runReference(job: ClientJob): Promise<ClientResult> {
+  const { AtpAgent } = await import('@atproto/api');
+  const phases: Record<string, number> = {};
+  const time = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const start = performance.now();
+    const value = await fn();
+    phases[name] = (phases[name] ?? 0) + (performance.now() - start) / 1000;
+    return value;
+  };
+  const t0 = performance.now();
+  const oldAgent = new AtpAgent({ service: job.fromPds });
+  const newAgent = new AtpAgent({ service: job.to });
+  await time('setup', async () => {
+    await oldAgent.login({ identifier: job.did, password: job.password });
+    const desc = await newAgent.com.atproto.server.describeServer();
+    const auth = await oldAgent.com.atproto.server.getServiceAuth({
+      aud: desc.data.did,
+      lxm: 'com.atproto.server.createAccount',
+    });
+    const handle = oldAgent.session!.handle;
+    await newAgent.createAccount(
+      { did: job.did, handle, email: oldAgent.session!.email!, password: job.password },
+      { headers: { authorization: `Bearer ${auth.data.token}` } },
+    );
+    await newAgent.login({ identifier: job.did, password: job.password });
+  });
+  await time('repo', async () => {
+    const repo = await oldAgent.com.atproto.sync.getRepo({ did: job.did });
+    await newAgent.com.atproto.repo.importRepo(repo.data, { encoding: 'application/vnd.ipld.car' });
+  });
+  await time('blobs', async () => {
+    let cursor: string | undefined;
+    do {
+      const page = await newAgent.com.atproto.repo.listMissingBlobs({ cursor, limit: 100 });
+      for (const { cid } of page.data.blobs) {
+        const blob = await oldAgent.com.atproto.sync.getBlob({ did: job.did, cid });
+        await newAgent.com.atproto.repo.uploadBlob(blob.data, { encoding: blob.headers['content-type'] });
+      }
+      cursor = page.data.cursor;
+    } while (cursor);
+  });
+  await time('preferences', async () => {
+    const prefs = await oldAgent.app.bsky.actor.getPreferences();
+    await newAgent.app.bsky.actor.putPreferences(prefs.data);
+  });
+  await time('identity', async () => {
+    const creds = await newAgent.com.atproto.identity.getRecommendedDidCredentials();
+    await oldAgent.com.atproto.identity.requestPlcOperationSignature();
+    const token = await fetchToken(job);
+    const op = await oldAgent.com.atproto.identity.signPlcOperation({ token, ...creds.data });
+    await newAgent.com.atproto.identity.submitPlcOperation({ operation: op.data.operation });
+  });
+  await time('activate', async () => {
+    await newAgent.com.atproto.server.activateAccount();
+    await oldAgent.com.atproto.server.deactivateAccount({});
+  });
+  return { phases, total: (performance.now() - t0) / 1000, peakRssMb: peakRssMb() };
+}
+
+function runClient(job: ClientJob): Promise<ClientResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--expose-gc', import.meta.filename, '--client', JSON.stringify(job)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    child.on('close', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+      if (code !== 0 || !line) reject(new Error(`${job.side} client failed (exit ${code}): ${out.slice(-2000)}`));
+      else resolve(JSON.parse(line.slice(7)) as ClientResult);
+    });
+  });
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createNetServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      records: { type: 'string', default: '20000' },
+      blobs: { type: 'string', default: '200' },
+      'blob-kb': { type: 'string', default: '256' },
+      'rss-blobs': { type: 'string', default: '0' },
+    },
+  });
+  const records = Number(values.records);
+  const blobs = Number(values.blobs);
+  const blobBytes = Number(values['blob-kb']) * 1024;
+  const rssBlobs = Number(values['rss-blobs']);
+
+  const dir = mkdtempSync(join(tmpdir(), 'portage-bench-migrate-'));
+  process.env.TMPDIR = dir; // the reference servers write under os.tmpdir() and never clean up
+  const { TestPlc } = await import('@atproto/dev-env');
+  const { AtpAgent } = await import('@atproto/api');
+  const plc = await TestPlc.create({ port: await freePort() });
+  const servers: ServerHandle[] = [];
+  for (let i = 0; i < 3; i++) {
+    servers.push(await startServerProcess(plc.url, `did:web:bench-${i}.test`, { ...process.env, TMPDIR: dir }));
+  }
+  const [a, b, c] = servers as [ServerHandle, ServerHandle, ServerHandle];
+
+  try {
+    const password = 'bench-password';
+    const fill = async (name: string, nRecords: number, nBlobs: number, bytes: number) => {
+      const agent = new AtpAgent({ service: a.url });
+      await agent.createAccount({ handle: `${name}.test`, email: `${name}@example.com`, password });
+      const did = agent.session!.did;
+      process.stderr.write(`bench: creating ${nRecords} records and ${nBlobs} blobs of ${bytes / 1024} KB...\n`);
+      for (let i = 0; i < nRecords; i += 200) {
+        const writes = [];
+        for (let j = i; j < Math.min(nRecords, i + 200); j++) {
+          writes.push({
+            $type: 'com.atproto.repo.applyWrites#create' as const,
+            collection: 'app.bsky.feed.post',
+            value: {
+              $type: 'app.bsky.feed.post',
+              text: `post number ${j}: ${'lorem ipsum '.repeat(6)}`,
+              createdAt: new Date().toISOString(),
+            },
+          });
+        }
+        await agent.com.atproto.repo.applyWrites({ repo: did, writes, validate: false });
+      }
+      for (let i = 0; i < nBlobs; i++) {
+        const { data } = await agent.com.atproto.repo.uploadBlob(randomBytes(bytes), { encoding: 'image/jpeg' });
+        await agent.com.atproto.repo.createRecord({
+          repo: did,
+          collection: 'com.example.file',
+          validate: false,
+          record: { $type: 'com.example.file', file: data.blob, createdAt: new Date().toISOString() },
+        });
+      }
+      await agent.app.bsky.actor.putPreferences({
+        preferences: [{ $type: 'app.bsky.actor.defs#adultContentPref', enabled: true }],
+      });
+      return did;
+    };
+
+    const did = await fill('bench', records, blobs, blobBytes);
+    process.stderr.write('bench: reference-style flow A -> B...\n');
+    const ref = await runClient({
+      side: 'reference',
+      did,
+      fromPds: a.url,
+      to: b.url,
+      plcUrl: plc.url,
+      password,
+      tokenUrl: a.tokenUrl,
+    });
+    process.stderr.write('bench: portage B -> C...\n');
+    const ours = await runClient({
+      side: 'portage',
+      did,
+      fromPds: b.url,
+      to: c.url,
+      plcUrl: plc.url,
+      password,
+      tokenUrl: b.tokenUrl,
+      backupDir: process.env.BENCH_NO_BACKUP ? undefined : join(dir, 'backup'),
+    });
+    const label = `${records} records + ${blobs} blobs x ${blobBytes / 1024} KB`;
+    report({
+      bench: 'migrate',
+      metric: `repo phase seconds (${label})`,
+      unit: 's',
+      better: 'lower',
+      portage: ours.phases.repo!,
+      reference: ref.phases.repo!,
+    });
+    report({
+      bench: 'migrate',
+      metric: `blob phase seconds (${label})`,
+      unit: 's',
+      better: 'lower',
+      portage: ours.phases.blobs!,
+      reference: ref.phases.blobs!,
+    });
+    report({
+      bench: 'migrate',
+      metric: `total seconds, login to old deactivated (${label}; portage includes verification and local backup)`,
+      unit: 's',
+      better: 'lower',
+      portage: ours.total,
+      reference: ref.total,
+    });
+    report({
+      bench: 'migrate',
+      metric: `client peak RSS (${label})`,
+      unit: 'MB',
+      better: 'lower',
+      portage: ours.peakRssMb,
+      reference: ref.peakRssMb,
+    });
+    process.stderr.write(
+      `bench: portage phases ${JSON.stringify(ours.phases)}\nbench: reference phases ${JSON.stringify(ref.phases)}\n`,
+    );
+
+    if (rssBlobs > 0) {
+      const big = await fill('bigblobs', 10, rssBlobs, 5 * 1024 * 1024);
+      const res = await runClient({
+        side: 'portage',
+        did: big,
+        fromPds: a.url,
+        to: c.url,
+        plcUrl: plc.url,
+        password,
+        tokenUrl: a.tokenUrl,
+      });
+      report({
+        bench: 'migrate',
+        metric: `client peak RSS moving ${rssBlobs} blobs of 5 MB (${(rssBlobs * 5) / 1024} GB)`,
+        unit: 'MB',
+        better: 'lower',
+        portage: res.peakRssMb,
+        reference: null,
+      });
+    }
+    process.stderr.write(`bench: wrote ${writeResults('migrate')}\n`);
+  } finally {
+    for (const server of servers) await server.stop().catch(() => {});
+    await plc.close().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+interface TokenDb {
+  selectFrom(table: string): {
+    selectAll(): {
+      where(
+        c: string,
+        op: string,
+        v: string,
+      ): { where(c: string, op: string, v: string): { executeTakeFirst(): Promise<{ token?: string } | undefined> } };
+    };
+  };
+}
