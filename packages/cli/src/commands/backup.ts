@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { nodeResolveTxt } from '@portage/atproto/identity/dns.node';
 import { DirectoryBackup } from '@portage/migrate/backup.node';
+import { fetchWithoutClientTimeouts } from '@portage/migrate/fetch.node';
 import { backupAccount } from '@portage/migrate/backup-run';
 import { createRenderer } from '@portage/migrate/terminal.node';
 
@@ -72,6 +73,7 @@ export async function run(args: string[]): Promise<number> {
     },
     {
       onEvent: render,
+      fetch: await fetchWithoutClientTimeouts(),
       resolveTxt: nodeResolveTxt,
       password: process.env.PORTAGE_PASSWORD || process.env.PORTAGE_OLD_PASSWORD || undefined,
       openBackup: (did) =>

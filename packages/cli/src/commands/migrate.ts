@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { nodeResolveTxt } from '@portage/atproto/identity/dns.node';
 import { DirectoryBackup } from '@portage/migrate/backup.node';
+import { fetchWithoutClientTimeouts } from '@portage/migrate/fetch.node';
 import { migrate, type MigrationCredentials } from '@portage/migrate/engine';
 import { FileRecoveryKeyStore } from '@portage/migrate/recovery-key.node';
 import { DirectoryStorage } from '@portage/migrate/storage.node';
@@ -144,6 +145,7 @@ export async function run(args: string[]): Promise<number> {
     },
     {
       storage: new DirectoryStorage(stateDir),
+      fetch: await fetchWithoutClientTimeouts(),
       credentials,
       onEvent: render,
       resolveTxt: nodeResolveTxt,

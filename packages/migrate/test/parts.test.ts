@@ -1,0 +1,179 @@
+/** The engine's building blocks on their own: retry policy, adaptive pool, storage, progress, rendering. */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { describe, it } from 'node:test';
+import { XrpcClientError } from '@portage/atproto/xrpc/client';
+import { AdaptivePool } from '../src/blobs.ts';
+import type { MigrationEvent } from '../src/events.ts';
+import { ProgressTracker } from '../src/progress.ts';
+import { isRetryable, RateGate, withRetry } from '../src/retry.ts';
+import { DirectoryStorage } from '../src/storage.node.ts';
+import { createRenderer } from '../src/terminal.node.ts';
+
+describe('withRetry', () => {
+  it('retries network errors and 5xx, then succeeds', async () => {
+    let calls = 0;
+    const value = await withRetry(
+      async () => {
+        calls++;
+        if (calls === 1) throw new XrpcClientError('com.example.x', 0, 'NetworkError', 'reset');
+        if (calls === 2) throw new XrpcClientError('com.example.x', 503, 'InternalServerError', 'busy');
+        return 'ok';
+      },
+      { baseDelayMs: 1 },
+    );
+    assert.equal(value, 'ok');
+    assert.equal(calls, 3);
+  });
+
+  it('never retries a 4xx other than 408/429', async () => {
+    let calls = 0;
+    await assert.rejects(
+      withRetry(async () => {
+        calls++;
+        throw new XrpcClientError('com.example.x', 400, 'InvalidRequest', 'bad');
+      }),
+      /bad/,
+    );
+    assert.equal(calls, 1);
+    assert.equal(isRetryable(new XrpcClientError('x.y.z', 401, 'AuthenticationRequired', '')), false);
+  });
+
+  it('waits as long as RateLimit-Reset says on a 429, and pauses the shared gate', async () => {
+    const delays: number[] = [];
+    const gate = new RateGate();
+    let calls = 0;
+    await withRetry(
+      async () => {
+        if (calls++ === 0) {
+          throw new XrpcClientError(
+            'x.y.z',
+            429,
+            'RateLimitExceeded',
+            'slow down',
+            new Headers({ 'ratelimit-reset': '0.2' }),
+          );
+        }
+      },
+      { gate, onRetry: (_e, _a, ms) => delays.push(ms) },
+    );
+    assert.deepEqual(delays, [300]); // the server's 200 ms plus a 100 ms margin, no random backoff
+  });
+
+  it('gives up after the given attempts', async () => {
+    let calls = 0;
+    await assert.rejects(
+      withRetry(
+        async () => {
+          calls++;
+          throw new XrpcClientError('x.y.z', 502, 'InternalServerError', 'down');
+        },
+        { attempts: 3, baseDelayMs: 1 },
+      ),
+    );
+    assert.equal(calls, 3);
+  });
+});
+
+describe('AdaptivePool', () => {
+  it('never runs more tasks than its limit, halves on pressure and grows back on success', async () => {
+    const pool = new AdaptivePool(4);
+    let active = 0;
+    let peak = 0;
+    const release: (() => void)[] = [];
+    for (let i = 0; i < 6; i++) {
+      const adding = pool.add(async () => {
+        active++;
+        peak = Math.max(peak, active);
+        await new Promise<void>((r) => release.push(r));
+        active--;
+      });
+      if (i < 4) await adding;
+      else {
+        void adding;
+      }
+    }
+    assert.equal(pool.active, 4);
+    pool.shrink();
+    assert.equal(pool.limit, 2);
+    while (release.length) {
+      release.shift()!();
+      await new Promise((r) => setImmediate(r));
+    }
+    await pool.drain();
+    assert.equal(peak, 4);
+    for (let i = 0; i < 2; i++) pool.succeeded();
+    assert.equal(pool.limit, 3);
+    pool.shrink();
+    pool.shrink();
+    pool.shrink();
+    assert.equal(pool.limit, 1);
+  });
+});
+
+describe('DirectoryStorage', () => {
+  it('round-trips values, with owner-only files and no temporary leftovers', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portage-storage-'));
+    try {
+      const storage = new DirectoryStorage(join(dir, 'state'));
+      assert.equal(await storage.get('migration-did:plc:abc'), undefined);
+      await storage.set('migration-did:plc:abc', '{"a":1}');
+      await storage.set('migration-did:plc:abc', '{"a":2}');
+      assert.equal(await storage.get('migration-did:plc:abc'), '{"a":2}');
+      const files = readdirSync(join(dir, 'state'));
+      assert.deepEqual(files, ['migration-did_plc_abc.json']);
+      assert.equal(statSync(join(dir, 'state', files[0]!)).mode & 0o777, 0o600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('progress and rendering', () => {
+  it('reports counts, bytes and an ETA once a total is known', () => {
+    const events: MigrationEvent[] = [];
+    const tracker = new ProgressTracker('blobs', 'blobs', (e) => events.push(e), 10, 0);
+    tracker.addBytes(1000);
+    tracker.addDone();
+    tracker.flush();
+    const last = events.at(-1)!;
+    assert.equal(last.type, 'step-progress');
+    if (last.type !== 'step-progress') return;
+    assert.equal(last.done, 1);
+    assert.equal(last.total, 10);
+    assert.equal(last.bytes, 1000);
+  });
+
+  it('draws a progress bar with rate and ETA on a terminal, and JSON lines with --json', () => {
+    let text = '';
+    const out = new Writable({
+      write(chunk, _enc, cb) {
+        text += String(chunk);
+        cb();
+      },
+    });
+    const tty = createRenderer({ json: false, tty: true, out });
+    tty({ type: 'step-started', step: 'blobs', title: 'Copy the blobs' });
+    tty({
+      type: 'step-progress',
+      step: 'blobs',
+      unit: 'blobs',
+      done: 5,
+      total: 10,
+      bytes: 5 * 1024 * 1024,
+      bytesPerSecond: 2 * 1024 * 1024,
+      etaSeconds: 75,
+    });
+    tty({ type: 'step-done', step: 'blobs', summary: 'copied 10 blobs' });
+    assert.match(text, /\[#{12}\.{12}\] 5 \/ 10 blobs, 5\.0 MB at 2\.0 MB\/s, ETA 1m15s/);
+    assert.match(text, /✓ copied 10 blobs/);
+
+    text = '';
+    const json = createRenderer({ json: true, tty: false, out });
+    json({ type: 'warning', step: 'repo', message: 'x' });
+    assert.deepEqual(JSON.parse(text), { type: 'warning', step: 'repo', message: 'x' });
+  });
+});
