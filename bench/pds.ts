@@ -1,0 +1,322 @@
+/**
+ * `npm run bench -- pds`: the same client workload against Portage and the reference PDS
+ * (@atproto/dev-env), each server in its own process, sharing one PLC directory, client in this
+ * process on the same machine:
+ *   createRecord with 8 in flight, applyWrites of 200, getRecord with 16 in flight,
+ *   listRecords paging, getRepo MB/s on a 20k-record repo, uploadBlob MB/s (256 KB, 4 in flight),
+ *   and the server's idle and loaded RSS.
+ * Options: --records 20000 --creates 1000 --gets 4000 --blobs 80
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { report, writeResults } from './lib/report.ts';
+
+type Side = 'portage' | 'reference';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createNetServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** One server in this process; prints READY <url> and serves until SIGTERM. */
+async function serve(side: Side, opts: { plcUrl: string; dataDir: string }): Promise<void> {
+  const blobLimit = 64 * 1024 * 1024;
+  let url: string;
+  let close: () => Promise<void>;
+  if (side === 'portage') {
+    const { loadConfig } = await import('../packages/pds/src/config.ts');
+    const { startPds } = await import('../packages/pds/src/index.ts');
+    const config = loadConfig({
+      PDS_HOSTNAME: 'localhost',
+      PDS_PORT: String(await freePort()),
+      PDS_DATA_DIRECTORY: opts.dataDir,
+      PDS_SERVICE_DID: 'did:web:portage.test',
+      PDS_SERVICE_HANDLE_DOMAINS: '.test',
+      PDS_INVITE_REQUIRED: 'false',
+      PDS_DEV_MODE: 'true',
+      PDS_DID_PLC_URL: opts.plcUrl,
+      PDS_BLOB_UPLOAD_LIMIT: String(blobLimit),
+      LOG_LEVEL: 'silent',
+    });
+    const pds = await startPds(config, { host: '127.0.0.1' });
+    url = pds.localUrl;
+    close = () => pds.close();
+  } else {
+    const { TestPds } = await import('@atproto/dev-env');
+    const pds = await TestPds.create({
+      didPlcUrl: opts.plcUrl,
+      port: await freePort(),
+      serviceDid: 'did:web:reference.test',
+      blobUploadLimit: blobLimit,
+    } as never);
+    url = pds.url;
+    close = () => pds.close();
+  }
+  process.stdout.write(`READY ${url}\n`);
+  process.on('SIGTERM', () => {
+    void close().finally(() => process.exit(0));
+  });
+}
+
+interface Server {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+function startServer(side: Side, plcUrl: string, dataDir: string, env: NodeJS.ProcessEnv): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [import.meta.filename, '--server', side, JSON.stringify({ plcUrl, dataDir })],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env,
+      },
+    );
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const line = out.split('\n').find((l) => l.startsWith('READY '));
+      if (!line) return;
+      child.stdout.removeAllListeners('data');
+      child.removeAllListeners('close');
+      resolve({
+        url: line.slice(6).trim(),
+        pid: child.pid!,
+        stop: () =>
+          new Promise<void>((r) => {
+            child.once('close', () => r());
+            child.kill('SIGTERM');
+          }),
+      });
+    });
+    child.on('error', reject);
+    child.on('close', (code) => reject(new Error(`${side} server exited early (${code})`)));
+  });
+}
+
+/** Current and peak resident set size of a process, in MB (Linux /proc). */
+function rssOf(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (name: string) =>
+    Number(/(\d+) kB/.exec(status.split('\n').find((l) => l.startsWith(name)) ?? '')?.[1] ?? 0);
+  return { rss: kb('VmRSS:') / 1024, peak: kb('VmHWM:') / 1024 };
+}
+
+/** Runs `total` tasks with at most `concurrency` in flight; returns tasks per second. */
+async function throughput(total: number, concurrency: number, task: (i: number) => Promise<void>): Promise<number> {
+  let next = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) await task(next++);
+    }),
+  );
+  return total / ((performance.now() - start) / 1000);
+}
+
+async function call(url: string, init: RequestInit & { token?: string } = {}): Promise<Response> {
+  const headers: Record<string, string> = { ...(init.headers as Record<string, string>) };
+  if (init.token) headers.authorization = `Bearer ${init.token}`;
+  const res = await fetch(url, { ...init, headers });
+  if (!res.ok) throw new Error(`${url.split('?')[0]} -> ${res.status} ${await res.text()}`);
+  return res;
+}
+
+const post = (i: number) => ({
+  $type: 'app.bsky.feed.post',
+  text: `post number ${i}: ${'lorem ipsum '.repeat(6)}`,
+  createdAt: new Date().toISOString(),
+});
+
+interface Figures {
+  createPerSec: number;
+  applyWritesRecordsPerSec: number;
+  getRecordPerSec: number;
+  listRecordsPerSec: number;
+  getRepoMBps: number;
+  repoMB: number;
+  uploadMBps: number;
+  idleRssMb: number;
+  loadedRssMb: number;
+}
+
+async function workload(
+  server: Server,
+  opts: { records: number; creates: number; gets: number; blobs: number },
+): Promise<Figures> {
+  const base = server.url;
+  const json = (body: unknown) => ({
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const account = (await (
+    await call(
+      `${base}/xrpc/com.atproto.server.createAccount`,
+      json({ handle: `bench${Date.now() % 100000}.test`, email: 'bench@example.com', password: 'bench-password' }),
+    )
+  ).json()) as { did: string; accessJwt: string };
+  const { did, accessJwt: token } = account;
+  const idleRssMb = rssOf(server.pid).rss;
+
+  process.stderr.write(`  createRecord x${opts.creates} (8 in flight)\n`);
+  const createPerSec = await throughput(opts.creates, 8, async (i) => {
+    const body = { repo: did, collection: 'app.bsky.feed.post', record: post(i) };
+    await (await call(`${base}/xrpc/com.atproto.repo.createRecord`, { ...json(body), token })).arrayBuffer();
+  });
+
+  const batch = (from: number) => ({
+    repo: did,
+    writes: Array.from({ length: 200 }, (_, j) => ({
+      $type: 'com.atproto.repo.applyWrites#create',
+      collection: 'app.bsky.feed.post',
+      value: post(from + j),
+    })),
+  });
+  process.stderr.write(`  applyWrites of 200 up to ${opts.records} records\n`);
+  const toWrite = Math.max(200, opts.records - opts.creates);
+  const batches = Math.ceil(toWrite / 200);
+  const t0 = performance.now();
+  for (let b = 0; b < batches; b++) {
+    await (await call(`${base}/xrpc/com.atproto.repo.applyWrites`, { ...json(batch(b * 200)), token })).arrayBuffer();
+  }
+  const applyWritesRecordsPerSec = (batches * 200) / ((performance.now() - t0) / 1000);
+
+  process.stderr.write('  listRecords paging\n');
+  const rkeys: string[] = [];
+  const t1 = performance.now();
+  let cursor: string | undefined;
+  do {
+    const q = new URLSearchParams({ repo: did, collection: 'app.bsky.feed.post', limit: '100' });
+    if (cursor) q.set('cursor', cursor);
+    const page = (await (await call(`${base}/xrpc/com.atproto.repo.listRecords?${q}`)).json()) as {
+      records: { uri: string }[];
+      cursor?: string;
+    };
+    for (const r of page.records) rkeys.push(r.uri.split('/').pop()!);
+    cursor = page.records.length > 0 ? page.cursor : undefined;
+  } while (cursor);
+  const listRecordsPerSec = rkeys.length / ((performance.now() - t1) / 1000);
+
+  process.stderr.write(`  getRecord x${opts.gets} (16 in flight)\n`);
+  const getRecordPerSec = await throughput(opts.gets, 16, async (i) => {
+    const q = new URLSearchParams({
+      repo: did,
+      collection: 'app.bsky.feed.post',
+      rkey: rkeys[(i * 7919) % rkeys.length]!,
+    });
+    await (await call(`${base}/xrpc/com.atproto.repo.getRecord?${q}`)).arrayBuffer();
+  });
+
+  process.stderr.write(`  getRepo of ${rkeys.length} records (best of 3)\n`);
+  let getRepoMBps = 0;
+  let repoMB = 0;
+  for (let i = 0; i < 3; i++) {
+    const t = performance.now();
+    const res = await call(`${base}/xrpc/com.atproto.sync.getRepo?did=${encodeURIComponent(did)}`);
+    let bytes = 0;
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) bytes += chunk.length;
+    repoMB = bytes / 1e6;
+    getRepoMBps = Math.max(getRepoMBps, repoMB / ((performance.now() - t) / 1000));
+  }
+
+  process.stderr.write(`  uploadBlob x${opts.blobs} of 256 KB (4 in flight)\n`);
+  const blobs = Array.from({ length: 8 }, () => randomBytes(256 * 1024));
+  const uploadsPerSec = await throughput(opts.blobs, 4, async (i) => {
+    const body = Buffer.concat([
+      blobs[i % blobs.length]!.subarray(0, 256 * 1024 - 4),
+      Buffer.from(Uint32Array.of(i).buffer),
+    ]);
+    await (
+      await call(`${base}/xrpc/com.atproto.repo.uploadBlob`, {
+        method: 'POST',
+        headers: { 'content-type': 'image/jpeg' },
+        body,
+        token,
+      })
+    ).arrayBuffer();
+  });
+  const uploadMBps = (uploadsPerSec * 256 * 1024) / 1e6;
+  return {
+    createPerSec,
+    applyWritesRecordsPerSec,
+    getRecordPerSec,
+    listRecordsPerSec,
+    getRepoMBps,
+    repoMB,
+    uploadMBps,
+    idleRssMb,
+    loadedRssMb: rssOf(server.pid).peak,
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      records: { type: 'string', default: '20000' },
+      creates: { type: 'string', default: '1000' },
+      gets: { type: 'string', default: '4000' },
+      blobs: { type: 'string', default: '80' },
+    },
+  });
+  const opts = {
+    records: Number(values.records),
+    creates: Number(values.creates),
+    gets: Number(values.gets),
+    blobs: Number(values.blobs),
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'portage-bench-pds-'));
+  process.env.TMPDIR = dir; // the reference writes under os.tmpdir() and never cleans up
+  const { TestPlc } = await import('@atproto/dev-env');
+  const plc = await TestPlc.create({ port: await freePort() });
+  const results = {} as Record<Side, Figures>;
+  try {
+    for (const side of ['portage', 'reference'] as const) {
+      process.stderr.write(`bench pds: ${side}\n`);
+      const server = await startServer(side, plc.url, join(dir, side), { ...process.env, TMPDIR: dir });
+      try {
+        results[side] = await workload(server, opts);
+      } finally {
+        await server.stop();
+      }
+    }
+  } finally {
+    await plc.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const p = results.portage;
+  const r = results.reference;
+  const fig = (metric: string, unit: string, better: 'higher' | 'lower', key: keyof Figures) =>
+    report({ bench: 'pds', metric, unit, better, portage: p[key], reference: r[key] });
+  fig('createRecord (8 in flight)', 'records/s', 'higher', 'createPerSec');
+  fig('applyWrites of 200', 'records/s', 'higher', 'applyWritesRecordsPerSec');
+  fig('getRecord (16 in flight)', 'requests/s', 'higher', 'getRecordPerSec');
+  fig('listRecords paging (limit 100)', 'records/s', 'higher', 'listRecordsPerSec');
+  fig(`getRepo (${opts.records} records)`, 'MB/s', 'higher', 'getRepoMBps');
+  fig('getRepo CAR size', 'MB', 'lower', 'repoMB');
+  fig('uploadBlob (256 KB, 4 in flight)', 'MB/s', 'higher', 'uploadMBps');
+  fig('server RSS idle', 'MB', 'lower', 'idleRssMb');
+  fig('server RSS loaded (peak)', 'MB', 'lower', 'loadedRssMb');
+  process.stderr.write(`wrote ${writeResults('pds')}\n`);
+}
+
+// Dispatch last: the constants above must be initialised before main() runs.
+const argv = process.argv.slice(2);
+if (argv[0] === '--server') {
+  await serve(argv[1] as Side, JSON.parse(argv[2]!) as { plcUrl: string; dataDir: string });
+} else {
+  await main();
+}
