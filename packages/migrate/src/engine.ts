@@ -617,6 +617,8 @@ class Migration {
         if (this.backup && !backupCurrent) {
           const [toImport, toBackup] = needImport ? body.tee() : [undefined, body];
           backupWrite = this.backup.writeRepo(toBackup, head.cid);
+          // Handled here so a failed import (which throws first) never leaves it unobserved.
+          backupWrite.catch(() => {});
           if (!toImport) return void (await backupWrite);
           body = toImport;
         }

@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DirectoryBackup, verifyBackup } from '../src/backup.node.ts';
@@ -100,5 +102,83 @@ describe('migration through faults', () => {
     assert.equal(doc.service[0]!.serviceEndpoint, a!.url);
     const status = await ivan.agent.com.atproto.server.checkAccountStatus();
     assert.equal(status.data.activated, true, 'the old account is untouched');
+  });
+
+  it('asks for the emailed sign-in code when the old server wants one (AuthFactorTokenRequired)', async () => {
+    const [a] = net.pdses;
+    const lena = await createAccount(a!, 'lena', { records: 2, blobs: 0 });
+    // In front of the old server: createSession needs authFactorToken "CODE-1234", as Bluesky's entryway does.
+    const target = new URL(a!.url);
+    const gate = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        if (req.url?.startsWith('/xrpc/com.atproto.server.createSession')) {
+          const input = JSON.parse(body.toString()) as { authFactorToken?: string };
+          if (input.authFactorToken !== 'CODE-1234') {
+            res.writeHead(401, { 'content-type': 'application/json' });
+            res.end(
+              JSON.stringify({
+                error: 'AuthFactorTokenRequired',
+                message: 'A sign in code has been sent to your email address',
+              }),
+            );
+            return;
+          }
+        }
+        const up = request(
+          {
+            host: target.hostname,
+            port: target.port,
+            method: req.method,
+            path: req.url,
+            headers: { ...req.headers, host: target.host },
+          },
+          (r) => {
+            res.writeHead(r.statusCode ?? 502, r.headers);
+            r.pipe(res);
+          },
+        );
+        up.end(body);
+      });
+    });
+    await new Promise<void>((r) => gate.listen(0, '127.0.0.1', r));
+    const gateUrl = `http://127.0.0.1:${(gate.address() as AddressInfo).port}`;
+    try {
+      const run = (code: string | undefined) => {
+        const events: MigrationEvent[] = [];
+        let asked = 0;
+        return migrate(
+          // The target is not a PDS, so a run that got past the login stops right after it.
+          { from: lena.did, fromPds: gateUrl, to: `${gateUrl}/not-a-pds`, plcUrl: net.plc.url },
+          {
+            storage: new MemoryStorage(),
+            credentials: {
+              ...credentials(lena.password, async () => undefined),
+              authFactorToken: async () => {
+                asked++;
+                return code;
+              },
+            },
+            onEvent: (e) => events.push(e),
+          },
+        ).then((result) => ({ result, events, asked }));
+      };
+      const without = await run(undefined);
+      assert.equal(without.result.status, 'failed');
+      assert.equal(without.asked, 1);
+      const failed = without.events.find((e) => e.type === 'step-failed');
+      assert.ok(failed && failed.type === 'step-failed' && failed.step === 'login-old');
+      assert.match(failed.next, /--auth-factor-token/);
+
+      const withCode = await run('CODE-1234');
+      assert.equal(withCode.asked, 1);
+      assert.ok(withCode.events.some((e) => e.type === 'step-done' && e.step === 'login-old'));
+      const stopped = withCode.events.find((e) => e.type === 'step-failed');
+      assert.ok(stopped && stopped.type === 'step-failed' && stopped.step === 'inspect-new');
+    } finally {
+      await new Promise<void>((r) => gate.close(() => r()));
+    }
   });
 });
