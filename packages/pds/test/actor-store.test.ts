@@ -279,4 +279,22 @@ describe('actor store', () => {
     const full = await collect(store.exportCar(did));
     assert.ok(diff.length > 0 && diff.length < full.length / 4);
   });
+
+  it('streams a consistent snapshot while commits land mid-export', async () => {
+    const before = await verifiedRecords();
+    // The export starts (its snapshot is taken) before the writes; its blocks are read after.
+    const stream = store.exportCar(did)[Symbol.asyncIterator]();
+    const chunks: Uint8Array[] = [];
+    const { records } = store.listRecords(did, 'app.bsky.feed.post', { limit: 50 });
+    await write(
+      records.map((r) => ({
+        action: 'delete' as const,
+        collection: 'app.bsky.feed.post',
+        rkey: r.uri.split('/').pop() as string,
+      })),
+    );
+    for (let r = await stream.next(); !r.done; r = await stream.next()) chunks.push(r.value);
+    const verified = await verifyRepoCar(Buffer.concat(chunks), did, key.did());
+    assert.equal(verified.creates.length, before.size, 'the export shows the repository as it was when it started');
+  });
 });

@@ -12,11 +12,9 @@ import type { SqliteDb } from './db.ts';
 export const DEFAULT_BLOCK_CACHE_BYTES = 4 * 1024 * 1024;
 
 function cacheKey(cid: Cid): string {
-  // The binary CID as a latin1 string: cheap to build, exact, and a good Map key.
-  let s = '';
+  // The binary CID as a latin1 string: built natively, exact, and a good Map key.
   const b = cid.bytes;
-  for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i]);
-  return s;
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 }
 
 /** A least-recently-used map of block bytes, bounded by total size. */
@@ -139,20 +137,6 @@ export class SqliteBlockStore implements BlockStore, RevisionedBlockSource {
       else missing.push(cid);
     }
     return { found, missing };
-  }
-
-  /** Every block, in storage order, read in pages so memory stays flat for large repositories. */
-  *iterateAll(pageSize = 500): Generator<[Cid, Uint8Array]> {
-    const page = this.db.prepare<[Uint8Array, number], { cid: Uint8Array; content: Uint8Array }>(
-      'SELECT cid, content FROM repo_block WHERE cid > ? ORDER BY cid LIMIT ?',
-    );
-    let after: Uint8Array = new Uint8Array(0);
-    for (;;) {
-      const rows = page.all(after, pageSize);
-      for (const row of rows) yield [cidFromBytes(row.cid), row.content];
-      if (rows.length < pageSize) return;
-      after = rows[rows.length - 1].cid;
-    }
   }
 
   /** Blocks written by commits after `sinceRev` (getRepo?since=), oldest commit first, paged. */
