@@ -134,3 +134,36 @@ describe('auth verifier', () => {
     assert.equal(odd.status, 400);
   });
 });
+
+describe('logging out with an expired refresh token', () => {
+  let pds: TestPds;
+  before(async () => {
+    pds = await startTestPds();
+  });
+  after(async () => {
+    await pds.close();
+  });
+
+  it('is accepted by deleteSession, while a forged one is not', async () => {
+    const longAgo = Math.floor(Date.now() / 1000) - 100 * 24 * 60 * 60;
+    const expired = await pds.ctx.tokens.createRefreshToken(DID, undefined, longAgo);
+    const logout = (token: string) =>
+      fetch(`${pds.url}/xrpc/com.atproto.server.deleteSession`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+      });
+    assert.equal((await logout(expired.jwt)).status, 200);
+    const forged = await new SignJWT({ scope: AuthScope.Refresh })
+      .setProtectedHeader({ alg: 'HS256', typ: 'refresh+jwt' })
+      .setSubject(DID)
+      .setAudience(pds.ctx.config.serviceDid)
+      .setJti('x')
+      .setIssuedAt()
+      .setExpirationTime('1h')
+      .sign(jwtKeyFromSecret('not-the-secret'));
+    const res = await logout(forged);
+    assert.equal(res.status, 400);
+    assert.equal((await res.json()).error, 'InvalidToken');
+    assert.equal((await fetch(`${pds.url}/xrpc/com.atproto.server.deleteSession`, { method: 'POST' })).status, 401);
+  });
+});

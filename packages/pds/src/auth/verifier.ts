@@ -118,8 +118,9 @@ export class AuthVerifier {
     return { type: 'access', did: payload.sub, scope };
   }
 
-  async refresh(req: IncomingMessage): Promise<RefreshAuth> {
-    const payload = await this.#verifySessionJwt(req, 'refresh+jwt');
+  /** `allowExpired`: logging out must work even with a refresh token past its expiry. */
+  async refresh(req: IncomingMessage, opts: { allowExpired?: boolean } = {}): Promise<RefreshAuth> {
+    const payload = await this.#verifySessionJwt(req, 'refresh+jwt', opts.allowExpired);
     if (payload.scope !== AuthScope.Refresh) throw InvalidRequest('Bad token scope', 'InvalidToken');
     if (typeof payload.jti !== 'string' || payload.jti === '') {
       throw AuthRequired('Unexpected missing refresh token id', 'MissingTokenId');
@@ -156,6 +157,7 @@ export class AuthVerifier {
   async #verifySessionJwt(
     req: IncomingMessage,
     typ: 'at+jwt' | 'refresh+jwt',
+    allowExpired = false,
   ): Promise<{ sub: string; scope: unknown; jti: unknown }> {
     const credentials = parseAuthorization(req);
     if (!credentials) throw AuthRequired(undefined, 'AuthMissing');
@@ -166,6 +168,7 @@ export class AuthVerifier {
         typ,
         audience: this.#serviceDid,
         algorithms: ['HS256'],
+        ...(allowExpired ? { clockTolerance: Number.POSITIVE_INFINITY } : {}),
       }));
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) throw InvalidRequest('Token has expired', 'ExpiredToken');
