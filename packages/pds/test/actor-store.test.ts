@@ -27,6 +27,7 @@ async function* single(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
 }
 
 const did = 'did:plc:abcdefghijklmnopqrstuvwx';
+const item = (n: number) => ({ $type: 'com.example.item', n });
 const post = (text: string) => ({ $type: 'app.bsky.feed.post', text, createdAt: new Date().toISOString() });
 
 describe('actor store', () => {
@@ -296,5 +297,30 @@ describe('actor store', () => {
     for (let r = await stream.next(); !r.done; r = await stream.next()) chunks.push(r.value);
     const verified = await verifyRepoCar(Buffer.concat(chunks), did, key.did());
     assert.equal(verified.creates.length, before.size, 'the export shows the repository as it was when it started');
+  });
+
+  it('coalesces concurrent writers into shared commits; a failing request fails alone', async () => {
+    const existing = store.listRecords(did, 'app.bsky.feed.post', { limit: 1 }).records[0];
+    assert.ok(existing);
+    const existingRkey = existing.uri.split('/').pop() as string;
+    const eventsBefore = events.length;
+    const ok = Array.from({ length: 20 }, (_, i) =>
+      write([{ action: 'create', collection: 'com.example.item', rkey: `concurrent${i}`, record: item(i) }]),
+    );
+    const clash = write([
+      { action: 'create', collection: 'app.bsky.feed.post', rkey: existingRkey, record: post('dup') },
+    ]);
+    const same = write([{ action: 'create', collection: 'com.example.item', rkey: 'concurrent3', record: item(99) }]);
+    const results = await Promise.all(ok);
+    await assert.rejects(clash, /already exists/);
+    await assert.rejects(same, /already exists/);
+    const commits = new Set(results.map((r) => formatCid(r.commit.cid)));
+    assert.ok(commits.size < 20, `20 writers shared ${commits.size} commits`);
+    assert.equal(events.length - eventsBefore, commits.size, 'one firehose commit per shared commit');
+    for (let i = 0; i < 20; i++) {
+      assert.equal(results[i]!.results[0]!.uri, `at://${did}/com.example.item/concurrent${i}`);
+      assert.equal((store.getRecord(did, 'com.example.item', `concurrent${i}`)?.value as { n: number }).n, i);
+    }
+    assert.deepEqual(await verifiedRecords(), indexedRecords());
   });
 });

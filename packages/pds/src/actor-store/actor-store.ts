@@ -22,7 +22,7 @@ import { AtprotoError } from '@portage/atproto/errors';
 import type { BlobStore } from '../blobstore/blobstore.ts';
 import { SqliteBlockStore } from './block-store.ts';
 import { openActorDb, openRootIndex, openSnapshot, snapshotBlocks, type SqliteDb } from './db.ts';
-import type { PreparedWrite } from './prepare-writes.ts';
+import { MAX_WRITES_PER_COMMIT, type PreparedWrite } from './prepare-writes.ts';
 import { createRepo, recordProof, type RepoCommit, writeRepo } from './repo-engine.ts';
 import { readSigningKeyFile, writeSigningKeyFile } from './signing-key-file.ts';
 import type {
@@ -116,6 +116,36 @@ class ActorHandle {
   }
 }
 
+/** A write request waiting for its account's next commit. */
+interface QueuedWrite {
+  writes: PreparedWrite[];
+  swapCommit: Cid | undefined;
+  resolve: (result: CommitResult) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * The requests at the head of the queue that can share one commit: in arrival order, at most
+ * 200 writes, no swapCommit (it names the commit it expects to follow) and no record touched
+ * twice. The first request is always taken.
+ */
+function takeBatch(queue: QueuedWrite[]): QueuedWrite[] {
+  const first = queue[0] as QueuedWrite;
+  if (first.swapCommit) return [first];
+  const batch = [first];
+  const paths = new Set(first.writes.map((w) => w.path));
+  let count = first.writes.length;
+  for (let i = 1; i < queue.length; i++) {
+    const item = queue[i] as QueuedWrite;
+    if (item.swapCommit || count + item.writes.length > MAX_WRITES_PER_COMMIT) break;
+    if (item.writes.some((w) => paths.has(w.path))) break;
+    for (const w of item.writes) paths.add(w.path);
+    count += item.writes.length;
+    batch.push(item);
+  }
+  return batch;
+}
+
 function atUri(did: string, collection: string, rkey: string): string {
   return `at://${did}/${collection}/${rkey}`;
 }
@@ -132,6 +162,7 @@ export class ActorStore {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly listeners: CommitListener[] = [];
   private readonly signingKeys = new Map<string, ExportableSigningKey>();
+  private readonly queues = new Map<string, QueuedWrite[]>();
   /**
    * Every repository's current root in one small database, so listRepos pages through all
    * accounts without opening each account's store. Written right after each commit; a crash
@@ -519,25 +550,65 @@ export class ActorStore {
   /**
    * Applies prepared writes as one signed commit. `swapCommit` must equal the current commit
    * when given. Swap checks on records, blob checks, the engine's commit and the database
-   * transaction all happen under the account's write lock; the result is returned only after
-   * the transaction has committed.
+   * transaction all happen under the account's write lock; the promise settles only after the
+   * transaction has committed.
+   *
+   * Requests that arrive while the account's previous commit is being made are coalesced into
+   * one commit (group commit): each gets its own results and the shared commit, exactly as if it
+   * had been an applyWrites with the others. This amortises signing and the transaction over
+   * concurrent writers. A request with swapCommit, or touching a record another queued request
+   * touches, is committed on its own; a request failing its checks fails alone.
    */
-  async applyWrites(did: string, writes: PreparedWrite[], opts: { swapCommit?: Cid } = {}): Promise<CommitResult> {
-    return this.withWriteLock(did, async () => {
-      const handle = this.existing(did);
-      const root = handle.root();
-      if (!root) throw notFound(did);
-      if (opts.swapCommit && !cidEquals(opts.swapCommit, root.cid)) {
-        throw new ActorStoreError('InvalidSwap', `Commit was at ${formatCid(root.cid)}`);
+  applyWrites(did: string, writes: PreparedWrite[], opts: { swapCommit?: Cid } = {}): Promise<CommitResult> {
+    return new Promise<CommitResult>((resolve, reject) => {
+      let queue = this.queues.get(did);
+      if (!queue) {
+        queue = [];
+        this.queues.set(did, queue);
       }
-      this.checkRecordSwaps(handle, writes);
-      const newBlobs = this.checkBlobs(handle, writes);
+      queue.push({ writes, swapCommit: opts.swapCommit, resolve, reject });
+      if (queue.length === 1) void this.drain(did, queue);
+    });
+  }
+
+  /** Commits queued requests batch by batch until the account's queue is empty. */
+  private async drain(did: string, queue: QueuedWrite[]): Promise<void> {
+    while (queue.length > 0) {
+      const batch = takeBatch(queue);
+      await this.withWriteLock(did, () => this.commitBatch(did, batch)).catch((err: unknown) => {
+        for (const item of batch) item.reject(err);
+      });
+      queue.splice(0, batch.length);
+    }
+    if (this.queues.get(did) === queue) this.queues.delete(did);
+  }
+
+  private async commitBatch(did: string, batch: QueuedWrite[]): Promise<void> {
+    const handle = this.existing(did);
+    const root = handle.root();
+    if (!root) throw notFound(did);
+    const accepted: QueuedWrite[] = [];
+    const newBlobs = new Map<string, { cid: Cid; tempKey: string }>();
+    for (const item of batch) {
+      try {
+        if (item.swapCommit && !cidEquals(item.swapCommit, root.cid)) {
+          throw new ActorStoreError('InvalidSwap', `Commit was at ${formatCid(root.cid)}`);
+        }
+        this.checkRecordSwaps(handle, item.writes);
+        for (const blob of this.checkBlobs(handle, item.writes)) newBlobs.set(formatCid(blob.cid), blob);
+        accepted.push(item);
+      } catch (err) {
+        item.reject(err);
+      }
+    }
+    if (accepted.length === 0) return;
+    const writes = accepted.flatMap((item) => item.writes);
+    try {
       const key = await this.getSigningKey(did);
       const commit = await writeRepo(handle.blocks, root.cid, writes, key);
-
       // Blob files move to their permanent place before the transaction: if the process dies in
       // between, the rows still say "temporary" and makePermanent is idempotent on retry.
-      for (const blob of newBlobs) {
+      for (const blob of newBlobs.values()) {
         try {
           await this.blobstore.makePermanent(did, blob.tempKey, blob.cid);
         } catch (err) {
@@ -549,16 +620,21 @@ export class ActorStore {
       }
       const dereferenced: Cid[] = [];
       this.persistCommit(handle, commit, writes, (cids) => dereferenced.push(...cids));
-      if (dereferenced.length > 0) await this.blobstore.delete(did, dereferenced);
-
-      const results: WriteResult[] = writes.map((w) => ({
-        action: w.action,
-        uri: atUri(did, w.collection, w.rkey),
-        cid: w.action === 'delete' ? null : w.cid,
-        validationStatus: w.action === 'delete' ? undefined : w.validationStatus,
-      }));
-      return { commit: { cid: commit.cid, rev: commit.rev }, results };
-    });
+      // The commit is durable; a blob file that fails to go is only wasted space, not an error.
+      if (dereferenced.length > 0) await this.blobstore.delete(did, dereferenced).catch(() => {});
+      const meta = { cid: commit.cid, rev: commit.rev };
+      for (const item of accepted) {
+        const results: WriteResult[] = item.writes.map((w) => ({
+          action: w.action,
+          uri: atUri(did, w.collection, w.rkey),
+          cid: w.action === 'delete' ? null : w.cid,
+          validationStatus: w.action === 'delete' ? undefined : w.validationStatus,
+        }));
+        item.resolve({ commit: meta, results });
+      }
+    } catch (err) {
+      for (const item of accepted) item.reject(err);
+    }
   }
 
   private checkRecordSwaps(handle: ActorHandle, writes: PreparedWrite[]): void {
