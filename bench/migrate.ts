@@ -129,6 +129,16 @@ async function runPortage(job: ClientJob): Promise<ClientResult> {
   const { migrate } = await import('../packages/migrate/src/engine.ts');
   const { MemoryStorage } = await import('../packages/migrate/src/storage.ts');
   const { DirectoryBackup } = await import('../packages/migrate/src/backup.node.ts');
+  const { startMemoryGuard } = await import('../packages/migrate/src/memory.node.ts');
+  startMemoryGuard(); // as the CLI does
+  if (process.env.BENCH_MEMLOG) {
+    setInterval(() => {
+      const m = process.memoryUsage();
+      process.stderr.write(
+        `mem rss=${(m.rss / 1048576) | 0} heap=${(m.heapUsed / 1048576) | 0} ext=${(m.external / 1048576) | 0} ab=${(m.arrayBuffers / 1048576) | 0}\n`,
+      );
+    }, 250).unref();
+  }
   const started = new Map<string, number>();
   const phases: Record<string, number> = {};
   const t0 = performance.now();

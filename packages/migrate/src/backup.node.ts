@@ -14,7 +14,6 @@ import { access, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { readCar } from '@portage/atproto/car';
 import { formatCid, parseCid } from '@portage/atproto/cid';
 import type { BackupSink } from './backup.ts';
 import { MigrationError } from './errors.ts';
@@ -145,6 +144,8 @@ export interface BackupReport {
  * commit for the manifest's DID and matches the manifest's commit; every blob hashes to its name.
  */
 export async function verifyBackup(dir: string): Promise<BackupReport> {
+  // Loaded here, not at the top: a migration run never needs the CAR reader.
+  const { readCar } = await import('@portage/atproto/car');
   const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Manifest;
   const car = await readCar(Readable.toWeb(createReadStream(join(dir, 'repo.car'))) as ReadableStream<Uint8Array>, {
     requireRoot: true,

@@ -63,6 +63,30 @@ export class AdaptivePool {
   }
 }
 
+/**
+ * Caps the bytes of blobs in flight at once, whatever the pool width: eight 50 MB videos must
+ * not mean 400 MB held by the client while a slow server drains them. A blob larger than the
+ * whole budget still goes, alone.
+ */
+export class ByteBudget {
+  readonly capacity: number;
+  #used = 0;
+  #waiters: (() => void)[] = [];
+  constructor(capacity: number) {
+    this.capacity = capacity;
+  }
+  async acquire(bytes: number): Promise<number> {
+    const want = Math.min(Math.max(bytes, 0), this.capacity);
+    while (this.#used > 0 && this.#used + want > this.capacity) await new Promise<void>((r) => this.#waiters.push(r));
+    this.#used += want;
+    return want;
+  }
+  release(granted: number): void {
+    this.#used -= granted;
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
+}
+
 export interface BlobCopyContext {
   did: string;
   old: PdsSession;
@@ -73,6 +97,8 @@ export interface BlobCopyContext {
   emit: EventSink;
   /** Blobs that failed for good in this run are not retried in it again. */
   failed: Map<string, MissingBlob>;
+  /** Bytes of blobs in flight at once (default 32 MB). */
+  inFlightBytes?: number;
 }
 
 /** A blob upload that ended with another CID: the bytes were damaged on the way; try again. */
@@ -87,6 +113,7 @@ const MAX_PASSES = 3;
 /** Copies every blob the new server reports missing; returns how many arrived. */
 export async function copyMissingBlobs(ctx: BlobCopyContext): Promise<number> {
   const pool = new AdaptivePool(ctx.concurrency);
+  const budget = new ByteBudget(ctx.inFlightBytes ?? 32 * 1024 * 1024);
   let copied = 0;
   for (let pass = 1; pass <= MAX_PASSES; pass++) {
     let cursor: string | undefined;
@@ -101,7 +128,7 @@ export async function copyMissingBlobs(ctx: BlobCopyContext): Promise<number> {
         started++;
         await pool.add(async () => {
           try {
-            await transferBlob(ctx, pool, cid);
+            await transferBlob(ctx, pool, budget, cid);
             copied++;
             ctx.progress.addDone();
           } catch (err) {
@@ -126,7 +153,7 @@ export async function copyMissingBlobs(ctx: BlobCopyContext): Promise<number> {
   return copied;
 }
 
-async function transferBlob(ctx: BlobCopyContext, pool: AdaptivePool, cid: string): Promise<void> {
+async function transferBlob(ctx: BlobCopyContext, pool: AdaptivePool, budget: ByteBudget, cid: string): Promise<void> {
   await withRetry(
     async () => {
       await Promise.all([ctx.old.gate.wait(), ctx.neu.gate.wait()]);
@@ -136,30 +163,36 @@ async function transferBlob(ctx: BlobCopyContext, pool: AdaptivePool, cid: strin
         timeoutMs: 60_000,
       });
       ctx.old.gate.observe(download.headers);
-      const contentType = download.headers.get('content-type') || 'application/octet-stream';
-      if (!download.body) throw new DamagedTransfer(`the old server sent blob ${cid} without a body`);
-      let body = download.body.pipeThrough(countingStream((n) => ctx.progress.addBytes(n)));
-      let backupWrite: Promise<void> | undefined;
-      if (ctx.backup && !(await ctx.backup.hasBlob(cid))) {
-        const [toUpload, toBackup] = body.tee();
-        body = toUpload;
-        backupWrite = ctx.backup.writeBlob(cid, toBackup).catch(() => {
-          // The backup step fetches whatever is still missing from the backup later.
+      // Unknown sizes count as 1 MB (blob answers normally say their length).
+      const granted = await budget.acquire(Number(download.headers.get('content-length')) || 1024 * 1024);
+      try {
+        const contentType = download.headers.get('content-type') || 'application/octet-stream';
+        if (!download.body) throw new DamagedTransfer(`the old server sent blob ${cid} without a body`);
+        let body = download.body.pipeThrough(countingStream((n) => ctx.progress.addBytes(n)));
+        let backupWrite: Promise<void> | undefined;
+        if (ctx.backup && !(await ctx.backup.hasBlob(cid))) {
+          const [toUpload, toBackup] = body.tee();
+          body = toUpload;
+          backupWrite = ctx.backup.writeBlob(cid, toBackup).catch(() => {
+            // The backup step fetches whatever is still missing from the backup later.
+          });
+        }
+        const upload = await ctx.neu.request('com.atproto.repo.uploadBlob', {
+          method: 'POST',
+          body,
+          encoding: contentType,
         });
+        ctx.neu.gate.observe(upload.headers);
+        const result = (await upload.json()) as { blob?: { ref?: { $link?: string } } };
+        await backupWrite;
+        const stored = result.blob?.ref?.$link;
+        if (stored !== cid) {
+          throw new DamagedTransfer(`blob ${cid} arrived as ${String(stored)} (damaged on the way)`);
+        }
+        pool.succeeded();
+      } finally {
+        budget.release(granted);
       }
-      const upload = await ctx.neu.request('com.atproto.repo.uploadBlob', {
-        method: 'POST',
-        body,
-        encoding: contentType,
-      });
-      ctx.neu.gate.observe(upload.headers);
-      const result = (await upload.json()) as { blob?: { ref?: { $link?: string } } };
-      await backupWrite;
-      const stored = result.blob?.ref?.$link;
-      if (stored !== cid) {
-        throw new DamagedTransfer(`blob ${cid} arrived as ${String(stored)} (damaged on the way)`);
-      }
-      pool.succeeded();
     },
     {
       attempts: 7,

@@ -8,6 +8,7 @@ import { nodeResolveTxt } from '@portage/atproto/identity/dns.node';
 import { DirectoryBackup } from '@portage/migrate/backup.node';
 import { fetchWithoutClientTimeouts } from '@portage/migrate/fetch.node';
 import { backupAccount } from '@portage/migrate/backup-run';
+import { startMemoryGuard } from '@portage/migrate/memory.node';
 import { createRenderer } from '@portage/migrate/terminal.node';
 
 export const description = 'Back up an account (repo, blobs, preferences) into a folder, incrementally';
@@ -64,6 +65,7 @@ export async function run(args: string[]): Promise<number> {
     out: json ? process.stdout : process.stderr,
   });
   const out = values.out as string | undefined;
+  startMemoryGuard();
   const result = await backupAccount(
     {
       from,

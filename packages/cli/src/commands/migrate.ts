@@ -11,6 +11,7 @@ import { nodeResolveTxt } from '@portage/atproto/identity/dns.node';
 import { DirectoryBackup } from '@portage/migrate/backup.node';
 import { fetchWithoutClientTimeouts } from '@portage/migrate/fetch.node';
 import { migrate, type MigrationCredentials } from '@portage/migrate/engine';
+import { startMemoryGuard } from '@portage/migrate/memory.node';
 import { FileRecoveryKeyStore } from '@portage/migrate/recovery-key.node';
 import { DirectoryStorage } from '@portage/migrate/storage.node';
 import { createRenderer, prompt } from '@portage/migrate/terminal.node';
@@ -130,6 +131,7 @@ export async function run(args: string[]): Promise<number> {
     }
   }
 
+  startMemoryGuard();
   const stateDir = resolve(str('state-dir') ?? join(homedir(), '.portage', 'migrations'));
   const backupRoot = str('backup-dir');
   const result = await migrate(
