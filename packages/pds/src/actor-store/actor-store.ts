@@ -110,6 +110,18 @@ class ActorHandle {
     };
   }
 
+  private readonly cachedStatements = new Map<string, Stmt>();
+
+  /** A prepared statement for `sql`, prepared once per open database. */
+  stmt(sql: string): Stmt {
+    let statement = this.cachedStatements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.cachedStatements.set(sql, statement);
+    }
+    return statement;
+  }
+
   root(): RepoRoot | undefined {
     const row = this.sql.getRoot.get(this.did) as { cid: string; rev: string } | undefined;
     return row ? { cid: parseCid(row.cid), rev: row.rev } : undefined;
@@ -380,8 +392,8 @@ export class ActorStore {
     const handle = this.existing(did);
     const order = opts.reverse ? 'ASC' : 'DESC';
     const compare = opts.reverse ? '>' : '<';
-    const rows = handle.db
-      .prepare(
+    const rows = handle
+      .stmt(
         `SELECT uri, cid, rkey FROM record WHERE collection = ? ${opts.cursor !== undefined ? `AND rkey ${compare} ?` : ''}
          ORDER BY rkey ${order} LIMIT ?`,
       )
@@ -402,7 +414,7 @@ export class ActorStore {
 
   /** Collections that hold at least one record (describeRepo). */
   listCollections(did: string): string[] {
-    const rows = this.existing(did).db.prepare('SELECT DISTINCT collection FROM record ORDER BY collection').all() as {
+    const rows = this.existing(did).stmt('SELECT DISTINCT collection FROM record ORDER BY collection').all() as {
       collection: string;
     }[];
     return rows.map((r) => r.collection);
@@ -410,7 +422,7 @@ export class ActorStore {
 
   /** Number of records in the repository. */
   countRecords(did: string): number {
-    const row = this.existing(did).db.prepare('SELECT count(*) AS n FROM record').get() as { n: number };
+    const row = this.existing(did).stmt('SELECT count(*) AS n FROM record').get() as { n: number };
     return row.n;
   }
 
@@ -466,8 +478,8 @@ export class ActorStore {
       params.push(opts.cursor);
     }
     params.push(opts.limit);
-    const rows = handle.db
-      .prepare(
+    const rows = handle
+      .stmt(
         `SELECT DISTINCT record_blob.blob_cid AS cid FROM record_blob
          JOIN record ON record.uri = record_blob.record_uri
          WHERE ${where} ORDER BY record_blob.blob_cid LIMIT ?`,
