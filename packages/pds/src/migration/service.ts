@@ -30,6 +30,7 @@ import { submitToPlc } from '../identity/plc-identity.ts';
 import { InvalidRequest, UpstreamFailure, XrpcError } from '../xrpc/errors.ts';
 import { sequencerOf } from './events.ts';
 import { RepoDbAccess } from './repo-db.ts';
+import { clearStagingDirectory } from './staging-store.ts';
 import {
   type ImportSummary,
   importRepository,
@@ -78,6 +79,8 @@ export class MigrationService {
   constructor(ctx: AppContext) {
     this.#ctx = ctx;
     this.repoDb = new RepoDbAccess(ctx.actorStore);
+    // Staging files of imports a crash interrupted are useless now.
+    clearStagingDirectory(stagingDirectoryFor(ctx.config.dataDirectory));
   }
 
   // ---- moving in -------------------------------------------------------------------------
