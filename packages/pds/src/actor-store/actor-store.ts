@@ -519,6 +519,14 @@ export class ActorStore {
       return { cid: stored.cid, mimeType: existing.mime_type, size: stored.size };
     }
     handle.sql.insertBlob.run(cidText, mimeType, stored.size, stored.tempKey, new Date().toISOString());
+    if (handle.sql.blobInUse.get(cidText)) {
+      // Records already reference it (a repository imported before its blobs were uploaded):
+      // it is part of the repository now, not a temporary upload.
+      await this.withWriteLock(did, async () => {
+        await this.blobstore.makePermanent(did, stored.tempKey, stored.cid);
+        handle.sql.makeBlobPermanent.run(cidText);
+      });
+    }
     return { cid: stored.cid, mimeType, size: stored.size };
   }
 
