@@ -90,16 +90,34 @@ describe('MST operations', () => {
     let tree = Mst.create(store);
     for (const [i, key] of keys.entries()) tree = tree.add(key, value(i));
     const sorted = [...keys].sort();
-    assert.deepEqual([...tree.list()].map((l) => l.key), sorted);
-    assert.deepEqual([...tree.list({ reverse: true })].map((l) => l.key), [...sorted].reverse());
+    assert.deepEqual(
+      [...tree.list()].map((l) => l.key),
+      sorted,
+    );
+    assert.deepEqual(
+      [...tree.list({ reverse: true })].map((l) => l.key),
+      [...sorted].reverse(),
+    );
     const lo = sorted[100]!;
     const hi = sorted[300]!;
-    assert.deepEqual([...tree.list({ after: lo, before: hi })].map((l) => l.key), sorted.slice(101, 300));
-    assert.deepEqual([...tree.list({ after: lo, before: hi, reverse: true })].map((l) => l.key), sorted.slice(101, 300).reverse());
+    assert.deepEqual(
+      [...tree.list({ after: lo, before: hi })].map((l) => l.key),
+      sorted.slice(101, 300),
+    );
+    assert.deepEqual(
+      [...tree.list({ after: lo, before: hi, reverse: true })].map((l) => l.key),
+      sorted.slice(101, 300).reverse(),
+    );
     const coll1 = sorted.filter((k) => k.startsWith('com.example.coll1/'));
-    assert.deepEqual([...tree.listCollection('com.example.coll1')].map((l) => l.key), coll1);
+    assert.deepEqual(
+      [...tree.listCollection('com.example.coll1')].map((l) => l.key),
+      coll1,
+    );
     const cursor = coll1[50]!.split('/')[1];
-    assert.deepEqual([...tree.listCollection('com.example.coll1', { cursor })].map((l) => l.key), coll1.slice(51));
+    assert.deepEqual(
+      [...tree.listCollection('com.example.coll1', { cursor })].map((l) => l.key),
+      coll1.slice(51),
+    );
     assert.deepEqual(
       [...tree.listCollection('com.example.coll1', { cursor, reverse: true })].map((l) => l.key),
       coll1.slice(0, 50).reverse(),
@@ -110,7 +128,12 @@ describe('MST operations', () => {
   it('encodes nodes byte-identically to the generic DAG-CBOR encoder', async () => {
     const { encode, toBytes, toCidLink } = await import('@atcute/cbor');
     const v = value(1);
-    const content = { left: v, keys: ['a/bc', 'a/bd', 'a/x'.padEnd(300, 'y')], values: [v, v, v], rights: [null, v, null] };
+    const content = {
+      left: v,
+      keys: ['a/bc', 'a/bd', 'a/x'.padEnd(300, 'y')],
+      values: [v, v, v],
+      rights: [null, v, null],
+    };
     const generic = encode({
       l: toCidLink(v),
       e: [

@@ -194,4 +194,3 @@ export function decodeNode(bytes: Uint8Array, strict = false): NodeContent {
   }
   return { left, keys, values, rights };
 }
-

@@ -87,4 +87,3 @@ function proofForRightSibling(tree: Mst, node: MstNode, key: string, out: BlockM
   }
   addNode(tree, node, out, extra);
 }
-
