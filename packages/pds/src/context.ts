@@ -20,6 +20,8 @@ import type { PdsConfig } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { Mailer } from './mailer/mailer.ts';
 import { MigrationService } from './migration/service.ts';
+import { FirehoseService } from './sequencer/firehose-service.ts';
+import type { Sequencer } from './sequencer/sequencer.ts';
 
 export interface AppContextOptions {
   /** Defaults to a pino logger at config.logLevel writing to stdout. */
@@ -46,6 +48,11 @@ export class AppContext {
   readonly mailer: Mailer;
   /** Accounts moving in and out (import, PLC credentials, activation). */
   readonly migration: MigrationService;
+  /** The event log (every commit is sequenced in its write transaction) and subscribeRepos. */
+  readonly firehose: FirehoseService;
+  /** The firehose's event log; account and identity changes are sequenced through it. */
+  readonly sequencer: Sequencer;
+  #streamsClosed = false;
 
   private constructor(fields: {
     config: PdsConfig;
@@ -60,6 +67,7 @@ export class AppContext {
     didResolver: DidResolver;
     handleResolver: HandleResolver;
     mailer: Mailer;
+    firehose: FirehoseService;
   }) {
     this.config = fields.config;
     this.logger = fields.logger;
@@ -73,6 +81,8 @@ export class AppContext {
     this.didResolver = fields.didResolver;
     this.handleResolver = fields.handleResolver;
     this.mailer = fields.mailer;
+    this.firehose = fields.firehose;
+    this.sequencer = fields.firehose.sequencer;
     this.migration = new MigrationService(this);
   }
 
@@ -94,6 +104,15 @@ export class AppContext {
     });
     const blobstore = new DiskBlobStore(config.blobstoreDiskLocation, config.blobstoreDiskTmpLocation);
     const actorStore = new ActorStore({ directory: config.actorStoreDirectory, blobstore });
+    const firehose = new FirehoseService({
+      dataDirectory: config.dataDirectory,
+      hostname: config.hostname,
+      crawlers: config.crawlers,
+      openActorDb: (did) => actorStore.database(did),
+      fetch: fetchImpl,
+      logger,
+    });
+    actorStore.onCommit(firehose.onCommit);
     const accountManager = new AccountManager({ dbPath: config.accountDbPath, tokens, hostname: config.hostname });
     return new AppContext({
       config,
@@ -113,11 +132,23 @@ export class AppContext {
         outboxPath: join(config.dataDirectory, 'outbox.jsonl'),
         logger,
       }),
+      firehose,
     });
+  }
+
+  /**
+   * Ends long-lived streams (firehose subscribers) so the HTTP server can finish closing.
+   * Called by close(); safe to call first and more than once.
+   */
+  closeStreams(): void {
+    if (this.#streamsClosed) return;
+    this.#streamsClosed = true;
+    this.firehose.close();
   }
 
   /** Releases databases and connections. Call after the HTTP server has stopped. */
   async close(): Promise<void> {
+    this.closeStreams();
     this.mailer.close();
     this.actorStore.close();
     this.accountManager.close();

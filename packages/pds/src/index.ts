@@ -2,6 +2,7 @@
  * Starting and stopping a whole PDS: context (services) + HTTP server. Used by
  * `portage serve` and by the test harness.
  */
+import { attachSubscribeRepos } from './api/com/atproto/sync/subscribeRepos.ts';
 import type { PdsConfig } from './config.ts';
 import { AppContext, type AppContextOptions } from './context.ts';
 import { createRequestHandler, listen, type RequestHandler } from './server.ts';
@@ -53,6 +54,7 @@ export async function startPds(config: PdsConfig, opts: StartPdsOptions = {}): P
     throw err;
   }
   live.handler = createRequestHandler(ctx);
+  const detachFirehose = attachSubscribeRepos(running.server, ctx.firehose);
   let closing: Promise<void> | undefined;
   return {
     ctx,
@@ -61,7 +63,11 @@ export async function startPds(config: PdsConfig, opts: StartPdsOptions = {}): P
     port: running.port,
     close() {
       closing ??= (async () => {
-        await running.close();
+        detachFirehose();
+        const serverClosed = running.close();
+        // Firehose sockets would keep the server open: end them while it drains.
+        ctx.closeStreams();
+        await serverClosed;
         await ctx.close();
       })();
       return closing;

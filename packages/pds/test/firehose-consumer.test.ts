@@ -5,9 +5,6 @@
  * blocks, with the reference MST, must give back prevData.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decode as decodeCbor, fromBytes } from '@atcute/cbor';
 import { AtpAgent } from '@atproto/api';
@@ -15,10 +12,7 @@ import { IdResolver } from '@atproto/identity';
 import { parseCid } from '@atproto/lex-data';
 import { MemoryBlockstore, MST, readCarWithRoot } from '@atproto/repo';
 import { type Event, Firehose as ConsumerFirehose } from '@atproto/sync';
-import { parseCid as parseCidOurs } from '@portage/atproto/cid';
 import WebSocket from 'ws';
-import { attachSubscribeRepos } from '../src/api/com/atproto/sync/subscribeRepos.ts';
-import { FirehoseService } from '../src/sequencer/firehose-service.ts';
 import { decodeFrame } from '../src/sequencer/frames.ts';
 import { startTestPds, type TestPds } from './harness.ts';
 
@@ -72,26 +66,13 @@ async function waitFor(pred: () => boolean, what: string): Promise<void> {
 
 describe('the official consumer verifies our firehose', () => {
   let pds: TestPds;
-  let service: FirehoseService;
-  let server: Server;
   let wsBase: string;
-  let detach: () => void;
-  let unhook: () => void;
   const raw: RawCommit[] = [];
   let rawSocket: WebSocket;
 
   before(async () => {
     pds = await startTestPds();
-    service = new FirehoseService({
-      dataDirectory: join(pds.dataDir, 'firehose-test'),
-      hostname: 'localhost',
-      crawlers: [],
-    });
-    unhook = pds.ctx.actorStore.onCommit(service.onCommit);
-    server = createServer((_req, res) => res.writeHead(404).end());
-    detach = attachSubscribeRepos(server, service);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    wsBase = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    wsBase = pds.url.replace('http://', 'ws://');
     // A raw subscriber keeps the frames for the inductive-proof check.
     rawSocket = new WebSocket(`${wsBase}/xrpc/com.atproto.sync.subscribeRepos?cursor=0`);
     rawSocket.on('message', (data: Buffer) => {
@@ -115,22 +96,16 @@ describe('the official consumer verifies our firehose', () => {
         })),
       });
     });
+    await new Promise((resolve) => rawSocket.once('open', resolve));
   });
 
   after(async () => {
     await Promise.all(consumers.map((c) => c.destroy()));
     rawSocket?.terminate();
-    unhook?.();
-    detach?.();
-    if (server) {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
-    service?.close();
     await pds?.close();
   });
 
-  test('creates, updates, deletes, applyWrites of 200, identity, account and sync events; reconnect mid-stream', async () => {
+  test('creates, updates, deletes, applyWrites of 200, handle change, deactivate, import, activate; reconnect mid-stream', async () => {
     const idResolver = new IdResolver({ plcUrl: pds.plcUrl, fetch: globalThis.fetch });
     const live = consume(wsBase, idResolver, 0);
 
@@ -175,7 +150,7 @@ describe('the official consumer verifies our firehose', () => {
       limit: 1,
     });
     const firstLikeRkey = likes.records[0]!.uri.split('/').pop()!;
-    const mid = service.sequencer.lastSeq();
+    const mid = pds.ctx.sequencer.lastSeq();
     // A batch mixing all three actions in one commit.
     await agent.com.atproto.repo.applyWrites({
       repo: did,
@@ -191,47 +166,47 @@ describe('the official consumer verifies our firehose', () => {
       ],
     });
 
-    // Events that account and identity code sequence (handle change, deactivation, re-activation,
-    // resync), emitted here the way those endpoints call the sequencer.
+    // Identity and hosting status, through the endpoints.
     await agent.com.atproto.identity.updateHandle({ handle: 'alice2.test' });
-    service.sequencer.sequenceIdentity(null, { did, handle: 'alice2.test' });
-    service.sequencer.sequenceAccount(null, { did, active: false, status: 'deactivated' });
-    service.sequencer.sequenceAccount(null, { did, active: true });
+    // An import (of the account's own repository) while deactivated, then activation, which
+    // re-signs the head commit under a new rev and announces it with #sync.
+    const { data: car } = await agent.com.atproto.sync.getRepo({ did });
+    await agent.com.atproto.server.deactivateAccount({});
+    await agent.com.atproto.repo.importRepo(car, { encoding: 'application/vnd.ipld.car' });
+    await agent.com.atproto.server.activateAccount();
     const { data: latest } = await agent.com.atproto.sync.getLatestCommit({ did });
-    const commitBlock = pds.ctx.actorStore.getBlocks(did, [parseCidOurs(latest.cid)]).found[0]!;
-    service.sequencer.sequenceSync(null, {
-      did,
-      commit: commitBlock[0],
-      commitBytes: commitBlock[1],
-      rev: latest.rev,
-    });
-    const last = service.sequencer.lastSeq();
+    // A write after the import: its #commit must chain from the re-signed head.
+    await agent.com.atproto.repo.createRecord({ repo: did, collection: 'app.bsky.feed.post', record: post('after') });
+    const last = pds.ctx.sequencer.lastSeq();
 
     await waitFor(() => live.events.some((e) => e.seq === last), 'the consumer to reach the last event');
     assert.deepEqual(live.errors, [], 'the consumer reported no invalid event');
     const kinds = (kind: string) => live.events.filter((e) => e.event === kind);
-    assert.equal(kinds('create').length, 3 + 200 + 1);
+    assert.equal(kinds('create').length, 3 + 200 + 1 + 1);
     assert.equal(kinds('update').length, 2);
     assert.equal(kinds('delete').length, 2);
     // Handles are not verified here (see consume()); the consumer resolved the DID document.
     const identities = kinds('identity') as Array<{ did: string; didDocument?: { alsoKnownAs?: string[] } }>;
-    assert.equal(identities.length, 1);
-    assert.equal(identities[0]!.did, did);
-    assert.deepEqual(identities[0]!.didDocument?.alsoKnownAs, ['at://alice2.test']);
+    // createAccount, updateHandle, activateAccount.
+    assert.equal(identities.length, 3);
+    assert.ok(identities.every((e) => e.did === did));
+    assert.deepEqual(identities[1]!.didDocument?.alsoKnownAs, ['at://alice2.test']);
     assert.deepEqual(
       kinds('account').map((e) => [(e as { active: boolean }).active, (e as { status?: string }).status]),
       [
+        [true, undefined],
         [false, 'deactivated'],
         [true, undefined],
       ],
     );
-    const sync = kinds('sync')[0] as { cid: { toString(): string }; rev: string };
-    assert.equal(sync.cid.toString(), latest.cid);
-    assert.equal(sync.rev, latest.rev);
+    const syncs = kinds('sync') as Array<{ cid: { toString(): string }; rev: string }>;
+    assert.equal(syncs.at(-1)!.cid.toString(), latest.cid, '#sync names the re-signed head');
+    assert.equal(syncs.at(-1)!.rev, latest.rev);
 
     // Every #commit (the account's first one included) passes the inductive proof.
-    await waitFor(() => raw.length > 0 && raw.at(-1)!.ops.length === 3, 'the raw subscriber');
-    assert.equal(raw.length, 1 + 3 + 1 + 1 + 1 + 1);
+    await waitFor(() => raw.some((c) => c.seq === last), 'the raw subscriber');
+    assert.equal(raw.length, 1 + 3 + 1 + 1 + 1 + 1 + 1);
+    assert.equal(raw.at(-1)!.prevData !== undefined, true);
     for (const commit of raw.filter((c) => c.prevData)) await assertInductiveProof(commit);
 
     // Reconnecting with a cursor in the middle gets every later event exactly once.

@@ -1,8 +1,8 @@
 /**
  * Signing up: checks the request, mints a did:plc (genesis operation signed with this PDS's
- * rotation key, naming a fresh per-account secp256k1 signing key), creates the repository
- * with its first signed commit, registers the DID with the PLC directory, and records the
- * account. Each step undoes the earlier ones if a later one fails, so a failed sign-up
+ * rotation key, naming a fresh per-account secp256k1 signing key) and registers it with the
+ * PLC directory, creates the repository with its first signed commit, records the account,
+ * and announces it on the firehose (#identity, #account). Each step undoes the earlier ones if a later one fails, so a failed sign-up
  * leaves no account, repository or half-registered handle behind.
  *
  * With `did` given (a migration), the caller has proven control of that DID with a service
@@ -84,13 +84,13 @@ export async function createAccount(ctx: AppContext, input: CreateAccountInput):
     genesis = created.operation;
   }
 
-  await ctx.actorStore.create(did, signingKey);
-  let plcRegistered = false;
+  // The DID is registered before the repository exists, so the repository's first commit
+  // (which goes out on the firehose) never names a DID that relays cannot resolve.
+  if (genesis) await submitToPlc(ctx, did, genesis);
+  let repoCreated = false;
   try {
-    if (genesis) {
-      await submitToPlc(ctx, did, genesis);
-      plcRegistered = true;
-    }
+    await ctx.actorStore.create(did, signingKey);
+    repoCreated = true;
     await accountManager.createAccount({
       did,
       handle,
@@ -100,16 +100,23 @@ export async function createAccount(ctx: AppContext, input: CreateAccountInput):
       deactivated: input.did !== undefined,
     });
   } catch (err) {
-    await ctx.actorStore.destroy(did).catch((e: unknown) => ctx.logger.error({ err: e, did }, 'repo cleanup failed'));
-    if (plcRegistered && genesis) {
-      // The DID was registered but the account could not be recorded (a concurrent sign-up
-      // took the handle): retire the DID so it does not linger pointing here.
+    if (repoCreated) {
+      await ctx.actorStore.destroy(did).catch((e: unknown) => ctx.logger.error({ err: e, did }, 'repo cleanup failed'));
+    }
+    if (genesis) {
+      // The DID was registered but the account could not be recorded (e.g. a concurrent
+      // sign-up took the handle): retire the DID so it does not linger pointing here.
       const tombstone = await createTombstone(cidForPlcOperation(genesis), ctx.plcRotationKey);
       await ctx.plcClient
         .submitOperation(did, tombstone)
         .catch((e: unknown) => ctx.logger.error({ err: e, did }, 'PLC tombstone after failed sign-up failed'));
     }
     throw err;
+  }
+  if (input.did === undefined) {
+    // A new account announces itself; a migrating one does so when it is activated.
+    ctx.sequencer.sequenceIdentity(null, { did, handle });
+    ctx.sequencer.sequenceAccount(null, { did, active: true });
   }
   const session = await accountManager.createSession(did, null);
   return { did, handle, ...session };

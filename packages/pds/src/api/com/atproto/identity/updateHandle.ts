@@ -37,5 +37,6 @@ export default xrpcMethod({
         throw InvalidRequest('DID is not properly configured for handle');
     }
     ctx.accountManager.updateHandle(auth.did, handle);
+    ctx.sequencer.sequenceIdentity(null, { did: auth.did, handle });
   },
 });
