@@ -45,6 +45,8 @@ export interface PdsConfig {
   emailFromAddress: string;
   devMode: boolean;
   crawlers: string[];
+  /** How far back a firehose cursor may reach (PDS_REPO_BACKFILL_LIMIT_MS; undefined: one day). */
+  repoBackfillLimitMs: number | undefined;
   bskyAppViewUrl: string | undefined;
   bskyAppViewDid: string | undefined;
   reportServiceUrl: string | undefined;
@@ -238,6 +240,7 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
     emailFromAddress: r.str('PDS_EMAIL_FROM_ADDRESS') ?? `noreply@${hostname}`,
     devMode: r.bool('PDS_DEV_MODE') ?? false,
     crawlers: r.list('PDS_CRAWLERS') ?? [],
+    repoBackfillLimitMs: r.int('PDS_REPO_BACKFILL_LIMIT_MS', { min: 0 }),
     bskyAppViewUrl: r.url('PDS_BSKY_APP_VIEW_URL'),
     bskyAppViewDid: r.did('PDS_BSKY_APP_VIEW_DID'),
     reportServiceUrl: r.url('PDS_REPORT_SERVICE_URL'),

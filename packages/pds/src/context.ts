@@ -108,6 +108,7 @@ export class AppContext {
       dataDirectory: config.dataDirectory,
       hostname: config.hostname,
       crawlers: config.crawlers,
+      backfillWindowMs: config.repoBackfillLimitMs,
       openActorDb: (did) => actorStore.database(did),
       fetch: fetchImpl,
       logger,
