@@ -405,7 +405,7 @@ export class ActorStore {
     const records: StoredRecord[] = [];
     for (const row of rows) {
       const cid = parseCid(row.cid);
-      const bytes = handle.blocks.getBlock(cid);
+      const bytes = handle.blocks.getBlockOnce(cid);
       if (bytes) records.push({ uri: row.uri, cid, value: decode(bytes) });
     }
     const cursor = rows.length === opts.limit ? rows[rows.length - 1].rkey : undefined;
