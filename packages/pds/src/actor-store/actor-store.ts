@@ -42,7 +42,7 @@ export interface ActorStoreOptions {
   /** Root directory of the per-account stores (e.g. `<PDS_DATA_DIRECTORY>/actors`). */
   directory: string;
   blobstore: BlobStore;
-  /** See OpenOptions.synchronous; default 'full'. */
+  /** See OpenOptions.synchronous; default 'normal' (survives kill -9; 'full' also survives power loss). */
   synchronous?: 'full' | 'normal';
   /** Block cache budget per open account, in bytes. */
   blockCacheBytes?: number;
