@@ -324,3 +324,39 @@ describe('actor store', () => {
     assert.deepEqual(await verifiedRecords(), indexedRecords());
   });
 });
+
+describe('actor store with more accounts than open databases', () => {
+  it('closes idle databases and reopens them transparently', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portage-actor-evict-'));
+    const store = new ActorStore({
+      directory: join(dir, 'actors'),
+      blobstore: new DiskBlobStore(join(dir, 'blobs')),
+      maxOpenStores: 2,
+    });
+    try {
+      const accounts = await Promise.all(
+        Array.from({ length: 5 }, async (_, i) => ({
+          did: `did:plc:evict${'a'.repeat(18)}${i}`,
+          key: await generateSigningKey(),
+        })),
+      );
+      for (const a of accounts) await store.create(a.did, a.key);
+      for (let round = 0; round < 3; round++) {
+        for (const a of accounts) {
+          await store.applyWrites(
+            a.did,
+            prepareWrites([{ action: 'create', collection: 'app.bsky.feed.post', record: post(`r${round}`) }]),
+          );
+        }
+      }
+      for (const a of accounts) {
+        const verified = await verifyRepoCar(await collect(store.exportCar(a.did)), a.did, a.key.did());
+        assert.equal(verified.creates.length, 3);
+        assert.equal(store.getRootIndexed(a.did)?.rev, store.getRoot(a.did)?.rev);
+      }
+    } finally {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

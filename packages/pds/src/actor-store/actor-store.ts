@@ -509,8 +509,10 @@ export class ActorStore {
     declaredMimeType: string | undefined,
     maxSize: number,
   ): Promise<BlobInfo> {
-    const handle = this.existing(did);
+    this.existing(did);
     const stored = await this.blobstore.putTemp(did, body, maxSize);
+    // Looked up again after the upload: the database may have been closed and reopened meanwhile.
+    const handle = this.existing(did);
     const mimeType = stored.sniffedMimeType ?? declaredMimeType ?? 'application/octet-stream';
     const cidText = formatCid(stored.cid);
     const existing = handle.sql.getBlob.get(cidText) as { mime_type: string; temp_key: string | null } | undefined;
@@ -552,6 +554,7 @@ export class ActorStore {
         .all(cutoff) as { cid: string; temp_key: string }[];
       for (const row of rows) {
         await this.withWriteLock(did, async () => {
+          if (this.open.get(did) !== handle) return; // closed meanwhile; the next sweep sees it
           if (handle.sql.blobInUse.get(row.cid)) return;
           handle.sql.deleteBlob.run(row.cid);
           await this.blobstore.deleteTemp(did, row.temp_key);
