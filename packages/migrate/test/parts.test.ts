@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { XrpcClientError } from '@portage/atproto/xrpc/client';
-import { AdaptivePool } from '../src/blobs.ts';
+import { AdaptivePool, ByteBudget } from '../src/blobs.ts';
 import type { MigrationEvent } from '../src/events.ts';
 import { ProgressTracker } from '../src/progress.ts';
 import { isRetryable, RateGate, withRetry } from '../src/retry.ts';
@@ -111,6 +111,27 @@ describe('AdaptivePool', () => {
     pool.shrink();
     pool.shrink();
     assert.equal(pool.limit, 1);
+  });
+});
+
+describe('ByteBudget', () => {
+  it('holds a transfer back until enough bytes are free, and lets an oversized one go alone', async () => {
+    const budget = new ByteBudget(16);
+    const a = await budget.acquire(10);
+    let second = false;
+    const waiting = budget.acquire(10).then((g) => {
+      second = true;
+      return g;
+    });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(second, false, 'waits while 10 of 16 bytes are taken');
+    budget.release(a);
+    const b = await waiting;
+    assert.equal(second, true);
+    budget.release(b);
+    const huge = await budget.acquire(1000);
+    assert.equal(huge, 16, 'an oversized transfer takes the whole budget');
+    budget.release(huge);
   });
 });
 
