@@ -90,6 +90,30 @@ describe('sequence numbers', () => {
   });
 });
 
+describe('reads', () => {
+  test('recent events served from memory are exactly those in the log, whatever the cursor', () => {
+    const { seqPath } = freshPaths();
+    // A small memory budget: the oldest events are only in the database.
+    const seq = new Sequencer({ dbPath: seqPath, recentBytes: 2000 });
+    for (let i = 0; i < 60; i++) seq.sequenceIdentity(null, { did: DID, handle: `handle${i}.test` });
+    const fromDisk = new Sequencer({ dbPath: seqPath });
+    for (const cursor of [0, 1, 20, 45, 58, 59, 60]) {
+      for (const limit of [1, 7, 100]) {
+        const memory = seq.readAfter(cursor, limit);
+        const disk = fromDisk.readAfter(cursor, limit);
+        assert.deepEqual(
+          memory.map((e) => [e.seq, Buffer.from(e.frame).toString('hex')]),
+          disk.map((e) => [e.seq, Buffer.from(e.frame).toString('hex')]),
+          `cursor ${cursor}, limit ${limit}`,
+        );
+      }
+    }
+    assert.equal(seq.readAfter(45, 100).length, 15);
+    fromDisk.close();
+    seq.close();
+  });
+});
+
 describe('outbox', () => {
   test('an event written in the host transaction is sequenced after the commit', async () => {
     const { seqPath, hostPath } = freshPaths();

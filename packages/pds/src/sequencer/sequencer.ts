@@ -75,6 +75,8 @@ export interface SequencerOptions {
   /** Reports failures of background flushes (the events stay in the outbox until the next flush). */
   onError?: (err: unknown, context: string) => void;
   now?: () => number;
+  /** Recent events kept in memory so reconnecting subscribers share one read (default 64 MiB). */
+  recentBytes?: number;
 }
 
 interface LogRow {
@@ -104,11 +106,20 @@ export class Sequencer {
     markedKeys: Database.Statement;
   };
   private closed = false;
+  /**
+   * The newest events, contiguous up to lastSeq(): a subscriber backfilling from a recent
+   * cursor (the common reconnect) is served from here, so many of them share one read.
+   */
+  private readonly recent: SequencedEvent[] = [];
+  private recentHead = 0;
+  private recentSize = 0;
+  private readonly recentLimit: number;
 
   constructor(opts: SequencerOptions) {
     this.openOutboxHost = opts.openOutboxHost;
     this.onError = opts.onError ?? ((err, context) => console.error(`sequencer: ${context}`, err));
     this.now = opts.now ?? Date.now;
+    this.recentLimit = opts.recentBytes ?? 64 * 1024 * 1024;
     this.db = new Database(opts.dbPath);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
@@ -243,6 +254,7 @@ export class Sequencer {
       }
     })();
     this.nextSeq = seq;
+    for (const event of added) this.remember(event);
     for (const event of added) {
       for (const listener of this.listeners) {
         try {
@@ -324,7 +336,27 @@ export class Sequencer {
 
   /** Events with seq > cursor, in order, at most `limit`. */
   readAfter(cursor: number, limit: number): SequencedEvent[] {
+    const first = this.recent[this.recentHead];
+    if (first && cursor >= first.seq - 1) {
+      const start = this.recentHead + (cursor + 1 - first.seq);
+      return this.recent.slice(start, start + limit);
+    }
     return this.stmts.readAfter.all(cursor, limit) as SequencedEvent[];
+  }
+
+  private remember(event: SequencedEvent): void {
+    this.recent.push(event);
+    this.recentSize += event.frame.length;
+    while (this.recentSize > this.recentLimit && this.recentHead < this.recent.length - 1) {
+      this.recentSize -= this.recent[this.recentHead]!.frame.length;
+      this.recent[this.recentHead] = undefined as unknown as SequencedEvent;
+      this.recentHead++;
+    }
+    // Compact now and then instead of shifting the array on every event.
+    if (this.recentHead > 1024 && this.recentHead * 2 > this.recent.length) {
+      this.recent.splice(0, this.recentHead);
+      this.recentHead = 0;
+    }
   }
 
   /** The first retained seq that entered the log at or after `ms`, if any. */
