@@ -104,7 +104,7 @@ export class Firehose {
     } else {
       sub.lastSeq = cursor;
     }
-    void this.backfill(sub);
+    this.backfill(sub).catch(() => this.fail(sub, 'InternalServerError', 'could not read the event log'));
   }
 
   /** Sends an error frame and closes: for requests refused before any event (bad params). */
