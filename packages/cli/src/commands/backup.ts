@@ -3,13 +3,20 @@
  * only what changed. Exit codes: 0 done, 1 failed (safe to run again), 2 bad usage.
  */
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { nodeResolveTxt } from '@portage/atproto/identity/dns.node';
 import { DirectoryBackup } from '@portage/migrate/backup.node';
 import { fetchWithoutClientTimeouts } from '@portage/migrate/fetch.node';
 import { backupAccount } from '@portage/migrate/backup-run';
 import { startMemoryGuard } from '@portage/migrate/memory.node';
-import { createRenderer } from '@portage/migrate/terminal.node';
+import {
+  CONCURRENCY_RANGE_MESSAGE,
+  createProgressRenderer,
+  didAsFolderName,
+  parseCommandFlags,
+  parseConcurrency,
+  reportUsageError,
+  USAGE_EXIT_CODE,
+} from '../command-line.ts';
 
 export const description = 'Back up an account (repo, blobs, preferences) into a folder, incrementally';
 
@@ -25,45 +32,25 @@ const USAGE = `Usage: portage backup --from <handle|did> [--out <dir>] [options]
 Preferences are private: set PORTAGE_PASSWORD (or PORTAGE_OLD_PASSWORD) to include them.`;
 
 export async function run(args: string[]): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      options: {
-        from: { type: 'string' },
-        out: { type: 'string' },
-        'from-pds': { type: 'string' },
-        'plc-url': { type: 'string' },
-        concurrency: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    process.stderr.write(`portage backup: ${(err as Error).message}\n\n${USAGE}\n`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
+  const parsed = parseCommandFlags('backup', USAGE, args, {
+    from: { type: 'string' },
+    out: { type: 'string' },
+    'from-pds': { type: 'string' },
+    'plc-url': { type: 'string' },
+    concurrency: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if ('exitCode' in parsed) return parsed.exitCode;
+  const values = parsed.flags;
   const from = values.from as string | undefined;
-  if (!from) {
-    process.stderr.write(`portage backup: --from is required\n\n${USAGE}\n`);
-    return 2;
-  }
-  const concurrency = values.concurrency === undefined ? 8 : Number(values.concurrency);
-  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
-    process.stderr.write('portage backup: --concurrency must be a whole number from 1 to 64\n');
-    return 2;
+  if (!from) return reportUsageError('backup', USAGE, '--from is required');
+  const concurrency = parseConcurrency(values.concurrency as string | undefined);
+  if (concurrency === undefined) {
+    process.stderr.write(`portage backup: ${CONCURRENCY_RANGE_MESSAGE}\n`);
+    return USAGE_EXIT_CODE;
   }
   const json = values.json === true;
-  const render = createRenderer({
-    json,
-    tty: !json && process.stderr.isTTY === true,
-    out: json ? process.stdout : process.stderr,
-  });
+  const render = createProgressRenderer(json, process.stderr.isTTY === true);
   const out = values.out as string | undefined;
   startMemoryGuard();
   const result = await backupAccount(
@@ -78,8 +65,7 @@ export async function run(args: string[]): Promise<number> {
       fetch: await fetchWithoutClientTimeouts(),
       resolveTxt: nodeResolveTxt,
       password: process.env.PORTAGE_PASSWORD || process.env.PORTAGE_OLD_PASSWORD || undefined,
-      openBackup: (did) =>
-        new DirectoryBackup(resolve(out ?? `portage-backup-${did.replace(/[^a-zA-Z0-9._-]/g, '_')}`), did).open(),
+      openBackup: (did) => new DirectoryBackup(resolve(out ?? `portage-backup-${didAsFolderName(did)}`), did).open(),
     },
   );
   return result.status === 'done' ? 0 : 1;

@@ -6,7 +6,6 @@
  */
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { nodeResolveTxt } from '@portage/atproto/identity/dns.node';
 import { DirectoryBackup } from '@portage/migrate/backup.node';
 import { fetchWithoutClientTimeouts } from '@portage/migrate/fetch.node';
@@ -14,7 +13,15 @@ import { migrate, type MigrationCredentials } from '@portage/migrate/engine';
 import { startMemoryGuard } from '@portage/migrate/memory.node';
 import { FileRecoveryKeyStore } from '@portage/migrate/recovery-key.node';
 import { DirectoryStorage } from '@portage/migrate/storage.node';
-import { createRenderer, prompt } from '@portage/migrate/terminal.node';
+import { prompt } from '@portage/migrate/terminal.node';
+import {
+  CONCURRENCY_RANGE_MESSAGE,
+  createProgressRenderer,
+  didAsFolderName,
+  parseCommandFlags,
+  parseConcurrency,
+  reportUsageError,
+} from '../command-line.ts';
 
 export const description = 'Move an account to another PDS: resumable, verified, with a local backup';
 
@@ -41,59 +48,37 @@ Passwords: PORTAGE_OLD_PASSWORD and PORTAGE_NEW_PASSWORD (default: the old passw
 Exit codes: 0 done, 1 failed (safe to run again), 2 bad usage, 3 waiting for the PLC token.`;
 
 export async function run(args: string[]): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      options: {
-        from: { type: 'string' },
-        to: { type: 'string' },
-        'from-pds': { type: 'string' },
-        'plc-url': { type: 'string' },
-        'new-handle': { type: 'string' },
-        'new-email': { type: 'string' },
-        'invite-code': { type: 'string' },
-        'plc-token': { type: 'string' },
-        'auth-factor-token': { type: 'string' },
-        'recovery-key': { type: 'string' },
-        'state-dir': { type: 'string' },
-        'backup-dir': { type: 'string' },
-        'no-backup': { type: 'boolean' },
-        concurrency: { type: 'string' },
-        json: { type: 'boolean' },
-        yes: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    process.stderr.write(`portage migrate: ${(err as Error).message}\n\n${USAGE}\n`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
+  const parsed = parseCommandFlags('migrate', USAGE, args, {
+    from: { type: 'string' },
+    to: { type: 'string' },
+    'from-pds': { type: 'string' },
+    'plc-url': { type: 'string' },
+    'new-handle': { type: 'string' },
+    'new-email': { type: 'string' },
+    'invite-code': { type: 'string' },
+    'plc-token': { type: 'string' },
+    'auth-factor-token': { type: 'string' },
+    'recovery-key': { type: 'string' },
+    'state-dir': { type: 'string' },
+    'backup-dir': { type: 'string' },
+    'no-backup': { type: 'boolean' },
+    concurrency: { type: 'string' },
+    json: { type: 'boolean' },
+    yes: { type: 'boolean' },
+  });
+  if ('exitCode' in parsed) return parsed.exitCode;
+  const values = parsed.flags;
   const str = (k: string) => values[k] as string | undefined;
-  const usage = (why: string) => {
-    process.stderr.write(`portage migrate: ${why}\n\n${USAGE}\n`);
-    return 2;
-  };
+  const usage = (why: string) => reportUsageError('migrate', USAGE, why);
   if (!str('from')) return usage('--from is required');
   if (!str('to')) return usage('--to is required');
   if (values['no-backup'] && str('backup-dir')) return usage('--backup-dir and --no-backup exclude each other');
-  let concurrency = 8;
-  if (str('concurrency') !== undefined) {
-    concurrency = Number(str('concurrency'));
-    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
-      return usage('--concurrency must be a whole number from 1 to 64');
-    }
-  }
+  const concurrency = parseConcurrency(str('concurrency'));
+  if (concurrency === undefined) return usage(CONCURRENCY_RANGE_MESSAGE);
 
   const json = values.json === true;
   const interactive = process.stdin.isTTY === true && process.stderr.isTTY === true;
-  const out = json ? process.stdout : process.stderr;
-  const render = createRenderer({ json, tty: !json && interactive, out });
+  const render = createProgressRenderer(json, interactive);
 
   let oldPassword = process.env.PORTAGE_OLD_PASSWORD;
   let newPassword = process.env.PORTAGE_NEW_PASSWORD;
@@ -156,7 +141,7 @@ export async function run(args: string[]): Promise<number> {
         ? undefined
         : (did) =>
             new DirectoryBackup(
-              resolve(backupRoot ?? join(homedir(), '.portage', 'backups', did.replace(/[^a-zA-Z0-9._-]/g, '_'))),
+              resolve(backupRoot ?? join(homedir(), '.portage', 'backups', didAsFolderName(did))),
               did,
             ).open(),
     },
