@@ -17,14 +17,14 @@ import { decode } from '@atcute/cbor';
 import type { Statement } from 'better-sqlite3';
 import { type Cid, cidEquals, formatCid, parseCid } from '@portage/atproto/cid';
 import type { ExportableSigningKey } from '@portage/atproto/crypto';
-import { writeCar } from '@portage/atproto/car';
 import { AtprotoError } from '@portage/atproto/errors';
 import type { BlobStore } from '../blobstore/blobstore.ts';
 import { SqliteBlockStore } from './block-store.ts';
-import { openActorDb, openRootIndex, openSnapshot, snapshotBlocks, type SqliteDb } from './db.ts';
+import { openActorDb, openRootIndex, type SqliteDb } from './db.ts';
 import { MAX_WRITES_PER_COMMIT, type PreparedWrite } from './prepare-writes.ts';
 import { createRepo, recordProof, type RepoCommit, writeRepo } from './repo-engine.ts';
 import { readSigningKeyFile, writeSigningKeyFile } from './signing-key-file.ts';
+import { openSnapshot, snapshotCar } from './snapshot-car.ts';
 import type {
   BlobInfo,
   CommitEvent,
@@ -440,7 +440,7 @@ export class ActorStore {
     try {
       const row = snapshot.prepare('SELECT cid FROM repo_root WHERE did = ?').get(did) as { cid: string } | undefined;
       if (!row) throw notFound(did);
-      return writeCar([parseCid(row.cid)], snapshotBlocks(snapshot, parseCid(row.cid), since));
+      return snapshotCar(snapshot, parseCid(row.cid), since);
     } catch (err) {
       snapshot.close();
       throw err;

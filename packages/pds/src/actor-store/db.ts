@@ -6,7 +6,6 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { type Cid, cidFromBytes } from '@portage/atproto/cid';
 
 export type SqliteDb = Database.Database;
 
@@ -91,49 +90,4 @@ export function openRootIndex(path: string): SqliteDb {
   db.pragma('busy_timeout = 5000');
   db.exec('CREATE TABLE IF NOT EXISTS repo_root (did TEXT PRIMARY KEY, cid TEXT NOT NULL, rev TEXT NOT NULL)');
   return db;
-}
-
-/**
- * A read-only connection holding one read transaction: every query on it sees the repository
- * as of the first read, whatever commits land meanwhile (WAL keeps that snapshot readable).
- */
-export function openSnapshot(path: string): SqliteDb {
-  const db = new Database(path, { readonly: true, fileMustExist: true });
-  db.pragma('mmap_size = 1073741824');
-  db.exec('BEGIN');
-  return db;
-}
-
-/**
- * The commit block, then the other blocks of the snapshot (with `since`, only those written
- * after that rev), in storage order. Closes the snapshot when done or abandoned.
- */
-export function* snapshotBlocks(
-  snapshot: SqliteDb,
-  commit: Cid,
-  since: string | undefined,
-): Generator<{ cid: Cid; bytes: Uint8Array }> {
-  try {
-    const commitRow = snapshot.prepare('SELECT content FROM repo_block WHERE cid = ?').get(commit.bytes) as
-      { content: Uint8Array } | undefined;
-    if (commitRow) yield { cid: commit, bytes: commitRow.content };
-    const rows =
-      since === undefined
-        ? snapshot.prepare('SELECT cid, content FROM repo_block').raw(true).iterate()
-        : snapshot.prepare('SELECT cid, content FROM repo_block WHERE repo_rev > ?').raw(true).iterate(since);
-    const commitBytes = commit.bytes;
-    for (const row of rows as IterableIterator<[Uint8Array, Uint8Array]>) {
-      const [cid, content] = row;
-      if (sameBytes(cid, commitBytes)) continue;
-      yield { cid: cidFromBytes(cid), bytes: content };
-    }
-  } finally {
-    snapshot.close();
-  }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
