@@ -75,23 +75,16 @@ export function keyToBytes(key: string): Uint8Array {
  * Works for any string (the interop vectors include non-repo keys such as "" and "blue").
  */
 export function keyHeight(key: string): number {
-  const digest = sha256(new TextEncoder().encode(key));
-  let zeros = 0;
-  for (let i = 0; i < digest.length; i++) {
-    const byte = digest[i] as number;
-    if (byte === 0) {
-      zeros += 8;
-      continue;
-    }
-    zeros += Math.clz32(byte) - 24;
-    break;
-  }
-  return zeros >> 1;
+  return heightOfDigest(sha256(new TextEncoder().encode(key)));
 }
 
 /** Height of an ASCII key, without a TextEncoder round trip (the hot path of the writer). */
 export function asciiKeyHeight(key: string): number {
-  const digest = sha256(keyToBytes(key));
+  return heightOfDigest(sha256(keyToBytes(key)));
+}
+
+/** Leading zero bits of a key's SHA-256 digest, counted in pairs: the MST fanout is 4 (2 bits a level). */
+function heightOfDigest(digest: Uint8Array): number {
   let zeros = 0;
   for (let i = 0; i < digest.length; i++) {
     const byte = digest[i] as number;
