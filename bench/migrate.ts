@@ -9,13 +9,17 @@
  * then Portage moves it B -> C (same records, same blobs). Portage runs with its local backup on,
  * as the CLI does by default.
  *
+ * Two more rows move the same account on with Portage's engine into Portage's PDS (two of them,
+ * each in its own process, on the same PLC): reference -> Portage (C -> P1), then
+ * Portage -> Portage (P1 -> P2), each beside the reference-style flow into the reference PDS.
+ *
  * Options: --records <n> (20000) --blobs <n> (200) --blob-kb <n> (256).
  * `--rss-blobs <n>` additionally moves n blobs of 5 MB with Portage alone and reports its peak
  * RSS (n = 200 is the 1 GB target; off by default because creating them takes minutes).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -43,6 +47,8 @@ interface ClientResult {
 const argv = process.argv.slice(2);
 if (argv[0] === '--server') {
   await serveOnePds(JSON.parse(argv[1]!) as { plcUrl: string; serviceDid: string });
+} else if (argv[0] === '--portage-server') {
+  await servePortagePds(JSON.parse(argv[1]!) as { plcUrl: string; serviceDid: string; dataDir: string });
 } else if (argv[0] === '--client') {
   const job = JSON.parse(argv[1]!) as ClientJob;
   const result = job.side === 'portage' ? await runPortage(job) : await runReference(job);
@@ -87,15 +93,65 @@ async function serveOnePds(opts: { plcUrl: string; serviceDid: string }): Promis
   });
 }
 
+/**
+ * One Portage PDS in this process, on the shared PLC, plus a loopback endpoint handing out the
+ * PLC token from the outbox its mailer writes without SMTP. Prints READY <json>.
+ */
+async function servePortagePds(opts: { plcUrl: string; serviceDid: string; dataDir: string }): Promise<void> {
+  const { readFile } = await import('node:fs/promises');
+  const { loadConfig, startPds } = await import('../packages/pds/src/index.ts');
+  const config = loadConfig({
+    PDS_HOSTNAME: 'localhost',
+    PDS_PORT: '0',
+    PDS_DATA_DIRECTORY: opts.dataDir,
+    PDS_SERVICE_DID: opts.serviceDid,
+    PDS_SERVICE_HANDLE_DOMAINS: '.test',
+    PDS_INVITE_REQUIRED: 'false',
+    PDS_DEV_MODE: 'true',
+    PDS_DID_PLC_URL: opts.plcUrl,
+    LOG_LEVEL: 'silent',
+  });
+  const pds = await startPds(config, { host: '127.0.0.1' });
+  const tokens = createServer(async (req, res) => {
+    const did = new URL(req.url!, 'http://x').searchParams.get('did')!;
+    const email = pds.ctx.accountManager.getAccount(did)?.email;
+    const outbox = await readFile(pds.ctx.mailer.outboxPath, 'utf8').catch(() => '');
+    const mail = outbox
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { to: string; text: string })
+      .filter((m) => m.to === email)
+      .at(-1);
+    const token = /[A-Z2-7]{5}-[A-Z2-7]{5}/.exec(mail?.text ?? '')?.[0];
+    res.statusCode = token ? 200 : 404;
+    res.end(token ?? '');
+  });
+  await new Promise<void>((r) => tokens.listen(0, '127.0.0.1', r));
+  const tokenUrl = `http://127.0.0.1:${(tokens.address() as { port: number }).port}/token`;
+  process.stdout.write(`READY ${JSON.stringify({ url: pds.localUrl, tokenUrl })}\n`);
+  process.on('SIGTERM', () => {
+    tokens.close();
+    void pds.close().finally(() => process.exit(0));
+  });
+}
+
 interface ServerHandle {
   url: string;
   tokenUrl: string;
   stop(): Promise<void>;
 }
 
-function startServerProcess(plcUrl: string, serviceDid: string, env: NodeJS.ProcessEnv): Promise<ServerHandle> {
+function startServerProcess(
+  plcUrl: string,
+  serviceDid: string,
+  env: NodeJS.ProcessEnv,
+  portageDataDir?: string,
+): Promise<ServerHandle> {
+  const args = portageDataDir
+    ? ['--portage-server', JSON.stringify({ plcUrl, serviceDid, dataDir: portageDataDir })]
+    : ['--server', JSON.stringify({ plcUrl, serviceDid })];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [import.meta.filename, '--server', JSON.stringify({ plcUrl, serviceDid })], {
+    const child = spawn(process.execPath, [import.meta.filename, ...args], {
       stdio: ['ignore', 'pipe', 'ignore'],
       env,
     });
@@ -281,6 +337,12 @@ async function main(): Promise<void> {
     servers.push(await startServerProcess(plc.url, `did:web:bench-${i}.test`, { ...process.env, TMPDIR: dir }));
   }
   const [a, b, c] = servers as [ServerHandle, ServerHandle, ServerHandle];
+  for (let i = 1; i <= 2; i++) {
+    const dataDir = join(dir, `portage-${i}`);
+    mkdirSync(dataDir);
+    servers.push(await startServerProcess(plc.url, `did:web:bench-portage-${i}.test`, process.env, dataDir));
+  }
+  const [p1, p2] = servers.slice(3) as [ServerHandle, ServerHandle];
 
   try {
     const password = 'bench-password';
@@ -377,6 +439,34 @@ async function main(): Promise<void> {
     process.stderr.write(
       `bench: portage phases ${JSON.stringify(ours.phases)}\nbench: reference phases ${JSON.stringify(ref.phases)}\n`,
     );
+
+    // The same account moves on into Portage's PDS, then between two Portage PDSes.
+    const intoPortage: [string, ServerHandle, ServerHandle][] = [
+      ['reference -> Portage', c, p1],
+      ['Portage -> Portage', p1, p2],
+    ];
+    for (const [route, from, to] of intoPortage) {
+      process.stderr.write(`bench: portage ${route}...\n`);
+      const run = await runClient({
+        side: 'portage',
+        did,
+        fromPds: from.url,
+        to: to.url,
+        plcUrl: plc.url,
+        password,
+        tokenUrl: from.tokenUrl,
+        backupDir: process.env.BENCH_NO_BACKUP ? undefined : join(dir, `backup-${to === p1 ? 'p1' : 'p2'}`),
+      });
+      report({
+        bench: 'migrate',
+        metric: `total seconds, ${route} PDS (${label}; portage = our engine into Portage's PDS with verification and local backup, reference = reference-style flow into the reference PDS)`,
+        unit: 's',
+        better: 'lower',
+        portage: run.total,
+        reference: ref.total,
+      });
+      process.stderr.write(`bench: portage ${route} phases ${JSON.stringify(run.phases)}\n`);
+    }
 
     if (rssBlobs > 0) {
       const big = await fill('bigblobs', 10, rssBlobs, 5 * 1024 * 1024);
