@@ -9,7 +9,9 @@
  *     servers when the commit is sequenced), on up to 20 sampled subscribers.
  *   - records delivered per second: the same, counting record writes (Portage groups concurrent
  *     writes to one account into one commit, so it sends fewer, larger events).
- * Options: --writes 400 --counts 1,100,1000
+ * Both servers run side by side and the measurements alternate between them; each figure is the
+ * best of --rounds rounds (the machine is shared, so single runs are noisy).
+ * Options: --writes 400 --counts 1,100,1000 --rounds 2
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -44,9 +46,6 @@ async function serve(side: Side, opts: { plcUrl: string; dataDir: string }): Pro
   if (side === 'portage') {
     const { loadConfig } = await import('../packages/pds/src/config.ts');
     const { startPds } = await import('../packages/pds/src/index.ts');
-    const { FirehoseService } = await import('../packages/pds/src/sequencer/firehose-service.ts');
-    const { attachSubscribeRepos } = await import('../packages/pds/src/api/com/atproto/sync/subscribeRepos.ts');
-    const { createServer } = await import('node:http');
     const config = loadConfig({
       PDS_HOSTNAME: 'localhost',
       PDS_PORT: String(await freePort()),
@@ -60,33 +59,9 @@ async function serve(side: Side, opts: { plcUrl: string; dataDir: string }): Pro
     });
     const pds = await startPds(config, { host: '127.0.0.1' });
     url = pds.localUrl;
-    const wired = (pds.ctx as unknown as { firehose?: unknown }).firehose;
-    if (wired) {
-      // The app context runs the firehose: subscribe on the PDS's own port.
-      wsUrl = url.replace('http://', 'ws://');
-      close = () => pds.close();
-    } else {
-      // Not wired into the app context yet: the same service on the actor store's commit hook.
-      const service = new FirehoseService({
-        dataDirectory: join(opts.dataDir, 'firehose'),
-        hostname: 'localhost',
-        crawlers: [],
-      });
-      const unhook = pds.ctx.actorStore.onCommit(service.onCommit);
-      const server = createServer((_req, res) => res.writeHead(404).end());
-      const detach = attachSubscribeRepos(server, service);
-      const port = await freePort();
-      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-      wsUrl = `ws://127.0.0.1:${port}`;
-      close = async () => {
-        unhook();
-        detach();
-        server.closeAllConnections();
-        await new Promise((resolve) => server.close(resolve));
-        service.close();
-        await pds.close();
-      };
-    }
+    // The PDS serves subscribeRepos on its own port, like the reference.
+    wsUrl = url.replace('http://', 'ws://');
+    close = () => pds.close();
   } else {
     const { TestPds } = await import('@atproto/dev-env');
     const pds = await TestPds.create({
@@ -315,36 +290,58 @@ async function measure(server: Server, n: number, writes: number, session: { did
   }
 }
 
+function best(a: LevelFigures | undefined, b: LevelFigures): LevelFigures {
+  if (!a) return b;
+  return {
+    deliveredPerSec: Math.max(a.deliveredPerSec, b.deliveredPerSec),
+    recordsPerSec: Math.max(a.recordsPerSec, b.recordsPerSec),
+    p50: Math.min(a.p50, b.p50),
+    p99: Math.min(a.p99, b.p99),
+  };
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { writes: { type: 'string', default: '400' }, counts: { type: 'string', default: '1,100,1000' } },
+    options: {
+      writes: { type: 'string', default: '400' },
+      counts: { type: 'string', default: '1,100,1000' },
+      rounds: { type: 'string', default: '2' },
+    },
   });
+  const rounds = Number(values.rounds);
   const writes = Number(values.writes);
   const counts = values.counts.split(',').map(Number);
   const dir = mkdtempSync(join(tmpdir(), 'portage-bench-firehose-'));
   process.env.TMPDIR = dir; // the reference writes under os.tmpdir() and never cleans up
   const { TestPlc } = await import('@atproto/dev-env');
   const plc = await TestPlc.create({ port: await freePort() });
-  const results = {} as Record<Side, Record<number, LevelFigures>>;
+  const results: Record<Side, Record<number, LevelFigures>> = { portage: {}, reference: {} };
+  const servers: Partial<Record<Side, { server: Server; session: { did: string; token: string } }>> = {};
   try {
     for (const side of ['portage', 'reference'] as const) {
-      process.stderr.write(`bench firehose: ${side}\n`);
       const server = await startServer(side, plc.url, join(dir, side), { ...process.env, TMPDIR: dir });
-      try {
-        const account = (await postJson(`${server.url}/xrpc/com.atproto.server.createAccount`, {
-          handle: `bench-${side}.test`,
-          email: `bench-${side}@example.com`,
-          password: 'bench password',
-        })) as { did: string; accessJwt: string };
-        const session = { did: account.did, token: account.accessJwt };
-        results[side] = {};
-        for (const n of counts) results[side][n] = await measure(server, n, writes, session);
-      } finally {
-        await server.stop();
+      const account = (await postJson(`${server.url}/xrpc/com.atproto.server.createAccount`, {
+        handle: `bench-${side}.test`,
+        email: `bench-${side}@example.com`,
+        password: 'bench password',
+      })) as { did: string; accessJwt: string };
+      servers[side] = { server, session: { did: account.did, token: account.accessJwt } };
+    }
+    // Both servers stay up and the sides alternate, so load from elsewhere on the machine hits
+    // both alike; each figure is the best of the rounds.
+    for (let round = 0; round < rounds; round++) {
+      for (const n of counts) {
+        const order = (round + n) % 2 === 0 ? (['portage', 'reference'] as const) : (['reference', 'portage'] as const);
+        for (const side of order) {
+          process.stderr.write(`bench firehose: round ${round + 1}, ${side}\n`);
+          const { server, session } = servers[side]!;
+          results[side][n] = best(results[side][n], await measure(server, n, writes, session));
+        }
       }
     }
   } finally {
+    for (const entry of Object.values(servers)) await entry?.server.stop();
     await plc.close();
     rmSync(dir, { recursive: true, force: true });
   }
