@@ -9,6 +9,7 @@ import { encode, fromBytes, fromCidLink } from '@atcute/cbor';
 import { cidForCbor, formatCid } from '@portage/atproto/cid';
 import Database from 'better-sqlite3';
 import { type CommitEventData, SequencerError } from '../src/sequencer/events.ts';
+import { FirehoseService } from '../src/sequencer/firehose-service.ts';
 import { decodeFrame } from '../src/sequencer/frames.ts';
 import { Sequencer } from '../src/sequencer/sequencer.ts';
 
@@ -327,5 +328,36 @@ describe('frames', () => {
     assert.throws(() => seq.sequenceIdentity(null, { did: 'alice' }), /not a DID/);
     assert.equal(seq.lastSeq(), 0);
     seq.close();
+  });
+});
+
+describe('FirehoseService', () => {
+  test('events written in the account database transaction are recovered after a crash', async () => {
+    const serviceDir = join(dir, `service-${++counter}`);
+    const accountDb = openHost(join(dir, `account-${counter}.sqlite`));
+    const actorDb = openHost(join(dir, `actor-svc-${counter}.sqlite`));
+    const options = {
+      dataDirectory: serviceDir,
+      hostname: 'localhost',
+      crawlers: [],
+      accountDb,
+      openActorDb: (did: string) => (did === DID ? actorDb : undefined),
+    };
+    let service = new FirehoseService(options);
+    accountDb.transaction(() => {
+      accountDb.prepare('INSERT INTO record (uri) VALUES (?)').run('handle change');
+      service.sequencer.sequenceIdentity(service.accountHost(accountDb), { did: DID, handle: 'new.test' });
+    })();
+    actorDb.transaction(() => service.sequencer.sequenceCommit({ key: DID, db: actorDb }, fakeCommit(1)))();
+    // Crash before the flush: the events exist only in the two outboxes.
+    service.close();
+    await tick();
+    service = new FirehoseService(options);
+    const types = service.sequencer.readAfter(0, 10).map((e) => e.type);
+    assert.deepEqual(types.sort(), ['commit', 'identity']);
+    assert.equal(outboxCount(accountDb) + outboxCount(actorDb), 0);
+    service.close();
+    accountDb.close();
+    actorDb.close();
   });
 });

@@ -10,7 +10,10 @@ import type Database from 'better-sqlite3';
 import { CrawlerNotifier } from './crawlers.ts';
 import type { CommitEventData } from './events.ts';
 import { Firehose } from './firehose.ts';
-import { Sequencer } from './sequencer.ts';
+import { type OutboxHost, Sequencer } from './sequencer.ts';
+
+/** Outbox host key of the account database (DIDs, the actor stores' keys, never look like this). */
+export const ACCOUNT_OUTBOX_KEY = 'account-db';
 
 /** The reference's default for PDS_REPO_BACKFILL_LIMIT_MS: one day. */
 export const DEFAULT_BACKFILL_WINDOW_MS = 24 * 60 * 60 * 1000;
@@ -26,6 +29,11 @@ export interface FirehoseServiceOptions {
   crawlers: string[];
   /** Opens an account's actor-store database by DID, for outbox recovery at start-up. */
   openActorDb?: (did: string) => Database.Database | undefined;
+  /**
+   * The account database, when account code sequences #identity/#account events through its
+   * outbox (host key ACCOUNT_OUTBOX_KEY) in the same transaction as the change.
+   */
+  accountDb?: Database.Database;
   fetch?: typeof fetch;
   logger?: { error(obj: object, msg: string): void; warn(obj: object, msg: string): void };
   /** Firehose tuning (tests). */
@@ -53,7 +61,7 @@ export class FirehoseService {
     mkdirSync(opts.dataDirectory, { recursive: true });
     this.sequencer = new Sequencer({
       dbPath: join(opts.dataDirectory, 'sequencer.sqlite'),
-      openOutboxHost: opts.openActorDb,
+      openOutboxHost: (key) => (key === ACCOUNT_OUTBOX_KEY ? opts.accountDb : opts.openActorDb?.(key)),
       onError: (err, context) => logger?.error({ err }, `sequencer: ${context}`),
     });
     const recovered = this.sequencer.recover();
@@ -76,6 +84,14 @@ export class FirehoseService {
     prune.unref();
     sweep.unref();
     this.timers.push(prune, sweep);
+  }
+
+  /**
+   * The outbox host for events written in an account-database transaction, e.g.
+   * `db.transaction(() => { update handle; sequencer.sequenceIdentity(service.accountHost(db), {...}) })()`.
+   */
+  accountHost(db: Database.Database): OutboxHost {
+    return { key: ACCOUNT_OUTBOX_KEY, db };
   }
 
   /**
