@@ -8,18 +8,18 @@
  * 2 cores; accounts are added until that many kills landed). PORTAGE_MIGRATE_KILL_SEED replays a sequence.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { verifyBackup } from '@portage/migrate/backup.node';
 import {
-  CLI,
+  accountPasswordEnv,
   checkMigrated,
   createAccount,
+  migrateCliArgs,
   type Network,
   plcToken,
-  ROOT,
   snapshot,
+  spawnCli,
   startNetwork,
 } from '../../migrate/test/helpers/network.ts';
 
@@ -51,11 +51,7 @@ function runAndKill(
   delayMs: number,
 ): Promise<KillRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnCli(args, env);
     let seen = 0;
     let buffer = '';
     let lastStep: string | undefined;
@@ -91,25 +87,19 @@ describe(`portage migrate killed ${KILLS} times`, () => {
       const account = await createAccount(a!, `kill${i}`, { records: 400, blobs: 24, blobSize: 80_000 });
       const before = await snapshot(a!, account);
       const dir = join(net.dir, `kill-${i}`);
-      const args = () => [
-        'migrate',
-        '--from',
-        account.did,
-        '--from-pds',
-        a!.url,
-        '--to',
-        b!.url,
-        '--plc-url',
-        net.plc.url,
-        '--state-dir',
-        join(dir, 'state'),
-        '--backup-dir',
-        join(dir, 'backup'),
-        '--concurrency',
-        '4',
-        '--json',
-      ];
-      const env = { PORTAGE_OLD_PASSWORD: account.password, PORTAGE_NEW_PASSWORD: account.password };
+      const args = () =>
+        migrateCliArgs(
+          {
+            from: account.did,
+            fromPds: a!.url,
+            to: b!.url,
+            plcUrl: net.plc.url,
+            stateDir: join(dir, 'state'),
+            backupDir: join(dir, 'backup'),
+          },
+          ['--concurrency', '4'],
+        );
+      const env = accountPasswordEnv(account);
       // The token the old server emailed, if one is outstanding (a killed sign may have used it up).
       const withToken = async () => {
         const token = await plcToken(a!, account.did);

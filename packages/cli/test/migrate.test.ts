@@ -12,9 +12,11 @@ import { after, before, describe, it } from 'node:test';
 import { verifyBackup } from '@portage/migrate/backup.node';
 import {
   type Account,
+  accountPasswordEnv,
   checkMigrated,
   createAccount,
   expirePlcToken,
+  migrateCliArgs,
   type Network,
   plcToken,
   runCli,
@@ -52,27 +54,17 @@ let liarDid = '';
 
 function baseArgs(account: Account, extra: string[] = []): string[] {
   const [a, b] = net.pdses;
-  return [
-    'migrate',
-    '--from',
-    account.did,
-    '--from-pds',
-    a!.url,
-    '--to',
-    b!.url,
-    '--plc-url',
-    net.plc.url,
-    '--state-dir',
-    join(work, `state-${account.handle}`),
-    '--backup-dir',
-    join(work, `backup-${account.handle}`),
-    '--json',
-    ...extra,
-  ];
-}
-
-function env(account: Account, extra: Record<string, string> = {}): Record<string, string> {
-  return { PORTAGE_OLD_PASSWORD: account.password, PORTAGE_NEW_PASSWORD: account.password, ...extra };
+  return migrateCliArgs(
+    {
+      from: account.did,
+      fromPds: a!.url,
+      to: b!.url,
+      plcUrl: net.plc.url,
+      stateDir: join(work, `state-${account.handle}`),
+      backupDir: join(work, `backup-${account.handle}`),
+    },
+    extra,
+  );
 }
 
 /** Nothing changed: no account on the new server, the DID still names the old one. */
@@ -98,7 +90,10 @@ describe('portage migrate (two reference PDSes, one PLC)', () => {
     const alice = await createAccount(a!, 'alice', { records: 300, blobs: 12, blobSize: 50_000 });
     const keyFile = join(work, 'alice-recovery.key');
 
-    const first = await runCli(baseArgs(alice, ['--from', alice.handle, '--recovery-key', keyFile]), env(alice));
+    const first = await runCli(
+      baseArgs(alice, ['--from', alice.handle, '--recovery-key', keyFile]),
+      accountPasswordEnv(alice),
+    );
     assert.equal(first.code, 3, `waits for the PLC token (stderr: ${first.stderr})`);
     const waiting = first.events.find((e) => e.type === 'waiting-for-plc-token');
     assert.ok(waiting);
@@ -125,7 +120,10 @@ describe('portage migrate (two reference PDSes, one PLC)', () => {
     const before = await snapshot(a!, alice);
     const token = await plcToken(a!, alice.did);
     assert.ok(token);
-    const second = await runCli(baseArgs(alice, ['--plc-token', token, '--recovery-key', keyFile]), env(alice));
+    const second = await runCli(
+      baseArgs(alice, ['--plc-token', token, '--recovery-key', keyFile]),
+      accountPasswordEnv(alice),
+    );
     assert.equal(second.code, 0, second.stderr + second.stdout);
     const finished = second.events.find((e) => e.type === 'finished');
     assert.equal(finished?.status, 'done');
@@ -155,7 +153,7 @@ describe('portage migrate (two reference PDSes, one PLC)', () => {
     assert.equal(backup.blobs, alice.blobCids.length);
 
     // Running again after success changes nothing and says so.
-    const again = await runCli(baseArgs(alice), env(alice));
+    const again = await runCli(baseArgs(alice), accountPasswordEnv(alice));
     assert.equal(again.code, 0, again.stderr);
     await checkMigrated(net, a!, b!, alice, before);
   });
@@ -163,21 +161,13 @@ describe('portage migrate (two reference PDSes, one PLC)', () => {
   it('stops before changing anything on an unknown handle', async () => {
     const [a, b] = net.pdses;
     const run = await runCli(
-      [
-        'migrate',
-        '--from',
-        'nobody.test',
-        '--from-pds',
-        a!.url,
-        '--to',
-        b!.url,
-        '--plc-url',
-        net.plc.url,
-        '--state-dir',
-        join(work, 'x1'),
-        '--no-backup',
-        '--json',
-      ],
+      migrateCliArgs({
+        from: 'nobody.test',
+        fromPds: a!.url,
+        to: b!.url,
+        plcUrl: net.plc.url,
+        stateDir: join(work, 'x1'),
+      }),
       { PORTAGE_OLD_PASSWORD: 'x' },
     );
     assert.equal(run.code, 1);
@@ -189,7 +179,7 @@ describe('portage migrate (two reference PDSes, one PLC)', () => {
   it('stops before changing anything on a wrong password', async () => {
     const [a] = net.pdses;
     const bob = await createAccount(a!, 'bob', { records: 5, blobs: 1 });
-    const run = await runCli(baseArgs(bob), env(bob, { PORTAGE_OLD_PASSWORD: 'wrong-password' }));
+    const run = await runCli(baseArgs(bob), accountPasswordEnv(bob, { PORTAGE_OLD_PASSWORD: 'wrong-password' }));
     assert.equal(run.code, 1);
     const f = failure(run);
     assert.match(f.message, /refused the password/);
@@ -202,7 +192,7 @@ describe('portage migrate (two reference PDSes, one PLC)', () => {
     const carol = await createAccount(a!, 'carol', { records: 5, blobs: 1 });
     const args = baseArgs(carol);
     args[args.indexOf('--to') + 1] = plainUrl;
-    const run = await runCli(args, env(carol));
+    const run = await runCli(args, accountPasswordEnv(carol));
     assert.equal(run.code, 1);
     const f = failure(run);
     assert.match(f.message, /does not answer as an AT Protocol PDS/);
@@ -216,7 +206,7 @@ describe('portage migrate (two reference PDSes, one PLC)', () => {
     const dave = await createAccount(a!, 'dave', { records: 5, blobs: 1 });
     const args = baseArgs(dave);
     args[args.indexOf('--to') + 1] = gated.url;
-    const run = await runCli(args, env(dave));
+    const run = await runCli(args, accountPasswordEnv(dave));
     assert.equal(run.code, 1);
     const f = failure(run);
     assert.match(f.message, /requires an invite code/);
@@ -228,11 +218,11 @@ describe('portage migrate (two reference PDSes, one PLC)', () => {
   it('stops before the identity step on an expired PLC token', async () => {
     const [a, b] = net.pdses;
     const erin = await createAccount(a!, 'erin', { records: 5, blobs: 1 });
-    const first = await runCli(baseArgs(erin), env(erin));
+    const first = await runCli(baseArgs(erin), accountPasswordEnv(erin));
     assert.equal(first.code, 3, first.stderr);
     const token = await plcToken(a!, erin.did);
     await expirePlcToken(a!, erin.did);
-    const run = await runCli(baseArgs(erin, ['--plc-token', token!]), env(erin));
+    const run = await runCli(baseArgs(erin, ['--plc-token', token!]), accountPasswordEnv(erin));
     assert.equal(run.code, 1);
     const f = failure(run);
     assert.match(f.message, /did not accept the PLC token/);
@@ -253,22 +243,14 @@ describe('portage migrate (two reference PDSes, one PLC)', () => {
     const grace = await createAccount(a!, 'grace', { records: 2, blobs: 0 });
     liarDid = grace.did; // the "old server" claims frank.test is grace's DID
     const run = await runCli(
-      [
-        'migrate',
-        '--from',
-        frank.handle,
-        '--from-pds',
-        plainUrl,
-        '--to',
-        b!.url,
-        '--plc-url',
-        net.plc.url,
-        '--state-dir',
-        join(work, 'x2'),
-        '--no-backup',
-        '--json',
-      ],
-      env(frank),
+      migrateCliArgs({
+        from: frank.handle,
+        fromPds: plainUrl,
+        to: b!.url,
+        plcUrl: net.plc.url,
+        stateDir: join(work, 'x2'),
+      }),
+      accountPasswordEnv(frank),
     );
     assert.equal(run.code, 1);
     const f = failure(run);

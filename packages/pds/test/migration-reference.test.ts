@@ -6,27 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AtpAgent } from '@atproto/api';
 import { verifyRepoCar } from '@atproto/repo';
-import { TestPds as ReferencePds, TestPlc } from '@atproto/dev-env';
+import type { TestPds as ReferencePds, TestPlc } from '@atproto/dev-env';
 import { SMTPServer } from 'smtp-server';
+import { startReferencePds, startReferencePlc } from '../../../test/support/reference-peers.ts';
 import { startTestPds, type TestPds } from './harness.ts';
 import { fillAccount, migrateAccount, snapshot } from './migration-flow.ts';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('migration between the reference PDS and Portage', () => {
   let dir: string;
@@ -35,20 +24,11 @@ describe('migration between the reference PDS and Portage', () => {
   let portage: TestPds;
   let smtp: SMTPServer;
   const mails: string[] = [];
-  const savedTmp = process.env.TMPDIR;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'portage-migration-ref-'));
-    // The reference writes its databases and blobs under os.tmpdir() and never removes them.
-    process.env.TMPDIR = dir;
-    plc = await TestPlc.create({ port: await freePort() });
-    reference = await ReferencePds.create({
-      didPlcUrl: plc.url,
-      port: await freePort(),
-      serviceDid: 'did:web:reference-pds.test',
-    } as never);
-    if (savedTmp === undefined) delete process.env.TMPDIR;
-    else process.env.TMPDIR = savedTmp;
+    plc = await startReferencePlc(dir);
+    reference = await startReferencePds(dir, plc.url, { serviceDid: 'did:web:reference-pds.test' });
 
     smtp = new SMTPServer({
       authOptional: true,

@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -19,21 +18,10 @@ import {
   updateOperation,
 } from '@portage/atproto/plc/operations';
 import { verifyAuditLog, verifyOperationChain } from '@portage/atproto/plc/rules';
+import { startReferencePds, startReferencePlc } from '../../../test/support/reference-peers.ts';
 import { type RunningPlcDirectory, startPlcDirectory } from '../src/plc/server.ts';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 let root: string;
-let previousTmpdir: string | undefined;
 let plc: RunningPlcDirectory;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the reference TestPds is only used loosely here
 let pds: any;
@@ -42,21 +30,15 @@ let referencePlc: any;
 
 before(async () => {
   root = mkdtempSync(join(tmpdir(), 'portage-plc-interop-'));
-  previousTmpdir = process.env.TMPDIR;
-  process.env.TMPDIR = root; // TestPds writes its databases and blobs under os.tmpdir()
   plc = await startPlcDirectory({ port: 0, dataDirectory: join(root, 'plc') });
-  const { TestPds } = await import('@atproto/dev-env');
-  pds = await TestPds.create({ didPlcUrl: plc.url, port: await freePort(), inviteRequired: false });
-  const { TestPlc } = await import('@atproto/dev-env');
-  referencePlc = await TestPlc.create({ port: await freePort() });
+  pds = await startReferencePds(root, plc.url, { inviteRequired: false });
+  referencePlc = await startReferencePlc(root);
 });
 
 after(async () => {
   await pds?.close();
   await referencePlc?.close();
   await plc?.close();
-  if (previousTmpdir === undefined) delete process.env.TMPDIR;
-  else process.env.TMPDIR = previousTmpdir;
   rmSync(root, { recursive: true, force: true });
 });
 

@@ -1,31 +1,21 @@
 /**
  * Test peers for migration tests: one reference PLC and reference PDSes from @atproto/dev-env
- * (test oracles only), on explicit loopback ports, with every file they write under a temporary
- * folder that close() removes. Plus helpers to fill an account and to run the CLI.
+ * (test oracles only), started by test/support/reference-peers.ts, with every file they write
+ * under a temporary folder that close() removes. Plus helpers to fill an account and to run the CLI.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { AtpAgent } from '@atproto/api';
-import { TestPds, TestPlc } from '@atproto/dev-env';
+import type { TestPds, TestPlc } from '@atproto/dev-env';
+import { startReferencePds, startReferencePlc } from '../../../../test/support/reference-peers.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..', '..', '..');
 export const CLI = join(ROOT, 'packages', 'cli', 'src', 'main.ts');
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export interface Network {
   dir: string;
@@ -37,28 +27,18 @@ export interface Network {
 
 export async function startNetwork(pdsCount = 2, pdsOpts: Record<string, unknown> = {}): Promise<Network> {
   const dir = mkdtempSync(join(tmpdir(), 'portage-migrate-'));
-  const oldTmp = process.env.TMPDIR;
-  // TestPds writes its databases and blobs under os.tmpdir() and never removes them.
-  process.env.TMPDIR = dir;
-  const plc = await TestPlc.create({ port: await freePort() });
+  const plc = await startReferencePlc(dir);
   const pdses: TestPds[] = [];
   const addPds = async (opts: Record<string, unknown> = {}) => {
-    const previous = process.env.TMPDIR;
-    process.env.TMPDIR = dir;
-    const pds = await TestPds.create({
-      didPlcUrl: plc.url,
-      port: await freePort(),
+    const pds = await startReferencePds(dir, plc.url, {
       serviceDid: `did:web:pds-${pdses.length}.test`,
       ...pdsOpts,
       ...opts,
-    } as never);
-    process.env.TMPDIR = previous;
+    });
     pdses.push(pds);
     return pds;
   };
   for (let i = 0; i < pdsCount; i++) await addPds();
-  if (oldTmp === undefined) delete process.env.TMPDIR;
-  else process.env.TMPDIR = oldTmp;
   return {
     dir,
     plc,
@@ -180,6 +160,46 @@ export interface CliRun {
   events: { type: string; [k: string]: unknown }[];
 }
 
+/** The environment that gives `portage migrate` the account's password for both servers. */
+export function accountPasswordEnv(account: Account, extra: Record<string, string> = {}): Record<string, string> {
+  return { PORTAGE_OLD_PASSWORD: account.password, PORTAGE_NEW_PASSWORD: account.password, ...extra };
+}
+
+/**
+ * Arguments for `portage migrate` with JSON events, from `fromPds` to `to` on the test PLC.
+ * Without `backupDir` the run keeps no local backup. `extra` comes last, so it overrides.
+ */
+export function migrateCliArgs(
+  opts: { from: string; fromPds: string; to: string; plcUrl: string; stateDir: string; backupDir?: string },
+  extra: string[] = [],
+): string[] {
+  return [
+    'migrate',
+    '--from',
+    opts.from,
+    '--from-pds',
+    opts.fromPds,
+    '--to',
+    opts.to,
+    '--plc-url',
+    opts.plcUrl,
+    '--state-dir',
+    opts.stateDir,
+    ...(opts.backupDir === undefined ? ['--no-backup'] : ['--backup-dir', opts.backupDir]),
+    '--json',
+    ...extra,
+  ];
+}
+
+/** Starts `portage <args>` in a child process from the repository root, stdout and stderr piped. */
+export function spawnCli(args: string[], env: Record<string, string>): ChildProcessByStdio<null, Readable, Readable> {
+  return spawn(process.execPath, [CLI, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
 /**
  * Runs `portage <args>` in a child process (asynchronously: the servers live in this process
  * and must keep answering). `killAfterMs` sends SIGKILL after that long.
@@ -190,11 +210,7 @@ export function runCli(
   opts: { killAfterMs?: number } = {},
 ): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnCli(args, env);
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
