@@ -189,115 +189,144 @@ interface Figures {
   loadedRssMb: number;
 }
 
-async function workload(
-  server: Server,
-  opts: { records: number; creates: number; gets: number; blobs: number },
-): Promise<Figures> {
+interface Session {
+  server: Server;
+  base: string;
+  did: string;
+  token: string;
+  rkeys: string[];
+  idleRssMb: number;
+}
+
+const json = (body: unknown) => ({
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify(body),
+});
+
+async function openSession(server: Server): Promise<Session> {
   const base = server.url;
-  const json = (body: unknown) => ({
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
   const account = (await (
     await call(
       `${base}/xrpc/com.atproto.server.createAccount`,
       json({ handle: `bench${Date.now() % 100000}.test`, email: 'bench@example.com', password: 'bench-password' }),
     )
   ).json()) as { did: string; accessJwt: string };
-  const { did, accessJwt: token } = account;
-  const idleRssMb = rssOf(server.pid).rss;
-
-  process.stderr.write(`  createRecord x${opts.creates} (8 in flight)\n`);
-  const createPerSec = await throughput(opts.creates, 8, async (i) => {
-    const body = { repo: did, collection: 'app.bsky.feed.post', record: post(i) };
-    await (await call(`${base}/xrpc/com.atproto.repo.createRecord`, { ...json(body), token })).arrayBuffer();
-  });
-
-  const batch = (from: number) => ({
-    repo: did,
-    writes: Array.from({ length: 200 }, (_, j) => ({
-      $type: 'com.atproto.repo.applyWrites#create',
-      collection: 'app.bsky.feed.post',
-      value: post(from + j),
-    })),
-  });
-  process.stderr.write(`  applyWrites of 200 up to ${opts.records} records\n`);
-  const toWrite = Math.max(200, opts.records - opts.creates);
-  const batches = Math.ceil(toWrite / 200);
-  const t0 = performance.now();
-  for (let b = 0; b < batches; b++) {
-    await (await call(`${base}/xrpc/com.atproto.repo.applyWrites`, { ...json(batch(b * 200)), token })).arrayBuffer();
-  }
-  const applyWritesRecordsPerSec = (batches * 200) / ((performance.now() - t0) / 1000);
-
-  process.stderr.write('  listRecords paging\n');
-  const rkeys: string[] = [];
-  const t1 = performance.now();
-  let cursor: string | undefined;
-  do {
-    const q = new URLSearchParams({ repo: did, collection: 'app.bsky.feed.post', limit: '100' });
-    if (cursor) q.set('cursor', cursor);
-    const page = (await (await call(`${base}/xrpc/com.atproto.repo.listRecords?${q}`)).json()) as {
-      records: { uri: string }[];
-      cursor?: string;
-    };
-    for (const r of page.records) rkeys.push(r.uri.split('/').pop()!);
-    cursor = page.records.length > 0 ? page.cursor : undefined;
-  } while (cursor);
-  const listRecordsPerSec = rkeys.length / ((performance.now() - t1) / 1000);
-
-  process.stderr.write(`  getRecord x${opts.gets} (16 in flight)\n`);
-  const getRecordPerSec = await throughput(opts.gets, 16, async (i) => {
-    const q = new URLSearchParams({
-      repo: did,
-      collection: 'app.bsky.feed.post',
-      rkey: rkeys[(i * 7919) % rkeys.length]!,
-    });
-    await (await call(`${base}/xrpc/com.atproto.repo.getRecord?${q}`)).arrayBuffer();
-  });
-
-  process.stderr.write(`  getRepo of ${rkeys.length} records (best of 3)\n`);
-  let getRepoMBps = 0;
-  let repoMB = 0;
-  for (let i = 0; i < 3; i++) {
-    const t = performance.now();
-    const res = await call(`${base}/xrpc/com.atproto.sync.getRepo?did=${encodeURIComponent(did)}`);
-    let bytes = 0;
-    for await (const chunk of res.body) bytes += chunk.length;
-    repoMB = bytes / 1e6;
-    getRepoMBps = Math.max(getRepoMBps, repoMB / ((performance.now() - t) / 1000));
-  }
-
-  process.stderr.write(`  uploadBlob x${opts.blobs} of 256 KB (4 in flight)\n`);
-  const blobs = Array.from({ length: 8 }, () => randomBytes(256 * 1024));
-  const uploadsPerSec = await throughput(opts.blobs, 4, async (i) => {
-    const body = Buffer.concat([
-      blobs[i % blobs.length]!.subarray(0, 256 * 1024 - 4),
-      Buffer.from(Uint32Array.of(i).buffer),
-    ]);
-    await (
-      await call(`${base}/xrpc/com.atproto.repo.uploadBlob`, {
-        method: 'POST',
-        headers: { 'content-type': 'image/jpeg' },
-        body,
-        token,
-      })
-    ).arrayBuffer();
-  });
-  const uploadMBps = (uploadsPerSec * 256 * 1024) / 1e6;
-  return {
-    createPerSec,
-    applyWritesRecordsPerSec,
-    getRecordPerSec,
-    listRecordsPerSec,
-    getRepoMBps,
-    repoMB,
-    uploadMBps,
-    idleRssMb,
-    loadedRssMb: rssOf(server.pid).peak,
-  };
+  return { server, base, did: account.did, token: account.accessJwt, rkeys: [], idleRssMb: rssOf(server.pid).rss };
 }
+
+type Opts = { records: number; creates: number; gets: number; blobs: number };
+
+/**
+ * The workload in phases. Each phase runs on one server and then at once on the other, so
+ * both see the same machine: other work on a shared machine drifts over minutes, and running
+ * the whole workload on one side first would hand that drift to the comparison.
+ */
+const phases: { name: string; run(s: Session, opts: Opts): Promise<Partial<Figures>> }[] = [
+  {
+    name: 'createRecord (8 in flight)',
+    async run({ base, did, token }, opts) {
+      const createPerSec = await throughput(opts.creates, 8, async (i) => {
+        const body = { repo: did, collection: 'app.bsky.feed.post', record: post(i) };
+        await (await call(`${base}/xrpc/com.atproto.repo.createRecord`, { ...json(body), token })).arrayBuffer();
+      });
+      return { createPerSec };
+    },
+  },
+  {
+    name: 'applyWrites of 200',
+    async run({ base, did, token }, opts) {
+      const batch = (from: number) => ({
+        repo: did,
+        writes: Array.from({ length: 200 }, (_, j) => ({
+          $type: 'com.atproto.repo.applyWrites#create',
+          collection: 'app.bsky.feed.post',
+          value: post(from + j),
+        })),
+      });
+      const batches = Math.ceil(Math.max(200, opts.records - opts.creates) / 200);
+      const t0 = performance.now();
+      for (let b = 0; b < batches; b++) {
+        await (
+          await call(`${base}/xrpc/com.atproto.repo.applyWrites`, { ...json(batch(b * 200)), token })
+        ).arrayBuffer();
+      }
+      return { applyWritesRecordsPerSec: (batches * 200) / ((performance.now() - t0) / 1000) };
+    },
+  },
+  {
+    name: 'listRecords paging',
+    async run(session) {
+      const { base, did } = session;
+      const rkeys: string[] = [];
+      const t1 = performance.now();
+      let cursor: string | undefined;
+      do {
+        const q = new URLSearchParams({ repo: did, collection: 'app.bsky.feed.post', limit: '100' });
+        if (cursor) q.set('cursor', cursor);
+        const page = (await (await call(`${base}/xrpc/com.atproto.repo.listRecords?${q}`)).json()) as {
+          records: { uri: string }[];
+          cursor?: string;
+        };
+        for (const r of page.records) rkeys.push(r.uri.split('/').pop()!);
+        cursor = page.records.length > 0 ? page.cursor : undefined;
+      } while (cursor);
+      session.rkeys = rkeys;
+      return { listRecordsPerSec: rkeys.length / ((performance.now() - t1) / 1000) };
+    },
+  },
+  {
+    name: 'getRecord (16 in flight)',
+    async run({ base, did, rkeys }, opts) {
+      const getRecordPerSec = await throughput(opts.gets, 16, async (i) => {
+        const q = new URLSearchParams({
+          repo: did,
+          collection: 'app.bsky.feed.post',
+          rkey: rkeys[(i * 7919) % rkeys.length]!,
+        });
+        await (await call(`${base}/xrpc/com.atproto.repo.getRecord?${q}`)).arrayBuffer();
+      });
+      return { getRecordPerSec };
+    },
+  },
+  {
+    name: 'getRepo (best of 3)',
+    async run({ base, did }) {
+      let getRepoMBps = 0;
+      let repoMB = 0;
+      for (let i = 0; i < 3; i++) {
+        const t = performance.now();
+        const res = await call(`${base}/xrpc/com.atproto.sync.getRepo?did=${encodeURIComponent(did)}`);
+        let bytes = 0;
+        for await (const chunk of res.body) bytes += chunk.length;
+        repoMB = bytes / 1e6;
+        getRepoMBps = Math.max(getRepoMBps, repoMB / ((performance.now() - t) / 1000));
+      }
+      return { getRepoMBps, repoMB };
+    },
+  },
+  {
+    name: 'uploadBlob of 256 KB (4 in flight)',
+    async run({ base, token }, opts) {
+      const blobs = Array.from({ length: 8 }, () => randomBytes(256 * 1024));
+      const uploadsPerSec = await throughput(opts.blobs, 4, async (i) => {
+        const body = Buffer.concat([
+          blobs[i % blobs.length]!.subarray(0, 256 * 1024 - 4),
+          Buffer.from(Uint32Array.of(i).buffer),
+        ]);
+        await (
+          await call(`${base}/xrpc/com.atproto.repo.uploadBlob`, {
+            method: 'POST',
+            headers: { 'content-type': 'image/jpeg' },
+            body,
+            token,
+          })
+        ).arrayBuffer();
+      });
+      return { uploadMBps: (uploadsPerSec * 256 * 1024) / 1e6 };
+    },
+  },
+];
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -319,18 +348,28 @@ async function main(): Promise<void> {
   process.env.TMPDIR = dir; // the reference writes under os.tmpdir() and never cleans up
   const { TestPlc } = await import('@atproto/dev-env');
   const plc = await TestPlc.create({ port: await freePort() });
-  const results = {} as Record<Side, Figures>;
+  const results = { portage: {}, reference: {} } as Record<Side, Figures>;
+  const servers: Partial<Record<Side, Server>> = {};
   try {
+    const sessions = {} as Record<Side, Session>;
     for (const side of ['portage', 'reference'] as const) {
-      process.stderr.write(`bench pds: ${side}\n`);
-      const server = await startServer(side, plc.url, join(dir, side), { ...process.env, TMPDIR: dir });
-      try {
-        results[side] = await workload(server, opts);
-      } finally {
-        await server.stop();
+      servers[side] = await startServer(side, plc.url, join(dir, side), { ...process.env, TMPDIR: dir });
+      sessions[side] = await openSession(servers[side]);
+    }
+    for (const [i, phase] of phases.entries()) {
+      // Alternate which side goes first, so neither always runs on the warmer machine.
+      const order: Side[] = i % 2 === 0 ? ['portage', 'reference'] : ['reference', 'portage'];
+      for (const side of order) {
+        process.stderr.write(`bench pds: ${phase.name} on ${side}\n`);
+        Object.assign(results[side], await phase.run(sessions[side], opts));
       }
     }
+    for (const side of ['portage', 'reference'] as const) {
+      results[side].idleRssMb = sessions[side].idleRssMb;
+      results[side].loadedRssMb = rssOf(sessions[side].server.pid).peak;
+    }
   } finally {
+    for (const server of Object.values(servers)) await server.stop();
     await plc.close();
     rmSync(dir, { recursive: true, force: true });
   }
