@@ -26,19 +26,9 @@ import { importRepo } from '../packages/atproto/src/repo/import.ts';
 import { type RecordWrite, Repo } from '../packages/atproto/src/repo/repo.ts';
 import { formatTid } from '../packages/atproto/src/tid.ts';
 import { peakRssMb, report, timeIt, writeResults } from './lib/report.ts';
+import { seededRandom } from '../test/support/seeded-random.ts';
 
 const DID = 'did:plc:benchbenchbenchbenchbenc';
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WORDS =
   'the a of to and in is it you that he was for on are with as I his they be at one have this from or had by'.split(
@@ -47,7 +37,7 @@ const WORDS =
 
 /** Realistic writes: TID keys in time order, Bluesky-shaped records (no CID links: strongRef cids are strings). */
 function* realisticWrites(count: number, seed = 42): Generator<RecordWrite> {
-  const random = prng(seed);
+  const random = seededRandom(seed);
   let micros = 1_690_000_000_000_000;
   yield {
     action: 'create',

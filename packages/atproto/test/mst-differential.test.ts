@@ -12,17 +12,7 @@ import { asciiKeyHeight } from '../src/mst/keys.ts';
 import { Mst } from '../src/mst/tree.ts';
 import { MemoryBlockStore } from '../src/repo/block-store.ts';
 import { formatTid } from '../src/tid.ts';
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../../../test/support/seeded-random.ts';
 
 const COLLECTIONS = [
   'app.bsky.feed.post',
@@ -67,7 +57,7 @@ function keySource(random: () => number) {
 describe('MST differential test against @atproto/repo', () => {
   it('same root after every batch over >= 10,000 random creates, updates and deletes', async () => {
     const seed = Number(process.env.MST_DIFF_SEED ?? 20260101);
-    const random = prng(seed);
+    const random = seededRandom(seed);
     const nextKey = keySource(random);
     const store = new MemoryBlockStore();
     const oracleStore = new oracle.MemoryBlockstore();
