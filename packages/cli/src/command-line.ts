@@ -1,6 +1,6 @@
 /**
- * What the account commands (`migrate`, `backup`) share about reading their command line and
- * reporting progress, so both answer bad usage, --help and --json the same way. Lives beside
+ * What the subcommands share about reading their command line, reporting progress and running
+ * until stopped, so they answer bad usage, --help, --json and Ctrl-C the same way. Lives beside
  * ./commands rather than in it: every file there is listed as a subcommand.
  */
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
@@ -44,6 +44,22 @@ export function parseCommandFlags(
   return { flags };
 }
 
+/**
+ * For commands configured only by the environment: prints `help` (which ends in a newline) for
+ * --help / -h (exit 0), rejects any other argument (exit 2). Undefined means: go on and run.
+ */
+export function handleHelpAndStrayArguments(command: string, help: string, args: string[]): number | undefined {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(help);
+    return 0;
+  }
+  if (args.length > 0) {
+    process.stderr.write(`portage ${command}: unexpected argument "${args[0]}"\n\n${help}`);
+    return USAGE_EXIT_CODE;
+  }
+  return undefined;
+}
+
 export const DEFAULT_CONCURRENCY = 8;
 export const CONCURRENCY_RANGE_MESSAGE = '--concurrency must be a whole number from 1 to 64';
 
@@ -65,4 +81,27 @@ export function createProgressRenderer(json: boolean, terminal: boolean): Return
 /** A DID as one safe path segment (did:plc:abc -> did_plc_abc), for per-account folders. */
 export function didAsFolderName(did: string): string {
   return did.replace(/[^a-zA-Z0-9._-]/g, '_');
+}
+
+/** Where `portage plc`, and `portage serve` when it embeds the directory, listen by default. */
+export const DEFAULT_PLC_PORT = 2582;
+
+/** A port number from the environment: `defaultPort` when unset or empty, undefined when not 0-65535. */
+export function parsePortNumber(text: string | undefined, defaultPort: number): number | undefined {
+  if (text === undefined || text === '') return defaultPort;
+  if (!/^\d+$/.test(text) || Number(text) > 65535) return undefined;
+  return Number(text);
+}
+
+/** Resolves with the first SIGINT or SIGTERM, then stops listening for them (a second one kills). */
+export function waitForStopSignal(): Promise<NodeJS.Signals> {
+  return new Promise((done) => {
+    const stop = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      done(signal);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
 }

@@ -8,10 +8,9 @@
 import { join } from 'node:path';
 import { ConfigError, loadConfig, type PdsConfig, startPds } from '@portage/pds';
 import { type RunningPlcDirectory, startPlcDirectory } from '@portage/pds/plc/server';
+import { DEFAULT_PLC_PORT, handleHelpAndStrayArguments, parsePortNumber, waitForStopSignal } from '../command-line.ts';
 
 export const description = 'Run the PDS (embedded PLC directory and dev defaults unless configured)';
-
-const DEFAULT_PLC_PORT = 2582;
 
 const HELP = `Usage: portage serve
 
@@ -30,14 +29,8 @@ Defaults for a laptop:
 `;
 
 export async function run(args: string[]): Promise<number> {
-  if (args.includes('--help') || args.includes('-h')) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  if (args.length > 0) {
-    process.stderr.write(`portage serve: unexpected argument "${args[0]}"\n\n${HELP}`);
-    return 2;
-  }
+  const early = handleHelpAndStrayArguments('serve', HELP, args);
+  if (early !== undefined) return early;
 
   let config: PdsConfig;
   try {
@@ -52,7 +45,7 @@ export async function run(args: string[]): Promise<number> {
 
   let plc: RunningPlcDirectory | undefined;
   if (!config.didPlcUrl) {
-    const plcPort = parsePlcPort(process.env.PORTAGE_PLC_PORT);
+    const plcPort = parsePortNumber(process.env.PORTAGE_PLC_PORT, DEFAULT_PLC_PORT);
     if (plcPort === undefined) {
       process.stderr.write('portage serve: bad configuration: PORTAGE_PLC_PORT: expected a port number (0-65535)\n');
       return 2;
@@ -100,24 +93,10 @@ export async function run(args: string[]): Promise<number> {
   );
   process.stdout.write(`${out.join('\n')}\n`);
 
-  await new Promise<void>((done) => {
-    const stop = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      process.stdout.write(`Received ${signal}; shutting down\n`);
-      done();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  const signal = await waitForStopSignal();
+  process.stdout.write(`Received ${signal}; shutting down\n`);
   await pds.close();
   await plc?.close();
   process.stdout.write('Stopped.\n');
   return 0;
-}
-
-function parsePlcPort(text: string | undefined): number | undefined {
-  if (text === undefined || text === '') return DEFAULT_PLC_PORT;
-  if (!/^\d+$/.test(text) || Number(text) > 65535) return undefined;
-  return Number(text);
 }
