@@ -17,6 +17,7 @@ import {
   Secp256k1PublicKey,
 } from '@atcute/crypto';
 import { fromBase16, fromBase58Btc, toBase16, toBase58Btc } from '@atcute/multibase';
+import type { ECDSA } from '@noble/curves/abstract/weierstrass.js';
 import { p256 } from '@noble/curves/nist.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { AtprotoError } from './errors.ts';
@@ -53,29 +54,24 @@ interface CurveInfo {
   compress(bytes: Uint8Array): Uint8Array;
 }
 
+/** The validators and point conversions read the same from either noble curve. */
+function curveInfo(curve: ECDSA, constants: Pick<CurveInfo, 'algorithm' | 'jwtAlg' | 'publicPrefix'>): CurveInfo {
+  return {
+    ...constants,
+    order: curve.Point.CURVE().n,
+    isValidPublicKey: (bytes) => curve.utils.isValidPublicKey(bytes, true),
+    isValidSecretKey: (bytes) => curve.utils.isValidSecretKey(bytes),
+    randomSecretKey: () => curve.utils.randomSecretKey(),
+    decompress: (bytes) => curve.Point.fromBytes(bytes).toBytes(false),
+    compress: (bytes) => curve.Point.fromBytes(bytes).toBytes(true),
+  };
+}
+
 const CURVES: Record<KeyAlgorithm, CurveInfo> = {
-  secp256k1: {
-    algorithm: 'secp256k1',
-    jwtAlg: 'ES256K',
-    publicPrefix: [0xe7, 0x01], // multicodec secp256k1-pub
-    order: secp256k1.Point.CURVE().n,
-    isValidPublicKey: (bytes) => secp256k1.utils.isValidPublicKey(bytes, true),
-    isValidSecretKey: (bytes) => secp256k1.utils.isValidSecretKey(bytes),
-    randomSecretKey: () => secp256k1.utils.randomSecretKey(),
-    decompress: (bytes) => secp256k1.Point.fromBytes(bytes).toBytes(false),
-    compress: (bytes) => secp256k1.Point.fromBytes(bytes).toBytes(true),
-  },
-  p256: {
-    algorithm: 'p256',
-    jwtAlg: 'ES256',
-    publicPrefix: [0x80, 0x24], // multicodec p256-pub
-    order: p256.Point.CURVE().n,
-    isValidPublicKey: (bytes) => p256.utils.isValidPublicKey(bytes, true),
-    isValidSecretKey: (bytes) => p256.utils.isValidSecretKey(bytes),
-    randomSecretKey: () => p256.utils.randomSecretKey(),
-    decompress: (bytes) => p256.Point.fromBytes(bytes).toBytes(false),
-    compress: (bytes) => p256.Point.fromBytes(bytes).toBytes(true),
-  },
+  // multicodec secp256k1-pub
+  secp256k1: curveInfo(secp256k1, { algorithm: 'secp256k1', jwtAlg: 'ES256K', publicPrefix: [0xe7, 0x01] }),
+  // multicodec p256-pub
+  p256: curveInfo(p256, { algorithm: 'p256', jwtAlg: 'ES256', publicPrefix: [0x80, 0x24] }),
 };
 
 const DID_KEY_PREFIX = 'did:key:';
