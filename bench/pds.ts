@@ -6,6 +6,7 @@
  *   listRecords paging, getRepo MB/s on a 20k-record repo, uploadBlob MB/s (256 KB, 4 in flight),
  *   and the server's idle and loaded RSS.
  * Options: --records 20000 --creates 1000 --gets 4000 --blobs 80
+ *          --side portage|reference (run one side only, for profiling; results are not written)
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -336,8 +337,11 @@ async function main(): Promise<void> {
       creates: { type: 'string', default: '1000' },
       gets: { type: 'string', default: '4000' },
       blobs: { type: 'string', default: '80' },
+      side: { type: 'string' },
     },
   });
+  const sides: Side[] =
+    values.side === 'portage' || values.side === 'reference' ? [values.side] : ['portage', 'reference'];
   const opts = {
     records: Number(values.records),
     creates: Number(values.creates),
@@ -352,19 +356,19 @@ async function main(): Promise<void> {
   const servers: Partial<Record<Side, Server>> = {};
   try {
     const sessions = {} as Record<Side, Session>;
-    for (const side of ['portage', 'reference'] as const) {
+    for (const side of sides) {
       servers[side] = await startServer(side, plc.url, join(dir, side), { ...process.env, TMPDIR: dir });
       sessions[side] = await openSession(servers[side]);
     }
     for (const [i, phase] of phases.entries()) {
       // Alternate which side goes first, so neither always runs on the warmer machine.
       const order: Side[] = i % 2 === 0 ? ['portage', 'reference'] : ['reference', 'portage'];
-      for (const side of order) {
+      for (const side of order.filter((s) => sides.includes(s))) {
         process.stderr.write(`bench pds: ${phase.name} on ${side}\n`);
         Object.assign(results[side], await phase.run(sessions[side], opts));
       }
     }
-    for (const side of ['portage', 'reference'] as const) {
+    for (const side of sides) {
       results[side].idleRssMb = sessions[side].idleRssMb;
       results[side].loadedRssMb = rssOf(sessions[side].server.pid).peak;
     }
@@ -376,7 +380,7 @@ async function main(): Promise<void> {
   const p = results.portage;
   const r = results.reference;
   const fig = (metric: string, unit: string, better: 'higher' | 'lower', key: keyof Figures) =>
-    report({ bench: 'pds', metric, unit, better, portage: p[key], reference: r[key] });
+    report({ bench: 'pds', metric, unit, better, portage: p[key] ?? 0, reference: r[key] ?? null });
   fig('createRecord (8 in flight)', 'records/s', 'higher', 'createPerSec');
   fig('applyWrites of 200', 'records/s', 'higher', 'applyWritesRecordsPerSec');
   fig('getRecord (16 in flight)', 'requests/s', 'higher', 'getRecordPerSec');
@@ -386,7 +390,7 @@ async function main(): Promise<void> {
   fig('uploadBlob (256 KB, 4 in flight)', 'MB/s', 'higher', 'uploadMBps');
   fig('server RSS idle', 'MB', 'lower', 'idleRssMb');
   fig('server RSS loaded (peak)', 'MB', 'lower', 'loadedRssMb');
-  process.stderr.write(`wrote ${writeResults('pds')}\n`);
+  if (sides.length === 2) process.stderr.write(`wrote ${writeResults('pds')}\n`);
 }
 
 // Dispatch last: the constants above must be initialised before main() runs.
