@@ -8,6 +8,7 @@ import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { type AccessScope, AuthScope } from '../auth/scopes.ts';
 import { REFRESH_GRACE_SECONDS, type TokenIssuer } from '../auth/tokens.ts';
 import { AuthRequired, InvalidRequest } from '../xrpc/errors.ts';
+import type Database from 'better-sqlite3';
 import { type AccountDb, openAccountDb } from './db.ts';
 import { APP_PASSWORD_RE, generateAppPassword, generateInviteCode, hashPassword, verifyPassword } from './passwords.ts';
 
@@ -114,39 +115,61 @@ export class AccountManager {
   readonly #tokens: TokenIssuer;
   readonly #hostname: string;
   readonly #now: () => number;
+  /**
+   * Statements prepared once and reused, keyed by their SQL: compiling the SQL again on every
+   * call cost more than running it (getAccount sits on the path of every repo read and write).
+   */
+  readonly #statements = new Map<string, Database.Statement<unknown[], unknown>>();
+  readonly #accountByDid: Database.Statement<[string], AccountRow>;
+  readonly #accountByHandle: Database.Statement<[string], AccountRow>;
 
   constructor(opts: AccountManagerOptions) {
     this.db = openAccountDb(opts.dbPath);
+    this.#accountByDid = this.#prepared<[string], AccountRow>('SELECT * FROM account WHERE did = ?');
+    this.#accountByHandle = this.#prepared<[string], AccountRow>('SELECT * FROM account WHERE handle = ?');
     this.#tokens = opts.tokens;
     this.#hostname = opts.hostname;
     this.#now = opts.now ?? (() => Math.floor(Date.now() / 1000));
   }
 
   close(): void {
+    this.#statements.clear();
     this.db.close();
+  }
+
+  /** The statement for `sql`, compiled on first use. */
+  #prepared<Params extends unknown[] = unknown[], Row = unknown>(sql: string): Database.Statement<Params, Row> {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement as unknown as Database.Statement<Params, Row>;
+  }
+
+  /** The row of a DID, or of a handle (already lower-cased). */
+  #accountRow(didOrHandle: string): AccountRow | undefined {
+    return (didOrHandle.startsWith('did:') ? this.#accountByDid : this.#accountByHandle).get(didOrHandle);
   }
 
   // ---- accounts ----
 
   /** By DID or handle (case-insensitive). */
   getAccount(handleOrDid: string): Account | undefined {
-    const key = handleOrDid.startsWith('did:') ? handleOrDid : handleOrDid.toLowerCase();
-    const row = this.db
-      .prepare<[string], AccountRow>(`SELECT * FROM account WHERE ${key.startsWith('did:') ? 'did' : 'handle'} = ?`)
-      .get(key);
+    const row = this.#accountRow(handleOrDid.startsWith('did:') ? handleOrDid : handleOrDid.toLowerCase());
     return row ? toAccount(row) : undefined;
   }
 
   getAccountByEmail(email: string): Account | undefined {
-    const row = this.db.prepare<[string], AccountRow>('SELECT * FROM account WHERE email = ?').get(email.toLowerCase());
+    const row = this.#prepared<[string], AccountRow>('SELECT * FROM account WHERE email = ?').get(email.toLowerCase());
     return row ? toAccount(row) : undefined;
   }
 
   /** DIDs and handles of hosted accounts, oldest first (for listRepos-style paging). */
   listAccounts(opts: { limit: number; cursor?: string }): Account[] {
-    const rows = this.db
-      .prepare<[string, number], AccountRow>('SELECT * FROM account WHERE did > ? ORDER BY did LIMIT ?')
-      .all(opts.cursor ?? '', opts.limit);
+    const rows = this.#prepared<[string, number], AccountRow>(
+      'SELECT * FROM account WHERE did > ? ORDER BY did LIMIT ?',
+    ).all(opts.cursor ?? '', opts.limit);
     return rows.map(toAccount);
   }
 
@@ -166,19 +189,10 @@ export class AccountManager {
     const now = new Date(this.#now() * 1000).toISOString();
     const insert = this.db.transaction(() => {
       if (args.inviteCode !== undefined) this.#useInviteCode(args.inviteCode, args.did, now);
-      this.db
-        .prepare(
-          `INSERT INTO account (did, handle, email, password_scrypt, created_at, deactivated_at)
+      this.#prepared(
+        `INSERT INTO account (did, handle, email, password_scrypt, created_at, deactivated_at)
            VALUES (?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          args.did,
-          args.handle,
-          args.email?.toLowerCase() ?? null,
-          passwordHash,
-          now,
-          args.deactivated ? now : null,
-        );
+      ).run(args.did, args.handle, args.email?.toLowerCase() ?? null, passwordHash, now, args.deactivated ? now : null);
     });
     try {
       insert();
@@ -197,22 +211,22 @@ export class AccountManager {
   /** Deactivates (e.g. after migrating away); `deleteAfter` is an ISO datetime or null. */
   deactivateAccount(did: string, deleteAfter: string | null): void {
     const now = new Date(this.#now() * 1000).toISOString();
-    this.db
-      .prepare('UPDATE account SET deactivated_at = coalesce(deactivated_at, ?), delete_after = ? WHERE did = ?')
-      .run(now, deleteAfter, did);
+    this.#prepared(
+      'UPDATE account SET deactivated_at = coalesce(deactivated_at, ?), delete_after = ? WHERE did = ?',
+    ).run(now, deleteAfter, did);
   }
 
   activateAccount(did: string): void {
-    this.db.prepare('UPDATE account SET deactivated_at = NULL, delete_after = NULL WHERE did = ?').run(did);
+    this.#prepared('UPDATE account SET deactivated_at = NULL, delete_after = NULL WHERE did = ?').run(did);
   }
 
   deleteAccount(did: string): void {
-    this.db.prepare('DELETE FROM account WHERE did = ?').run(did);
+    this.#prepared('DELETE FROM account WHERE did = ?').run(did);
   }
 
   updateHandle(did: string, handle: string): void {
     try {
-      this.db.prepare('UPDATE account SET handle = ? WHERE did = ?').run(handle, did);
+      this.#prepared('UPDATE account SET handle = ? WHERE did = ?').run(handle, did);
     } catch (err) {
       if (isUniqueViolation(err)) throw InvalidRequest(`Handle already taken: ${handle}`, 'HandleNotAvailable');
       throw err;
@@ -232,10 +246,8 @@ export class AccountManager {
   ): Promise<{ account: Account; appPassword: AppPasswordInfo | null }> {
     const id = identifier.trim().toLowerCase();
     const row = id.includes('@')
-      ? this.db.prepare<[string], AccountRow>('SELECT * FROM account WHERE email = ?').get(id)
-      : this.db
-          .prepare<[string], AccountRow>(`SELECT * FROM account WHERE ${id.startsWith('did:') ? 'did' : 'handle'} = ?`)
-          .get(identifier.trim().startsWith('did:') ? identifier.trim() : id);
+      ? this.#prepared<[string], AccountRow>('SELECT * FROM account WHERE email = ?').get(id)
+      : this.#accountRow(identifier.trim().startsWith('did:') ? identifier.trim() : id);
     if (!row) {
       // Spend the same time as a real check so probing for accounts gains nothing.
       await hashPassword(password);
@@ -250,9 +262,9 @@ export class AccountManager {
   }
 
   async verifyAccountPassword(did: string, password: string): Promise<boolean> {
-    const row = this.db
-      .prepare<[string], { password_scrypt: string }>('SELECT password_scrypt FROM account WHERE did = ?')
-      .get(did);
+    const row = this.#prepared<[string], { password_scrypt: string }>(
+      'SELECT password_scrypt FROM account WHERE did = ?',
+    ).get(did);
     return row ? verifyPassword(password, row.password_scrypt) : false;
   }
 
@@ -260,9 +272,12 @@ export class AccountManager {
   async createSession(did: string, appPassword: AppPasswordInfo | null, takendown = false): Promise<Session> {
     const scope = takendown ? AuthScope.Takendown : scopeFor(appPassword);
     const tokens = await this.#tokens.createSessionTokens(did, scope);
-    this.db
-      .prepare('INSERT INTO refresh_token (id, did, expires_at, app_password_name) VALUES (?, ?, ?, ?)')
-      .run(tokens.refreshId, did, tokens.refreshExpiresAt, appPassword?.name ?? null);
+    this.#prepared('INSERT INTO refresh_token (id, did, expires_at, app_password_name) VALUES (?, ?, ?, ?)').run(
+      tokens.refreshId,
+      did,
+      tokens.refreshExpiresAt,
+      appPassword?.name ?? null,
+    );
     return { accessJwt: tokens.accessJwt, refreshJwt: tokens.refreshJwt, scope };
   }
 
@@ -274,9 +289,9 @@ export class AccountManager {
    */
   async rotateRefreshToken(tokenId: string): Promise<(Session & { did: string }) | null> {
     const now = this.#now();
-    const row = this.db.prepare<[string], RefreshRow>('SELECT * FROM refresh_token WHERE id = ?').get(tokenId);
+    const row = this.#prepared<[string], RefreshRow>('SELECT * FROM refresh_token WHERE id = ?').get(tokenId);
     if (!row) return null;
-    this.db.prepare('DELETE FROM refresh_token WHERE did = ? AND expires_at <= ?').run(row.did, now);
+    this.#prepared('DELETE FROM refresh_token WHERE did = ? AND expires_at <= ?').run(row.did, now);
     const graceEnd = Math.min(now + REFRESH_GRACE_SECONDS, row.expires_at);
     if (graceEnd <= now || row.expires_at <= now) return null;
     const appPassword = row.app_password_name ? this.#getAppPassword(row.did, row.app_password_name) : null;
@@ -287,21 +302,21 @@ export class AccountManager {
     const accessJwt = await this.#tokens.createAccessToken(row.did, scope, now);
     const refresh = await this.#tokens.createRefreshToken(row.did, nextId, now);
     this.db.transaction(() => {
-      this.db
-        .prepare('UPDATE refresh_token SET expires_at = ?, next_id = ? WHERE id = ?')
-        .run(graceEnd, nextId, tokenId);
-      this.db
-        .prepare(
-          `INSERT INTO refresh_token (id, did, expires_at, app_password_name) VALUES (?, ?, ?, ?)
+      this.#prepared('UPDATE refresh_token SET expires_at = ?, next_id = ? WHERE id = ?').run(
+        graceEnd,
+        nextId,
+        tokenId,
+      );
+      this.#prepared(
+        `INSERT INTO refresh_token (id, did, expires_at, app_password_name) VALUES (?, ?, ?, ?)
            ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at`,
-        )
-        .run(nextId, row.did, refresh.expiresAt, row.app_password_name);
+      ).run(nextId, row.did, refresh.expiresAt, row.app_password_name);
     })();
     return { did: row.did, accessJwt, refreshJwt: refresh.jwt, scope };
   }
 
   revokeRefreshToken(tokenId: string): boolean {
-    return this.db.prepare('DELETE FROM refresh_token WHERE id = ?').run(tokenId).changes > 0;
+    return this.#prepared('DELETE FROM refresh_token WHERE id = ?').run(tokenId).changes > 0;
   }
 
   // ---- app passwords ----
@@ -320,9 +335,9 @@ export class AccountManager {
     const passwordHash = await hashPassword(password);
     const createdAt = new Date(this.#now() * 1000).toISOString();
     try {
-      this.db
-        .prepare('INSERT INTO app_password (did, name, password_scrypt, privileged, created_at) VALUES (?, ?, ?, ?, ?)')
-        .run(did, trimmed, passwordHash, privileged ? 1 : 0, createdAt);
+      this.#prepared(
+        'INSERT INTO app_password (did, name, password_scrypt, privileged, created_at) VALUES (?, ?, ?, ?, ?)',
+      ).run(did, trimmed, passwordHash, privileged ? 1 : 0, createdAt);
     } catch (err) {
       if (isUniqueViolation(err)) {
         throw InvalidRequest(`An app password named "${trimmed}" already exists`, 'DuplicateAppPassword');
@@ -333,10 +348,9 @@ export class AccountManager {
   }
 
   listAppPasswords(did: string): AppPasswordInfo[] {
-    return this.db
-      .prepare<[string], { name: string; created_at: string; privileged: number }>(
-        'SELECT name, created_at, privileged FROM app_password WHERE did = ? ORDER BY created_at DESC, name',
-      )
+    return this.#prepared<[string], { name: string; created_at: string; privileged: number }>(
+      'SELECT name, created_at, privileged FROM app_password WHERE did = ? ORDER BY created_at DESC, name',
+    )
       .all(did)
       .map((r) => ({ name: r.name, createdAt: r.created_at, privileged: r.privileged === 1 }));
   }
@@ -344,17 +358,16 @@ export class AccountManager {
   /** Deletes the app password and every session that logged in with it. */
   revokeAppPassword(did: string, name: string): void {
     this.db.transaction(() => {
-      this.db.prepare('DELETE FROM app_password WHERE did = ? AND name = ?').run(did, name);
-      this.db.prepare('DELETE FROM refresh_token WHERE did = ? AND app_password_name = ?').run(did, name);
+      this.#prepared('DELETE FROM app_password WHERE did = ? AND name = ?').run(did, name);
+      this.#prepared('DELETE FROM refresh_token WHERE did = ? AND app_password_name = ?').run(did, name);
     })();
   }
 
   async verifyAppPassword(did: string, password: string): Promise<AppPasswordInfo | null> {
-    const rows = this.db
-      .prepare<[string], { name: string; password_scrypt: string; created_at: string; privileged: number }>(
-        'SELECT name, password_scrypt, created_at, privileged FROM app_password WHERE did = ?',
-      )
-      .all(did);
+    const rows = this.#prepared<
+      [string],
+      { name: string; password_scrypt: string; created_at: string; privileged: number }
+    >('SELECT name, password_scrypt, created_at, privileged FROM app_password WHERE did = ?').all(did);
     for (const row of rows) {
       if (await verifyPassword(password, row.password_scrypt)) {
         return { name: row.name, createdAt: row.created_at, privileged: row.privileged === 1 };
@@ -364,11 +377,9 @@ export class AccountManager {
   }
 
   #getAppPassword(did: string, name: string): AppPasswordInfo | null {
-    const row = this.db
-      .prepare<[string, string], { name: string; created_at: string; privileged: number }>(
-        'SELECT name, created_at, privileged FROM app_password WHERE did = ? AND name = ?',
-      )
-      .get(did, name);
+    const row = this.#prepared<[string, string], { name: string; created_at: string; privileged: number }>(
+      'SELECT name, created_at, privileged FROM app_password WHERE did = ? AND name = ?',
+    ).get(did, name);
     return row ? { name: row.name, createdAt: row.created_at, privileged: row.privileged === 1 } : null;
   }
 
@@ -381,12 +392,10 @@ export class AccountManager {
   createEmailToken(did: string, purpose: EmailTokenPurpose): string {
     const token = generateEmailToken();
     const now = new Date(this.#now() * 1000).toISOString();
-    this.db
-      .prepare(
-        `INSERT INTO email_token (purpose, did, token, requested_at) VALUES (?, ?, ?, ?)
+    this.#prepared(
+      `INSERT INTO email_token (purpose, did, token, requested_at) VALUES (?, ?, ?, ?)
          ON CONFLICT (purpose, did) DO UPDATE SET token = excluded.token, requested_at = excluded.requested_at`,
-      )
-      .run(purpose, did, token, now);
+    ).run(purpose, did, token, now);
     return token;
   }
 
@@ -395,11 +404,9 @@ export class AccountManager {
    * when older than `maxAgeSeconds`. A token works once.
    */
   consumeEmailToken(did: string, purpose: EmailTokenPurpose, token: string, maxAgeSeconds = EMAIL_TOKEN_TTL_SECONDS) {
-    const row = this.db
-      .prepare<[string, string], { token: string; requested_at: string }>(
-        'SELECT token, requested_at FROM email_token WHERE purpose = ? AND did = ?',
-      )
-      .get(purpose, did);
+    const row = this.#prepared<[string, string], { token: string; requested_at: string }>(
+      'SELECT token, requested_at FROM email_token WHERE purpose = ? AND did = ?',
+    ).get(purpose, did);
     const given = Buffer.from(token.trim().toUpperCase(), 'utf8');
     const stored = Buffer.from(row?.token ?? '', 'utf8');
     if (!row || given.length !== stored.length || !timingSafeEqual(given, stored)) {
@@ -408,7 +415,7 @@ export class AccountManager {
     if (Date.parse(row.requested_at) / 1000 + maxAgeSeconds < this.#now()) {
       throw InvalidRequest('Token is expired', 'ExpiredToken');
     }
-    this.db.prepare('DELETE FROM email_token WHERE purpose = ? AND did = ?').run(purpose, did);
+    this.#prepared('DELETE FROM email_token WHERE purpose = ? AND did = ?').run(purpose, did);
   }
 
   // ---- invite codes ----
@@ -418,7 +425,7 @@ export class AccountManager {
     codes: string[];
   }[] {
     const createdAt = new Date(this.#now() * 1000).toISOString();
-    const insert = this.db.prepare(
+    const insert = this.#prepared(
       'INSERT INTO invite_code (code, available_uses, for_account, created_by, created_at) VALUES (?, ?, ?, ?, ?)',
     );
     return this.db.transaction(() =>
@@ -436,13 +443,11 @@ export class AccountManager {
 
   /** Throws 400 InvalidInviteCode unless the code exists, is enabled and has a use left. */
   ensureInviteAvailable(code: string): void {
-    const row = this.db
-      .prepare<[string], { available_uses: number; disabled: number; for_account: string }>(
-        'SELECT available_uses, disabled, for_account FROM invite_code WHERE code = ?',
-      )
-      .get(code);
+    const row = this.#prepared<[string], { available_uses: number; disabled: number; for_account: string }>(
+      'SELECT available_uses, disabled, for_account FROM invite_code WHERE code = ?',
+    ).get(code);
     const used =
-      this.db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM invite_code_use WHERE code = ?').get(code)
+      this.#prepared<[string], { n: number }>('SELECT count(*) AS n FROM invite_code_use WHERE code = ?').get(code)
         ?.n ?? 0;
     const owner = row ? this.getAccount(row.for_account) : undefined;
     if (!row || row.disabled === 1 || used >= row.available_uses || owner?.invitesDisabled || owner?.takedownRef) {
@@ -452,24 +457,22 @@ export class AccountManager {
 
   #useInviteCode(code: string, usedBy: string, usedAt: string): void {
     this.ensureInviteAvailable(code);
-    this.db.prepare('INSERT INTO invite_code_use (code, used_by, used_at) VALUES (?, ?, ?)').run(code, usedBy, usedAt);
+    this.#prepared('INSERT INTO invite_code_use (code, used_by, used_at) VALUES (?, ?, ?)').run(code, usedBy, usedAt);
   }
 
   getAccountInviteCodes(did: string, opts: { includeUsed: boolean }): InviteCodeInfo[] {
-    const codes = this.db
-      .prepare<
-        [string],
-        {
-          code: string;
-          available_uses: number;
-          disabled: number;
-          for_account: string;
-          created_by: string;
-          created_at: string;
-        }
-      >('SELECT * FROM invite_code WHERE for_account = ? ORDER BY created_at, code')
-      .all(did);
-    const usesOf = this.db.prepare<[string], { used_by: string; used_at: string }>(
+    const codes = this.#prepared<
+      [string],
+      {
+        code: string;
+        available_uses: number;
+        disabled: number;
+        for_account: string;
+        created_by: string;
+        created_at: string;
+      }
+    >('SELECT * FROM invite_code WHERE for_account = ? ORDER BY created_at, code').all(did);
+    const usesOf = this.#prepared<[string], { used_by: string; used_at: string }>(
       'SELECT used_by, used_at FROM invite_code_use WHERE code = ? ORDER BY used_at',
     );
     return codes
@@ -491,10 +494,9 @@ export class AccountManager {
   // ---- preferences ----
 
   getPreferences(did: string, namespace: string): unknown[] {
-    return this.db
-      .prepare<[string], { name: string; value_json: string }>(
-        'SELECT name, value_json FROM account_pref WHERE did = ? ORDER BY id',
-      )
+    return this.#prepared<[string], { name: string; value_json: string }>(
+      'SELECT name, value_json FROM account_pref WHERE did = ? ORDER BY id',
+    )
       .all(did)
       .filter((r) => matchesNamespace(namespace, r.name))
       .map((r) => JSON.parse(r.value_json) as unknown);
@@ -506,11 +508,11 @@ export class AccountManager {
    * not see or change them.
    */
   putPreferences(did: string, namespace: string, values: { $type: string }[], keep: (type: string) => boolean): void {
-    const existing = this.db
-      .prepare<[string], { id: number; name: string }>('SELECT id, name FROM account_pref WHERE did = ?')
-      .all(did);
-    const remove = this.db.prepare('DELETE FROM account_pref WHERE id = ?');
-    const insert = this.db.prepare('INSERT INTO account_pref (did, name, value_json) VALUES (?, ?, ?)');
+    const existing = this.#prepared<[string], { id: number; name: string }>(
+      'SELECT id, name FROM account_pref WHERE did = ?',
+    ).all(did);
+    const remove = this.#prepared('DELETE FROM account_pref WHERE id = ?');
+    const insert = this.#prepared('INSERT INTO account_pref (did, name, value_json) VALUES (?, ?, ?)');
     this.db.transaction(() => {
       for (const row of existing) if (matchesNamespace(namespace, row.name) && !keep(row.name)) remove.run(row.id);
       for (const value of values) insert.run(did, value.$type, JSON.stringify(value));
