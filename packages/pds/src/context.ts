@@ -104,17 +104,19 @@ export class AppContext {
     });
     const blobstore = new DiskBlobStore(config.blobstoreDiskLocation, config.blobstoreDiskTmpLocation);
     const actorStore = new ActorStore({ directory: config.actorStoreDirectory, blobstore });
+    const accountManager = new AccountManager({ dbPath: config.accountDbPath, tokens, hostname: config.hostname });
     const firehose = new FirehoseService({
       dataDirectory: config.dataDirectory,
       hostname: config.hostname,
       crawlers: config.crawlers,
       backfillWindowMs: config.repoBackfillLimitMs,
       openActorDb: (did) => actorStore.database(did),
+      accountDb: accountManager.db,
       fetch: fetchImpl,
       logger,
     });
     actorStore.onCommit(firehose.onCommit);
-    const accountManager = new AccountManager({ dbPath: config.accountDbPath, tokens, hostname: config.hostname });
+    accountManager.sequenceEventsThrough(firehose.sequencer, firehose.accountHost(accountManager.db));
     return new AppContext({
       config,
       logger,

@@ -5,15 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { type Bytes, fromBytes } from '@atcute/cbor';
 import { AtpAgent, XRPCError } from '@atproto/api';
 import { verifyRepoCar } from '@atproto/repo';
 import { SMTPServer } from 'smtp-server';
 import { readCarBytes, writeCarBytes } from '@portage/atproto/car';
 import { generateSigningKey } from '@portage/atproto/crypto';
-import { type Cid, formatCid } from '@portage/atproto/cid';
+import { formatCid } from '@portage/atproto/cid';
 import { decodeCbor } from '@portage/atproto/data/index';
 import { decodeCommit, signCommit, verifyCommitSignature } from '@portage/atproto/repo/commit';
 import { mintServiceJwt } from '../src/auth/service-auth.ts';
+import { decodeFrame } from '../src/sequencer/frames.ts';
 import { startTestPds, type TestPds } from './harness.ts';
 import { fillAccount, migrateAccount, snapshot } from './migration-flow.ts';
 
@@ -56,25 +58,26 @@ function tokenFromMail(mailbox: Mailbox, email: string): string {
 }
 
 interface RecordedEvent {
-  type: 'sync' | 'identity' | 'account';
+  type: string;
+  /** The event body without `seq` and `time`. */
   data: Record<string, unknown>;
 }
 
 /**
- * Stands in for the firehose sequencer (which the migration service uses when the server
- * has one) and records what the migration announces.
+ * What the server's firehose log holds for `did` after this point, other than #commit
+ * events (#identity, #account, #sync): read from its real sequencer on each call.
  */
-function recordEvents(target: object): RecordedEvent[] {
-  const events: RecordedEvent[] = [];
-  Object.defineProperty(target, 'sequencer', {
-    configurable: true,
-    value: {
-      sequenceSync: (_host: null, data: Record<string, unknown>) => events.push({ type: 'sync', data }),
-      sequenceIdentity: (_host: null, data: Record<string, unknown>) => events.push({ type: 'identity', data }),
-      sequenceAccount: (_host: null, data: Record<string, unknown>) => events.push({ type: 'account', data }),
-    },
-  });
-  return events;
+function watchEvents(pds: TestPds, did: string): () => RecordedEvent[] {
+  const from = pds.ctx.sequencer.lastSeq();
+  return () =>
+    pds.ctx.sequencer
+      .readAfter(from, 10_000)
+      .map((event) => decodeFrame(event.frame))
+      .filter((frame) => frame.t !== '#commit' && frame.body.did === did)
+      .map((frame) => {
+        const { seq: _seq, time: _time, ...data } = frame.body;
+        return { type: String(frame.t).slice(1), data };
+      });
 }
 
 async function xrpcError(promise: Promise<unknown>): Promise<{ status: number; error: string; message: string }> {
@@ -237,11 +240,13 @@ describe('migration Portage -> Portage', () => {
     assert.equal(before.blobs.length, 6);
     const { data: oldHead } = await oldAgent.com.atproto.sync.getLatestCommit({ did });
 
-    const events = recordEvents(newPds.ctx);
     // createAccount already happened in the previous test (the account is deactivated there);
     // the flow must cope with it as a re-run: start over on a clean new account.
     await newPds.ctx.actorStore.destroy(did);
     newPds.ctx.accountManager.deleteAccount(did);
+    // The deletion's #account leaves the outbox once its transaction has returned.
+    await new Promise((resolve) => setImmediate(resolve));
+    const events = watchEvents(newPds, did);
 
     const result = await migrateAccount({
       oldAgent,
@@ -279,15 +284,19 @@ describe('migration Portage -> Portage', () => {
 
     // Announced: the identity change on submit, then on activation #identity, #account, and a
     // #sync carrying the re-signed head (the reference's would carry the old PDS's signature).
+    const announced = events();
     assert.deepEqual(
-      events.map((e) => e.type),
+      announced.map((e) => e.type),
       ['identity', 'identity', 'account', 'sync'],
     );
-    assert.deepEqual(events[2]!.data, { did, active: true });
-    const sync = events[3]!.data as { commit: Cid; commitBytes: Uint8Array; rev: string };
-    assert.equal(formatCid(sync.commit), newHead.cid);
+    assert.deepEqual(announced[1]!.data, { did, handle });
+    assert.deepEqual(announced[2]!.data, { did, active: true });
+    const sync = announced[3]!.data as { rev: string; blocks: Bytes };
     assert.equal(sync.rev, newHead.rev);
-    assert.ok(await verifyCommitSignature(decodeCommit(sync.commitBytes), newKey));
+    const syncCar = await readCarBytes(fromBytes(sync.blocks));
+    assert.equal(formatCid(syncCar.roots[0]!), newHead.cid);
+    assert.equal(syncCar.blocks.length, 1, 'a #sync carries the commit block alone');
+    assert.ok(await verifyCommitSignature(decodeCommit(syncCar.blocks[0]!.bytes), newKey));
 
     // The PLC log: genesis, then the migration, both accepted; the DID points at the new PDS.
     const audit = await newPds.ctx.plcClient.getAuditLog(did);
@@ -316,9 +325,9 @@ describe('migration Portage -> Portage', () => {
     const agent = new AtpAgent({ service: newPds.url });
     await agent.login({ identifier: did, password });
     const deleteAfter = new Date(Date.now() + 7 * 24 * 3600 * 1000).toISOString();
-    const events = recordEvents(newPds.ctx);
+    const events = watchEvents(newPds, did);
     await agent.com.atproto.server.deactivateAccount({ deleteAfter });
-    assert.deepEqual(events, [{ type: 'account', data: { did, active: false, status: 'deactivated' } }]);
+    assert.deepEqual(events(), [{ type: 'account', data: { did, active: false, status: 'deactivated' } }]);
     assert.equal(newPds.ctx.accountManager.getAccount(did)?.deleteAfter, deleteAfter);
     // The repository as it stands (sync reads of a deactivated repository are refused).
     const full: Uint8Array[] = [];

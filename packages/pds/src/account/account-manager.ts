@@ -3,10 +3,18 @@
  * keep its rules (unique handles and emails, one-use invites, refresh-token rotation with a
  * grace period, app passwords). Endpoints call it; it never speaks HTTP, but it throws
  * XrpcErrors for the failures clients must be able to tell apart.
+ *
+ * Changes the firehose announces (sign-up, handle, activation, deactivation, deletion) write
+ * their #identity/#account/#sync events into the account database's outbox in the SAME
+ * transaction as the change (see sequencer/outbox.ts): after a crash either both the change
+ * and its events exist or neither does. The sequencer is attached once at start-up
+ * (`sequenceEventsThrough`); without one (a bare manager in tests) nothing is announced.
  */
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { type AccessScope, AuthScope } from '../auth/scopes.ts';
 import { REFRESH_GRACE_SECONDS, type TokenIssuer } from '../auth/tokens.ts';
+import type { AccountEventData, IdentityEventData, SyncEventData } from '../sequencer/events.ts';
+import type { OutboxHost } from '../sequencer/sequencer.ts';
 import { AuthRequired, InvalidRequest } from '../xrpc/errors.ts';
 import type Database from 'better-sqlite3';
 import { type AccountDb, openAccountDb } from './db.ts';
@@ -102,6 +110,16 @@ function isUniqueViolation(err: unknown): boolean {
   return err instanceof Error && 'code' in err && String(err.code).startsWith('SQLITE_CONSTRAINT');
 }
 
+/** The part of the sequencer account changes announce themselves through (the Sequencer has it). */
+export interface AccountEventLog {
+  sequenceIdentity(host: OutboxHost, data: IdentityEventData): void;
+  sequenceAccount(host: OutboxHost, data: AccountEventData): void;
+  sequenceSync(host: OutboxHost, data: SyncEventData): void;
+}
+
+/** The head commit an activated account announces (#sync), for consumers to resync from. */
+export type ActivationHead = Omit<SyncEventData, 'did'>;
+
 export interface AccountManagerOptions {
   dbPath: string;
   tokens: TokenIssuer;
@@ -122,6 +140,7 @@ export class AccountManager {
   readonly #statements = new Map<string, Database.Statement<unknown[], unknown>>();
   readonly #accountByDid: Database.Statement<[string], AccountRow>;
   readonly #accountByHandle: Database.Statement<[string], AccountRow>;
+  #events: { log: AccountEventLog; host: OutboxHost } | undefined;
 
   constructor(opts: AccountManagerOptions) {
     this.db = openAccountDb(opts.dbPath);
@@ -135,6 +154,33 @@ export class AccountManager {
   close(): void {
     this.#statements.clear();
     this.db.close();
+  }
+
+  /**
+   * From now on, account changes write their firehose events into `host` (this manager's own
+   * database) through `log`, inside the transaction of the change.
+   */
+  sequenceEventsThrough(log: AccountEventLog, host: OutboxHost): void {
+    if (host.db !== this.db) throw new Error('account events must go through the account database outbox');
+    this.#events = { log, host };
+  }
+
+  /** Runs `change` in one account-DB transaction with the events it announces. */
+  #inTransaction<T>(change: () => T): T {
+    return this.db.transaction(change)();
+  }
+
+  /** Call only inside an account-DB transaction: the event commits or rolls back with it. */
+  #announceIdentity(data: IdentityEventData): void {
+    if (this.#events) this.#events.log.sequenceIdentity(this.#events.host, data);
+  }
+
+  #announceAccount(data: AccountEventData): void {
+    if (this.#events) this.#events.log.sequenceAccount(this.#events.host, data);
+  }
+
+  #announceSync(data: SyncEventData): void {
+    if (this.#events) this.#events.log.sequenceSync(this.#events.host, data);
   }
 
   /** The statement for `sql`, compiled on first use. */
@@ -175,7 +221,9 @@ export class AccountManager {
 
   /**
    * Inserts a new account (and consumes its invite code) in one transaction. A handle or
-   * email taken meanwhile by a concurrent sign-up fails here, not later.
+   * email taken meanwhile by a concurrent sign-up fails here, not later. An active account
+   * announces itself (#identity, #account) in that transaction; one created deactivated (moving
+   * in) does so when it is activated.
    */
   async createAccount(args: {
     did: string;
@@ -193,6 +241,10 @@ export class AccountManager {
         `INSERT INTO account (did, handle, email, password_scrypt, created_at, deactivated_at)
            VALUES (?, ?, ?, ?, ?, ?)`,
       ).run(args.did, args.handle, args.email?.toLowerCase() ?? null, passwordHash, now, args.deactivated ? now : null);
+      if (!args.deactivated) {
+        this.#announceIdentity({ did: args.did, handle: args.handle });
+        this.#announceAccount({ did: args.did, active: true });
+      }
     });
     try {
       insert();
@@ -208,25 +260,52 @@ export class AccountManager {
     }
   }
 
-  /** Deactivates (e.g. after migrating away); `deleteAfter` is an ISO datetime or null. */
+  /**
+   * Deactivates (e.g. after migrating away); `deleteAfter` is an ISO datetime or null.
+   * Announces #account (deactivated).
+   */
   deactivateAccount(did: string, deleteAfter: string | null): void {
     const now = new Date(this.#now() * 1000).toISOString();
-    this.#prepared(
-      'UPDATE account SET deactivated_at = coalesce(deactivated_at, ?), delete_after = ? WHERE did = ?',
-    ).run(now, deleteAfter, did);
+    this.#inTransaction(() => {
+      const changed = this.#prepared(
+        'UPDATE account SET deactivated_at = coalesce(deactivated_at, ?), delete_after = ? WHERE did = ?',
+      ).run(now, deleteAfter, did).changes;
+      if (changed === 1) this.#announceAccount({ did, active: false, status: 'deactivated' });
+    });
   }
 
-  activateAccount(did: string): void {
-    this.#prepared('UPDATE account SET deactivated_at = NULL, delete_after = NULL WHERE did = ?').run(did);
+  /**
+   * Activates the account and announces it: #identity (its handle), #account (active) and,
+   * given the repository's `head`, a #sync for consumers to resync from.
+   */
+  activateAccount(did: string, head?: ActivationHead): void {
+    this.#inTransaction(() => {
+      const changed = this.#prepared('UPDATE account SET deactivated_at = NULL, delete_after = NULL WHERE did = ?').run(
+        did,
+      ).changes;
+      if (changed !== 1) return;
+      const handle = this.#accountByDid.get(did)?.handle ?? undefined;
+      this.#announceIdentity({ did, handle });
+      this.#announceAccount({ did, active: true });
+      if (head) this.#announceSync({ did, ...head });
+    });
   }
 
+  /** Deletes the account's row (and, by cascade, its sessions and settings); announces #account (deleted). */
   deleteAccount(did: string): void {
-    this.#prepared('DELETE FROM account WHERE did = ?').run(did);
+    this.#inTransaction(() => {
+      const changed = this.#prepared('DELETE FROM account WHERE did = ?').run(did).changes;
+      if (changed === 1) this.#announceAccount({ did, active: false, status: 'deleted' });
+    });
   }
 
+  /** Changes the handle and announces it (#identity). */
   updateHandle(did: string, handle: string): void {
     try {
-      this.#prepared('UPDATE account SET handle = ? WHERE did = ?').run(handle, did);
+      this.#inTransaction(() => {
+        const changed = this.#prepared('UPDATE account SET handle = ? WHERE did = ?').run(handle, did).changes;
+        if (changed === 1) this.#announceIdentity({ did, handle });
+      });
     } catch (err) {
       if (isUniqueViolation(err)) throw InvalidRequest(`Handle already taken: ${handle}`, 'HandleNotAvailable');
       throw err;

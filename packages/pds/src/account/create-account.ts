@@ -2,7 +2,8 @@
  * Signing up: checks the request, mints a did:plc (genesis operation signed with this PDS's
  * rotation key, naming a fresh per-account secp256k1 signing key) and registers it with the
  * PLC directory, creates the repository with its first signed commit, records the account,
- * and announces it on the firehose (#identity, #account). Each step undoes the earlier ones if a later one fails, so a failed sign-up
+ * and announces it on the firehose (#identity, #account, written with the account row in one
+ * transaction). Each step undoes the earlier ones if a later one fails, so a failed sign-up
  * leaves no account, repository or half-registered handle behind.
  *
  * With `did` given (a migration), the caller has proven control of that DID with a service
@@ -97,6 +98,8 @@ export async function createAccount(ctx: AppContext, input: CreateAccountInput):
       email,
       password,
       inviteCode: config.inviteRequired ? inviteCode : undefined,
+      // A migrating account starts deactivated and announces itself when it is activated;
+      // a new one announces itself (#identity, #account) in the transaction that records it.
       deactivated: input.did !== undefined,
     });
   } catch (err) {
@@ -112,11 +115,6 @@ export async function createAccount(ctx: AppContext, input: CreateAccountInput):
         .catch((e: unknown) => ctx.logger.error({ err: e, did }, 'PLC tombstone after failed sign-up failed'));
     }
     throw err;
-  }
-  if (input.did === undefined) {
-    // A new account announces itself; a migrating one does so when it is activated.
-    ctx.sequencer.sequenceIdentity(null, { did, handle });
-    ctx.sequencer.sequenceAccount(null, { did, active: true });
   }
   const session = await accountManager.createSession(did, null);
   return { did, handle, ...session };

@@ -219,13 +219,8 @@ export class MigrationService {
     }
     await promoteReferencedBlobs({ repoDb: this.repoDb, blobstore: this.#ctx.blobstore }, did);
     const head = await this.#resignHead(did);
-    this.#ctx.accountManager.activateAccount(did);
-    const sequencer = sequencerOf(this.#ctx);
-    if (sequencer) {
-      sequencer.sequenceIdentity(null, { did, handle: account.handle ?? undefined });
-      sequencer.sequenceAccount(null, { did, active: true });
-      sequencer.sequenceSync(null, { did, commit: head.cid, commitBytes: head.bytes, rev: head.rev });
-    }
+    // Activation and its #identity, #account and #sync events commit in one transaction.
+    this.#ctx.accountManager.activateAccount(did, { commit: head.cid, commitBytes: head.bytes, rev: head.rev });
   }
 
   // ---- moving out ------------------------------------------------------------------------
@@ -268,8 +263,7 @@ export class MigrationService {
 
   async deactivateAccount(did: string, deleteAfter: string | null): Promise<void> {
     this.#account(did);
-    this.#ctx.accountManager.deactivateAccount(did, deleteAfter);
-    sequencerOf(this.#ctx)?.sequenceAccount(null, { did, active: false, status: 'deactivated' });
+    this.#ctx.accountManager.deactivateAccount(did, deleteAfter); // with its #account event
   }
 
   // ---- shared ----------------------------------------------------------------------------

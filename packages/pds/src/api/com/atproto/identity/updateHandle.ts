@@ -36,7 +36,7 @@ export default xrpcMethod({
       if (!doc.alsoKnownAs?.includes(`at://${handle}`))
         throw InvalidRequest('DID is not properly configured for handle');
     }
+    // Writes the handle and its #identity event in one transaction.
     ctx.accountManager.updateHandle(auth.did, handle);
-    ctx.sequencer.sequenceIdentity(null, { did: auth.did, handle });
   },
 });
