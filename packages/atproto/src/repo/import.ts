@@ -2,19 +2,27 @@
  * Verified import of a repository CAR (com.atproto.repo.importRepo, migrations, backups).
  *
  * Blocks may come in any order and repeat. Each is hash-checked by the CAR reader and staged in a
- * block store (in memory by default; the PDS passes a SQLite staging table so a repository of
- * any size fits). Then the repository is verified from its root before anything is handed out:
- * the commit's shape, DID and signature; every MST node present, canonical, well formed, with
- * valid keys in strictly increasing order at the layer their hash gives them; every record
- * present and canonical DAG-CBOR. Only a repository that passes all of it is returned, so a
+ * block store (in memory by default; the PDS passes a staging store that spills to disk so a
+ * repository of any size fits). Then the repository is verified from its root before anything is
+ * handed out: the commit's shape, DID and signature; every MST node present, canonical, well
+ * formed, with valid keys in strictly increasing order at the layer their hash gives them; every
+ * record present and canonical DAG-CBOR. Only a repository that passes all of it is returned, so a
  * caller that writes records as it iterates `records()` never stores half of a bad repository.
+ *
+ * Two steps for callers that store what they verify: `stageRepo` reads the CAR and checks the
+ * commit (the asynchronous part), then `StagedRepo.verifyTree` walks the tree synchronously and
+ * hands each node and record to a visitor as soon as it is verified. Run inside a database
+ * transaction that is rolled back when the walk throws, that reads every block exactly once and
+ * stores the repository in the same pass, and still nothing of a bad repository is ever committed.
  *
  * The walk is depth-first and keeps nothing but the current path, so verification memory does
  * not grow with the repository (only the staging store does, and that is the caller's choice).
  */
-import { decode } from '@atcute/cbor';
 import { CODEC_DAG_CBOR, type Cid, formatCid } from '../cid.ts';
 import { CarError, type CarSource, readCar } from '../car.ts';
+import { decodeCbor } from '../data/cbor.ts';
+import type { DataObject, DataValue } from '../data/types.ts';
+import { isPlainObject } from '../data/validate.ts';
 import { asciiKeyHeight, MstError } from '../mst/keys.ts';
 import { decodeNode, type NodeContent } from '../mst/node.ts';
 import { type BlockReader, type BlockStore, MemoryBlockStore } from './block-store.ts';
@@ -68,6 +76,36 @@ export interface VerifiedRepo {
   blocks(): Generator<{ cid: Cid; bytes: Uint8Array }>;
 }
 
+/** What `StagedRepo.verifyTree` hands over, each as soon as it is verified. */
+export interface TreeVisitor {
+  /** An MST node, in pre-order (a node before its subtrees). */
+  node?(cid: Cid, bytes: Uint8Array): void;
+  /** A record, in key order, with its decoded value (a DAG-CBOR map). */
+  record?(record: ImportedRecord, value: DataObject): void;
+}
+
+/**
+ * A repository whose CAR is staged and whose commit is checked (shape, DID, signature), but whose
+ * tree is not verified yet: nothing read from it counts until `verifyTree` has returned.
+ */
+export interface StagedRepo {
+  did: string;
+  commitCid: Cid;
+  commitBytes: Uint8Array;
+  commit: Commit;
+  rev: string;
+  /** MST root. */
+  data: Cid;
+  store: BlockReader;
+  /**
+   * Verifies the whole tree (synchronously), handing every node and record to `visitor` once it
+   * has passed its checks. Throws a RepoError at the first problem, possibly after the visitor
+   * has seen part of the tree: a visitor that stores what it sees must be able to undo it (a
+   * transaction around the call).
+   */
+  verifyTree(visitor?: TreeVisitor): { records: number; nodes: number };
+}
+
 const CAR_CODES: Record<string, RepoErrorCode> = {
   CarTruncated: 'TruncatedCar',
   CarHashMismatch: 'BadBlockHash',
@@ -81,6 +119,23 @@ function fromCarError(err: unknown): unknown {
 
 /** Reads, stages and verifies a repository CAR; throws a RepoError naming the first problem. */
 export async function importRepo(source: CarSource, options: ImportOptions): Promise<VerifiedRepo> {
+  return verified(await stageRepo(source, options));
+}
+
+/** Verifies a repository already staged in `store`, rooted at the commit `commitCid`. */
+export async function verifyRepo(
+  store: BlockReader,
+  commitCid: Cid,
+  options: Omit<ImportOptions, 'staging'>,
+): Promise<VerifiedRepo> {
+  return verified(await checkCommit(store, commitCid, options));
+}
+
+/**
+ * Reads and stages a repository CAR and checks its commit; the tree is verified by the caller
+ * through `verifyTree`. Throws a RepoError naming the first problem.
+ */
+export async function stageRepo(source: CarSource, options: ImportOptions): Promise<StagedRepo> {
   const staging = options.staging ?? new MemoryBlockStore();
   let root: Cid;
   try {
@@ -93,15 +148,15 @@ export async function importRepo(source: CarSource, options: ImportOptions): Pro
   } catch (err) {
     throw fromCarError(err);
   }
-  return verifyRepo(staging, root, options);
+  return checkCommit(staging, root, options);
 }
 
-/** Verifies a repository already staged in `store`, rooted at the commit `commitCid`. */
-export async function verifyRepo(
+/** Checks the commit at `commitCid` in `store`: a commit, for the expected DID, signed by its key. */
+export async function checkCommit(
   store: BlockReader,
   commitCid: Cid,
   options: Omit<ImportOptions, 'staging'>,
-): Promise<VerifiedRepo> {
+): Promise<StagedRepo> {
   const commitBytes = store.getBlock(commitCid);
   if (commitBytes === undefined)
     throw new RepoError('WrongRoot', `the CAR root ${formatCid(commitCid)} is not among its blocks`);
@@ -124,16 +179,35 @@ export async function verifyRepo(
       `the commit ${formatCid(commitCid)} is not signed by the account's signing key`,
     );
   }
-  const walker = new TreeVerifier(store, options.maxRecords ?? Number.POSITIVE_INFINITY);
-  walker.verify(commit.data);
+  const maxRecords = options.maxRecords ?? Number.POSITIVE_INFINITY;
   return {
     did: commit.did,
     commitCid,
+    commitBytes,
     commit,
     rev: commit.rev,
     data: commit.data,
-    recordCount: walker.records,
-    nodeCount: walker.nodes,
+    store,
+    verifyTree(visitor = {}) {
+      const walker = new TreeVerifier(store, maxRecords, visitor);
+      walker.verify(commit.data);
+      return { records: walker.records, nodes: walker.nodes };
+    },
+  };
+}
+
+/** Verifies the tree of a staged repository and describes the result. */
+function verified(staged: StagedRepo): VerifiedRepo {
+  const { store, commitCid, commitBytes, commit } = staged;
+  const counts = staged.verifyTree();
+  return {
+    did: staged.did,
+    commitCid,
+    commit,
+    rev: staged.rev,
+    data: staged.data,
+    recordCount: counts.records,
+    nodeCount: counts.nodes,
     store,
     *records() {
       for (const block of treeRecords(store, commit.data)) yield block;
@@ -167,13 +241,15 @@ function* treeRecords(store: BlockReader, cid: Cid): Generator<ImportedRecord> {
 class TreeVerifier {
   readonly store: BlockReader;
   readonly maxRecords: number;
+  readonly visitor: TreeVisitor;
   records = 0;
   nodes = 0;
   lastKey = '';
 
-  constructor(store: BlockReader, maxRecords: number) {
+  constructor(store: BlockReader, maxRecords: number, visitor: TreeVisitor) {
     this.store = store;
     this.maxRecords = maxRecords;
+    this.visitor = visitor;
   }
 
   verify(root: Cid): void {
@@ -215,6 +291,7 @@ class TreeVerifier {
     if (childLayer !== null && childLayer < 0 && (node.left !== null || node.rights.some((r) => r !== null))) {
       throw new RepoError('WrongLayer', `MST node ${formatCid(cid)} is at layer 0 but has subtrees`);
     }
+    this.visitor.node?.(cid, bytes);
     if (node.left !== null) this.#node(node.left, childLayer, depth + 1, false);
     for (let i = 0; i < node.keys.length; i++) {
       const key = node.keys[i] as string;
@@ -236,14 +313,19 @@ class TreeVerifier {
     if (bytes === undefined)
       throw new RepoError('MissingRecord', `record ${key} (${formatCid(cid)}) is missing from the CAR`);
     if (cid.codec !== CODEC_DAG_CBOR) throw new RepoError('InvalidNode', `record ${key} is not DAG-CBOR`);
-    let value: unknown;
+    let value: DataValue;
     try {
-      value = decode(bytes);
+      value = decodeCbor(bytes);
     } catch (err) {
       throw new RepoError('NonCanonicalCbor', `record ${key} is not canonical DAG-CBOR: ${(err as Error).message}`);
     }
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw new RepoError('NonCanonicalCbor', `record ${key} is not a DAG-CBOR map`);
+    if (!isPlainObject(value)) throw new RepoError('NonCanonicalCbor', `record ${key} is not a DAG-CBOR map`);
+    if (this.visitor.record) {
+      const slash = key.indexOf('/');
+      this.visitor.record(
+        { path: key, collection: key.slice(0, slash), rkey: key.slice(slash + 1), cid, bytes },
+        value as DataObject,
+      );
     }
   }
 }

@@ -22,10 +22,14 @@ export {
 export { RepoError, type RepoErrorCode } from './errors.ts';
 export { exportRepo, exportRepoSince, recordProofBlocks, recordProofCar, repoBlocks, treeBlocks } from './export.ts';
 export {
+  checkCommit,
   type ImportedRecord,
   type ImportOptions,
   importRepo,
   MAX_IMPORT_BLOCK_SIZE,
+  type StagedRepo,
+  stageRepo,
+  type TreeVisitor,
   type VerifiedRepo,
   verifyRepo,
 } from './import.ts';

@@ -326,6 +326,29 @@ export class ActorStore {
     });
   }
 
+  /**
+   * Runs `fn` on the account's own database connection with its write lock held, for the
+   * whole-repository operations of a migration that do not fit the commit path (importRepo
+   * replacing the repository, activation re-signing the head commit). Other requests share the
+   * connection, so any transaction `fn` opens must be synchronous. Afterwards the account gets a
+   * fresh handle (an empty block cache: no block of a replaced repository is served from memory)
+   * and the shared root index follows the new root; queued writes commit after it, on the new root.
+   */
+  async withRepoDb<T>(did: string, fn: (db: SqliteDb) => T | Promise<T>): Promise<T> {
+    return this.withWriteLock(did, async () => {
+      const handle = this.existing(did);
+      try {
+        return await fn(handle.db);
+      } finally {
+        if (this.open.get(did) === handle) {
+          this.open.set(did, new ActorHandle(did, handle.db, this.options.blockCacheBytes));
+        }
+        const root = handle.root();
+        if (root) this.indexRoot.run(did, formatCid(root.cid), root.rev);
+      }
+    });
+  }
+
   /** Deletes an account's repository, records and blobs. */
   async destroy(did: string): Promise<void> {
     await this.withWriteLock(did, async () => {

@@ -1,9 +1,11 @@
 /**
- * com.atproto.repo.importRepo, done the careful way: the CAR streams into a scratch staging
- * file (never whole in memory), the repository is verified completely (the commit names this
- * account's DID and is signed by a key the DID has held; every MST node and record present,
- * hash-checked and canonical), and only then replaces the account's repository in one
- * transaction. A CAR that fails any check leaves the account exactly as it was.
+ * com.atproto.repo.importRepo, done the careful way: the CAR streams into a staging store
+ * (memory up to a budget, a scratch file past it: never whole in memory), the commit is checked
+ * (it names this account's DID and is signed by a key the DID has held), and then, in one
+ * transaction on the account's own connection (ActorStore.withRepoDb), the old repository goes
+ * and the tree is verified as it is written (every MST node and record present, hash-checked
+ * and canonical). Only a repository that passes every check is committed: a CAR that fails any
+ * of them rolls back and leaves the account exactly as it was.
  *
  * Re-importing is safe: the whole repository is replaced each time, so importing the same
  * CAR twice, or a newer export after an interrupted migration, ends in the same state as a
@@ -12,22 +14,26 @@
  */
 import { join } from 'node:path';
 import { type Cid, formatCid, parseCid } from '@portage/atproto/cid';
-import { decodeCbor } from '@portage/atproto/data/cbor';
 import { findBlobRefs } from '@portage/atproto/data/blob';
 import { RepoError } from '@portage/atproto/repo/errors';
-import { importRepo, type VerifiedRepo } from '@portage/atproto/repo/import';
-import type { BlobStore } from '../blobstore/blobstore.ts';
+import { type StagedRepo, stageRepo } from '@portage/atproto/repo/import';
+import type { ActorStore } from '../actor-store/actor-store.ts';
 import type { SqliteDb } from '../actor-store/db.ts';
-import { XrpcError } from '../xrpc/errors.ts';
+import type { BlobStore } from '../blobstore/blobstore.ts';
+import { InvalidRequest, XrpcError } from '../xrpc/errors.ts';
 import { type KeyHistorySources, signingKeysHeldBy } from './key-history.ts';
-import type { RepoDbAccess } from './repo-db.ts';
 import { StagingBlockStore } from './staging-store.ts';
 
 /** Default cap on an imported CAR: large enough for any real account (PDS_MAX_REPO_IMPORT_SIZE overrides). */
 export const DEFAULT_MAX_REPO_IMPORT_BYTES = 4 * 1024 * 1024 * 1024;
+/** SQLite page cache of the account's connection while an import writes (negative: KiB). */
+const IMPORT_CACHE_SIZE = -64 * 1024;
+
+/** The actor store's entry points a migration uses: the account's connection, for reads and with its write lock. */
+export type RepoDbSource = Pick<ActorStore, 'database' | 'withRepoDb'>;
 
 export interface RepoImportDeps extends KeyHistorySources {
-  repoDb: RepoDbAccess;
+  actorStore: RepoDbSource;
   blobstore: BlobStore;
   /** Directory for scratch staging files. */
   stagingDirectory: string;
@@ -37,6 +43,7 @@ export interface ImportSummary {
   commit: Cid;
   rev: string;
   records: number;
+  /** Blocks written: the commit, every MST node and one per record. */
   blocks: number;
   /** Distinct blobs the records reference. */
   expectedBlobs: number;
@@ -45,6 +52,16 @@ export interface ImportSummary {
 /** Directory for staging files under the PDS data directory. */
 export function stagingDirectoryFor(dataDirectory: string): string {
   return join(dataDirectory, 'import-staging');
+}
+
+/**
+ * The account's own database connection (the actor store's), for reads. Each statement reads a
+ * consistent snapshot; an import in progress is invisible until it commits.
+ */
+export function accountDatabase(actorStore: RepoDbSource, did: string): SqliteDb {
+  const db = actorStore.database(did);
+  if (!db) throw InvalidRequest(`No repository found for ${did}`, 'RepoNotFound');
+  return db;
 }
 
 /**
@@ -67,13 +84,13 @@ export async function importRepository(
   }
   const staging = new StagingBlockStore(deps.stagingDirectory);
   try {
-    let verified: VerifiedRepo;
+    let staged: StagedRepo;
     try {
-      verified = await importRepo(body, { did, signingKeys: keys, staging });
+      staged = await stageRepo(body, { did, signingKeys: keys, staging });
     } catch (err) {
       throw importError(err);
     }
-    const summary = await deps.repoDb.write(did, (db) => replaceRepository(db, did, verified));
+    const summary = await deps.actorStore.withRepoDb(did, (db) => replaceRepository(db, did, staged));
     await promoteReferencedBlobs(deps, did);
     return summary;
   } finally {
@@ -91,36 +108,59 @@ function importError(err: unknown): unknown {
 
 /**
  * One transaction: every block, record and record->blob link of the old repository out, the
- * verified repository in, the root moved to its commit. Blob rows (uploads) are kept.
+ * staged repository in, the root moved to its commit. Blob rows (uploads) are kept.
+ *
+ * The tree is verified inside the transaction, each node and record written as soon as it has
+ * passed its checks, so every staged block is read once; a problem anywhere rolls the whole
+ * transaction back, so nothing of a bad repository is ever visible and the old one stays.
  */
-function replaceRepository(db: SqliteDb, did: string, repo: VerifiedRepo): ImportSummary {
+function replaceRepository(db: SqliteDb, did: string, repo: StagedRepo): ImportSummary {
   const insertBlock = db.prepare('INSERT OR IGNORE INTO repo_block (cid, repo_rev, size, content) VALUES (?, ?, ?, ?)');
   const insertRecord = db.prepare(
     'INSERT INTO record (uri, cid, collection, rkey, repo_rev, indexed_at) VALUES (?, ?, ?, ?, ?, ?)',
   );
   const linkBlob = db.prepare('INSERT OR IGNORE INTO record_blob (blob_cid, record_uri) VALUES (?, ?)');
   const now = new Date().toISOString();
-  let blocks = 0;
-  let records = 0;
-  db.transaction(() => {
-    db.exec('DELETE FROM repo_block; DELETE FROM record; DELETE FROM record_blob;');
-    for (const block of repo.blocks()) {
-      insertBlock.run(block.cid.bytes, repo.rev, block.bytes.length, block.bytes);
-      blocks++;
-    }
-    for (const record of repo.records()) {
-      const uri = `at://${did}/${record.collection}/${record.rkey}`;
-      insertRecord.run(uri, formatCid(record.cid), record.collection, record.rkey, repo.rev, now);
-      for (const ref of findBlobRefs(decodeCbor(record.bytes))) linkBlob.run(ref.cid, uri);
-      records++;
-    }
-    db.prepare(
-      `INSERT INTO repo_root (did, cid, rev, indexed_at) VALUES (?, ?, ?, ?)
-       ON CONFLICT (did) DO UPDATE SET cid = excluded.cid, rev = excluded.rev, indexed_at = excluded.indexed_at`,
-    ).run(did, formatCid(repo.commitCid), repo.rev, now);
-  })();
+  const rev = repo.rev;
+  let counts = { records: 0, nodes: 0 };
+  // The transaction writes the whole repository: with the connection's everyday page cache
+  // (a few MiB) its pages would spill and be read back as the B-trees grow; for the import's
+  // duration the cache may hold them all (it shrinks back afterwards).
+  const cacheSize = db.pragma('cache_size', { simple: true }) as number;
+  db.pragma(`cache_size = ${IMPORT_CACHE_SIZE}`);
+  try {
+    db.transaction(() => {
+      db.exec('DELETE FROM repo_block; DELETE FROM record; DELETE FROM record_blob;');
+      insertBlock.run(repo.commitCid.bytes, rev, repo.commitBytes.length, repo.commitBytes);
+      counts = repo.verifyTree({
+        node(cid, bytes) {
+          insertBlock.run(cid.bytes, rev, bytes.length, bytes);
+        },
+        record(record, value) {
+          insertBlock.run(record.cid.bytes, rev, record.bytes.length, record.bytes);
+          const uri = `at://${did}/${record.collection}/${record.rkey}`;
+          insertRecord.run(uri, formatCid(record.cid), record.collection, record.rkey, rev, now);
+          for (const ref of findBlobRefs(value)) linkBlob.run(ref.cid, uri);
+        },
+      });
+      db.prepare(
+        `INSERT INTO repo_root (did, cid, rev, indexed_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (did) DO UPDATE SET cid = excluded.cid, rev = excluded.rev, indexed_at = excluded.indexed_at`,
+      ).run(did, formatCid(repo.commitCid), rev, now);
+    })();
+  } catch (err) {
+    throw importError(err);
+  } finally {
+    db.pragma(`cache_size = ${cacheSize}`);
+  }
   const expected = db.prepare('SELECT count(DISTINCT blob_cid) AS n FROM record_blob').get() as { n: number };
-  return { commit: repo.commitCid, rev: repo.rev, records, blocks, expectedBlobs: expected.n };
+  return {
+    commit: repo.commitCid,
+    rev,
+    records: counts.records,
+    blocks: 1 + counts.nodes + counts.records,
+    expectedBlobs: expected.n,
+  };
 }
 
 /**
@@ -130,17 +170,15 @@ function replaceRepository(db: SqliteDb, did: string, repo: VerifiedRepo): Impor
  * nor getBlob treats it as an orphan. Idempotent; called after imports, by
  * listMissingBlobs/checkAccountStatus and at activation.
  */
-export async function promoteReferencedBlobs(deps: Pick<RepoImportDeps, 'repoDb' | 'blobstore'>, did: string) {
-  const pending = deps.repoDb.read(did, (db) =>
-    db
-      .prepare(
-        `SELECT DISTINCT blob.cid AS cid, blob.temp_key AS tempKey FROM blob
-         JOIN record_blob ON record_blob.blob_cid = blob.cid WHERE blob.temp_key IS NOT NULL`,
-      )
-      .all(),
-  ) as { cid: string; tempKey: string }[];
+export async function promoteReferencedBlobs(deps: Pick<RepoImportDeps, 'actorStore' | 'blobstore'>, did: string) {
+  const pending = accountDatabase(deps.actorStore, did)
+    .prepare(
+      `SELECT DISTINCT blob.cid AS cid, blob.temp_key AS tempKey FROM blob
+       JOIN record_blob ON record_blob.blob_cid = blob.cid WHERE blob.temp_key IS NOT NULL`,
+    )
+    .all() as { cid: string; tempKey: string }[];
   if (pending.length === 0) return;
-  await deps.repoDb.write(did, async (db) => {
+  await deps.actorStore.withRepoDb(did, async (db) => {
     const clear = db.prepare('UPDATE blob SET temp_key = NULL WHERE cid = ? AND temp_key = ?');
     for (const blob of pending) {
       await deps.blobstore.makePermanent(did, blob.tempKey, parseCid(blob.cid));
@@ -151,20 +189,18 @@ export async function promoteReferencedBlobs(deps: Pick<RepoImportDeps, 'repoDb'
 
 /** A page of blobs the records reference that have not been uploaded, ordered by CID. */
 export function listMissingBlobs(
-  repoDb: RepoDbAccess,
+  actorStore: RepoDbSource,
   did: string,
   opts: { limit: number; cursor?: string },
 ): { blobs: { cid: string; recordUri: string }[]; cursor: string | undefined } {
-  const rows = repoDb.read(did, (db) =>
-    db
-      .prepare(
-        `SELECT record_blob.blob_cid AS cid, min(record_blob.record_uri) AS recordUri FROM record_blob
-         LEFT JOIN blob ON blob.cid = record_blob.blob_cid
-         WHERE blob.cid IS NULL AND record_blob.blob_cid > ?
-         GROUP BY record_blob.blob_cid ORDER BY record_blob.blob_cid LIMIT ?`,
-      )
-      .all(opts.cursor ?? '', opts.limit),
-  ) as { cid: string; recordUri: string }[];
+  const rows = accountDatabase(actorStore, did)
+    .prepare(
+      `SELECT record_blob.blob_cid AS cid, min(record_blob.record_uri) AS recordUri FROM record_blob
+       LEFT JOIN blob ON blob.cid = record_blob.blob_cid
+       WHERE blob.cid IS NULL AND record_blob.blob_cid > ?
+       GROUP BY record_blob.blob_cid ORDER BY record_blob.blob_cid LIMIT ?`,
+    )
+    .all(opts.cursor ?? '', opts.limit) as { cid: string; recordUri: string }[];
   return { blobs: rows, cursor: rows.length === opts.limit ? rows.at(-1)?.cid : undefined };
 }
 

@@ -29,9 +29,9 @@ import type { AppContext } from '../context.ts';
 import { submitToPlc } from '../identity/plc-identity.ts';
 import { InvalidRequest, UpstreamFailure, XrpcError } from '../xrpc/errors.ts';
 import { sequencerOf } from './events.ts';
-import { RepoDbAccess } from './repo-db.ts';
 import { clearStagingDirectory } from './staging-store.ts';
 import {
+  accountDatabase,
   type ImportSummary,
   importRepository,
   listMissingBlobs,
@@ -74,11 +74,9 @@ function sameUrl(a: string | undefined, b: string): boolean {
 
 export class MigrationService {
   readonly #ctx: AppContext;
-  readonly repoDb: RepoDbAccess;
 
   constructor(ctx: AppContext) {
     this.#ctx = ctx;
-    this.repoDb = new RepoDbAccess(ctx.actorStore);
     // Staging files of imports a crash interrupted are useless now.
     clearStagingDirectory(stagingDirectoryFor(ctx.config.dataDirectory));
   }
@@ -100,7 +98,7 @@ export class MigrationService {
       {
         didResolver: ctx.didResolver,
         plcClient: ctx.plcClient,
-        repoDb: this.repoDb,
+        actorStore: ctx.actorStore,
         blobstore: ctx.blobstore,
         stagingDirectory: stagingDirectoryFor(ctx.config.dataDirectory),
       },
@@ -110,28 +108,27 @@ export class MigrationService {
   }
 
   async listMissingBlobs(did: string, opts: { limit: number; cursor?: string }) {
-    await promoteReferencedBlobs({ repoDb: this.repoDb, blobstore: this.#ctx.blobstore }, did);
-    return listMissingBlobs(this.repoDb, did, opts);
+    await promoteReferencedBlobs(this.#ctx, did);
+    return listMissingBlobs(this.#ctx.actorStore, did, opts);
   }
 
   /** Everything a migration tool needs to decide whether the account is complete here. */
   async accountStatus(did: string): Promise<AccountStatusReport> {
     const account = this.#account(did);
-    await promoteReferencedBlobs({ repoDb: this.repoDb, blobstore: this.#ctx.blobstore }, did);
-    const counts = this.repoDb.read(did, (db) => {
-      const one = (sql: string) => (db.prepare(sql).get() as { n: number }).n;
-      const root = db.prepare('SELECT cid, rev FROM repo_root WHERE did = ?').get(did) as
-        { cid: string; rev: string } | undefined;
-      return {
-        root,
-        repoBlocks: one('SELECT count(*) AS n FROM repo_block'),
-        indexedRecords: one('SELECT count(*) AS n FROM record'),
-        expectedBlobs: one('SELECT count(DISTINCT blob_cid) AS n FROM record_blob'),
-        importedBlobs: one(
-          'SELECT count(DISTINCT record_blob.blob_cid) AS n FROM record_blob JOIN blob ON blob.cid = record_blob.blob_cid',
-        ),
-      };
-    });
+    await promoteReferencedBlobs(this.#ctx, did);
+    // The account's own connection: synchronous, so no write lands between these reads.
+    const db = accountDatabase(this.#ctx.actorStore, did);
+    const one = (sql: string) => (db.prepare(sql).get() as { n: number }).n;
+    const counts = {
+      root: db.prepare('SELECT cid, rev FROM repo_root WHERE did = ?').get(did) as
+        { cid: string; rev: string } | undefined,
+      repoBlocks: one('SELECT count(*) AS n FROM repo_block'),
+      indexedRecords: one('SELECT count(*) AS n FROM record'),
+      expectedBlobs: one('SELECT count(DISTINCT blob_cid) AS n FROM record_blob'),
+      importedBlobs: one(
+        'SELECT count(DISTINCT record_blob.blob_cid) AS n FROM record_blob JOIN blob ON blob.cid = record_blob.blob_cid',
+      ),
+    };
     if (!counts.root) throw InvalidRequest(`No repo root found for ${did}`);
     const privateStateValues = (
       this.#ctx.accountManager.db.prepare('SELECT count(*) AS n FROM account_pref WHERE did = ?').get(did) as {
@@ -217,7 +214,7 @@ export class MigrationService {
         );
       }
     }
-    await promoteReferencedBlobs({ repoDb: this.repoDb, blobstore: this.#ctx.blobstore }, did);
+    await promoteReferencedBlobs(this.#ctx, did);
     const head = await this.#resignHead(did);
     // Activation and its #identity, #account and #sync events commit in one transaction.
     this.#ctx.accountManager.activateAccount(did, { commit: head.cid, commitBytes: head.bytes, rev: head.rev });
@@ -299,7 +296,7 @@ export class MigrationService {
    */
   async #resignHead(did: string): Promise<{ cid: Cid; bytes: Uint8Array; rev: string }> {
     const key = await this.#ctx.actorStore.getSigningKey(did);
-    return this.repoDb.write(did, async (db) => {
+    return this.#ctx.actorStore.withRepoDb(did, async (db) => {
       const root = db.prepare('SELECT cid, rev FROM repo_root WHERE did = ?').get(did) as
         { cid: string; rev: string } | undefined;
       if (!root) throw InvalidRequest(`No repo root found for ${did}`);

@@ -1,24 +1,103 @@
 /**
- * Where an incoming repository CAR waits while it is verified: a scratch SQLite file, so a
- * repository of any size is staged on disk instead of in memory (the reference reads the
- * whole CAR into memory). Nothing here is durable: the file is written without a journal or
+ * Where an incoming repository CAR waits while it is verified. The import reads every block
+ * back by CID, in tree order, so lookups must be cheap: the first blocks (up to a memory
+ * budget, 64 MiB by default, which holds a repository of about 200,000 records) are kept in
+ * memory, copied into large slabs; whatever comes after spills to a scratch SQLite file, so a
+ * repository of any size is staged without memory growing past the budget (the reference reads
+ * the whole CAR into memory). Nothing here is durable: the file is written without a journal or
  * fsync and deleted when the import ends, whether it succeeded or not.
  *
- * The CAR reader hands over blocks one at a time; inserting each in its own transaction
- * would cost a commit per block, so writes are buffered and flushed in batches (bounded by
- * count and bytes, so memory stays small). Any read flushes first.
+ * Blocks bound for the file are buffered and flushed in batches (bounded by count and bytes),
+ * because a transaction per block would cost a commit each. Any read from the file flushes first.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Cid } from '@portage/atproto/cid';
-import type { BlockStore } from '@portage/atproto/repo/block-store';
+import { type BlockStore, cidKey } from '@portage/atproto/repo/block-store';
 
+/** Default memory budget of one staging store. */
+export const DEFAULT_STAGING_MEMORY_BYTES = 64 * 1024 * 1024;
+/** Blocks are copied into slabs of this size (a larger block gets its own copy). */
+const SLAB_BYTES = 1024 * 1024;
 const FLUSH_BLOCKS = 2000;
 const FLUSH_BYTES = 8 * 1024 * 1024;
 
+export interface StagingOptions {
+  /** Bytes of block data kept in memory before blocks go to the scratch file. */
+  memoryBytes?: number;
+}
+
 export class StagingBlockStore implements BlockStore {
+  readonly #directory: string;
+  readonly #memoryBudget: number;
+  /** Blocks held in memory, by binary CID. */
+  readonly #memory = new Map<string, Uint8Array>();
+  #memoryBytes = 0;
+  #slab = new Uint8Array(0);
+  #slabUsed = 0;
+  #file: SpillFile | undefined;
+
+  constructor(directory: string, options: StagingOptions = {}) {
+    this.#directory = directory;
+    this.#memoryBudget = options.memoryBytes ?? DEFAULT_STAGING_MEMORY_BYTES;
+  }
+
+  /** True once blocks have gone to the scratch file (the memory budget was reached). */
+  get spilled(): boolean {
+    return this.#file !== undefined;
+  }
+
+  putBlock(cid: Cid, bytes: Uint8Array): void {
+    const key = cidKey(cid);
+    if (this.#memory.has(key)) return;
+    if (this.#file === undefined && this.#memoryBytes + bytes.length <= this.#memoryBudget) {
+      // A copy: the reader's blocks are views into network chunks, which must not be pinned.
+      this.#memory.set(key, this.#copy(bytes));
+      this.#memoryBytes += bytes.length;
+      return;
+    }
+    this.#file ??= new SpillFile(this.#directory);
+    this.#file.put(cid, bytes);
+  }
+
+  getBlock(cid: Cid): Uint8Array | undefined {
+    return this.#memory.get(cidKey(cid)) ?? this.#file?.get(cid);
+  }
+
+  hasBlock(cid: Cid): boolean {
+    return this.getBlock(cid) !== undefined;
+  }
+
+  deleteBlock(cid: Cid): void {
+    // Memory is not given back (slabs are shared); the budget only bounds what was staged.
+    if (!this.#memory.delete(cidKey(cid))) this.#file?.delete(cid);
+  }
+
+  #copy(bytes: Uint8Array): Uint8Array {
+    if (bytes.length > SLAB_BYTES / 4) return bytes.slice();
+    if (this.#slabUsed + bytes.length > this.#slab.length) {
+      this.#slab = new Uint8Array(Math.min(SLAB_BYTES, this.#memoryBudget));
+      this.#slabUsed = 0;
+    }
+    const copy = this.#slab.subarray(this.#slabUsed, this.#slabUsed + bytes.length);
+    copy.set(bytes);
+    this.#slabUsed += bytes.length;
+    return copy;
+  }
+
+  /** Drops the blocks and deletes the scratch file. */
+  dispose(): void {
+    this.#memory.clear();
+    this.#slab = new Uint8Array(0);
+    this.#file?.dispose();
+    this.#file = undefined;
+  }
+}
+
+/** The scratch SQLite file for blocks past the memory budget. */
+class SpillFile {
   readonly path: string;
   readonly #db: Database.Database;
   readonly #insert: Database.Statement<[Uint8Array, Uint8Array]>;
@@ -26,8 +105,6 @@ export class StagingBlockStore implements BlockStore {
   readonly #delete: Database.Statement<[Uint8Array]>;
   #pending: [Uint8Array, Uint8Array][] = [];
   #pendingBytes = 0;
-  /** Blocks staged so far (duplicates in the CAR counted once they are flushed). */
-  #bytes = 0;
 
   constructor(directory: string) {
     mkdirSync(directory, { recursive: true, mode: 0o700 });
@@ -45,28 +122,19 @@ export class StagingBlockStore implements BlockStore {
     this.#delete = this.#db.prepare('DELETE FROM block WHERE cid = ?');
   }
 
-  /** Total bytes of block data received. */
-  get bytesStaged(): number {
-    return this.#bytes + this.#pendingBytes;
-  }
-
-  putBlock(cid: Cid, bytes: Uint8Array): void {
+  put(cid: Cid, bytes: Uint8Array): void {
     this.#pending.push([cid.bytes, bytes]);
     this.#pendingBytes += bytes.length;
     if (this.#pending.length >= FLUSH_BLOCKS || this.#pendingBytes >= FLUSH_BYTES) this.#flush();
   }
 
-  getBlock(cid: Cid): Uint8Array | undefined {
+  get(cid: Cid): Uint8Array | undefined {
     this.#flush();
     const content = this.#select.get(cid.bytes);
     return content ? new Uint8Array(content.buffer, content.byteOffset, content.byteLength) : undefined;
   }
 
-  hasBlock(cid: Cid): boolean {
-    return this.getBlock(cid) !== undefined;
-  }
-
-  deleteBlock(cid: Cid): void {
+  delete(cid: Cid): void {
     this.#flush();
     this.#delete.run(cid.bytes);
   }
@@ -75,14 +143,12 @@ export class StagingBlockStore implements BlockStore {
     if (this.#pending.length === 0) return;
     const batch = this.#pending;
     this.#pending = [];
-    this.#bytes += this.#pendingBytes;
     this.#pendingBytes = 0;
     this.#db.transaction(() => {
       for (const [cid, bytes] of batch) this.#insert.run(cid, bytes);
     })();
   }
 
-  /** Closes and deletes the staging file. */
   dispose(): void {
     this.#pending = [];
     if (this.#db.open) this.#db.close();
