@@ -151,7 +151,12 @@ function startServerProcess(
     ? ['--portage-server', JSON.stringify({ plcUrl, serviceDid, dataDir: portageDataDir })]
     : ['--server', JSON.stringify({ plcUrl, serviceDid })];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [import.meta.filename, ...args], {
+    // BENCH_SERVER_PROF=<dir> writes a CPU profile of each Portage PDS process there.
+    const prof =
+      process.env.BENCH_SERVER_PROF && portageDataDir
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_PROF}`]
+        : [];
+    const child = spawn(process.execPath, [...prof, import.meta.filename, ...args], {
       stdio: ['ignore', 'pipe', 'ignore'],
       env,
     });
@@ -287,9 +292,18 @@ async function runReference(job: ClientJob): Promise<ClientResult> {
 
 function runClient(job: ClientJob): Promise<ClientResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', import.meta.filename, '--client', JSON.stringify(job)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    // BENCH_CLIENT_PROF=<dir> writes a CPU profile of each Portage client run there.
+    const prof =
+      process.env.BENCH_CLIENT_PROF && job.side === 'portage'
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CLIENT_PROF}`]
+        : [];
+    const child = spawn(
+      process.execPath,
+      [...prof, '--expose-gc', import.meta.filename, '--client', JSON.stringify(job)],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
       out += d;

@@ -9,8 +9,8 @@
  */
 import { decode as decodeCbor } from '@atcute/cbor';
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { access, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream, openAsBlob } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -28,6 +28,8 @@ export class DirectoryBackup implements BackupSink {
   readonly dir: string;
   readonly did: string;
   #tmpCounter = 0;
+  /** The blobs stored, read from the folder once: a lookup per blob would cost a syscall each. */
+  #stored: Promise<Set<string>> | undefined;
 
   constructor(dir: string, did: string) {
     this.dir = dir;
@@ -66,31 +68,49 @@ export class DirectoryBackup implements BackupSink {
   }
 
   async hasBlob(cid: string): Promise<boolean> {
-    try {
-      await access(join(this.dir, 'blobs', safeCid(cid)));
-      return true;
-    } catch {
-      return false;
-    }
+    return (await this.#storedBlobs()).has(safeCid(cid));
   }
 
-  async writeBlob(cid: string, body: ReadableStream<Uint8Array>): Promise<void> {
-    const expected = parseCid(cid).digest.contents;
+  async writeBlob(cid: string, body: ReadableStream<Uint8Array> | Uint8Array): Promise<void> {
+    const expected = Buffer.from(parseCid(cid).digest.contents);
     const hash = createHash('sha256');
     const tmp = this.#tmpPath(`blob-${safeCid(cid)}`);
     try {
-      const source = Readable.fromWeb(body as never);
-      source.on('data', (chunk: Buffer) => hash.update(chunk));
-      await pipeline(source, createWriteStream(tmp, { mode: 0o600 }));
-      const digest = hash.digest();
-      if (!digest.equals(Buffer.from(expected))) {
-        throw new MigrationError('BlobCorrupted', `blob ${cid} arrived with different bytes`, 'It is fetched again.');
+      if (body instanceof Uint8Array) {
+        hash.update(body);
+        if (!hash.digest().equals(expected)) throw blobCorrupted(cid);
+        await writeFile(tmp, body, { mode: 0o600 });
+      } else {
+        const source = Readable.fromWeb(body as never);
+        source.on('data', (chunk: Buffer) => hash.update(chunk));
+        await pipeline(source, createWriteStream(tmp, { mode: 0o600 }));
+        if (!hash.digest().equals(expected)) throw blobCorrupted(cid);
       }
-      await rename(tmp, join(this.dir, 'blobs', safeCid(cid)));
+      await rename(tmp, join(this.dir, 'blobs', cid));
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
     }
+    (await this.#storedBlobs()).add(cid);
+  }
+
+  async readBlob(cid: string): Promise<Uint8Array | Blob | undefined> {
+    const path = join(this.dir, 'blobs', safeCid(cid));
+    try {
+      const { size } = await stat(path);
+      // Small blobs are read whole (one read, sent with a plain Content-Length); large ones are
+      // a file-backed Blob that streams from disk as it is sent.
+      return size <= READ_WHOLE_BYTES ? await readFile(path) : await openAsBlob(path);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+      (await this.#storedBlobs()).delete(cid);
+      return undefined;
+    }
+  }
+
+  #storedBlobs(): Promise<Set<string>> {
+    this.#stored ??= this.blobCids().then((names) => new Set(names));
+    return this.#stored;
   }
 
   async writePreferences(preferences: unknown[]): Promise<void> {
@@ -122,6 +142,12 @@ export class DirectoryBackup implements BackupSink {
     });
     await rename(tmp, join(this.dir, 'manifest.json'));
   }
+}
+
+const READ_WHOLE_BYTES = 4 * 1024 * 1024;
+
+function blobCorrupted(cid: string): MigrationError {
+  return new MigrationError('BlobCorrupted', `blob ${cid} arrived with different bytes`, 'It is fetched again.');
 }
 
 function safeCid(cid: string): string {

@@ -1,8 +1,11 @@
 /**
  * Where the engine tees what it moves, so the user ends up with a copy of their account that
  * does not depend on either server. Node writes a directory (backup.node.ts); the wizard may
- * write to the browser's file system API. Each write consumes the stream it is given and must
+ * write to the browser's file system API. Each write consumes the body it is given and must
  * only make the item visible once it arrived whole (a cut stream leaves no partial file).
+ *
+ * The engine also reads blobs back: it fills the backup from the old server while the new one
+ * imports the repository, then uploads from the backup, so the blob phase talks to one server.
  */
 export interface BackupSink {
   /** The repo commit CID of the CAR stored now, if any (to skip an unchanged repo). */
@@ -11,6 +14,12 @@ export interface BackupSink {
   writeRepo(body: ReadableStream<Uint8Array>, commit: string | undefined): Promise<void>;
   hasBlob(cid: string): Promise<boolean>;
   /** Stores a blob; rejects (and stores nothing) if the bytes do not hash to `cid`. */
-  writeBlob(cid: string, body: ReadableStream<Uint8Array>): Promise<void>;
+  writeBlob(cid: string, body: ReadableStream<Uint8Array> | Uint8Array): Promise<void>;
+  /**
+   * A stored blob's bytes, or undefined when it is not stored. Small blobs may come back as bytes;
+   * large ones should be a Blob (a File in browsers) that reads from storage as it is sent, so
+   * memory stays bounded whatever the size.
+   */
+  readBlob(cid: string): Promise<Uint8Array | Blob | undefined>;
   writePreferences(preferences: unknown[]): Promise<void>;
 }

@@ -1,8 +1,10 @@
 /**
  * The blob phase: the new server's listMissingBlobs is the to-do list (so a rerun starts exactly
  * where the last one stopped, with no local bookkeeping to trust), feeding a pool of parallel
- * streamed transfers getBlob -> uploadBlob. Nothing is buffered whole: the download body is the
- * upload body, tee'd into the backup.
+ * transfers getBlob -> uploadBlob. A blob the backup already holds (BlobPrefetch filled it while
+ * the repository was importing) is uploaded from there; the others come from the old server and
+ * go into the backup on the way. Small blobs travel as whole bodies with a Content-Length, large
+ * ones stream; the bytes in flight are capped either way (ByteBudget).
  *
  * The pool is adaptive: a 429 or a 5xx halves it (the server is struggling or rationing), a run
  * of successes grows it back by one up to the configured width. A 429 also pauses every request
@@ -99,6 +101,11 @@ export interface BlobCopyContext {
   failed: Map<string, MissingBlob>;
   /** Bytes of blobs in flight at once (default 16 MB: eight typical images, or three 5 MB videos). */
   inFlightBytes?: number;
+  /**
+   * Content types of blobs the backup holds, as the old server sent them (filled by
+   * BlobPrefetch). Those blobs are uploaded from the backup; the rest come from the old server.
+   */
+  backupTypes?: ReadonlyMap<string, string>;
 }
 
 /** A blob upload that ended with another CID: the bytes were damaged on the way; try again. */
@@ -109,11 +116,18 @@ class DamagedTransfer extends Error {
 
 const PAGE = 500;
 const MAX_PASSES = 3;
+const DEFAULT_IN_FLIGHT_BYTES = 16 * 1024 * 1024;
+/**
+ * Blobs up to this size are read whole and sent with a Content-Length: a streamed request body
+ * goes out chunk-encoded, one write per chunk plus its framing, which costs more than the copy
+ * for the typical image. Larger ones stream, so memory stays bounded by the in-flight budget.
+ */
+const WHOLE_BODY_BYTES = 4 * 1024 * 1024;
 
 /** Copies every blob the new server reports missing; returns how many arrived. */
 export async function copyMissingBlobs(ctx: BlobCopyContext): Promise<number> {
   const pool = new AdaptivePool(ctx.concurrency);
-  const budget = new ByteBudget(ctx.inFlightBytes ?? 16 * 1024 * 1024);
+  const budget = new ByteBudget(ctx.inFlightBytes ?? DEFAULT_IN_FLIGHT_BYTES);
   let copied = 0;
   for (let pass = 1; pass <= MAX_PASSES; pass++) {
     let cursor: string | undefined;
@@ -154,8 +168,23 @@ export async function copyMissingBlobs(ctx: BlobCopyContext): Promise<number> {
 }
 
 async function transferBlob(ctx: BlobCopyContext, pool: AdaptivePool, budget: ByteBudget, cid: string): Promise<void> {
+  const backup = ctx.backup;
+  const storedType = backup ? ctx.backupTypes?.get(cid) : undefined;
+  // Cleared when the stored copy cannot be used (gone, or it uploaded as another CID).
+  let useStored = storedType !== undefined;
+  let storedCopyDamaged = false;
   await withRetry(
     async () => {
+      if (useStored) {
+        await ctx.neu.gate.wait();
+        const sent = await uploadFromBackup(ctx, budget, cid, storedType!).catch((err: unknown) => {
+          if (!(err instanceof DamagedTransfer)) throw err;
+          storedCopyDamaged = true;
+          return false;
+        });
+        if (sent) return void pool.succeeded();
+        useStored = false;
+      }
       await Promise.all([ctx.old.gate.wait(), ctx.neu.gate.wait()]);
       const download = await ctx.old.request('com.atproto.sync.getBlob', {
         method: 'GET',
@@ -163,32 +192,32 @@ async function transferBlob(ctx: BlobCopyContext, pool: AdaptivePool, budget: By
         timeoutMs: 60_000,
       });
       ctx.old.gate.observe(download.headers);
+      const length = Number(download.headers.get('content-length')) || 0;
       // Unknown sizes count as 1 MB (blob answers normally say their length).
-      const granted = await budget.acquire(Number(download.headers.get('content-length')) || 1024 * 1024);
+      const granted = await budget.acquire(length || 1024 * 1024);
       try {
         const contentType = download.headers.get('content-type') || 'application/octet-stream';
         if (!download.body) throw new DamagedTransfer(`the old server sent blob ${cid} without a body`);
-        let body = download.body.pipeThrough(countingStream((n) => ctx.progress.addBytes(n)));
+        const saveToBackup = backup !== undefined && (storedCopyDamaged || !(await backup.hasBlob(cid)));
         let backupWrite: Promise<void> | undefined;
-        if (ctx.backup && !(await ctx.backup.hasBlob(cid))) {
-          const [toUpload, toBackup] = body.tee();
-          body = toUpload;
-          backupWrite = ctx.backup.writeBlob(cid, toBackup).catch(() => {
-            // The backup step fetches whatever is still missing from the backup later.
-          });
+        let body: Uint8Array | ReadableStream<Uint8Array>;
+        if (length > 0 && length <= WHOLE_BODY_BYTES) {
+          body = new Uint8Array(await download.arrayBuffer());
+          ctx.progress.addBytes(body.byteLength);
+          if (saveToBackup) backupWrite = backup.writeBlob(cid, body);
+        } else {
+          body = download.body.pipeThrough(countingStream((n) => ctx.progress.addBytes(n)));
+          if (saveToBackup) {
+            const [toUpload, toBackup] = body.tee();
+            body = toUpload;
+            backupWrite = backup.writeBlob(cid, toBackup);
+          }
         }
-        const upload = await ctx.neu.request('com.atproto.repo.uploadBlob', {
-          method: 'POST',
-          body,
-          encoding: contentType,
-        });
-        ctx.neu.gate.observe(upload.headers);
-        const result = (await upload.json()) as { blob?: { ref?: { $link?: string } } };
+        // The backup step fetches whatever is still missing from the backup later.
+        backupWrite = backupWrite?.catch(() => {});
+        const stored = await upload(ctx, body, contentType);
         await backupWrite;
-        const stored = result.blob?.ref?.$link;
-        if (stored !== cid) {
-          throw new DamagedTransfer(`blob ${cid} arrived as ${String(stored)} (damaged on the way)`);
-        }
+        if (stored !== cid) throw new DamagedTransfer(`blob ${cid} arrived as ${String(stored)} (damaged on the way)`);
         pool.succeeded();
       } finally {
         budget.release(granted);
@@ -206,6 +235,119 @@ async function transferBlob(ctx: BlobCopyContext, pool: AdaptivePool, budget: By
       },
     },
   );
+}
+
+/** Uploads the backup's copy; false when the backup does not hold it after all. */
+async function uploadFromBackup(
+  ctx: BlobCopyContext,
+  budget: ByteBudget,
+  cid: string,
+  contentType: string,
+): Promise<boolean> {
+  const body = await ctx.backup!.readBlob(cid);
+  if (body === undefined) return false;
+  const size = body instanceof Uint8Array ? body.byteLength : body.size;
+  const granted = await budget.acquire(size);
+  try {
+    const stored = await upload(ctx, body, contentType);
+    if (stored !== cid) {
+      throw new DamagedTransfer(`the backup's copy of blob ${cid} uploaded as ${String(stored)}`);
+    }
+    ctx.progress.addBytes(size);
+    return true;
+  } finally {
+    budget.release(granted);
+  }
+}
+
+/** uploadBlob; resolves to the CID the new server computed. */
+async function upload(
+  ctx: BlobCopyContext,
+  body: Uint8Array | Blob | ReadableStream<Uint8Array>,
+  contentType: string,
+): Promise<string | undefined> {
+  const res = await ctx.neu.request('com.atproto.repo.uploadBlob', { method: 'POST', body, encoding: contentType });
+  ctx.neu.gate.observe(res.headers);
+  const result = (await res.json()) as { blob?: { ref?: { $link?: string } } };
+  return result.blob?.ref?.$link;
+}
+
+/**
+ * Fills the backup from the old server while the new one is busy importing the repository (the
+ * old server is idle then), remembering each blob's content type, so the blob phase can upload
+ * from local storage and only waits on the new server. Everything here is best effort: a blob it
+ * did not get is simply fetched from the old server in the blob phase.
+ */
+export class BlobPrefetch {
+  /** Content types of the blobs this prefetch stored, by CID. */
+  readonly types = new Map<string, string>();
+  readonly #done: Promise<void>;
+  #stopped = false;
+
+  constructor(ctx: { did: string; old: PdsSession; backup: BackupSink; concurrency: number; inFlightBytes?: number }) {
+    this.#done = this.#run(ctx).catch(() => {});
+  }
+
+  /** Starts no more downloads and waits for those under way. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#done;
+  }
+
+  async #run(ctx: ConstructorParameters<typeof BlobPrefetch>[0]): Promise<void> {
+    const pool = new AdaptivePool(ctx.concurrency);
+    const budget = new ByteBudget(ctx.inFlightBytes ?? DEFAULT_IN_FLIGHT_BYTES);
+    let cursor: string | undefined;
+    try {
+      do {
+        const page = await ctx.old.query<{ cids: string[]; cursor?: string }>(
+          'com.atproto.sync.listBlobs',
+          { did: ctx.did, limit: 1000, cursor },
+          { attempts: 2 },
+        );
+        for (const cid of page.cids) {
+          if (this.#stopped) return;
+          if (await ctx.backup.hasBlob(cid)) continue;
+          await pool.add(async () => {
+            if (this.#stopped) return;
+            try {
+              await this.#fetch(ctx, budget, cid);
+              pool.succeeded();
+            } catch (err) {
+              if (err instanceof XrpcClientError && (err.status === 429 || err.status >= 500)) pool.shrink();
+            }
+          });
+        }
+        cursor = page.cids.length > 0 ? page.cursor : undefined;
+      } while (cursor && !this.#stopped);
+    } finally {
+      await pool.drain();
+    }
+  }
+
+  async #fetch(ctx: ConstructorParameters<typeof BlobPrefetch>[0], budget: ByteBudget, cid: string): Promise<void> {
+    await withRetry(
+      async () => {
+        const res = await ctx.old.request('com.atproto.sync.getBlob', {
+          method: 'GET',
+          params: { did: ctx.did, cid },
+          timeoutMs: 60_000,
+        });
+        ctx.old.gate.observe(res.headers);
+        const length = Number(res.headers.get('content-length')) || 0;
+        const granted = await budget.acquire(length || 1024 * 1024);
+        try {
+          if (!res.body) throw new DamagedTransfer(`the old server sent blob ${cid} without a body`);
+          const body = length > 0 && length <= WHOLE_BODY_BYTES ? new Uint8Array(await res.arrayBuffer()) : res.body;
+          await ctx.backup.writeBlob(cid, body);
+        } finally {
+          budget.release(granted);
+        }
+        this.types.set(cid, res.headers.get('content-type') || 'application/octet-stream');
+      },
+      { attempts: 2, gate: ctx.old.gate },
+    );
+  }
 }
 
 /** One sentence a user can act on, from the last error of a blob that failed for good. */

@@ -30,7 +30,7 @@ import { PlcClient } from '@portage/atproto/plc/client';
 import { XrpcClient, XrpcClientError } from '@portage/atproto/xrpc/client';
 import { retryDelayFromHeaders } from '@portage/atproto/xrpc/rate-limit';
 import type { BackupSink } from './backup.ts';
-import { copyMissingBlobs } from './blobs.ts';
+import { BlobPrefetch, copyMissingBlobs } from './blobs.ts';
 import { MigrationError } from './errors.ts';
 import {
   type EventSink,
@@ -151,6 +151,8 @@ class Migration {
   newServiceDid = '';
   inviteRequired = false;
   backup: BackupSink | undefined;
+  /** Fills the backup from the old server while the new one imports the repository. */
+  prefetch: BlobPrefetch | undefined;
   identityMoved = false;
   failedBlobs = new Map<string, MissingBlob>();
   current: StepName = 'resolve';
@@ -211,18 +213,30 @@ class Migration {
         this.skip(s, 'already done (the DID already points to the new server)');
       }
     } else {
-      for (let round = 1; ; round++) {
-        try {
-          await this.step('repo', () => this.copyRepo());
-          await this.step('blobs', () => this.copyBlobs());
-          await this.step('preferences', () => this.copyPreferences());
-          if (this.backup) await this.step('backup', () => this.completeBackup());
-          await this.step('verify', () => this.verify());
-          break;
-        } catch (err) {
-          if (!(err instanceof RepoMoved) || round >= DATA_ROUNDS) throw err;
-          this.emit({ type: 'warning', step: this.current, message: `${err.message}; copying the changes` });
+      if (this.backup) {
+        this.prefetch = new BlobPrefetch({
+          did: this.did,
+          old: this.old!,
+          backup: this.backup,
+          concurrency: this.opts.concurrency ?? 8,
+        });
+      }
+      try {
+        for (let round = 1; ; round++) {
+          try {
+            await this.step('repo', () => this.copyRepo());
+            await this.step('blobs', () => this.copyBlobs());
+            await this.step('preferences', () => this.copyPreferences());
+            if (this.backup) await this.step('backup', () => this.completeBackup());
+            await this.step('verify', () => this.verify());
+            break;
+          } catch (err) {
+            if (!(err instanceof RepoMoved) || round >= DATA_ROUNDS) throw err;
+            this.emit({ type: 'warning', step: this.current, message: `${err.message}; copying the changes` });
+          }
         }
+      } finally {
+        await this.prefetch?.stop();
       }
       await this.step('identity', () => this.updateIdentity());
     }
@@ -651,6 +665,8 @@ class Migration {
   }
 
   async copyBlobs(): Promise<string> {
+    // From here the blob phase fetches what the prefetch did not get.
+    await this.prefetch?.stop();
     const status = await this.neu!.query<AccountStatus>('com.atproto.server.checkAccountStatus');
     const missing = Math.max(0, status.expectedBlobs - status.importedBlobs);
     if (missing === 0) return `all ${status.expectedBlobs} blobs are there`;
@@ -664,6 +680,7 @@ class Migration {
       progress,
       emit: (e) => this.emit(e),
       failed: this.failedBlobs,
+      backupTypes: this.prefetch?.types,
     });
     progress.flush();
     this.journal!.failedBlobs = Object.fromEntries(this.failedBlobs);

@@ -4,7 +4,8 @@
  * CID with the record that needs it, with no identity change and no claim of success.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { DirectoryBackup, verifyBackup } from '../src/backup.node.ts';
 import { migrate } from '../src/engine.ts';
 import type { MigrationEvent } from '../src/events.ts';
+import { sleep } from '../src/retry.ts';
 import { MemoryStorage } from '../src/storage.ts';
 import { startFaultProxy } from './helpers/fault-proxy.ts';
 import { checkMigrated, createAccount, type Network, plcToken, snapshot, startNetwork } from './helpers/network.ts';
@@ -65,6 +67,66 @@ describe('migration through faults', () => {
     await checkMigrated(net, a!, b!, hana, before);
     const backup = await verifyBackup(backupDir);
     assert.equal(backup.blobs, hana.blobCids.length);
+  });
+
+  it('fills the backup while the repo imports, uploads from it, and refetches a stored copy that proves damaged', async () => {
+    const [a, b] = net.pdses;
+    const mia = await createAccount(a!, 'mia', { records: 50, blobs: 6, blobSize: 50_000 });
+    const before = await snapshot(a!, mia);
+    const backupDir = mkdtempSync(join(net.dir, 'backup-'));
+    const storedBlobs = () => readdirSync(join(backupDir, 'blobs')).filter((n) => !n.startsWith('.'));
+    const damaged = mia.blobCids[2]!;
+    let step = '';
+    const downloads: { cid: string; step: string }[] = [];
+    const watchingFetch: typeof fetch = async (input, init) => {
+      const url = new URL(String(input));
+      if (url.pathname.endsWith('/com.atproto.sync.getBlob')) {
+        downloads.push({ cid: url.searchParams.get('cid')!, step });
+      }
+      if (url.pathname.endsWith('/com.atproto.repo.importRepo')) {
+        // The import waits until the backup holds every blob; then one stored copy gets damaged.
+        for (let waited = 0; storedBlobs().length < mia.blobCids.length; waited += 20) {
+          if (waited > 10_000) throw new Error('the backup was not filled during the import');
+          await sleep(20);
+        }
+        writeFileSync(join(backupDir, 'blobs', damaged), randomBytes(50_000));
+      }
+      return fetch(input, init);
+    };
+    const result = await migrate(
+      { from: mia.did, fromPds: a!.url, to: b!.url, plcUrl: net.plc.url },
+      {
+        storage: new MemoryStorage(),
+        fetch: watchingFetch,
+        credentials: credentials(mia.password, () => plcToken(a!, mia.did)),
+        onEvent: (e) => {
+          if (e.type === 'step-started') step = e.step;
+        },
+        openBackup: (did) => new DirectoryBackup(backupDir, did).open(),
+      },
+    );
+    assert.equal(result.status, 'done', result.message);
+    await checkMigrated(net, a!, b!, mia, before);
+    assert.deepEqual(
+      downloads
+        .filter((d) => d.step === 'repo')
+        .map((d) => d.cid)
+        .sort(),
+      [...mia.blobCids].sort(),
+      'each blob was downloaded once, while the repo imported',
+    );
+    assert.deepEqual(
+      downloads.filter((d) => d.step !== 'repo'),
+      [{ cid: damaged, step: 'blobs' }],
+      'only the damaged copy was fetched again',
+    );
+    for (const cid of mia.blobCids) {
+      const res = await fetch(`${b!.url}/xrpc/com.atproto.sync.getBlob?did=${mia.did}&cid=${cid}`);
+      assert.equal(res.headers.get('content-type'), 'image/jpeg', 'uploaded with the content type the old server gave');
+      await res.arrayBuffer();
+    }
+    const backup = await verifyBackup(backupDir);
+    assert.equal(backup.blobs, mia.blobCids.length, 'the damaged copy was replaced');
   });
 
   it('reports a blob the old server no longer has, with its record, and does not move the identity', async () => {

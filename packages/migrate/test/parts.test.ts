@@ -5,7 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
+import { randomBytes } from 'node:crypto';
+import { cidForRaw, formatCid } from '@portage/atproto/cid';
 import { XrpcClientError } from '@portage/atproto/xrpc/client';
+import { DirectoryBackup } from '../src/backup.node.ts';
 import { AdaptivePool, ByteBudget } from '../src/blobs.ts';
 import type { MigrationEvent } from '../src/events.ts';
 import { ProgressTracker } from '../src/progress.ts';
@@ -147,6 +150,48 @@ describe('DirectoryStorage', () => {
       const files = readdirSync(join(dir, 'state'));
       assert.deepEqual(files, ['migration-did_plc_abc.json']);
       assert.equal(statSync(join(dir, 'state', files[0]!)).mode & 0o777, 0o600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('DirectoryBackup blobs', () => {
+  it('stores bytes only when they hash to the CID, and reads them back (large ones as a Blob)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portage-backup-'));
+    try {
+      const backup = await new DirectoryBackup(dir, 'did:plc:abc').open();
+      const small = randomBytes(1000);
+      const smallCid = formatCid(cidForRaw(small));
+      const large = randomBytes(4 * 1024 * 1024 + 1);
+      const largeCid = formatCid(cidForRaw(large));
+
+      await assert.rejects(backup.writeBlob(smallCid, randomBytes(1000)), /different bytes/);
+      assert.equal(await backup.hasBlob(smallCid), false);
+      assert.equal(await backup.readBlob(smallCid), undefined);
+      assert.deepEqual(
+        readdirSync(dir).filter((n) => n.endsWith('.tmp')),
+        [],
+        'a rejected blob leaves no file behind',
+      );
+
+      await backup.writeBlob(smallCid, small);
+      await backup.writeBlob(largeCid, new Blob([large]).stream());
+      assert.equal(await backup.hasBlob(smallCid), true);
+      assert.equal(await backup.hasBlob(largeCid), true);
+      const smallBack = await backup.readBlob(smallCid);
+      assert.ok(smallBack instanceof Uint8Array);
+      assert.deepEqual(Buffer.from(smallBack), small);
+      const largeBack = await backup.readBlob(largeCid);
+      assert.ok(largeBack instanceof Blob, 'a large blob is read lazily');
+      assert.deepEqual(Buffer.from(await largeBack.arrayBuffer()), large);
+
+      // A fresh instance finds what is stored; a file removed behind its back reads as absent.
+      const again = await new DirectoryBackup(dir, 'did:plc:abc').open();
+      assert.equal(await again.hasBlob(largeCid), true);
+      rmSync(join(dir, 'blobs', smallCid));
+      assert.equal(await again.readBlob(smallCid), undefined);
+      assert.equal(await again.hasBlob(smallCid), false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
