@@ -40,7 +40,7 @@ import {
   STEP_TITLES,
   type StepName,
 } from './events.ts';
-import { type Journal, loadJournal, saveJournal } from './journal.ts';
+import { type Journal, journalKey, loadJournal, saveJournal } from './journal.ts';
 import { countingStream, ProgressTracker } from './progress.ts';
 import { describeError, sleep, withRetry } from './retry.ts';
 import { PdsSession, type SessionInfo } from './session.ts';
@@ -154,6 +154,8 @@ class Migration {
   /** Fills the backup from the old server while the new one imports the repository. */
   prefetch: BlobPrefetch | undefined;
   identityMoved = false;
+  /** Frees the storage lock on this account, once taken. */
+  releaseLock: (() => Promise<void>) | undefined;
   failedBlobs = new Map<string, MissingBlob>();
   current: StepName = 'resolve';
 
@@ -187,18 +189,24 @@ class Migration {
     try {
       return await this.#plan();
     } catch (err) {
-      if (err instanceof Waiting) {
-        const message = err.message;
-        this.emit({ type: 'finished', status: 'waiting-for-plc-token', message });
-        return { status: 'waiting-for-plc-token', did: this.did, message };
-      }
-      const failure = toMigrationError(err, this.current);
-      const missing = failure.code === 'MissingBlobs' ? [...this.failedBlobs.values()] : undefined;
-      this.emit({ type: 'step-failed', step: this.current, message: failure.message, next: failure.next });
-      const message = `${failure.message}. ${failure.next}`;
-      this.emit({ type: 'finished', status: 'failed', message, ...(missing ? { missingBlobs: missing } : {}) });
-      return { status: 'failed', did: this.did, message, ...(missing ? { missingBlobs: missing } : {}) };
+      return this.#failed(err);
+    } finally {
+      await this.releaseLock?.().catch(() => {});
     }
+  }
+
+  #failed(err: unknown): MigrationResult {
+    if (err instanceof Waiting) {
+      const message = err.message;
+      this.emit({ type: 'finished', status: 'waiting-for-plc-token', message });
+      return { status: 'waiting-for-plc-token', did: this.did, message };
+    }
+    const failure = toMigrationError(err, this.current);
+    const missing = failure.code === 'MissingBlobs' ? [...this.failedBlobs.values()] : undefined;
+    this.emit({ type: 'step-failed', step: this.current, message: failure.message, next: failure.next });
+    const message = `${failure.message}. ${failure.next}`;
+    this.emit({ type: 'finished', status: 'failed', message, ...(missing ? { missingBlobs: missing } : {}) });
+    return { status: 'failed', did: this.did, message, ...(missing ? { missingBlobs: missing } : {}) };
   }
 
   async #plan(): Promise<MigrationResult> {
@@ -281,6 +289,7 @@ class Migration {
         );
       }
     }
+    await this.#lockAccount();
     let doc: DidDocument;
     try {
       doc = await this.didResolver.resolve(this.did, { noCache: true });
@@ -358,6 +367,20 @@ class Migration {
     // Blobs that failed in an earlier run get another chance in this one (failedBlobs starts empty).
     await this.saveJournal();
     return `${handle ?? docHandle ?? this.did} is ${this.did}, hosted on ${oldPds}${this.identityMoved ? ' (the DID already points to the new server)' : ''}`;
+  }
+
+  /** One run per account and journal: a second one would undo the first one's bookkeeping. */
+  async #lockAccount(): Promise<void> {
+    const attempt = await this.env.storage.lock?.(journalKey(this.did));
+    if (!attempt) return;
+    if (!attempt.acquired) {
+      throw new MigrationError(
+        'MigrationRunning',
+        `another migration of ${this.did} is running (${attempt.holder}); wait for it or remove ${attempt.location} if it crashed`,
+        'Nothing was changed.',
+      );
+    }
+    this.releaseLock = attempt.release;
   }
 
   async #resolveHandle(handle: string): Promise<string | undefined> {

@@ -24,4 +24,4 @@ export {
   STEP_TITLES,
   type StepName,
 } from './events.ts';
-export { MemoryStorage, type MigrationStorage } from './storage.ts';
+export { type LockAttempt, MemoryStorage, type MigrationStorage } from './storage.ts';

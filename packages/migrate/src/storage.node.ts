@@ -1,7 +1,14 @@
 /** A directory as MigrationStorage (Node): one file per key, replaced atomically by rename. */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { MigrationStorage } from './storage.ts';
+import type { LockAttempt, MigrationStorage } from './storage.ts';
+
+interface LockOwner {
+  pid: number;
+  host: string;
+  startedAt: string;
+}
 
 export class DirectoryStorage implements MigrationStorage {
   readonly dir: string;
@@ -26,8 +33,71 @@ export class DirectoryStorage implements MigrationStorage {
     await rename(tmp, path);
   }
 
+  /**
+   * A lock file created with O_EXCL, holding this process's pid. A file whose process is gone
+   * (on this host) is stale: it is removed and the lock taken. A pid reused by an unrelated
+   * process keeps the lock held; the refusal names the file to remove by hand then.
+   */
+  async lock(name: string): Promise<LockAttempt> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const path = join(this.dir, `${safeName(name)}.lock`);
+    const me: LockOwner = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const file = await open(path, 'wx', 0o600);
+        try {
+          await file.writeFile(`${JSON.stringify(me)}\n`);
+        } finally {
+          await file.close();
+        }
+        return {
+          acquired: true,
+          release: async () => {
+            // Only our own file: never a lock another run took after ours was judged stale.
+            if ((await readOwner(path))?.pid === me.pid) await rm(path, { force: true });
+          },
+        };
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'EEXIST') throw err;
+      }
+      const owner = await readOwner(path);
+      // Unreadable (being written right now) or alive: held. Dead on this host: stale.
+      const stale = owner !== undefined && owner.host === me.host && !processAlive(owner.pid);
+      if (!stale || attempt >= 2) {
+        const holder = owner
+          ? `pid ${owner.pid}${owner.host !== me.host ? ` on ${owner.host}` : ''}`
+          : 'an unknown process';
+        return { acquired: false, holder, location: path };
+      }
+      await rm(path, { force: true });
+    }
+  }
+
   #path(key: string): string {
-    // Keys contain DIDs (colons); keep file names portable.
-    return join(this.dir, `${key.replace(/[^a-zA-Z0-9._-]/g, '_')}.json`);
+    return join(this.dir, `${safeName(key)}.json`);
+  }
+}
+
+// Keys contain DIDs (colons); keep file names portable.
+function safeName(key: string): string {
+  return key.replace(/[^a-zA-Z0-9._-]/g, '_');
+}
+
+async function readOwner(path: string): Promise<LockOwner | undefined> {
+  try {
+    const owner = JSON.parse(await readFile(path, 'utf8')) as Partial<LockOwner>;
+    return typeof owner.pid === 'number' && typeof owner.host === 'string' ? (owner as LockOwner) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to someone else.
+    return (err as { code?: string }).code === 'EPERM';
   }
 }

@@ -1,6 +1,7 @@
 /** The engine's building blocks on their own: retry policy, adaptive pool, storage, progress, rendering. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -9,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { cidForRaw, formatCid } from '@portage/atproto/cid';
 import { XrpcClientError } from '@portage/atproto/xrpc/client';
 import { DirectoryBackup } from '../src/backup.node.ts';
+import { migrate } from '../src/engine.ts';
 import { AdaptivePool, ByteBudget } from '../src/blobs.ts';
 import type { MigrationEvent } from '../src/events.ts';
 import { ProgressTracker } from '../src/progress.ts';
@@ -150,6 +152,79 @@ describe('DirectoryStorage', () => {
       const files = readdirSync(join(dir, 'state'));
       assert.deepEqual(files, ['migration-did_plc_abc.json']);
       assert.equal(statSync(join(dir, 'state', files[0]!)).mode & 0o777, 0o600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('one run per account', () => {
+  it('DirectoryStorage: an O_EXCL lock file with the pid, refused while held, taken over when its process is gone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portage-lock-'));
+    try {
+      const storage = new DirectoryStorage(dir);
+      const first = await storage.lock('migration-did:plc:abc');
+      assert.ok(first.acquired);
+      const second = await storage.lock('migration-did:plc:abc');
+      assert.ok(!second.acquired);
+      assert.equal(second.holder, `pid ${process.pid}`);
+      assert.equal(second.location, join(dir, 'migration-did_plc_abc.lock'));
+      assert.ok((await storage.lock('migration-did:plc:other')).acquired, 'other accounts are not blocked');
+      await first.release();
+      assert.ok(!existsSync(second.location), 'release removes the file');
+      const third = await storage.lock('migration-did:plc:abc');
+      assert.ok(third.acquired);
+      await third.release();
+
+      // A lock left by a process that died (SIGKILL leaves it behind) does not block.
+      const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+      const host = (await import('node:os')).hostname();
+      writeFileSync(second.location, JSON.stringify({ pid: Number(dead), host, startedAt: '2020-01-01T00:00:00Z' }));
+      const afterCrash = await storage.lock('migration-did:plc:abc');
+      assert.ok(afterCrash.acquired, 'a stale lock is taken over');
+      await afterCrash.release();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a second migration of the same account stops before changing anything, and says who runs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portage-lock-'));
+    const did = 'did:plc:abcdefghijklmnopqrstuvwx';
+    const run = () =>
+      migrate(
+        // Nothing listens on port 9: a run that gets past the lock fails resolving the DID.
+        { from: did, to: 'http://127.0.0.1:9', plcUrl: 'http://127.0.0.1:9' },
+        {
+          storage,
+          credentials: {
+            oldPassword: async () => 'x',
+            newPassword: async () => 'x',
+            authFactorToken: async () => undefined,
+            plcToken: async () => undefined,
+          },
+          onEvent: () => {},
+        },
+      );
+    const storage = new DirectoryStorage(dir);
+    try {
+      const held = await storage.lock(`migration-${did}`);
+      assert.ok(held.acquired);
+      const blocked = await run();
+      assert.equal(blocked.status, 'failed');
+      assert.equal(
+        blocked.message,
+        `another migration of ${did} is running (pid ${process.pid}); wait for it or remove ${join(dir, 'migration-did_plc_abcdefghijklmnopqrstuvwx.lock')} if it crashed. Nothing was changed.`,
+      );
+      assert.equal(await storage.get(`migration-${did}`), undefined, 'no journal was written');
+      await held.release();
+
+      const unblocked = await run();
+      assert.equal(unblocked.status, 'failed');
+      assert.doesNotMatch(unblocked.message, /another migration/);
+      const next = await storage.lock(`migration-${did}`);
+      assert.ok(next.acquired, 'a finished run releases its lock');
+      await next.release();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
