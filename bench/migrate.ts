@@ -151,11 +151,10 @@ function startServerProcess(
     ? ['--portage-server', JSON.stringify({ plcUrl, serviceDid, dataDir: portageDataDir })]
     : ['--server', JSON.stringify({ plcUrl, serviceDid })];
   return new Promise((resolve, reject) => {
-    // BENCH_SERVER_PROF=<dir> writes a CPU profile of each Portage PDS process there.
-    const prof =
-      process.env.BENCH_SERVER_PROF && portageDataDir
-        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_PROF}`]
-        : [];
+    // BENCH_SERVER_PROF=<dir> writes a CPU profile of each PDS process there.
+    const prof = process.env.BENCH_SERVER_PROF
+      ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_PROF}`]
+      : [];
     const child = spawn(process.execPath, [...prof, import.meta.filename, ...args], {
       stdio: ['ignore', 'pipe', 'ignore'],
       env,
