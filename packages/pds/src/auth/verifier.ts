@@ -7,6 +7,8 @@
  *   refresh: Bearer refresh JWT (typ refresh+jwt); whether its id is still live is the
  *            account manager's business, since rotation is stateful
  *   admin:   HTTP Basic admin:PDS_ADMIN_PASSWORD
+ *   optionalAccessOrAdmin: nothing, an access JWT or the admin's Basic credentials (sync reads,
+ *            which an account's owner and the admin may make even while it is deactivated)
  *   service: Bearer service JWT signed by the issuer's #atproto key (inter-service calls,
  *            e.g. createAccount during a migration)
  */
@@ -17,7 +19,8 @@ import { AuthRequired, InvalidRequest } from '../xrpc/errors.ts';
 import { type AccessScope, AuthScope, FULL_ACCESS_SCOPES, isAccessScope, STANDARD_SCOPES } from './scopes.ts';
 import { verifyServiceJwt } from './service-auth.ts';
 
-export type AuthMode = 'none' | 'access' | 'accessFull' | 'refresh' | 'admin' | 'optionalAccess' | 'service';
+export type AuthMode =
+  'none' | 'access' | 'accessFull' | 'refresh' | 'admin' | 'optionalAccess' | 'optionalAccessOrAdmin' | 'service';
 
 export interface NoAuth {
   type: 'none';
@@ -52,6 +55,7 @@ export interface AuthResultByMode {
   refresh: RefreshAuth;
   admin: AdminAuth;
   optionalAccess: AccessAuth | NoAuth;
+  optionalAccessOrAdmin: AccessAuth | AdminAuth | NoAuth;
   service: ServiceAuth;
 }
 export type AuthResult = AuthResultByMode[AuthMode];
@@ -101,6 +105,10 @@ export class AuthVerifier {
         return this.access(req, FULL_ACCESS_SCOPES);
       case 'optionalAccess':
         if (!req.headers.authorization) return { type: 'none' };
+        return this.access(req, opts.allowTakendown ? [...STANDARD_SCOPES, AuthScope.Takendown] : STANDARD_SCOPES);
+      case 'optionalAccessOrAdmin':
+        if (!req.headers.authorization) return { type: 'none' };
+        if (parseAuthorization(req)?.type === 'basic') return this.admin(req);
         return this.access(req, opts.allowTakendown ? [...STANDARD_SCOPES, AuthScope.Takendown] : STANDARD_SCOPES);
       case 'refresh':
         return this.refresh(req);
@@ -181,6 +189,14 @@ export class AuthVerifier {
     }
     return { sub: payload.sub, scope: payload.scope, jti: payload.jti };
   }
+}
+
+/**
+ * Whether the caller is the account `did` itself or the admin: they may read the account's
+ * repository and blobs while it is deactivated or taken down; everyone else may not.
+ */
+export function isOwnerOrAdmin(auth: AuthResult, did: string): boolean {
+  return auth.type === 'admin' || (auth.type === 'access' && auth.did === did);
 }
 
 interface Credentials {

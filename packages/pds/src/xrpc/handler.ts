@@ -35,7 +35,7 @@ export interface XrpcMethod<M extends AuthMode = AuthMode> {
   nsid: string;
   type: 'query' | 'procedure';
   auth: M;
-  /** Let taken-down sessions call this (access/optionalAccess modes only). */
+  /** Let taken-down sessions call this (access, optionalAccess and optionalAccessOrAdmin modes only). */
   allowTakendown?: boolean;
   /** Hand the body to the handler as a stream (`input`) instead of parsing it as JSON. */
   rawInput?: true;

@@ -1,6 +1,7 @@
 import { parseCid } from '@portage/atproto/cid';
 import { syncRepo } from '../../../../actor-store/repo-access.ts';
 import { withRepoErrors } from '../../../../actor-store/xrpc-errors.ts';
+import { isOwnerOrAdmin } from '../../../../auth/verifier.ts';
 import { InvalidRequest } from '../../../../xrpc/errors.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 
@@ -11,11 +12,12 @@ import { xrpcMethod } from '../../../../xrpc/handler.ts';
 export default xrpcMethod({
   nsid: 'com.atproto.sync.getBlob',
   type: 'query',
-  auth: 'none',
-  async handler({ ctx, params }) {
+  auth: 'optionalAccessOrAdmin',
+  allowTakendown: true,
+  async handler({ ctx, params, auth }) {
     const did = params.requiredString('did');
     const cidParam = params.requiredString('cid');
-    syncRepo(ctx.accountManager, did);
+    syncRepo(ctx.accountManager, did, isOwnerOrAdmin(auth, did));
     return withRepoErrors(async () => {
       const blob = await ctx.actorStore.readBlob(did, parseCid(cidParam));
       if (!blob) throw InvalidRequest('Blob not found', 'BlobNotFound');

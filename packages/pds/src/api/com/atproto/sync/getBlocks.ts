@@ -2,6 +2,7 @@ import { writeCarBytes } from '@portage/atproto/car';
 import { formatCid, parseCid } from '@portage/atproto/cid';
 import { syncRepo } from '../../../../actor-store/repo-access.ts';
 import { withRepoErrors } from '../../../../actor-store/xrpc-errors.ts';
+import { isOwnerOrAdmin } from '../../../../auth/verifier.ts';
 import { InvalidRequest } from '../../../../xrpc/errors.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 
@@ -9,11 +10,11 @@ import { xrpcMethod } from '../../../../xrpc/handler.ts';
 export default xrpcMethod({
   nsid: 'com.atproto.sync.getBlocks',
   type: 'query',
-  auth: 'none',
-  async handler({ ctx, params }) {
+  auth: 'optionalAccessOrAdmin',
+  async handler({ ctx, params, auth }) {
     const did = params.requiredString('did');
     const cidStrings = params.strings('cids', { maxItems: 1000 });
-    syncRepo(ctx.accountManager, did);
+    syncRepo(ctx.accountManager, did, isOwnerOrAdmin(auth, did));
     return withRepoErrors(async () => {
       const { found, missing } = ctx.actorStore.getBlocks(did, cidStrings.map(parseCid));
       if (missing.length > 0) {

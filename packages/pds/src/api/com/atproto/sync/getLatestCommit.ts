@@ -1,4 +1,5 @@
 import { commitMeta, syncRepo } from '../../../../actor-store/repo-access.ts';
+import { isOwnerOrAdmin } from '../../../../auth/verifier.ts';
 import { XrpcError } from '../../../../xrpc/errors.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 
@@ -6,10 +7,10 @@ import { xrpcMethod } from '../../../../xrpc/handler.ts';
 export default xrpcMethod({
   nsid: 'com.atproto.sync.getLatestCommit',
   type: 'query',
-  auth: 'none',
-  async handler({ ctx, params }) {
+  auth: 'optionalAccessOrAdmin',
+  async handler({ ctx, params, auth }) {
     const did = params.requiredString('did');
-    syncRepo(ctx.accountManager, did);
+    syncRepo(ctx.accountManager, did, isOwnerOrAdmin(auth, did));
     const root = ctx.actorStore.getRoot(did);
     if (!root) throw new XrpcError(400, 'RepoNotFound', `Could not find root for DID: ${did}`);
     return { json: commitMeta(root) };

@@ -1,16 +1,18 @@
 import { syncRepo } from '../../../../actor-store/repo-access.ts';
 import { withRepoErrors } from '../../../../actor-store/xrpc-errors.ts';
+import { isOwnerOrAdmin } from '../../../../auth/verifier.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 
 /** The whole repository as a streaming CAR; with `since`, only what changed after that rev. */
 export default xrpcMethod({
   nsid: 'com.atproto.sync.getRepo',
   type: 'query',
-  auth: 'none',
-  async handler({ ctx, params }) {
+  auth: 'optionalAccessOrAdmin',
+  allowTakendown: true,
+  async handler({ ctx, params, auth }) {
     const did = params.requiredString('did');
     const since = params.string('since');
-    syncRepo(ctx.accountManager, did);
+    syncRepo(ctx.accountManager, did, isOwnerOrAdmin(auth, did));
     return withRepoErrors(() => ({
       body: ctx.actorStore.exportCar(did, since),
       contentType: 'application/vnd.ipld.car',
