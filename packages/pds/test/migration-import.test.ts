@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { AtpAgent, XRPCError } from '@atproto/api';
 import { readCarBytes, writeCarBytes } from '@portage/atproto/car';
-import { type Cid, formatCid } from '@portage/atproto/cid';
+import { type Cid, formatCid, parseCid } from '@portage/atproto/cid';
 import { importRepo } from '@portage/atproto/repo/import';
 import { startTestPds, type TestPds } from './harness.ts';
 import { fillAccount } from './migration-flow.ts';
@@ -67,8 +67,18 @@ describe('importRepo replaces the repository atomically, on the actor store conn
     // Read the first commit through the store, so its block cache holds it.
     assert.equal(store.getBlocks(did, [created.cid]).found.length, 1);
 
+    // One blob arrives before the records that reference it: a temporary upload until the import.
+    const { data: listed } = await oldAgent.com.atproto.sync.listBlobs({ did });
+    const early = listed.cids[0]!;
+    const { data: earlyBytes } = await oldAgent.com.atproto.sync.getBlob({ did, cid: early });
+    const { data: uploaded } = await newAgent.com.atproto.repo.uploadBlob(earlyBytes, { encoding: 'image/png' });
+    const earlyCid = parseCid(early);
+    assert.equal(uploaded.blob.ref.toString(), early);
+    assert.equal(store.getBlobInfo(did, earlyCid)?.temporary, true);
+
     const car = await exportOld();
     await newAgent.com.atproto.repo.importRepo(car, { encoding: 'application/vnd.ipld.car' });
+    assert.equal(store.getBlobInfo(did, earlyCid)?.temporary, false, 'the import made the early upload permanent');
     const imported = (await readCarBytes(car)).roots[0]!;
     assert.equal(formatCid(store.getRoot(did)!.cid), formatCid(imported));
     assert.equal(formatCid(store.getRootIndexed(did)!.cid), formatCid(imported), 'the shared root index follows');
@@ -82,8 +92,12 @@ describe('importRepo replaces the repository atomically, on the actor store conn
     assert.equal(status.repoCommit, formatCid(imported));
     assert.equal(status.indexedRecords, 403);
     assert.equal(status.expectedBlobs, 3);
+    assert.equal(status.importedBlobs, 1);
     const { data: missing } = await newAgent.com.atproto.repo.listMissingBlobs({ limit: 10 });
-    assert.equal(missing.blobs.length, 3);
+    assert.deepEqual(
+      missing.blobs.map((b) => b.cid),
+      listed.cids.filter((cid) => cid !== early).sort(),
+    );
   });
 
   it('rolls back an import whose last record is missing, leaving the previous repository as it was', async () => {

@@ -205,9 +205,10 @@ function compareCids(a: PendingBlock, b: PendingBlock): number {
  */
 export async function promoteReferencedBlobs(deps: Pick<RepoImportDeps, 'actorStore' | 'blobstore'>, did: string) {
   const pending = accountDatabase(deps.actorStore, did)
+    // Through the partial index of temporary blobs: only they are read, however many are stored.
     .prepare(
-      `SELECT DISTINCT blob.cid AS cid, blob.temp_key AS tempKey FROM blob
-       JOIN record_blob ON record_blob.blob_cid = blob.cid WHERE blob.temp_key IS NOT NULL`,
+      `SELECT cid, temp_key AS tempKey FROM blob WHERE temp_key IS NOT NULL
+       AND EXISTS (SELECT 1 FROM record_blob WHERE record_blob.blob_cid = blob.cid)`,
     )
     .all() as { cid: string; tempKey: string }[];
   if (pending.length === 0) return;
