@@ -152,9 +152,7 @@ function startServerProcess(
     : ['--server', JSON.stringify({ plcUrl, serviceDid })];
   return new Promise((resolve, reject) => {
     // BENCH_SERVER_PROF=<dir> writes a CPU profile of each PDS process there.
-    const prof = process.env.BENCH_SERVER_PROF
-      ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_PROF}`]
-      : [];
+    const prof = process.env.BENCH_SERVER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_PROF}`] : [];
     const child = spawn(process.execPath, [...prof, import.meta.filename, ...args], {
       stdio: ['ignore', 'pipe', 'ignore'],
       env,
