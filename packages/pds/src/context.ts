@@ -20,6 +20,7 @@ import type { PdsConfig } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { Mailer } from './mailer/mailer.ts';
 import { MigrationService } from './migration/service.ts';
+import { type RateLimitPolicies, RateLimiter } from './rate-limit/rate-limiter.ts';
 import { FirehoseService } from './sequencer/firehose-service.ts';
 import type { Sequencer } from './sequencer/sequencer.ts';
 
@@ -30,6 +31,8 @@ export interface AppContextOptions {
   resolveTxt?: (name: string) => Promise<string[]>;
   /** fetch used for PLC, DID and handle resolution (default globalThis.fetch). */
   fetch?: typeof fetch;
+  /** Limits to apply instead of the reference's when PDS_RATE_LIMITS_ENABLED=true (tests use small ones). */
+  rateLimits?: RateLimitPolicies;
 }
 
 export class AppContext {
@@ -52,6 +55,8 @@ export class AppContext {
   readonly firehose: FirehoseService;
   /** The firehose's event log; account and identity changes are sequenced through it. */
   readonly sequencer: Sequencer;
+  /** Request rate limits; undefined unless PDS_RATE_LIMITS_ENABLED=true. */
+  readonly rateLimiter: RateLimiter | undefined;
   #streamsClosed = false;
 
   private constructor(fields: {
@@ -68,6 +73,7 @@ export class AppContext {
     handleResolver: HandleResolver;
     mailer: Mailer;
     firehose: FirehoseService;
+    rateLimiter: RateLimiter | undefined;
   }) {
     this.config = fields.config;
     this.logger = fields.logger;
@@ -83,6 +89,7 @@ export class AppContext {
     this.mailer = fields.mailer;
     this.firehose = fields.firehose;
     this.sequencer = fields.firehose.sequencer;
+    this.rateLimiter = fields.rateLimiter;
     this.migration = new MigrationService(this);
   }
 
@@ -136,6 +143,7 @@ export class AppContext {
         logger,
       }),
       firehose,
+      rateLimiter: config.rateLimitsEnabled ? new RateLimiter(opts.rateLimits) : undefined,
     });
   }
 

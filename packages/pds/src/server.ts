@@ -145,6 +145,7 @@ async function dispatch(
     input = emptyStream();
   }
 
+  ctx.rateLimiter?.check({ nsid, req, res, auth, input }); // undefined unless PDS_RATE_LIMITS_ENABLED
   const output = await method.handler({ ctx, nsid, params: new Params(search), input, inputEncoding, auth, req, res });
   await sendOutput(req, res, output);
 }
