@@ -91,6 +91,8 @@ function generateEmailToken(): string {
 }
 /** Longest app-password name, as in the lexicon of createAppPassword. */
 const APP_PASSWORD_NAME_MAX = 100;
+/** How many account rows #accountRow keeps in memory before starting over. */
+const MAX_CACHED_ACCOUNT_ROWS = 10_000;
 
 function toAccount(row: AccountRow): Account {
   return {
@@ -141,6 +143,13 @@ export class AccountManager {
   readonly #accountByDid: Database.Statement<[string], AccountRow>;
   readonly #accountByHandle: Database.Statement<[string], AccountRow>;
   #events: { log: AccountEventLog; host: OutboxHost } | undefined;
+  /**
+   * Account rows by DID and by handle, read on every authenticated request. Reading the row
+   * again costs a SQLite read transaction (~11 µs, file-lock system calls) per request; this
+   * process is the only writer of the account table, and every write to it goes through
+   * #changeAccounts, which empties the cache.
+   */
+  readonly #rowCache = new Map<string, AccountRow>();
 
   constructor(opts: AccountManagerOptions) {
     this.db = openAccountDb(opts.dbPath);
@@ -165,9 +174,16 @@ export class AccountManager {
     this.#events = { log, host };
   }
 
-  /** Runs `change` in one account-DB transaction with the events it announces. */
-  #inTransaction<T>(change: () => T): T {
-    return this.db.transaction(change)();
+  /**
+   * Runs `change`, which writes the account table, in one account-DB transaction with the
+   * events it announces, and forgets the cached rows (also when it fails: it may have raced).
+   */
+  #changeAccounts<T>(change: () => T): T {
+    try {
+      return this.db.transaction(change)();
+    } finally {
+      this.#rowCache.clear();
+    }
   }
 
   /** Call only inside an account-DB transaction: the event commits or rolls back with it. */
@@ -195,7 +211,15 @@ export class AccountManager {
 
   /** The row of a DID, or of a handle (already lower-cased). */
   #accountRow(didOrHandle: string): AccountRow | undefined {
-    return (didOrHandle.startsWith('did:') ? this.#accountByDid : this.#accountByHandle).get(didOrHandle);
+    const cached = this.#rowCache.get(didOrHandle);
+    if (cached) return cached;
+    const row = (didOrHandle.startsWith('did:') ? this.#accountByDid : this.#accountByHandle).get(didOrHandle);
+    if (row) {
+      // Bounded: a server with more accounts than this simply reads the rest from SQLite again.
+      if (this.#rowCache.size >= MAX_CACHED_ACCOUNT_ROWS) this.#rowCache.clear();
+      this.#rowCache.set(didOrHandle, Object.freeze(row));
+    }
+    return row;
   }
 
   // ---- accounts ----
@@ -235,17 +259,25 @@ export class AccountManager {
   }): Promise<void> {
     const passwordHash = await hashPassword(args.password);
     const now = new Date(this.#now() * 1000).toISOString();
-    const insert = this.db.transaction(() => {
-      if (args.inviteCode !== undefined) this.#useInviteCode(args.inviteCode, args.did, now);
-      this.#prepared(
-        `INSERT INTO account (did, handle, email, password_scrypt, created_at, deactivated_at)
+    const insert = () =>
+      this.#changeAccounts(() => {
+        if (args.inviteCode !== undefined) this.#useInviteCode(args.inviteCode, args.did, now);
+        this.#prepared(
+          `INSERT INTO account (did, handle, email, password_scrypt, created_at, deactivated_at)
            VALUES (?, ?, ?, ?, ?, ?)`,
-      ).run(args.did, args.handle, args.email?.toLowerCase() ?? null, passwordHash, now, args.deactivated ? now : null);
-      if (!args.deactivated) {
-        this.#announceIdentity({ did: args.did, handle: args.handle });
-        this.#announceAccount({ did: args.did, active: true });
-      }
-    });
+        ).run(
+          args.did,
+          args.handle,
+          args.email?.toLowerCase() ?? null,
+          passwordHash,
+          now,
+          args.deactivated ? now : null,
+        );
+        if (!args.deactivated) {
+          this.#announceIdentity({ did: args.did, handle: args.handle });
+          this.#announceAccount({ did: args.did, active: true });
+        }
+      });
     try {
       insert();
     } catch (err) {
@@ -266,7 +298,7 @@ export class AccountManager {
    */
   deactivateAccount(did: string, deleteAfter: string | null): void {
     const now = new Date(this.#now() * 1000).toISOString();
-    this.#inTransaction(() => {
+    this.#changeAccounts(() => {
       const changed = this.#prepared(
         'UPDATE account SET deactivated_at = coalesce(deactivated_at, ?), delete_after = ? WHERE did = ?',
       ).run(now, deleteAfter, did).changes;
@@ -279,7 +311,7 @@ export class AccountManager {
    * given the repository's `head`, a #sync for consumers to resync from.
    */
   activateAccount(did: string, head?: ActivationHead): void {
-    this.#inTransaction(() => {
+    this.#changeAccounts(() => {
       const changed = this.#prepared('UPDATE account SET deactivated_at = NULL, delete_after = NULL WHERE did = ?').run(
         did,
       ).changes;
@@ -293,7 +325,7 @@ export class AccountManager {
 
   /** Deletes the account's row (and, by cascade, its sessions and settings); announces #account (deleted). */
   deleteAccount(did: string): void {
-    this.#inTransaction(() => {
+    this.#changeAccounts(() => {
       const changed = this.#prepared('DELETE FROM account WHERE did = ?').run(did).changes;
       if (changed === 1) this.#announceAccount({ did, active: false, status: 'deleted' });
     });
@@ -302,7 +334,7 @@ export class AccountManager {
   /** Changes the handle and announces it (#identity). */
   updateHandle(did: string, handle: string): void {
     try {
-      this.#inTransaction(() => {
+      this.#changeAccounts(() => {
         const changed = this.#prepared('UPDATE account SET handle = ? WHERE did = ?').run(handle, did).changes;
         if (changed === 1) this.#announceIdentity({ did, handle });
       });
