@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Cid, CODEC_RAW, cidFromDigest, formatCid } from '@portage/atproto/cid';
 import { type BlobReadResult, type BlobStore, BlobTooLargeError, type StoredTempBlob } from './blobstore.ts';
@@ -17,13 +17,86 @@ function didDirName(did: string): string {
   return did.replace(/[^a-zA-Z0-9._-]/g, '_');
 }
 
+/** Upload bytes waiting in memory for the file before the upload stops reading (per upload). */
+const MAX_UNWRITTEN_BYTES = 1024 * 1024;
+
+/**
+ * Writes an upload to its file while the rest is still arriving, with one write in flight at a
+ * time: chunks that arrive meanwhile go together in the next writev. Each file operation is a
+ * round trip to the thread pool and network chunks are small (~64 KB), so this keeps round
+ * trips few without waiting for the whole body. The caller waits only when more than
+ * MAX_UNWRITTEN_BYTES are queued, which bounds memory.
+ */
+class FileWriter {
+  readonly #file: FileHandle;
+  #queued: Uint8Array[] = [];
+  #queuedBytes = 0;
+  #writing: Promise<void> | undefined;
+  #error: unknown;
+
+  constructor(file: FileHandle) {
+    this.#file = file;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.#error !== undefined) throw this.#error;
+    this.#queued.push(chunk);
+    this.#queuedBytes += chunk.length;
+    this.#writing ??= this.#writeQueued();
+    if (this.#queuedBytes >= MAX_UNWRITTEN_BYTES) await this.#writing;
+  }
+
+  async #writeQueued(): Promise<void> {
+    try {
+      const file = this.#file;
+      while (this.#queued.length > 0) {
+        const chunks = this.#queued;
+        this.#queued = [];
+        this.#queuedBytes = 0;
+        await file.writev(chunks);
+      }
+    } catch (err) {
+      this.#error = err;
+    } finally {
+      this.#writing = undefined;
+    }
+  }
+
+  /** Writes what is left, optionally fsyncs, and closes the file. */
+  async finish(sync: boolean): Promise<void> {
+    if (this.#queued.length > 0) this.#writing ??= this.#writeQueued();
+    await this.#writing;
+    if (this.#error !== undefined) throw this.#error;
+    if (sync) await this.#file.sync();
+    await this.#file.close();
+  }
+
+  /** Stops writing and closes the file (the caller removes it). */
+  async abort(): Promise<void> {
+    this.#queued = [];
+    await this.#writing;
+    await this.#file.close().catch(() => {});
+  }
+}
+
+export interface DiskBlobStoreOptions {
+  /**
+   * 'normal' (default), like the actor stores' SQLite setting: an acknowledged upload is in the
+   * OS page cache, so it survives the process being killed but a power cut may lose the last
+   * moments of uploads. 'full' also fsyncs each upload before acknowledging it.
+   */
+  synchronous?: 'full' | 'normal';
+}
+
 export class DiskBlobStore implements BlobStore {
   readonly root: string;
   readonly tempRoot: string;
+  private readonly syncUploads: boolean;
 
-  constructor(root: string, tempRoot = join(root, 'tmp')) {
+  constructor(root: string, tempRoot = join(root, 'tmp'), options: DiskBlobStoreOptions = {}) {
     this.root = root;
     this.tempRoot = tempRoot;
+    this.syncUploads = options.synchronous === 'full';
   }
 
   private tempDir(did: string): string {
@@ -46,28 +119,39 @@ export class DiskBlobStore implements BlobStore {
   async putTemp(did: string, body: AsyncIterable<Uint8Array>, maxSize: number): Promise<StoredTempBlob> {
     const tempKey = randomBytes(16).toString('hex');
     const path = this.tempPath(did, tempKey);
-    await mkdir(this.tempDir(did), { recursive: true });
-    const file = await open(path, 'wx', 0o600);
     const hash = createHash('sha256');
     const head = new Uint8Array(SNIFF_LENGTH);
     let size = 0;
+    // Opened before reading: a disk that cannot take the upload fails it before the client
+    // has sent it all.
+    const writer = new FileWriter(await this.openTempFile(did, path));
     try {
       for await (const chunk of body) {
         if (size + chunk.length > maxSize) throw new BlobTooLargeError(maxSize);
         if (size < SNIFF_LENGTH) head.set(chunk.subarray(0, SNIFF_LENGTH - size), size);
         size += chunk.length;
         hash.update(chunk);
-        await file.write(chunk);
+        await writer.write(chunk);
       }
-      await file.sync();
+      await writer.finish(this.syncUploads);
     } catch (err) {
-      await file.close().catch(() => {});
+      await writer.abort();
       await rm(path, { force: true });
       throw err;
     }
-    await file.close();
     const cid = cidFromDigest(CODEC_RAW, new Uint8Array(hash.digest()));
     return { tempKey, cid, size, sniffedMimeType: sniffMimeType(head.subarray(0, Math.min(size, SNIFF_LENGTH))) };
+  }
+
+  /** Creates the upload's file, and the account's temporary directory the first time it is missing. */
+  private async openTempFile(did: string, path: string): Promise<FileHandle> {
+    try {
+      return await open(path, 'wx', 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await mkdir(this.tempDir(did), { recursive: true });
+      return open(path, 'wx', 0o600);
+    }
   }
 
   async makePermanent(did: string, tempKey: string, cid: Cid): Promise<void> {
