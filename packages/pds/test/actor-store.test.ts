@@ -15,6 +15,8 @@ import { ActorStore, ActorStoreError } from '../src/actor-store/actor-store.ts';
 import { prepareWrites, type WriteRequest, WriteRequestError } from '../src/actor-store/prepare-writes.ts';
 import type { CommitEvent } from '../src/actor-store/types.ts';
 import { DiskBlobStore } from '../src/blobstore/disk.ts';
+import { encodeEventCar } from '../src/sequencer/event-car.ts';
+import { commitEventBody } from '../src/sequencer/events.ts';
 
 async function collect(stream: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
@@ -354,6 +356,71 @@ describe('actor store with more accounts than open databases', () => {
         assert.equal(verified.creates.length, 3);
         assert.equal(store.getRootIndexed(a.did)?.rev, store.getRoot(a.did)?.rev);
       }
+    } finally {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('group commits within the firehose limits', () => {
+  it('splits concurrent requests so no #commit exceeds 200 ops or 2,000,000 bytes of blocks', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portage-actor-limits-'));
+    const store = new ActorStore({ directory: join(dir, 'actors'), blobstore: new DiskBlobStore(join(dir, 'blobs')) });
+    // The firehose's own event builder, which refuses an over-limit commit (and so the write).
+    const sizes: { ops: number; carBytes: number }[] = [];
+    store.onCommit((e) => {
+      commitEventBody({ ...e, blocks: e.blocks.entries() }, new Date().toISOString());
+      sizes.push({ ops: e.ops.length, carBytes: encodeEventCar(e.commit, e.blocks.entries()).length });
+    });
+    try {
+      const key = await generateSigningKey();
+      await store.create(did, key);
+      const big = (n: number, size: number) => ({ $type: 'com.example.big', n, data: 'x'.repeat(size) });
+      // Each request is well within the limits on its own; together they are not.
+      const large = Array.from({ length: 4 }, (_, i) =>
+        store.applyWrites(
+          did,
+          prepareWrites([
+            { action: 'create', collection: 'com.example.big', rkey: `big${i}`, record: big(i, 700_000) },
+          ]),
+        ),
+      );
+      const many = Array.from({ length: 3 }, (_, i) =>
+        store.applyWrites(
+          did,
+          prepareWrites(
+            Array.from({ length: 80 }, (_, j) => ({
+              action: 'create' as const,
+              collection: 'com.example.item',
+              rkey: `many${i}-${j}`,
+              record: item(j),
+            })),
+          ),
+        ),
+      );
+      const results = await Promise.all([...large, ...many]);
+      assert.equal(results.length, 7);
+      // A single request as large as the limits allow still commits, alone.
+      const pair = await store.applyWrites(
+        did,
+        prepareWrites(
+          [0, 1].map((i) => ({
+            action: 'create' as const,
+            collection: 'com.example.big',
+            rkey: `pair${i}`,
+            record: big(i, 950_000),
+          })),
+        ),
+      );
+      assert.equal(pair.results.length, 2);
+      assert.ok(sizes.length >= 5, `${sizes.length} commits`);
+      for (const size of sizes) {
+        assert.ok(size.ops <= 200, `a commit of ${size.ops} ops`);
+        assert.ok(size.carBytes <= 2_000_000, `a commit of ${size.carBytes} bytes of blocks`);
+      }
+      const verified = await verifyRepoCar(await collect(store.exportCar(did)), did, key.did());
+      assert.equal(verified.creates.length, 4 + 240 + 2);
     } finally {
       store.close();
       rmSync(dir, { recursive: true, force: true });

@@ -19,10 +19,18 @@ import { type Cid, cidEquals, formatCid, parseCid } from '@portage/atproto/cid';
 import type { ExportableSigningKey } from '@portage/atproto/crypto';
 import { AtprotoError } from '@portage/atproto/errors';
 import type { BlobStore } from '../blobstore/blobstore.ts';
+import { MAX_COMMIT_BLOCKS_BYTES } from '../sequencer/events.ts';
 import { SqliteBlockStore } from './block-store.ts';
 import { openActorDb, openRootIndex, type SqliteDb } from './db.ts';
 import { MAX_WRITES_PER_COMMIT, type PreparedWrite } from './prepare-writes.ts';
-import { createRepo, recordProof, type RepoCommit, writeRepo } from './repo-engine.ts';
+import {
+  createRepo,
+  estimatedEventBytes,
+  eventCarBytes,
+  recordProof,
+  type RepoCommit,
+  writeRepo,
+} from './repo-engine.ts';
 import { readSigningKeyFile, writeSigningKeyFile } from './signing-key-file.ts';
 import { openSnapshot, snapshotCar } from './snapshot-car.ts';
 import type {
@@ -137,22 +145,27 @@ interface QueuedWrite {
 }
 
 /**
- * The requests at the head of the queue that can share one commit: in arrival order, at most
- * 200 writes, no swapCommit (it names the commit it expects to follow) and no record touched
- * twice. The first request is always taken.
+ * The requests at the head of the queue that can share one commit: in arrival order, no
+ * swapCommit (it names the commit it expects to follow), no record touched twice, and within
+ * the firehose's limits for one #commit: at most 200 ops and (estimated) 2,000,000 bytes of
+ * blocks. The first request is always taken: on its own it is as large as the client made it.
  */
-function takeBatch(queue: QueuedWrite[]): QueuedWrite[] {
+function takeBatch(queue: readonly QueuedWrite[]): QueuedWrite[] {
   const first = queue[0] as QueuedWrite;
   if (first.swapCommit) return [first];
   const batch = [first];
   const paths = new Set(first.writes.map((w) => w.path));
   let count = first.writes.length;
+  let bytes = estimatedEventBytes(first.writes);
   for (let i = 1; i < queue.length; i++) {
     const item = queue[i] as QueuedWrite;
     if (item.swapCommit || count + item.writes.length > MAX_WRITES_PER_COMMIT) break;
+    const itemBytes = estimatedEventBytes(item.writes);
+    if (bytes + itemBytes > MAX_COMMIT_BLOCKS_BYTES) break;
     if (item.writes.some((w) => paths.has(w.path))) break;
     for (const w of item.writes) paths.add(w.path);
     count += item.writes.length;
+    bytes += itemBytes;
     batch.push(item);
   }
   return batch;
@@ -613,7 +626,10 @@ export class ActorStore {
         this.queues.set(did, queue);
       }
       queue.push({ writes, swapCommit: opts.swapCommit, resolve, reject });
-      if (queue.length === 1) void this.drain(did, queue);
+      // Start after the requests already readable on other sockets have been parsed and queued
+      // too (setImmediate runs after the event loop's I/O phase): otherwise each request would
+      // be committed alone before the next one is even read, and nothing would be coalesced.
+      if (queue.length === 1) setImmediate(() => void this.drain(did, queue));
     });
   }
 
@@ -621,37 +637,52 @@ export class ActorStore {
   private async drain(did: string, queue: QueuedWrite[]): Promise<void> {
     while (queue.length > 0) {
       const batch = takeBatch(queue);
-      await this.withWriteLock(did, () => this.commitBatch(did, batch)).catch((err: unknown) => {
+      const deferred = await this.withWriteLock(did, () => this.commitBatch(did, batch)).catch((err: unknown) => {
         for (const item of batch) item.reject(err);
+        return [];
       });
-      queue.splice(0, batch.length);
+      queue.splice(0, batch.length, ...deferred);
+      // Let requests that arrived during this commit join the next one.
+      if (queue.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
     }
     if (this.queues.get(did) === queue) this.queues.delete(did);
   }
 
-  private async commitBatch(did: string, batch: QueuedWrite[]): Promise<void> {
+  /**
+   * Checks each request of the batch, then commits the ones that passed together. Returns the
+   * requests left for the next commit: when the shared commit would make a #commit event over
+   * the firehose's 2,000,000-byte limit (the queue's estimate fell short), only a leading part
+   * of the batch is committed; the rest goes back to the head of the queue and is checked again.
+   */
+  private async commitBatch(did: string, batch: QueuedWrite[]): Promise<QueuedWrite[]> {
     const handle = this.existing(did);
     const root = handle.root();
     if (!root) throw notFound(did);
-    const accepted: QueuedWrite[] = [];
-    const newBlobs = new Map<string, { cid: Cid; tempKey: string }>();
+    const accepted: { item: QueuedWrite; newBlobs: { cid: Cid; tempKey: string }[] }[] = [];
     for (const item of batch) {
       try {
         if (item.swapCommit && !cidEquals(item.swapCommit, root.cid)) {
           throw new ActorStoreError('InvalidSwap', `Commit was at ${formatCid(root.cid)}`);
         }
         this.checkRecordSwaps(handle, item.writes);
-        for (const blob of this.checkBlobs(handle, item.writes)) newBlobs.set(formatCid(blob.cid), blob);
-        accepted.push(item);
+        accepted.push({ item, newBlobs: this.checkBlobs(handle, item.writes) });
       } catch (err) {
         item.reject(err);
       }
     }
-    if (accepted.length === 0) return;
-    const writes = accepted.flatMap((item) => item.writes);
+    if (accepted.length === 0) return [];
+    const writesOf = (count: number) => accepted.slice(0, count).flatMap((a) => a.item.writes);
+    let committedCount = accepted.length;
     try {
       const key = await this.getSigningKey(did);
-      const commit = await writeRepo(handle.blocks, root.cid, writes, key);
+      let commit = await writeRepo(handle.blocks, root.cid, writesOf(committedCount), key);
+      while (committedCount > 1 && eventCarBytes(commit) > MAX_COMMIT_BLOCKS_BYTES) {
+        committedCount = Math.ceil(committedCount / 2);
+        commit = await writeRepo(handle.blocks, root.cid, writesOf(committedCount), key);
+      }
+      const committed = accepted.slice(0, committedCount);
+      const newBlobs = new Map<string, { cid: Cid; tempKey: string }>();
+      for (const a of committed) for (const blob of a.newBlobs) newBlobs.set(formatCid(blob.cid), blob);
       // Blob files move to their permanent place before the transaction: if the process dies in
       // between, the rows still say "temporary" and makePermanent is idempotent on retry.
       for (const blob of newBlobs.values()) {
@@ -665,11 +696,11 @@ export class ActorStore {
         }
       }
       const dereferenced: Cid[] = [];
-      this.persistCommit(handle, commit, writes, (cids) => dereferenced.push(...cids));
+      this.persistCommit(handle, commit, writesOf(committedCount), (cids) => dereferenced.push(...cids));
       // The commit is durable; a blob file that fails to go is only wasted space, not an error.
       if (dereferenced.length > 0) await this.blobstore.delete(did, dereferenced).catch(() => {});
       const meta = { cid: commit.cid, rev: commit.rev };
-      for (const item of accepted) {
+      for (const { item } of committed) {
         const results: WriteResult[] = item.writes.map((w) => ({
           action: w.action,
           uri: atUri(did, w.collection, w.rkey),
@@ -679,8 +710,9 @@ export class ActorStore {
         item.resolve({ commit: meta, results });
       }
     } catch (err) {
-      for (const item of accepted) item.reject(err);
+      for (const { item } of accepted.slice(0, committedCount)) item.reject(err);
     }
+    return accepted.slice(committedCount).map((a) => a.item);
   }
 
   private checkRecordSwaps(handle: ActorHandle, writes: PreparedWrite[]): void {

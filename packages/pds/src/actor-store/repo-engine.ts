@@ -4,6 +4,7 @@
  * the actor store persists and announces. Nothing here touches SQLite: the engine reads through
  * the BlockReader interface that SqliteBlockStore implements.
  */
+import { encode as encodeCbor, toCidLink } from '@atcute/cbor';
 import type { CarBlockInput } from '@portage/atproto/car';
 import { type Cid, formatCid } from '@portage/atproto/cid';
 import type { SigningKey } from '@portage/atproto/crypto';
@@ -15,6 +16,13 @@ import { RepoError } from '@portage/atproto/repo/errors';
 import { type CommitResult as EngineCommit, type RecordWrite, Repo } from '@portage/atproto/repo/repo';
 import type { PreparedWrite } from './prepare-writes.ts';
 import type { CommitOp } from './types.ts';
+
+/**
+ * Room a write needs in a #commit besides its record block: its share of the new MST nodes, the
+ * proof nodes around its key and the commit block. A single create in a 20,000-record tree
+ * brings about 2 KB; writes sharing a commit share most of their path, so this is generous.
+ */
+const EVENT_BYTES_PER_WRITE = 4096;
 
 /** A signed commit and everything needed to persist it and announce it. */
 export interface RepoCommit {
@@ -42,6 +50,39 @@ function fromEngine(result: EngineCommit): RepoCommit {
     ops: result.ops,
     eventBlocks: result.proofBlocks,
   };
+}
+
+function varintLength(n: number): number {
+  let length = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80);
+    length++;
+  }
+  return length;
+}
+
+/** Exact size of the CAR a firehose #commit of this commit carries (what its limit is measured on). */
+export function eventCarBytes(commit: RepoCommit): number {
+  const header = encodeCbor({ version: 1, roots: [toCidLink(commit.cid)] });
+  let size = varintLength(header.length) + header.length;
+  for (const { cid, bytes } of commit.eventBlocks.entries()) {
+    const entry = cid.bytes.length + bytes.length;
+    size += varintLength(entry) + entry;
+  }
+  return size;
+}
+
+/**
+ * A generous estimate of the bytes `writes` add to a #commit, known before the commit is built:
+ * how the group-commit queue keeps a shared commit under the firehose limit.
+ */
+export function estimatedEventBytes(writes: readonly PreparedWrite[]): number {
+  let size = 0;
+  for (const write of writes) {
+    size += EVENT_BYTES_PER_WRITE;
+    if (write.action !== 'delete') size += write.cid.bytes.length + write.bytes.length + 4;
+  }
+  return size;
 }
 
 function toEngineWrite(write: PreparedWrite): RecordWrite {
