@@ -1,7 +1,6 @@
-import { formatCid, parseCid } from '@portage/atproto/cid';
-import { MAX_WRITES_PER_COMMIT, prepareWrites, type WriteRequest } from '../../../../actor-store/prepare-writes.ts';
-import { commitMeta, ownRepoDid } from '../../../../actor-store/repo-access.ts';
-import { withRepoErrors } from '../../../../actor-store/xrpc-errors.ts';
+import { formatCid } from '@portage/atproto/cid';
+import { MAX_WRITES_PER_COMMIT, type WriteRequest } from '../../../../actor-store/prepare-writes.ts';
+import { writeOwnRepo } from '../../../../actor-store/repo-access.ts';
 import { InvalidRequest } from '../../../../xrpc/errors.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 import {
@@ -46,30 +45,26 @@ export default xrpcMethod({
   auth: 'access',
   async handler({ ctx, input, auth }) {
     const body = inputObject(input);
-    const did = ownRepoDid(ctx.accountManager, requiredString(body, 'repo'), auth.did);
+    const repo = requiredString(body, 'repo');
     const validate = optionalBoolean(body, 'validate');
     const swapCommit = optionalString(body, 'swapCommit');
     const rawWrites = requiredArray(body, 'writes', { maxItems: MAX_WRITES_PER_COMMIT });
     const requests = rawWrites.map((w, i) => parseWrite(w, i, validate));
-    return withRepoErrors(async () => {
-      const writes = prepareWrites(requests);
-      const swap = swapCommit === undefined ? undefined : parseCid(swapCommit);
-      const { commit, results } = await ctx.actorStore.applyWrites(did, writes, { swapCommit: swap });
-      return {
-        json: {
-          commit: commitMeta(commit),
-          results: results.map((r) =>
-            r.action === 'delete'
-              ? { $type: `${PREFIX}deleteResult` }
-              : {
-                  $type: `${PREFIX}${r.action}Result`,
-                  uri: r.uri,
-                  cid: formatCid(r.cid!),
-                  validationStatus: r.validationStatus,
-                },
-          ),
-        },
-      };
-    });
+    const { commit, results } = await writeOwnRepo(ctx, auth.did, { repo, swapCommit, writes: () => requests });
+    return {
+      json: {
+        commit,
+        results: results.map((r) =>
+          r.action === 'delete'
+            ? { $type: `${PREFIX}deleteResult` }
+            : {
+                $type: `${PREFIX}${r.action}Result`,
+                uri: r.uri,
+                cid: formatCid(r.cid!),
+                validationStatus: r.validationStatus,
+              },
+        ),
+      },
+    };
   },
 });

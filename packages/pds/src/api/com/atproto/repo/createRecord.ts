@@ -1,7 +1,4 @@
-import { formatCid, parseCid } from '@portage/atproto/cid';
-import { prepareWrites } from '../../../../actor-store/prepare-writes.ts';
-import { commitMeta, ownRepoDid } from '../../../../actor-store/repo-access.ts';
-import { withRepoErrors } from '../../../../actor-store/xrpc-errors.ts';
+import { writeOwnRepo, writtenRecordView } from '../../../../actor-store/repo-access.ts';
 import { InvalidRequest } from '../../../../xrpc/errors.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 import { inputObject, optionalBoolean, optionalString, requiredString } from '../../../../xrpc/input.ts';
@@ -13,25 +10,17 @@ export default xrpcMethod({
   auth: 'access',
   async handler({ ctx, input, auth }) {
     const body = inputObject(input);
-    const did = ownRepoDid(ctx.accountManager, requiredString(body, 'repo'), auth.did);
+    const repo = requiredString(body, 'repo');
     const collection = requiredString(body, 'collection');
     const rkey = optionalString(body, 'rkey', { maxLength: 512 });
     const validate = optionalBoolean(body, 'validate');
     const swapCommit = optionalString(body, 'swapCommit');
     if (body.record === undefined) throw InvalidRequest('Input must have the property "record"');
-    return withRepoErrors(async () => {
-      const writes = prepareWrites([{ action: 'create', collection, rkey, record: body.record, validate }]);
-      const swap = swapCommit === undefined ? undefined : parseCid(swapCommit);
-      const { commit, results } = await ctx.actorStore.applyWrites(did, writes, { swapCommit: swap });
-      const created = results[0]!;
-      return {
-        json: {
-          uri: created.uri,
-          cid: formatCid(created.cid!),
-          commit: commitMeta(commit),
-          validationStatus: created.validationStatus,
-        },
-      };
+    const written = await writeOwnRepo(ctx, auth.did, {
+      repo,
+      swapCommit,
+      writes: () => [{ action: 'create', collection, rkey, record: body.record, validate }],
     });
+    return { json: writtenRecordView(written) };
   },
 });

@@ -1,7 +1,4 @@
-import { formatCid, parseCid } from '@portage/atproto/cid';
-import { prepareWrites } from '../../../../actor-store/prepare-writes.ts';
-import { commitMeta, ownRepoDid } from '../../../../actor-store/repo-access.ts';
-import { withRepoErrors } from '../../../../actor-store/xrpc-errors.ts';
+import { writeOwnRepo, writtenRecordView } from '../../../../actor-store/repo-access.ts';
 import { InvalidRequest } from '../../../../xrpc/errors.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 import { inputObject, optionalBoolean, optionalString, requiredString } from '../../../../xrpc/input.ts';
@@ -13,7 +10,7 @@ export default xrpcMethod({
   auth: 'access',
   async handler({ ctx, input, auth }) {
     const body = inputObject(input);
-    const did = ownRepoDid(ctx.accountManager, requiredString(body, 'repo'), auth.did);
+    const repo = requiredString(body, 'repo');
     const collection = requiredString(body, 'collection');
     const rkey = requiredString(body, 'rkey', { maxLength: 512 });
     const validate = optionalBoolean(body, 'validate');
@@ -21,25 +18,17 @@ export default xrpcMethod({
     // swapRecord: null means "must not exist yet"; absent means no check.
     const swapRecord = body.swapRecord === null ? null : optionalString(body, 'swapRecord');
     if (body.record === undefined) throw InvalidRequest('Input must have the property "record"');
-    return withRepoErrors(async () => {
-      const exists = ctx.actorStore.getRecordCid(did, collection, rkey) !== undefined;
-      const writes = prepareWrites([
-        exists
-          ? { action: 'update', collection, rkey, record: body.record, validate, swapRecord }
-          : { action: 'create', collection, rkey, record: body.record, validate },
-      ]);
-      if (!exists && swapRecord) throw InvalidRequest(`Record was at null`, 'InvalidSwap');
-      const swap = swapCommit === undefined ? undefined : parseCid(swapCommit);
-      const { commit, results } = await ctx.actorStore.applyWrites(did, writes, { swapCommit: swap });
-      const written = results[0]!;
-      return {
-        json: {
-          uri: written.uri,
-          cid: formatCid(written.cid!),
-          commit: commitMeta(commit),
-          validationStatus: written.validationStatus,
-        },
-      };
+    const written = await writeOwnRepo(ctx, auth.did, {
+      repo,
+      swapCommit,
+      writes: (did) => {
+        if (ctx.actorStore.getRecordCid(did, collection, rkey) !== undefined) {
+          return [{ action: 'update', collection, rkey, record: body.record, validate, swapRecord }];
+        }
+        if (swapRecord) throw InvalidRequest('Record was at null', 'InvalidSwap');
+        return [{ action: 'create', collection, rkey, record: body.record, validate }];
+      },
     });
+    return { json: writtenRecordView(written) };
   },
 });
