@@ -204,6 +204,10 @@ function sendError(ctx: AppContext, req: IncomingMessage, res: ServerResponse, e
   }
   const body = Buffer.from(JSON.stringify(xrpc.toJSON()), 'utf8');
   for (const [k, v] of Object.entries(xrpc.headers)) res.setHeader(k, v);
+  // Refused before the request body was all read (413, a bad token on an upload...): a client
+  // that stops sending mid-body and reuses the connection would have its next request read as
+  // the rest of this body. Closing the connection after the answer keeps both sides in step.
+  if (!req.complete) res.setHeader('Connection', 'close');
   res.writeHead(xrpc.status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': body.byteLength });
   res.end(req.method === 'HEAD' ? undefined : body);
 }

@@ -155,6 +155,38 @@ describe('XRPC framework', () => {
     assert.equal(tooBig.status, 413);
   });
 
+  it('closes the connection after refusing a body still being sent, so the next request is not read as its rest', async () => {
+    // A chunked upload that keeps coming after the 413: fetch (undici) stops sending the body and
+    // would reuse the connection for the next request, which the server would take for more body.
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (sent >= 4 * 1024 * 1024) {
+          controller.close();
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        controller.enqueue(new Uint8Array(16 * 1024));
+        sent += 16 * 1024;
+      },
+    });
+    const refused = await fetch(`${base}/xrpc/test.portage.count`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/png' },
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    assert.equal(refused.status, 413);
+    assert.equal(refused.headers.get('connection'), 'close');
+    await refused.arrayBuffer();
+    for (let i = 0; i < 3; i++) {
+      const next = await fetch(`${base}/xrpc/test.portage.query?name=after&limit=${i + 1}`, {
+        signal: AbortSignal.timeout(5000),
+      });
+      assert.deepEqual(await next.json(), { name: 'after', limit: i + 1 });
+    }
+  });
+
   it('checks query params: required, integer, range', async () => {
     assert.deepEqual(await (await fetch(`${base}/xrpc/test.portage.query?name=a&limit=5`)).json(), {
       name: 'a',
