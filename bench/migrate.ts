@@ -14,6 +14,10 @@
  * Portage -> Portage (P1 -> P2), each beside the reference-style flow into the reference PDS.
  *
  * Options: --records <n> (20000) --blobs <n> (200) --blob-kb <n> (256).
+ * `--into-portage-only` skips the reference-style flow and B -> C: the engine moves the account
+ * A -> P1 and P1 -> P2 (for quick measurements of those two rows; nothing is written to results).
+ * BENCH_TRACE=1 prints every request of the engine's runs with its start and end (ms since the
+ * run began).
  * `--rss-blobs <n>` additionally moves n blobs of 5 MB with Portage alone and reports its peak
  * RSS (n = 200 is the 1 GB target; off by default because creating them takes minutes).
  */
@@ -200,6 +204,19 @@ async function runPortage(job: ClientJob): Promise<ClientResult> {
   const started = new Map<string, number>();
   const phases: Record<string, number> = {};
   const t0 = performance.now();
+  let fetchImpl: typeof fetch | undefined;
+  if (process.env.BENCH_TRACE) {
+    fetchImpl = async (input, init) => {
+      const begin = performance.now() - t0;
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      const res = await fetch(input, init);
+      const end = performance.now() - t0;
+      process.stderr.write(
+        `trace ${begin.toFixed(0).padStart(5)} ${end.toFixed(0).padStart(5)} ${url.port} ${url.pathname.replace('/xrpc/', '')}\n`,
+      );
+      return res;
+    };
+  }
   const result = await migrate(
     {
       from: job.did,
@@ -219,7 +236,11 @@ async function runPortage(job: ClientJob): Promise<ClientResult> {
       onEvent: (e) => {
         if (e.type === 'step-started') started.set(e.step, performance.now());
         if (e.type === 'step-done') phases[e.step] = (performance.now() - started.get(e.step)!) / 1000;
+        if (process.env.BENCH_TRACE && (e.type === 'step-started' || e.type === 'step-done')) {
+          process.stderr.write(`trace ${(performance.now() - t0).toFixed(0).padStart(5)} ${e.type} ${e.step}\n`);
+        }
       },
+      ...(fetchImpl ? { fetch: fetchImpl } : {}),
       openBackup: job.backupDir ? (did) => new DirectoryBackup(job.backupDir!, did).open() : undefined,
     },
   );
@@ -331,8 +352,10 @@ async function main(): Promise<void> {
       blobs: { type: 'string', default: '200' },
       'blob-kb': { type: 'string', default: '256' },
       'rss-blobs': { type: 'string', default: '0' },
+      'into-portage-only': { type: 'boolean', default: false },
     },
   });
+  const intoPortageOnly = values['into-portage-only'];
   const records = Number(values.records);
   const blobs = Number(values.blobs);
   const blobBytes = Number(values['blob-kb']) * 1024;
@@ -393,6 +416,28 @@ async function main(): Promise<void> {
     };
 
     const did = await fill('bench', records, blobs, blobBytes);
+    const label = `${records} records + ${blobs} blobs x ${blobBytes / 1024} KB`;
+    if (intoPortageOnly) {
+      for (const [route, from, to] of [
+        ['reference -> Portage', a, p1],
+        ['Portage -> Portage', p1, p2],
+      ] as const) {
+        const run = await runClient({
+          side: 'portage',
+          did,
+          fromPds: from.url,
+          to: to.url,
+          plcUrl: plc.url,
+          password,
+          tokenUrl: from.tokenUrl,
+          backupDir: process.env.BENCH_NO_BACKUP ? undefined : join(dir, `backup-${to === p1 ? 'p1' : 'p2'}`),
+        });
+        process.stderr.write(
+          `bench: portage ${route}: ${run.total.toFixed(3)} s, phases ${JSON.stringify(run.phases)}\n`,
+        );
+      }
+      return;
+    }
     process.stderr.write('bench: reference-style flow A -> B...\n');
     const ref = await runClient({
       side: 'reference',
@@ -414,7 +459,6 @@ async function main(): Promise<void> {
       tokenUrl: b.tokenUrl,
       backupDir: process.env.BENCH_NO_BACKUP ? undefined : join(dir, 'backup'),
     });
-    const label = `${records} records + ${blobs} blobs x ${blobBytes / 1024} KB`;
     report({
       bench: 'migrate',
       metric: `repo phase seconds (${label})`,

@@ -67,6 +67,16 @@ export class DirectoryBackup implements BackupSink {
     await this.#writeManifest({ ...((await this.#readManifest()) ?? { did: this.did }), repoCommit: commit });
   }
 
+  async readRepo(): Promise<Blob | undefined> {
+    try {
+      // File-backed: it streams from disk as it is sent.
+      return await openAsBlob(join(this.dir, 'repo.car'), { type: 'application/vnd.ipld.car' });
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+      return undefined;
+    }
+  }
+
   async hasBlob(cid: string): Promise<boolean> {
     return (await this.#storedBlobs()).has(safeCid(cid));
   }

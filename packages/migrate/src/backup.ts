@@ -4,14 +4,21 @@
  * write to the browser's file system API. Each write consumes the body it is given and must
  * only make the item visible once it arrived whole (a cut stream leaves no partial file).
  *
- * The engine also reads blobs back: it fills the backup from the old server while the new one
- * imports the repository, then uploads from the backup, so the blob phase talks to one server.
+ * The engine also reads back: the repository CAR, downloaded while the sessions are set up, is
+ * imported from the backup; blobs are fetched into it while the new server imports and uploaded
+ * from there, so the blob phase talks to one server.
  */
 export interface BackupSink {
   /** The repo commit CID of the CAR stored now, if any (to skip an unchanged repo). */
   repoCommit(): Promise<string | undefined>;
   /** Stores the full repo CAR; `commit` is the commit CID it is expected to end at. */
   writeRepo(body: ReadableStream<Uint8Array>, commit: string | undefined): Promise<void>;
+  /**
+   * The stored CAR (the one `repoCommit` names), or undefined when none is stored. Optional: with
+   * it, the engine downloads the repository into the backup while it signs in and creates the
+   * account, then imports from here. A Blob should read from storage as it is sent.
+   */
+  readRepo?(): Promise<Blob | ReadableStream<Uint8Array> | undefined>;
   hasBlob(cid: string): Promise<boolean>;
   /** Stores a blob; rejects (and stores nothing) if the bytes do not hash to `cid`. */
   writeBlob(cid: string, body: ReadableStream<Uint8Array> | Uint8Array): Promise<void>;

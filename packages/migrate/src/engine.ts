@@ -117,6 +117,12 @@ interface AccountStatus {
   importedBlobs: number;
 }
 
+interface NewServerDescription {
+  did?: unknown;
+  inviteCodeRequired?: unknown;
+  availableUserDomains?: unknown;
+}
+
 interface RecommendedCredentials {
   rotationKeys?: string[];
   alsoKnownAs?: string[];
@@ -151,6 +157,17 @@ class Migration {
   newServiceDid = '';
   inviteRequired = false;
   backup: BackupSink | undefined;
+  /**
+   * The old server's repository export into the backup, started as soon as the account is
+   * resolved: getRepo is public, so it runs while the sign-ins and the account creation happen,
+   * and the import then reads the backup. Best effort: it resolves either way (copyRepo fetches
+   * again whatever it did not get).
+   */
+  repoDownload: Promise<void> | undefined;
+  repoDownloadBytes = 0;
+  readonly #stopDownload = new AbortController();
+  /** The new server's describeServer, asked while the old server checks the password. */
+  description: Promise<NewServerDescription> | undefined;
   /** Fills the backup from the old server while the new one imports the repository. */
   prefetch: BlobPrefetch | undefined;
   identityMoved = false;
@@ -191,6 +208,9 @@ class Migration {
     } catch (err) {
       return this.#failed(err);
     } finally {
+      this.#stopDownload.abort();
+      await this.repoDownload;
+      await this.prefetch?.stop();
       await this.releaseLock?.().catch(() => {});
     }
   }
@@ -211,24 +231,21 @@ class Migration {
 
   async #plan(): Promise<MigrationResult> {
     await this.step('resolve', () => this.resolve());
+    this.old = new PdsSession(this.journal!.oldPds, this.did, this.fetch);
+    // Neither needs a session: they run while the old server checks the password.
+    this.description = this.#describeNew();
+    this.description.catch(() => {}); // awaited by inspect-new
+    if (this.env.openBackup) this.backup = await this.env.openBackup(this.did);
+    if (this.backup && !this.identityMoved) this.repoDownload = this.#downloadRepo(this.backup);
     await this.step('login-old', () => this.loginOld());
     await this.step('inspect-new', () => this.inspectNew());
     await this.step('create-account', () => this.createAccount());
-    if (this.env.openBackup) this.backup = await this.env.openBackup(this.did);
 
     if (this.identityMoved) {
       for (const s of ['repo', 'blobs', 'preferences', 'backup', 'verify', 'identity'] as const) {
         this.skip(s, 'already done (the DID already points to the new server)');
       }
     } else {
-      if (this.backup) {
-        this.prefetch = new BlobPrefetch({
-          did: this.did,
-          old: this.old!,
-          backup: this.backup,
-          concurrency: this.opts.concurrency ?? 8,
-        });
-      }
       try {
         for (let round = 1; ; round++) {
           try {
@@ -413,8 +430,7 @@ class Migration {
   // ---- sessions --------------------------------------------------------------------------
 
   async loginOld(): Promise<string> {
-    const old = new PdsSession(this.journal!.oldPds, this.did, this.fetch);
-    this.old = old;
+    const old = this.old!;
     const password = await this.env.credentials.oldPassword();
     try {
       await this.#login(old, password, 'old');
@@ -479,14 +495,18 @@ class Migration {
     }
   }
 
-  async inspectNew(): Promise<string> {
+  #describeNew(): Promise<NewServerDescription> {
     const client = new XrpcClient({ service: this.to, fetch: this.fetch });
-    let desc: { did?: unknown; inviteCodeRequired?: unknown; availableUserDomains?: unknown };
+    return withRetry(
+      () => client.query<NewServerDescription>('com.atproto.server.describeServer', undefined, { timeoutMs: 30_000 }),
+      { attempts: 3 },
+    );
+  }
+
+  async inspectNew(): Promise<string> {
+    let desc: NewServerDescription;
     try {
-      desc = await withRetry(
-        () => client.query<typeof desc>('com.atproto.server.describeServer', undefined, { timeoutMs: 30_000 }),
-        { attempts: 3 },
-      );
+      desc = await (this.description ?? this.#describeNew());
     } catch (err) {
       throw new MigrationError(
         'NotAPds',
@@ -634,15 +654,65 @@ class Migration {
     return this.old!.query<LatestCommit>('com.atproto.sync.getLatestCommit', { did: this.did });
   }
 
+  /**
+   * The old server's CAR into the backup, before anything else needs the old server: the export
+   * is the slowest part of a migration from most servers, and it only needs the DID. The blob
+   * prefetch starts when it ends, so the two never compete for the old server.
+   */
+  async #downloadRepo(backup: BackupSink): Promise<void> {
+    const signal = this.#stopDownload.signal;
+    try {
+      const head = await this.old!.client.query<LatestCommit>(
+        'com.atproto.sync.getLatestCommit',
+        { did: this.did },
+        { signal, timeoutMs: 30_000 },
+      );
+      if ((await backup.repoCommit()) === head.cid) return;
+      const res = await this.old!.request('com.atproto.sync.getRepo', {
+        method: 'GET',
+        params: { did: this.did },
+        signal,
+        timeoutMs: 60_000,
+      });
+      if (!res.body) return;
+      await backup.writeRepo(res.body.pipeThrough(countingStream((n) => (this.repoDownloadBytes += n))), head.cid);
+    } catch {
+      // A deactivated account's export needs the session, a cut connection a new attempt:
+      // copyRepo does both.
+    } finally {
+      if (!signal.aborted) this.#startPrefetch();
+    }
+  }
+
+  /** Starts filling the backup with blobs, once per run (copyBlobs stops it). */
+  #startPrefetch(): void {
+    if (!this.backup || this.prefetch) return;
+    this.prefetch = new BlobPrefetch({
+      did: this.did,
+      old: this.old!,
+      backup: this.backup,
+      concurrency: this.opts.concurrency ?? 8,
+    });
+  }
+
   async copyRepo(): Promise<string | { summary: string; skipped: true }> {
-    const head = await this.oldHead();
-    const status = await this.neu!.query<AccountStatus>('com.atproto.server.checkAccountStatus');
-    const backupCurrent = !this.backup || (await this.backup.repoCommit()) === head.cid;
+    await this.repoDownload;
+    this.repoDownload = undefined;
+    const [head, status, backupCommit] = await Promise.all([
+      this.oldHead(),
+      this.neu!.query<AccountStatus>('com.atproto.server.checkAccountStatus'),
+      this.backup?.repoCommit(),
+    ]);
+    const backupCurrent = !this.backup || backupCommit === head.cid;
     if (status.repoCommit === head.cid && backupCurrent) {
       return { summary: `already imported (rev ${head.rev})`, skipped: true };
     }
     const needImport = status.repoCommit !== head.cid;
     const progress = new ProgressTracker('repo', 'bytes', (e) => this.emit(e));
+    if (needImport && backupCurrent && this.backup?.readRepo) {
+      const imported = await this.#importFromBackup(this.backup, progress);
+      if (imported) return this.#checkImport(head, progress, 'imported');
+    }
     await withRetry(
       async () => {
         const res = await this.old!.request('com.atproto.sync.getRepo', { method: 'GET', params: { did: this.did } });
@@ -654,8 +724,8 @@ class Migration {
         if (this.backup && !backupCurrent) {
           const [toImport, toBackup] = needImport ? body.tee() : [undefined, body];
           backupWrite = this.backup.writeRepo(toBackup, head.cid);
-          // Handled here so a failed import (which throws first) never leaves it unobserved.
-          backupWrite.catch(() => {});
+          // The old server's part is done once the CAR is stored: blobs may come now.
+          backupWrite.then(() => this.#startPrefetch()).catch(() => {});
           if (!toImport) return void (await backupWrite);
           body = toImport;
         }
@@ -675,6 +745,41 @@ class Migration {
           }),
       },
     );
+    return this.#checkImport(head, progress, needImport ? 'imported' : 'backed up');
+  }
+
+  /**
+   * importRepo from the CAR the backup holds (it ends at the old head: the caller checked). False
+   * when the backup cannot give it back after all; the caller then streams from the old server.
+   */
+  async #importFromBackup(backup: BackupSink, progress: ProgressTracker): Promise<boolean> {
+    this.#startPrefetch();
+    return withRetry(
+      async () => {
+        const car = await backup.readRepo!();
+        if (car === undefined) return false;
+        const size = car instanceof Blob ? car.size : undefined;
+        if (size !== undefined) progress.setTotal(size);
+        const body = car instanceof Blob ? car : car.pipeThrough(countingStream((n) => progress.addBytes(n)));
+        const out = await this.neu!.request('com.atproto.repo.importRepo', { method: 'POST', body, encoding: CAR });
+        await out.body?.cancel();
+        if (size !== undefined) progress.addBytes(size);
+        return true;
+      },
+      {
+        attempts: 5,
+        gate: this.neu!.gate,
+        onRetry: (err, attempt) =>
+          this.emit({
+            type: 'warning',
+            step: 'repo',
+            message: `attempt ${attempt} failed (${describeError(err)}); retrying`,
+          }),
+      },
+    );
+  }
+
+  async #checkImport(head: LatestCommit, progress: ProgressTracker, what: string): Promise<string> {
     progress.flush();
     const after = await this.neu!.query<AccountStatus>('com.atproto.server.checkAccountStatus');
     if (after.repoCommit !== head.cid) {
@@ -684,7 +789,7 @@ class Migration {
         'Run again; if it persists, the new server did not accept the repository as sent.',
       );
     }
-    return `${needImport ? 'imported' : 'backed up'} ${formatBytes(progress.figures().bytes)} (rev ${head.rev}, ${after.indexedRecords} records)`;
+    return `${what} ${formatBytes(progress.figures().bytes)} (rev ${head.rev}, ${after.indexedRecords} records)`;
   }
 
   async copyBlobs(): Promise<string> {

@@ -69,7 +69,7 @@ describe('migration through faults', () => {
     assert.equal(backup.blobs, hana.blobCids.length);
   });
 
-  it('fills the backup while the repo imports, uploads from it, and refetches a stored copy that proves damaged', async () => {
+  it('fills the backup before the blob phase, uploads from it, and refetches a stored copy that proves damaged', async () => {
     const [a, b] = net.pdses;
     const mia = await createAccount(a!, 'mia', { records: 50, blobs: 6, blobSize: 50_000 });
     const before = await snapshot(a!, mia);
@@ -78,8 +78,10 @@ describe('migration through faults', () => {
     const damaged = mia.blobCids[2]!;
     let step = '';
     const downloads: { cid: string; step: string }[] = [];
+    const calls: string[] = [];
     const watchingFetch: typeof fetch = async (input, init) => {
       const url = new URL(String(input));
+      calls.push(url.pathname.replace('/xrpc/', ''));
       if (url.pathname.endsWith('/com.atproto.sync.getBlob')) {
         downloads.push({ cid: url.searchParams.get('cid')!, step });
       }
@@ -107,16 +109,22 @@ describe('migration through faults', () => {
     );
     assert.equal(result.status, 'done', result.message);
     await checkMigrated(net, a!, b!, mia, before);
+    assert.equal(calls.filter((c) => c === 'com.atproto.sync.getRepo').length, 1, 'the repo was downloaded once');
+    assert.ok(
+      calls.indexOf('com.atproto.sync.getRepo') < calls.indexOf('com.atproto.server.createAccount'),
+      'the repo download began before the new account existed (it is imported from the backup)',
+    );
+    const blobPhase = ['blobs', 'preferences', 'backup', 'verify'];
     assert.deepEqual(
       downloads
-        .filter((d) => d.step === 'repo')
+        .filter((d) => !blobPhase.includes(d.step))
         .map((d) => d.cid)
         .sort(),
       [...mia.blobCids].sort(),
-      'each blob was downloaded once, while the repo imported',
+      'each blob was downloaded once, before the blob phase (while the account was set up and the repo imported)',
     );
     assert.deepEqual(
-      downloads.filter((d) => d.step !== 'repo'),
+      downloads.filter((d) => blobPhase.includes(d.step)),
       [{ cid: damaged, step: 'blobs' }],
       'only the damaged copy was fetched again',
     );
