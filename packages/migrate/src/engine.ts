@@ -168,6 +168,12 @@ class Migration {
   readonly #stopDownload = new AbortController();
   /** The new server's describeServer, asked while the old server checks the password. */
   description: Promise<NewServerDescription> | undefined;
+  newPassword = '';
+  /**
+   * Signing in to the new server (it succeeds when an earlier run created the account there),
+   * started with the old server's sign-in: undefined when it succeeded, else the error.
+   */
+  newLogin: Promise<unknown> | undefined;
   /** Fills the backup from the old server while the new one imports the repository. */
   prefetch: BlobPrefetch | undefined;
   identityMoved = false;
@@ -432,6 +438,13 @@ class Migration {
   async loginOld(): Promise<string> {
     const old = this.old!;
     const password = await this.env.credentials.oldPassword();
+    // Both passwords are asked first, then both servers check theirs at once.
+    this.newPassword = await this.env.credentials.newPassword();
+    this.neu = new PdsSession(this.to, this.did, this.fetch);
+    this.newLogin = this.neu.login(this.newPassword).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     try {
       await this.#login(old, password, 'old');
     } catch (err) {
@@ -530,11 +543,16 @@ class Migration {
   }
 
   async createAccount(): Promise<string> {
-    const neu = new PdsSession(this.to, this.did, this.fetch);
-    this.neu = neu;
-    const password = await this.env.credentials.newPassword();
+    const neu = this.neu!;
+    const password = this.newPassword;
     try {
-      await this.#login(neu, password, 'new');
+      const refused = await this.newLogin;
+      if (refused !== undefined) {
+        // A sign-in code, like any other answer, is asked for here, not while the old server's
+        // sign-in may be asking for its own.
+        if (!(refused instanceof XrpcClientError) || refused.error !== 'AuthFactorTokenRequired') throw refused;
+        await this.#login(neu, password, 'new');
+      }
       const status = await neu.query<AccountStatus>('com.atproto.server.checkAccountStatus');
       return `the account from an earlier run is there (${status.activated ? 'active' : 'not yet active'})`;
     } catch (err) {

@@ -14,7 +14,7 @@
  * deactivateAccount retires the account here while its owner can still read it.
  */
 import { type Cid, formatCid, parseCid } from '@portage/atproto/cid';
-import { getAtprotoSigningKey, getPdsEndpoint } from '@portage/atproto/identity/did-document';
+import { type DidDocument, getAtprotoSigningKey, getPdsEndpoint } from '@portage/atproto/identity/did-document';
 import { PlcError } from '@portage/atproto/plc/client';
 import {
   type AnyPlcOperation,
@@ -65,6 +65,14 @@ export interface PlcOperationChanges {
   services?: Record<string, PlcService>;
 }
 
+/**
+ * How long accountStatus reuses a DID document it read: a migration tool asks for the status
+ * several times within seconds, and each fresh read is a round trip to the directory. Activation
+ * always reads afresh, and relaying a PLC operation forgets the DID's entry.
+ */
+const STATUS_DOCUMENT_TTL_MS = 5_000;
+const STATUS_DOCUMENT_ENTRIES = 1_000;
+
 const PDS_SERVICE_ID = 'atproto_pds';
 const PDS_SERVICE_TYPE = 'AtprotoPersonalDataServer';
 
@@ -74,6 +82,7 @@ function sameUrl(a: string | undefined, b: string): boolean {
 
 export class MigrationService {
   readonly #ctx: AppContext;
+  readonly #statusDocuments = new Map<string, { doc: DidDocument; at: number }>();
 
   constructor(ctx: AppContext) {
     this.#ctx = ctx;
@@ -137,7 +146,7 @@ export class MigrationService {
     ).n;
     return {
       activated: account.deactivatedAt === null,
-      validDid: (await this.#didDocumentProblem(did)) === undefined,
+      validDid: (await this.#didDocumentProblem(did, { reuseRecent: true })) === undefined,
       repoCommit: counts.root.cid,
       repoRev: counts.root.rev,
       repoBlocks: counts.repoBlocks,
@@ -189,6 +198,7 @@ export class MigrationService {
       throw InvalidRequest(`Incorrect handle in alsoKnownAs (expected at://${account.handle} first)`);
     }
     await submitToPlc(this.#ctx, did, op);
+    this.#statusDocuments.delete(did);
     sequencerOf(this.#ctx)?.sequenceIdentity(null, { did, handle: account.handle ?? undefined });
   }
 
@@ -271,13 +281,23 @@ export class MigrationService {
     return account;
   }
 
-  /** Why the DID document does not (yet) point at this account here, or undefined when it does. */
-  async #didDocumentProblem(did: string): Promise<string | undefined> {
-    let doc;
-    try {
-      doc = await this.#ctx.didResolver.resolve(did, { noCache: true });
-    } catch (err) {
-      return `Could not resolve the DID document of ${did}: ${(err as Error).message}`;
+  /**
+   * Why the DID document does not (yet) point at this account here, or undefined when it does.
+   * `reuseRecent`: a document read in the last few seconds will do (status reports only).
+   */
+  async #didDocumentProblem(did: string, opts: { reuseRecent?: boolean } = {}): Promise<string | undefined> {
+    let doc: DidDocument;
+    const recent = this.#statusDocuments.get(did);
+    if (opts.reuseRecent && recent && Date.now() - recent.at < STATUS_DOCUMENT_TTL_MS) {
+      doc = recent.doc;
+    } else {
+      try {
+        doc = await this.#ctx.didResolver.resolve(did, { noCache: true });
+      } catch (err) {
+        return `Could not resolve the DID document of ${did}: ${(err as Error).message}`;
+      }
+      if (this.#statusDocuments.size >= STATUS_DOCUMENT_ENTRIES) this.#statusDocuments.clear();
+      this.#statusDocuments.set(did, { doc, at: Date.now() });
     }
     const endpoint = getPdsEndpoint(doc);
     if (!sameUrl(endpoint, this.#ctx.config.publicUrl)) {
