@@ -417,21 +417,30 @@ async function main(): Promise<void> {
 
     const did = await fill('bench', records, blobs, blobBytes);
     const label = `${records} records + ${blobs} blobs x ${blobBytes / 1024} KB`;
+    /** One client run moving `account` between two servers; with `backupName`, Portage's engine keeps its backup there. */
+    const move = (
+      side: ClientJob['side'],
+      account: string,
+      from: ServerHandle,
+      to: ServerHandle,
+      backupName?: string,
+    ) =>
+      runClient({
+        side,
+        did: account,
+        fromPds: from.url,
+        to: to.url,
+        plcUrl: plc.url,
+        password,
+        tokenUrl: from.tokenUrl,
+        backupDir: backupName && !process.env.BENCH_NO_BACKUP ? join(dir, backupName) : undefined,
+      });
     if (intoPortageOnly) {
       for (const [route, from, to] of [
         ['reference -> Portage', a, p1],
         ['Portage -> Portage', p1, p2],
       ] as const) {
-        const run = await runClient({
-          side: 'portage',
-          did,
-          fromPds: from.url,
-          to: to.url,
-          plcUrl: plc.url,
-          password,
-          tokenUrl: from.tokenUrl,
-          backupDir: process.env.BENCH_NO_BACKUP ? undefined : join(dir, `backup-${to === p1 ? 'p1' : 'p2'}`),
-        });
+        const run = await move('portage', did, from, to, `backup-${to === p1 ? 'p1' : 'p2'}`);
         process.stderr.write(
           `bench: portage ${route}: ${run.total.toFixed(3)} s, phases ${JSON.stringify(run.phases)}\n`,
         );
@@ -439,26 +448,9 @@ async function main(): Promise<void> {
       return;
     }
     process.stderr.write('bench: reference-style flow A -> B...\n');
-    const ref = await runClient({
-      side: 'reference',
-      did,
-      fromPds: a.url,
-      to: b.url,
-      plcUrl: plc.url,
-      password,
-      tokenUrl: a.tokenUrl,
-    });
+    const ref = await move('reference', did, a, b);
     process.stderr.write('bench: portage B -> C...\n');
-    const ours = await runClient({
-      side: 'portage',
-      did,
-      fromPds: b.url,
-      to: c.url,
-      plcUrl: plc.url,
-      password,
-      tokenUrl: b.tokenUrl,
-      backupDir: process.env.BENCH_NO_BACKUP ? undefined : join(dir, 'backup'),
-    });
+    const ours = await move('portage', did, b, c, 'backup');
     report({
       bench: 'migrate',
       metric: `repo phase seconds (${label})`,
@@ -502,16 +494,7 @@ async function main(): Promise<void> {
     ];
     for (const [route, from, to] of intoPortage) {
       process.stderr.write(`bench: portage ${route}...\n`);
-      const run = await runClient({
-        side: 'portage',
-        did,
-        fromPds: from.url,
-        to: to.url,
-        plcUrl: plc.url,
-        password,
-        tokenUrl: from.tokenUrl,
-        backupDir: process.env.BENCH_NO_BACKUP ? undefined : join(dir, `backup-${to === p1 ? 'p1' : 'p2'}`),
-      });
+      const run = await move('portage', did, from, to, `backup-${to === p1 ? 'p1' : 'p2'}`);
       report({
         bench: 'migrate',
         metric: `total seconds, ${route} PDS (${label}; portage = our engine into Portage's PDS with verification and local backup, reference = reference-style flow into the reference PDS)`,
@@ -525,15 +508,7 @@ async function main(): Promise<void> {
 
     if (rssBlobs > 0) {
       const big = await fill('bigblobs', 10, rssBlobs, 5 * 1024 * 1024);
-      const res = await runClient({
-        side: 'portage',
-        did: big,
-        fromPds: a.url,
-        to: c.url,
-        plcUrl: plc.url,
-        password,
-        tokenUrl: a.tokenUrl,
-      });
+      const res = await move('portage', big, a, c);
       report({
         bench: 'migrate',
         metric: `client peak RSS moving ${rssBlobs} blobs of 5 MB (${(rssBlobs * 5) / 1024} GB)`,
