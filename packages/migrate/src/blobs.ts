@@ -186,18 +186,9 @@ async function transferBlob(ctx: BlobCopyContext, pool: AdaptivePool, budget: By
         useStored = false;
       }
       await Promise.all([ctx.old.gate.wait(), ctx.neu.gate.wait()]);
-      const download = await ctx.old.request('com.atproto.sync.getBlob', {
-        method: 'GET',
-        params: { did: ctx.did, cid },
-        timeoutMs: 60_000,
-      });
-      ctx.old.gate.observe(download.headers);
-      const length = Number(download.headers.get('content-length')) || 0;
-      // Unknown sizes count as 1 MB (blob answers normally say their length).
-      const granted = await budget.acquire(length || 1024 * 1024);
+      const { download, length, granted } = await openDownload(ctx.old, ctx.did, cid, budget);
       try {
         const contentType = download.headers.get('content-type') || 'application/octet-stream';
-        if (!download.body) throw new DamagedTransfer(`the old server sent blob ${cid} without a body`);
         const saveToBackup = backup !== undefined && (storedCopyDamaged || !(await backup.hasBlob(cid)));
         let backupWrite: Promise<void> | undefined;
         let body: Uint8Array | ReadableStream<Uint8Array>;
@@ -235,6 +226,28 @@ async function transferBlob(ctx: BlobCopyContext, pool: AdaptivePool, budget: By
       },
     },
   );
+}
+
+/**
+ * Starts a blob's download from the old server and reserves its size in the byte budget (the
+ * caller releases `granted`). Unknown sizes count as 1 MB: blob answers normally say their length.
+ */
+async function openDownload(
+  old: PdsSession,
+  did: string,
+  cid: string,
+  budget: ByteBudget,
+): Promise<{ download: Response & { body: ReadableStream<Uint8Array> }; length: number; granted: number }> {
+  const download = await old.request('com.atproto.sync.getBlob', {
+    method: 'GET',
+    params: { did, cid },
+    timeoutMs: 60_000,
+  });
+  old.gate.observe(download.headers);
+  if (!download.body) throw new DamagedTransfer(`the old server sent blob ${cid} without a body`);
+  const length = Number(download.headers.get('content-length')) || 0;
+  const granted = await budget.acquire(length || 1024 * 1024);
+  return { download: download as Response & { body: ReadableStream<Uint8Array> }, length, granted };
 }
 
 /** Uploads the backup's copy; false when the backup does not hold it after all. */
@@ -328,16 +341,8 @@ export class BlobPrefetch {
   async #fetch(ctx: ConstructorParameters<typeof BlobPrefetch>[0], budget: ByteBudget, cid: string): Promise<void> {
     await withRetry(
       async () => {
-        const res = await ctx.old.request('com.atproto.sync.getBlob', {
-          method: 'GET',
-          params: { did: ctx.did, cid },
-          timeoutMs: 60_000,
-        });
-        ctx.old.gate.observe(res.headers);
-        const length = Number(res.headers.get('content-length')) || 0;
-        const granted = await budget.acquire(length || 1024 * 1024);
+        const { download: res, length, granted } = await openDownload(ctx.old, ctx.did, cid, budget);
         try {
-          if (!res.body) throw new DamagedTransfer(`the old server sent blob ${cid} without a body`);
           const body = length > 0 && length <= WHOLE_BODY_BYTES ? new Uint8Array(await res.arrayBuffer()) : res.body;
           await ctx.backup.writeBlob(cid, body);
         } finally {
