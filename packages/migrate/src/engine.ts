@@ -42,7 +42,7 @@ import {
 } from './events.ts';
 import { type Journal, journalKey, loadJournal, saveJournal } from './journal.ts';
 import { countingStream, ProgressTracker } from './progress.ts';
-import { describeError, sleep, withRetry } from './retry.ts';
+import { describeError, type RetryOptions, sleep, withRetry } from './retry.ts';
 import { PdsSession, type SessionInfo } from './session.ts';
 import type { MigrationStorage } from './storage.ts';
 
@@ -731,38 +731,26 @@ class Migration {
       const imported = await this.#importFromBackup(this.backup, progress);
       if (imported) return this.#checkImport(head, progress, 'imported');
     }
-    await withRetry(
-      async () => {
-        const res = await this.old!.request('com.atproto.sync.getRepo', { method: 'GET', params: { did: this.did } });
-        if (!res.body) throw new MigrationError('EmptyRepo', 'the old server sent an empty repository', 'Run again.');
-        const length = Number(res.headers.get('content-length'));
-        if (length > 0) progress.setTotal(length);
-        let body = res.body.pipeThrough(countingStream((n) => progress.addBytes(n)));
-        let backupWrite: Promise<void> | undefined;
-        if (this.backup && !backupCurrent) {
-          const [toImport, toBackup] = needImport ? body.tee() : [undefined, body];
-          backupWrite = this.backup.writeRepo(toBackup, head.cid);
-          // The old server's part is done once the CAR is stored: blobs may come now.
-          backupWrite.then(() => this.#startPrefetch()).catch(() => {});
-          if (!toImport) return void (await backupWrite);
-          body = toImport;
-        }
-        // The body streams straight through: a large repo never sits whole in memory here.
-        const out = await this.neu!.request('com.atproto.repo.importRepo', { method: 'POST', body, encoding: CAR });
-        await out.body?.cancel();
-        await backupWrite;
-      },
-      {
-        attempts: 5,
-        gate: this.neu!.gate,
-        onRetry: (err, attempt) =>
-          this.emit({
-            type: 'warning',
-            step: 'repo',
-            message: `attempt ${attempt} failed (${describeError(err)}); retrying`,
-          }),
-      },
-    );
+    await withRetry(async () => {
+      const res = await this.old!.request('com.atproto.sync.getRepo', { method: 'GET', params: { did: this.did } });
+      if (!res.body) throw new MigrationError('EmptyRepo', 'the old server sent an empty repository', 'Run again.');
+      const length = Number(res.headers.get('content-length'));
+      if (length > 0) progress.setTotal(length);
+      let body = res.body.pipeThrough(countingStream((n) => progress.addBytes(n)));
+      let backupWrite: Promise<void> | undefined;
+      if (this.backup && !backupCurrent) {
+        const [toImport, toBackup] = needImport ? body.tee() : [undefined, body];
+        backupWrite = this.backup.writeRepo(toBackup, head.cid);
+        // The old server's part is done once the CAR is stored: blobs may come now.
+        backupWrite.then(() => this.#startPrefetch()).catch(() => {});
+        if (!toImport) return void (await backupWrite);
+        body = toImport;
+      }
+      // The body streams straight through: a large repo never sits whole in memory here.
+      const out = await this.neu!.request('com.atproto.repo.importRepo', { method: 'POST', body, encoding: CAR });
+      await out.body?.cancel();
+      await backupWrite;
+    }, this.#importRetry());
     return this.#checkImport(head, progress, needImport ? 'imported' : 'backed up');
   }
 
@@ -772,29 +760,31 @@ class Migration {
    */
   async #importFromBackup(backup: BackupSink, progress: ProgressTracker): Promise<boolean> {
     this.#startPrefetch();
-    return withRetry(
-      async () => {
-        const car = await backup.readRepo!();
-        if (car === undefined) return false;
-        const size = car instanceof Blob ? car.size : undefined;
-        if (size !== undefined) progress.setTotal(size);
-        const body = car instanceof Blob ? car : car.pipeThrough(countingStream((n) => progress.addBytes(n)));
-        const out = await this.neu!.request('com.atproto.repo.importRepo', { method: 'POST', body, encoding: CAR });
-        await out.body?.cancel();
-        if (size !== undefined) progress.addBytes(size);
-        return true;
-      },
-      {
-        attempts: 5,
-        gate: this.neu!.gate,
-        onRetry: (err, attempt) =>
-          this.emit({
-            type: 'warning',
-            step: 'repo',
-            message: `attempt ${attempt} failed (${describeError(err)}); retrying`,
-          }),
-      },
-    );
+    return withRetry(async () => {
+      const car = await backup.readRepo!();
+      if (car === undefined) return false;
+      const size = car instanceof Blob ? car.size : undefined;
+      if (size !== undefined) progress.setTotal(size);
+      const body = car instanceof Blob ? car : car.pipeThrough(countingStream((n) => progress.addBytes(n)));
+      const out = await this.neu!.request('com.atproto.repo.importRepo', { method: 'POST', body, encoding: CAR });
+      await out.body?.cancel();
+      if (size !== undefined) progress.addBytes(size);
+      return true;
+    }, this.#importRetry());
+  }
+
+  /** How the repo step retries an importRepo call: the new server's pace, a warning per failed attempt. */
+  #importRetry(): RetryOptions {
+    return {
+      attempts: 5,
+      gate: this.neu!.gate,
+      onRetry: (err, attempt) =>
+        this.emit({
+          type: 'warning',
+          step: 'repo',
+          message: `attempt ${attempt} failed (${describeError(err)}); retrying`,
+        }),
+    };
   }
 
   async #checkImport(head: LatestCommit, progress: ProgressTracker, what: string): Promise<string> {
