@@ -68,6 +68,7 @@ interface Statements {
   getRoot: Stmt;
   putRoot: Stmt;
   getRecordCid: Stmt;
+  getRecordWithBlock: Stmt;
   upsertRecord: Stmt;
   deleteRecord: Stmt;
   recordCidInUse: Stmt;
@@ -81,6 +82,22 @@ interface Statements {
   blobInUse: Stmt;
 }
 
+/** The block of the record row in scope (NULL when missing), as a column of a record query. */
+const RECORD_BLOCK = '(SELECT content FROM repo_block WHERE repo_block.cid = cid_bytes(record.cid))';
+
+const withCidBytes = new WeakSet<SqliteDb>();
+
+/**
+ * The record table names blocks by CID text, the block table by CID bytes: `cid_bytes(text)`
+ * lets one statement read a record row and its block (one read transaction instead of two).
+ * Defined once per connection (a fresh handle over the same connection reuses it).
+ */
+function defineCidBytes(db: SqliteDb): void {
+  if (withCidBytes.has(db)) return;
+  db.function('cid_bytes', { deterministic: true }, (text) => parseCid(text as string).bytes);
+  withCidBytes.add(db);
+}
+
 /** One open account database with its block store and prepared statements. */
 class ActorHandle {
   readonly did: string;
@@ -91,6 +108,7 @@ class ActorHandle {
   constructor(did: string, db: SqliteDb, cacheBytes: number | undefined) {
     this.did = did;
     this.db = db;
+    defineCidBytes(db);
     this.blocks = new SqliteBlockStore(db, cacheBytes);
     this.sql = {
       getRoot: db.prepare('SELECT cid, rev FROM repo_root WHERE did = ?'),
@@ -99,6 +117,7 @@ class ActorHandle {
          ON CONFLICT (did) DO UPDATE SET cid = excluded.cid, rev = excluded.rev, indexed_at = excluded.indexed_at`,
       ),
       getRecordCid: db.prepare('SELECT cid FROM record WHERE uri = ?'),
+      getRecordWithBlock: db.prepare(`SELECT cid, ${RECORD_BLOCK} AS content FROM record WHERE uri = ?`).raw(),
       upsertRecord: db.prepare(
         `INSERT INTO record (uri, cid, collection, rkey, repo_rev, indexed_at) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (uri) DO UPDATE SET cid = excluded.cid, repo_rev = excluded.repo_rev, indexed_at = excluded.indexed_at`,
@@ -401,13 +420,13 @@ export class ActorStore {
   getRecord(did: string, collection: string, rkey: string, cid?: Cid): StoredRecord | undefined {
     const handle = this.existing(did);
     const uri = atUri(did, collection, rkey);
-    const row = handle.sql.getRecordCid.get(uri) as { cid: string } | undefined;
-    if (!row) return undefined;
-    const current = parseCid(row.cid);
+    // Record blocks bypass the block cache: it keeps the tree nodes writes need, and one
+    // statement for row and block costs less than a cache lookup after the row's own read.
+    const row = handle.sql.getRecordWithBlock.get(uri) as [string, Uint8Array | null] | undefined;
+    if (!row || !row[1]) return undefined;
+    const current = parseCid(row[0]);
     if (cid && !cidEquals(cid, current)) return undefined;
-    const bytes = handle.blocks.getBlock(current);
-    if (!bytes) return undefined;
-    return { uri, cid: current, value: decode(bytes) };
+    return { uri, cid: current, value: decode(row[1]) };
   }
 
   /** The CID of the current record at a path, or undefined (swap checks, putRecord). */
@@ -428,21 +447,22 @@ export class ActorStore {
     const handle = this.existing(did);
     const order = opts.reverse ? 'ASC' : 'DESC';
     const compare = opts.reverse ? '>' : '<';
+    // The page's blocks come with its rows, in one statement (not one read per record).
     const rows = handle
       .stmt(
-        `SELECT uri, cid, rkey FROM record WHERE collection = ? ${opts.cursor !== undefined ? `AND rkey ${compare} ?` : ''}
+        `SELECT uri, cid, rkey, ${RECORD_BLOCK} AS content FROM record
+         WHERE collection = ? ${opts.cursor !== undefined ? `AND rkey ${compare} ?` : ''}
          ORDER BY rkey ${order} LIMIT ?`,
       )
       .all(...(opts.cursor !== undefined ? [collection, opts.cursor, opts.limit] : [collection, opts.limit])) as {
       uri: string;
       cid: string;
       rkey: string;
+      content: Uint8Array | null;
     }[];
     const records: StoredRecord[] = [];
     for (const row of rows) {
-      const cid = parseCid(row.cid);
-      const bytes = handle.blocks.getBlockOnce(cid);
-      if (bytes) records.push({ uri: row.uri, cid, value: decode(bytes) });
+      if (row.content) records.push({ uri: row.uri, cid: parseCid(row.cid), value: decode(row.content) });
     }
     const cursor = rows.length === opts.limit ? rows[rows.length - 1].rkey : undefined;
     return { records, cursor };

@@ -100,16 +100,6 @@ export class SqliteBlockStore implements BlockStore, RevisionedBlockSource {
     return bytes;
   }
 
-  /**
-   * A block read once in a long scan (listRecords pages): served from the cache when there, but
-   * not added to it, so paging through a collection does not evict the tree's hot nodes.
-   */
-  getBlockOnce(cid: Cid): Uint8Array | undefined {
-    const cached = this.cache.get(cid);
-    if (cached) return cached;
-    return this.selectOne.get(cid.bytes)?.content;
-  }
-
   hasBlock(cid: Cid): boolean {
     return this.cache.get(cid) !== undefined || this.existsOne.get(cid.bytes) !== undefined;
   }
