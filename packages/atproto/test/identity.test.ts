@@ -3,7 +3,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { generateSigningKey } from '../src/crypto.ts';
-import { getAtprotoSigningKey, getHandle, getPdsEndpoint, parseDidDocument } from '../src/identity/did-document.ts';
+import {
+  getAtprotoSigningKey,
+  getHandle,
+  getPdsEndpoint,
+  parseDidDocument,
+  sameServiceUrl,
+} from '../src/identity/did-document.ts';
 import { DidResolver, documentUrl } from '../src/identity/did-resolver.ts';
 import { dohResolveTxt, parseTxtData } from '../src/identity/dns-over-https.ts';
 import { IdentityError } from '../src/identity/errors.ts';
@@ -64,6 +70,16 @@ describe('DID documents', () => {
     assert.equal(getPdsEndpoint({ id: DID, service: [] }), undefined);
     assert.equal(getHandle({ id: DID }), undefined);
   });
+  it('compares service URLs by origin and path, ignoring trailing slashes and default ports', () => {
+    assert.equal(sameServiceUrl('https://pds.example.com', 'https://PDS.example.com:443/'), true);
+    assert.equal(sameServiceUrl('http://localhost:2583/', 'http://localhost:2583'), true);
+    assert.equal(sameServiceUrl('https://pds.example.com', 'http://pds.example.com'), false);
+    assert.equal(sameServiceUrl('http://localhost:2583', 'http://localhost:2584'), false);
+    assert.equal(sameServiceUrl('https://example.com/pds', 'https://example.com'), false);
+    assert.equal(sameServiceUrl(undefined, 'https://example.com'), false);
+    assert.equal(sameServiceUrl('not a url', 'not a url'), false);
+  });
+
   it('refuses a document about another DID or with malformed fields', () => {
     assert.throws(() => parseDidDocument(docFor('did:plc:other', 'z'), DID), IdentityError);
     assert.throws(() => parseDidDocument({ id: DID, service: 'x' }, DID), /non-array "service"/);

@@ -22,6 +22,7 @@ import {
   getAtprotoSigningKey,
   getHandle,
   getPdsEndpoint,
+  sameServiceUrl,
 } from '@portage/atproto/identity/did-document';
 import { DidResolver } from '@portage/atproto/identity/did-resolver';
 import { IdentityError } from '@portage/atproto/identity/errors';
@@ -342,7 +343,8 @@ class Migration {
     // private address): the endpoint it recommended is remembered for this check.
     const published = this.journal?.newPdsEndpoint;
     this.identityMoved =
-      docPds !== undefined && (sameUrl(docPds, this.to) || (published !== undefined && sameUrl(docPds, published)));
+      docPds !== undefined &&
+      (sameServiceUrl(docPds, this.to) || (published !== undefined && sameServiceUrl(docPds, published)));
     const oldPds = this.opts.fromPds
       ? normalizeUrl(this.opts.fromPds, '--from-pds')
       : this.identityMoved
@@ -362,14 +364,14 @@ class Migration {
         'Pass the old server with --from-pds <url>. Nothing was changed.',
       );
     }
-    if (sameUrl(oldPds, this.to)) {
+    if (sameServiceUrl(oldPds, this.to)) {
       throw new MigrationError(
         'SameServer',
         `the account already lives on ${this.to}`,
         'Give the new server with --to (it must differ from the old one). Nothing was changed.',
       );
     }
-    if (this.journal && !sameUrl(this.journal.newPds, this.to) && !this.journal.identityUpdatedAt) {
+    if (this.journal && !sameServiceUrl(this.journal.newPds, this.to) && !this.journal.identityUpdatedAt) {
       this.emit({
         type: 'warning',
         step: 'resolve',
@@ -928,7 +930,7 @@ class Migration {
     this.journal!.newPdsEndpoint = endpoint;
     await this.saveJournal();
     const doc = await this.didResolver.resolve(this.did, { noCache: true });
-    if (sameUrl(getPdsEndpoint(doc) ?? '', endpoint) && getAtprotoSigningKey(doc) === newKey) {
+    if (sameServiceUrl(getPdsEndpoint(doc), endpoint) && getAtprotoSigningKey(doc) === newKey) {
       return { summary: 'the DID document already names the new server', skipped: true };
     }
     if (this.did.startsWith('did:web:')) return this.#didWebIdentity(doc, rec);
@@ -1022,7 +1024,7 @@ class Migration {
     await this.neu!.procedure('com.atproto.identity.submitPlcOperation', { operation });
     const endpoint = this.journal!.newPdsEndpoint ?? this.to;
     await this.#waitForDocument(
-      (doc) => sameUrl(getPdsEndpoint(doc) ?? '', endpoint),
+      (doc) => sameServiceUrl(getPdsEndpoint(doc), endpoint),
       'the PLC directory does not show the new server yet',
     );
     this.journal!.identityUpdatedAt = new Date().toISOString();
@@ -1147,16 +1149,6 @@ function normalizeUrl(value: string, flag: string): string {
       `${flag} is not an http(s) URL: "${value}"`,
       `Fix ${flag}. Nothing was changed.`,
     );
-  }
-}
-
-export function sameUrl(a: string, b: string): boolean {
-  try {
-    const x = new URL(a);
-    const y = new URL(b);
-    return x.origin === y.origin && x.pathname.replace(/\/+$/, '') === y.pathname.replace(/\/+$/, '');
-  } catch {
-    return false;
   }
 }
 

@@ -31,6 +31,21 @@ function matchesId(entryId: string, did: string, fragment: string): boolean {
   return entryId === fragment || entryId === `${did}${fragment}`;
 }
 
+/**
+ * Whether two service URLs name the same endpoint: same origin (so `HTTPS://Host:443` equals
+ * `https://host`) and path, trailing slashes ignored. Undefined or unparsable never matches.
+ */
+export function sameServiceUrl(a: string | undefined, b: string | undefined): boolean {
+  if (a === undefined || b === undefined) return false;
+  try {
+    const x = new URL(a);
+    const y = new URL(b);
+    return x.origin === y.origin && x.pathname.replace(/\/+$/, '') === y.pathname.replace(/\/+$/, '');
+  } catch {
+    return false;
+  }
+}
+
 /** The PDS URL from the `#atproto_pds` service, or undefined when the document names none. */
 export function getPdsEndpoint(doc: DidDocument): string | undefined {
   const service = doc.service?.find(
