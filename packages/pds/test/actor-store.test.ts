@@ -66,7 +66,7 @@ describe('actor store', () => {
     const out = new Map<string, string>();
     for (const collection of store.listCollections(did)) {
       const { records } = store.listRecords(did, collection, { limit: 100_000 });
-      for (const r of records) out.set(r.uri.split('/').slice(3).join('/'), formatCid(r.cid));
+      for (const r of records) out.set(r.uri.split('/').slice(3).join('/'), r.cid);
     }
     return out;
   }
@@ -111,6 +111,9 @@ describe('actor store', () => {
     assert.equal(fromCar.has(`app.bsky.feed.post/${victimRkey}`), false);
     const edited = store.getRecord(did, 'app.bsky.feed.post', updatedRkey);
     assert.equal((edited?.value as { text: string }).text, 'edited');
+    // A version asked for by CID: the current one is served, the replaced one is not.
+    assert.equal(store.getRecord(did, 'app.bsky.feed.post', updatedRkey, parseCid(edited!.cid))?.cid, edited!.cid);
+    assert.equal(store.getRecord(did, 'app.bsky.feed.post', updatedRkey, parseCid(updated.cid)), undefined);
   });
 
   it('hands commit listeners ops with prev CIDs, since and prevData', () => {
@@ -167,7 +170,7 @@ describe('actor store', () => {
     const { CID } = await import('multiformats/cid');
     const result = await verifyProofs(
       car,
-      [{ collection: 'app.bsky.feed.post', rkey, cid: CID.parse(formatCid(records[0].cid)) as never }],
+      [{ collection: 'app.bsky.feed.post', rkey, cid: CID.parse(records[0].cid) as never }],
       did,
       key.did(),
     );

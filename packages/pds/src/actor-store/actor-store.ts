@@ -424,9 +424,9 @@ export class ActorStore {
     // statement for row and block costs less than a cache lookup after the row's own read.
     const row = handle.sql.getRecordWithBlock.get(uri) as [string, Uint8Array | null] | undefined;
     if (!row || !row[1]) return undefined;
-    const current = parseCid(row[0]);
-    if (cid && !cidEquals(cid, current)) return undefined;
-    return { uri, cid: current, value: decode(row[1]) };
+    // Stored CIDs are in canonical text form, so text equality is CID equality.
+    if (cid && formatCid(cid) !== row[0]) return undefined;
+    return { uri, cid: row[0], value: decode(row[1]) };
   }
 
   /** The CID of the current record at a path, or undefined (swap checks, putRecord). */
@@ -462,7 +462,7 @@ export class ActorStore {
     }[];
     const records: StoredRecord[] = [];
     for (const row of rows) {
-      if (row.content) records.push({ uri: row.uri, cid: parseCid(row.cid), value: decode(row.content) });
+      if (row.content) records.push({ uri: row.uri, cid: row.cid, value: decode(row.content) });
     }
     const cursor = rows.length === opts.limit ? rows[rows.length - 1].rkey : undefined;
     return { records, cursor };

@@ -64,7 +64,8 @@ export interface CommitResult {
 
 export interface StoredRecord {
   uri: string;
-  cid: Cid;
+  /** The record's CID in text form, as stored (and as responses carry it). */
+  cid: string;
   /** The record as JSON-ready data ($link / $bytes objects for CIDs and bytes). */
   value: unknown;
 }

@@ -1,4 +1,4 @@
-import { formatCid, parseCid } from '@portage/atproto/cid';
+import { parseCid } from '@portage/atproto/cid';
 import { readableRepo } from '../../../../actor-store/repo-access.ts';
 import { withRepoErrors } from '../../../../actor-store/xrpc-errors.ts';
 import { InvalidRequest } from '../../../../xrpc/errors.ts';
@@ -21,7 +21,7 @@ export default xrpcMethod({
       if (!record) {
         throw InvalidRequest(`Could not locate record: at://${account.did}/${collection}/${rkey}`, 'RecordNotFound');
       }
-      return { json: { uri: record.uri, cid: formatCid(record.cid), value: record.value } };
+      return { json: { uri: record.uri, cid: record.cid, value: record.value } };
     });
   },
 });

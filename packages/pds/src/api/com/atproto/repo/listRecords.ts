@@ -1,4 +1,3 @@
-import { formatCid } from '@portage/atproto/cid';
 import { assertCollection } from '../../../../actor-store/prepare-writes.ts';
 import { readableRepo } from '../../../../actor-store/repo-access.ts';
 import { withRepoErrors } from '../../../../actor-store/xrpc-errors.ts';
@@ -21,7 +20,7 @@ export default xrpcMethod({
       const page = ctx.actorStore.listRecords(account.did, collection, { limit, cursor, reverse });
       return {
         json: {
-          records: page.records.map((r) => ({ uri: r.uri, cid: formatCid(r.cid), value: r.value })),
+          records: page.records,
           ...(page.cursor === undefined ? {} : { cursor: page.cursor }),
         },
       };
