@@ -14,7 +14,12 @@
  * deactivateAccount retires the account here while its owner can still read it.
  */
 import { type Cid, formatCid, parseCid } from '@portage/atproto/cid';
-import { type DidDocument, getAtprotoSigningKey, getPdsEndpoint } from '@portage/atproto/identity/did-document';
+import {
+  type DidDocument,
+  getAtprotoSigningKey,
+  getPdsEndpoint,
+  sameServiceUrl,
+} from '@portage/atproto/identity/did-document';
 import { PlcError } from '@portage/atproto/plc/client';
 import {
   type AnyPlcOperation,
@@ -75,10 +80,6 @@ const STATUS_DOCUMENT_ENTRIES = 1_000;
 
 const PDS_SERVICE_ID = 'atproto_pds';
 const PDS_SERVICE_TYPE = 'AtprotoPersonalDataServer';
-
-function sameUrl(a: string | undefined, b: string): boolean {
-  return a !== undefined && a.replace(/\/+$/, '') === b.replace(/\/+$/, '');
-}
 
 export class MigrationService {
   readonly #ctx: AppContext;
@@ -188,7 +189,7 @@ export class MigrationService {
     }
     const service = op.services[PDS_SERVICE_ID];
     if (service?.type !== PDS_SERVICE_TYPE) throw InvalidRequest('Missing or incorrect atproto_pds service type');
-    if (!sameUrl(service.endpoint, this.#ctx.config.publicUrl)) {
+    if (!sameServiceUrl(service.endpoint, this.#ctx.config.publicUrl)) {
       throw InvalidRequest(`Incorrect endpoint on atproto_pds service (expected ${this.#ctx.config.publicUrl})`);
     }
     if (op.verificationMethods.atproto !== expected.verificationMethods.atproto) {
@@ -300,7 +301,7 @@ export class MigrationService {
       this.#statusDocuments.set(did, { doc, at: Date.now() });
     }
     const endpoint = getPdsEndpoint(doc);
-    if (!sameUrl(endpoint, this.#ctx.config.publicUrl)) {
+    if (!sameServiceUrl(endpoint, this.#ctx.config.publicUrl)) {
       return `DID document atproto_pds service endpoint is ${endpoint ?? 'missing'}, not this server (${this.#ctx.config.publicUrl})`;
     }
     const signingKey = (await this.#ctx.actorStore.getSigningKey(did)).did();
