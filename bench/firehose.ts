@@ -13,28 +13,18 @@
  * best of --rounds rounds (the machine is shared, so single runs are noisy).
  * Options: --writes 400 --counts 1,100,1000 --rounds 2
  */
-import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { decodeFirst } from '@atcute/cbor';
 import WebSocket from 'ws';
+import { announceReady, freePort, startChildServer } from './lib/child-server.ts';
 import { report, writeResults } from './lib/report.ts';
 
 type Side = 'portage' | 'reference';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createNetServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // --- server process --------------------------------------------------------------------------
 
@@ -73,7 +63,7 @@ async function serve(side: Side, opts: { plcUrl: string; dataDir: string }): Pro
     wsUrl = url.replace('http://', 'ws://');
     close = () => pds.close();
   }
-  process.stdout.write(`READY ${url} ${wsUrl}\n`);
+  announceReady(`${url} ${wsUrl}`);
   process.on('SIGTERM', () => {
     void close().finally(() => process.exit(0));
   });
@@ -85,34 +75,13 @@ interface Server {
   stop(): Promise<void>;
 }
 
-function startServer(side: Side, plcUrl: string, dataDir: string, env: NodeJS.ProcessEnv): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [import.meta.filename, '--server', side, JSON.stringify({ plcUrl, dataDir })],
-      { stdio: ['ignore', 'pipe', 'inherit'], env },
-    );
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      const line = out.split('\n').find((l) => l.startsWith('READY '));
-      if (!line) return;
-      child.stdout.removeAllListeners('data');
-      child.removeAllListeners('close');
-      const [, url, wsUrl] = line.trim().split(' ');
-      resolve({
-        url: url!,
-        wsUrl: wsUrl!,
-        stop: () =>
-          new Promise<void>((r) => {
-            child.once('close', () => r());
-            child.kill('SIGTERM');
-          }),
-      });
-    });
-    child.on('error', reject);
-    child.on('close', (code) => reject(new Error(`${side} server exited early (${code})`)));
+async function startServer(side: Side, plcUrl: string, dataDir: string, env: NodeJS.ProcessEnv): Promise<Server> {
+  const child = await startChildServer(import.meta.filename, ['--server', side, JSON.stringify({ plcUrl, dataDir })], {
+    env,
+    label: `${side} server`,
   });
+  const [url, wsUrl] = child.ready.split(' ');
+  return { url: url!, wsUrl: wsUrl!, stop: child.stop };
 }
 
 // --- subscriber process ----------------------------------------------------------------------

@@ -25,10 +25,10 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { announceReady, freePort, startChildServer } from './lib/child-server.ts';
 import { peakRssMb, report, writeResults } from './lib/report.ts';
 
 interface ClientJob {
@@ -90,7 +90,7 @@ async function serveOnePds(opts: { plcUrl: string; serviceDid: string }): Promis
   });
   await new Promise<void>((r) => tokens.listen(0, '127.0.0.1', r));
   const tokenUrl = `http://127.0.0.1:${(tokens.address() as { port: number }).port}/token`;
-  process.stdout.write(`READY ${JSON.stringify({ url: pds.url, tokenUrl })}\n`);
+  announceReady(JSON.stringify({ url: pds.url, tokenUrl }));
   process.on('SIGTERM', () => {
     tokens.close();
     void pds.close().finally(() => process.exit(0));
@@ -132,7 +132,7 @@ async function servePortagePds(opts: { plcUrl: string; serviceDid: string; dataD
   });
   await new Promise<void>((r) => tokens.listen(0, '127.0.0.1', r));
   const tokenUrl = `http://127.0.0.1:${(tokens.address() as { port: number }).port}/token`;
-  process.stdout.write(`READY ${JSON.stringify({ url: pds.localUrl, tokenUrl })}\n`);
+  announceReady(JSON.stringify({ url: pds.localUrl, tokenUrl }));
   process.on('SIGTERM', () => {
     tokens.close();
     void pds.close().finally(() => process.exit(0));
@@ -145,7 +145,7 @@ interface ServerHandle {
   stop(): Promise<void>;
 }
 
-function startServerProcess(
+async function startServerProcess(
   plcUrl: string,
   serviceDid: string,
   env: NodeJS.ProcessEnv,
@@ -154,32 +154,15 @@ function startServerProcess(
   const args = portageDataDir
     ? ['--portage-server', JSON.stringify({ plcUrl, serviceDid, dataDir: portageDataDir })]
     : ['--server', JSON.stringify({ plcUrl, serviceDid })];
-  return new Promise((resolve, reject) => {
-    // BENCH_SERVER_PROF=<dir> writes a CPU profile of each PDS process there.
-    const prof = process.env.BENCH_SERVER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_PROF}`] : [];
-    const child = spawn(process.execPath, [...prof, import.meta.filename, ...args], {
-      stdio: ['ignore', 'pipe', 'ignore'],
-      env,
-    });
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      const line = out.split('\n').find((l) => l.startsWith('READY '));
-      if (!line) return;
-      child.stdout.removeAllListeners('data');
-      const info = JSON.parse(line.slice(6)) as { url: string; tokenUrl: string };
-      resolve({
-        ...info,
-        stop: () =>
-          new Promise<void>((r) => {
-            child.once('close', () => r());
-            child.kill('SIGTERM');
-          }),
-      });
-    });
-    child.on('error', reject);
-    child.on('close', (code) => reject(new Error(`server process exited early (${code})`)));
+  // BENCH_SERVER_PROF=<dir> writes a CPU profile of each PDS process there.
+  const prof = process.env.BENCH_SERVER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_PROF}`] : [];
+  const child = await startChildServer(import.meta.filename, args, {
+    env,
+    nodeArgs: prof,
+    quiet: true,
+    label: 'server process',
   });
+  return { ...(JSON.parse(child.ready) as { url: string; tokenUrl: string }), stop: child.stop };
 }
 
 async function fetchToken(job: ClientJob): Promise<string> {
@@ -330,16 +313,6 @@ function runClient(job: ClientJob): Promise<ClientResult> {
       const line = out.split('\n').find((l) => l.startsWith('RESULT '));
       if (code !== 0 || !line) reject(new Error(`${job.side} client failed (exit ${code}): ${out.slice(-2000)}`));
       else resolve(JSON.parse(line.slice(7)) as ClientResult);
-    });
-  });
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createNetServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
     });
   });
 }

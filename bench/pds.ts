@@ -8,27 +8,17 @@
  * Options: --records 20000 --creates 1000 --gets 4000 --blobs 80
  *          --side portage|reference (run one side only, for profiling; results are not written)
  */
-import { spawn } from 'node:child_process';
+
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { announceReady, freePort, startChildServer } from './lib/child-server.ts';
 import { report, writeResults } from './lib/report.ts';
 
 type Side = 'portage' | 'reference';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createNetServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** One server in this process; prints READY <url> and serves until SIGTERM. */
 async function serve(side: Side, opts: { plcUrl: string; dataDir: string }): Promise<void> {
@@ -64,7 +54,7 @@ async function serve(side: Side, opts: { plcUrl: string; dataDir: string }): Pro
     url = pds.url;
     close = () => pds.close();
   }
-  process.stdout.write(`READY ${url}\n`);
+  announceReady(url);
   process.on('SIGTERM', () => {
     void close().finally(() => process.exit(0));
   });
@@ -76,36 +66,12 @@ interface Server {
   stop(): Promise<void>;
 }
 
-function startServer(side: Side, plcUrl: string, dataDir: string, env: NodeJS.ProcessEnv): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [import.meta.filename, '--server', side, JSON.stringify({ plcUrl, dataDir })],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-        env,
-      },
-    );
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      const line = out.split('\n').find((l) => l.startsWith('READY '));
-      if (!line) return;
-      child.stdout.removeAllListeners('data');
-      child.removeAllListeners('close');
-      resolve({
-        url: line.slice(6).trim(),
-        pid: child.pid!,
-        stop: () =>
-          new Promise<void>((r) => {
-            child.once('close', () => r());
-            child.kill('SIGTERM');
-          }),
-      });
-    });
-    child.on('error', reject);
-    child.on('close', (code) => reject(new Error(`${side} server exited early (${code})`)));
+async function startServer(side: Side, plcUrl: string, dataDir: string, env: NodeJS.ProcessEnv): Promise<Server> {
+  const child = await startChildServer(import.meta.filename, ['--server', side, JSON.stringify({ plcUrl, dataDir })], {
+    env,
+    label: `${side} server`,
   });
+  return { url: child.ready, pid: child.pid, stop: child.stop };
 }
 
 /** Current and peak resident set size of a process, in MB (Linux /proc). */
