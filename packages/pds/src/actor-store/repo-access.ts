@@ -5,6 +5,7 @@
  * record write takes (`writeOwnRepo`). Error names and messages follow the reference PDS.
  */
 import { cidEquals, formatCid, parseCid } from '@portage/atproto/cid';
+import { type AuthResult, isOwnerOrAdmin } from '../auth/verifier.ts';
 import { InvalidRequest, XrpcError } from '../xrpc/errors.ts';
 import type { ActorStore } from './actor-store.ts';
 import { prepareWrites, type WriteRequest } from './prepare-writes.ts';
@@ -46,14 +47,20 @@ export function readableRepo(accounts: RepoAccountLookup, repo: string): RepoAcc
   return account;
 }
 
-/**
- * A hosted repository for com.atproto.sync.* reads (DID only). `allowInactive` is for
- * getRepoStatus, which reports the status instead of failing.
- */
-export function syncRepo(accounts: RepoAccountLookup, did: string, allowInactive = false): RepoAccount {
+/** A hosted repository by DID, whatever its status (getRepoStatus reports the status instead of failing). */
+export function hostedRepo(accounts: RepoAccountLookup, did: string): RepoAccount {
   const account = did.startsWith('did:') ? accounts.getAccount(did) : undefined;
   if (!account) throw new XrpcError(400, 'RepoNotFound', `Could not find repo for DID: ${did}`);
-  if (!allowInactive) {
+  return account;
+}
+
+/**
+ * A hosted repository for com.atproto.sync.* reads (DID only): refused while taken down or
+ * deactivated, except to its owner and the admin, as the reference allows.
+ */
+export function syncRepo(accounts: RepoAccountLookup, did: string, reader: AuthResult): RepoAccount {
+  const account = hostedRepo(accounts, did);
+  if (!isOwnerOrAdmin(reader, did)) {
     if (account.takedownRef) throw new XrpcError(400, 'RepoTakendown', `Repo has been takendown: ${did}`);
     if (account.deactivatedAt) throw new XrpcError(400, 'RepoDeactivated', `Repo has been deactivated: ${did}`);
   }

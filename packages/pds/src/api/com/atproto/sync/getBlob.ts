@@ -1,7 +1,6 @@
 import { parseCid } from '@portage/atproto/cid';
 import { syncRepo } from '../../../../actor-store/repo-access.ts';
 import { withRepoErrors } from '../../../../actor-store/xrpc-errors.ts';
-import { isOwnerOrAdmin } from '../../../../auth/verifier.ts';
 import { InvalidRequest } from '../../../../xrpc/errors.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 
@@ -17,7 +16,7 @@ export default xrpcMethod({
   async handler({ ctx, params, auth }) {
     const did = params.requiredString('did');
     const cidParam = params.requiredString('cid');
-    syncRepo(ctx.accountManager, did, isOwnerOrAdmin(auth, did));
+    syncRepo(ctx.accountManager, did, auth);
     return withRepoErrors(async () => {
       const blob = await ctx.actorStore.readBlob(did, parseCid(cidParam));
       if (!blob) throw InvalidRequest('Blob not found', 'BlobNotFound');

@@ -2,7 +2,6 @@ import { writeCarBytes } from '@portage/atproto/car';
 import { formatCid, parseCid } from '@portage/atproto/cid';
 import { syncRepo } from '../../../../actor-store/repo-access.ts';
 import { withRepoErrors } from '../../../../actor-store/xrpc-errors.ts';
-import { isOwnerOrAdmin } from '../../../../auth/verifier.ts';
 import { InvalidRequest } from '../../../../xrpc/errors.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 
@@ -14,7 +13,7 @@ export default xrpcMethod({
   async handler({ ctx, params, auth }) {
     const did = params.requiredString('did');
     const cidStrings = params.strings('cids', { maxItems: 1000 });
-    syncRepo(ctx.accountManager, did, isOwnerOrAdmin(auth, did));
+    syncRepo(ctx.accountManager, did, auth);
     return withRepoErrors(async () => {
       const { found, missing } = ctx.actorStore.getBlocks(did, cidStrings.map(parseCid));
       if (missing.length > 0) {

@@ -1,5 +1,4 @@
 import { commitMeta, syncRepo } from '../../../../actor-store/repo-access.ts';
-import { isOwnerOrAdmin } from '../../../../auth/verifier.ts';
 import { XrpcError } from '../../../../xrpc/errors.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 
@@ -10,7 +9,7 @@ export default xrpcMethod({
   auth: 'optionalAccessOrAdmin',
   async handler({ ctx, params, auth }) {
     const did = params.requiredString('did');
-    syncRepo(ctx.accountManager, did, isOwnerOrAdmin(auth, did));
+    syncRepo(ctx.accountManager, did, auth);
     const root = ctx.actorStore.getRoot(did);
     if (!root) throw new XrpcError(400, 'RepoNotFound', `Could not find root for DID: ${did}`);
     return { json: commitMeta(root) };

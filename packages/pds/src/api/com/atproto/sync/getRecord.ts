@@ -1,7 +1,6 @@
 import { writeCarBytes } from '@portage/atproto/car';
 import { syncRepo } from '../../../../actor-store/repo-access.ts';
 import { withRepoErrors } from '../../../../actor-store/xrpc-errors.ts';
-import { isOwnerOrAdmin } from '../../../../auth/verifier.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 
 /** A CAR proving a record's presence (or absence) against the signed current commit. */
@@ -13,7 +12,7 @@ export default xrpcMethod({
     const did = params.requiredString('did');
     const collection = params.requiredString('collection');
     const rkey = params.requiredString('rkey');
-    syncRepo(ctx.accountManager, did, isOwnerOrAdmin(auth, did));
+    syncRepo(ctx.accountManager, did, auth);
     return withRepoErrors(async () => {
       const proof = ctx.actorStore.getRecordProof(did, collection, rkey);
       return { body: await writeCarBytes([proof.root], proof.blocks), contentType: 'application/vnd.ipld.car' };

@@ -1,6 +1,5 @@
 import { syncRepo } from '../../../../actor-store/repo-access.ts';
 import { withRepoErrors } from '../../../../actor-store/xrpc-errors.ts';
-import { isOwnerOrAdmin } from '../../../../auth/verifier.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 
 /** The whole repository as a streaming CAR; with `since`, only what changed after that rev. */
@@ -12,7 +11,7 @@ export default xrpcMethod({
   async handler({ ctx, params, auth }) {
     const did = params.requiredString('did');
     const since = params.string('since');
-    syncRepo(ctx.accountManager, did, isOwnerOrAdmin(auth, did));
+    syncRepo(ctx.accountManager, did, auth);
     return withRepoErrors(() => ({
       body: ctx.actorStore.exportCar(did, since),
       contentType: 'application/vnd.ipld.car',

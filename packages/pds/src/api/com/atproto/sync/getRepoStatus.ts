@@ -1,4 +1,4 @@
-import { accountStatus, syncRepo } from '../../../../actor-store/repo-access.ts';
+import { accountStatus, hostedRepo } from '../../../../actor-store/repo-access.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 
 /** Whether a hosted repository is active, and its current rev. */
@@ -8,7 +8,7 @@ export default xrpcMethod({
   auth: 'none',
   async handler({ ctx, params }) {
     const did = params.requiredString('did');
-    const account = syncRepo(ctx.accountManager, did, true);
+    const account = hostedRepo(ctx.accountManager, did);
     const status = accountStatus(account);
     const root = status.active ? ctx.actorStore.getRoot(did) : undefined;
     return { json: { did, ...status, ...(root ? { rev: root.rev } : {}) } };

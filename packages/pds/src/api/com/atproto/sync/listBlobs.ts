@@ -1,6 +1,5 @@
 import { syncRepo } from '../../../../actor-store/repo-access.ts';
 import { withRepoErrors } from '../../../../actor-store/xrpc-errors.ts';
-import { isOwnerOrAdmin } from '../../../../auth/verifier.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 
 /** CIDs of the blobs a repository's records reference; with `since`, records written after that rev. */
@@ -14,7 +13,7 @@ export default xrpcMethod({
     const since = params.string('since');
     const limit = params.integer('limit', { min: 1, max: 1000 }) ?? 500;
     const cursor = params.string('cursor');
-    syncRepo(ctx.accountManager, did, isOwnerOrAdmin(auth, did));
+    syncRepo(ctx.accountManager, did, auth);
     return withRepoErrors(() => {
       const cids = ctx.actorStore.listBlobs(did, { since, limit, cursor });
       return { json: { cids, ...(cids.length === limit ? { cursor: cids[cids.length - 1] } : {}) } };
