@@ -76,17 +76,11 @@ async function serveOnePds(opts: { plcUrl: string; serviceDid: string }): Promis
     maxImportSize: 1024 * 1024 * 1024,
     blobUploadLimit: 64 * 1024 * 1024,
   } as never);
+  const { plcToken } = await import('../packages/migrate/test/helpers/network.ts');
   const tokens = createServer(async (req, res) => {
-    const did = new URL(req.url!, 'http://x').searchParams.get('did')!;
-    const db = (pds.ctx.accountManager as unknown as { db: { db: TokenDb } }).db.db;
-    const row = await db
-      .selectFrom('email_token')
-      .selectAll()
-      .where('did', '=', did)
-      .where('purpose', '=', 'plc_operation')
-      .executeTakeFirst();
-    res.statusCode = row?.token ? 200 : 404;
-    res.end(row?.token ?? '');
+    const token = await plcToken(pds, new URL(req.url!, 'http://x').searchParams.get('did')!);
+    res.statusCode = token ? 200 : 404;
+    res.end(token ?? '');
   });
   await new Promise<void>((r) => tokens.listen(0, '127.0.0.1', r));
   const tokenUrl = `http://127.0.0.1:${(tokens.address() as { port: number }).port}/token`;
@@ -102,7 +96,6 @@ async function serveOnePds(opts: { plcUrl: string; serviceDid: string }): Promis
  * PLC token from the outbox its mailer writes without SMTP. Prints READY <json>.
  */
 async function servePortagePds(opts: { plcUrl: string; serviceDid: string; dataDir: string }): Promise<void> {
-  const { readFile } = await import('node:fs/promises');
   const { loadConfig, startPds } = await import('../packages/pds/src/index.ts');
   const config = loadConfig({
     PDS_HOSTNAME: 'localhost',
@@ -116,17 +109,10 @@ async function servePortagePds(opts: { plcUrl: string; serviceDid: string; dataD
     LOG_LEVEL: 'silent',
   });
   const pds = await startPds(config, { host: '127.0.0.1' });
-  const tokens = createServer(async (req, res) => {
+  const { outboxToken } = await import('../packages/pds/test/harness.ts');
+  const tokens = createServer((req, res) => {
     const did = new URL(req.url!, 'http://x').searchParams.get('did')!;
-    const email = pds.ctx.accountManager.getAccount(did)?.email;
-    const outbox = await readFile(pds.ctx.mailer.outboxPath, 'utf8').catch(() => '');
-    const mail = outbox
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as { to: string; text: string })
-      .filter((m) => m.to === email)
-      .at(-1);
-    const token = /[A-Z2-7]{5}-[A-Z2-7]{5}/.exec(mail?.text ?? '')?.[0];
+    const token = outboxToken(pds.ctx.mailer.outboxPath, pds.ctx.accountManager.getAccount(did)?.email);
     res.statusCode = token ? 200 : 404;
     res.end(token ?? '');
   });
@@ -497,16 +483,4 @@ async function main(): Promise<void> {
     await plc.close().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-interface TokenDb {
-  selectFrom(table: string): {
-    selectAll(): {
-      where(
-        c: string,
-        op: string,
-        v: string,
-      ): { where(c: string, op: string, v: string): { executeTakeFirst(): Promise<{ token?: string } | undefined> } };
-    };
-  };
 }

@@ -7,7 +7,6 @@
  * the new one active.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { AtpAgent } from '@atproto/api';
 import type { TestPds as ReferencePds } from '@atproto/dev-env';
@@ -16,7 +15,7 @@ import { cidForRaw, formatCid } from '@portage/atproto/cid';
 import { migrate } from '../src/engine.ts';
 import type { MigrationEvent } from '../src/events.ts';
 import { MemoryStorage } from '../src/storage.ts';
-import { startTestPds, type TestPds as PortagePds } from '../../pds/test/harness.ts';
+import { outboxToken, startTestPds, type TestPds as PortagePds } from '../../pds/test/harness.ts';
 import { type Account, createAccount, type Network, plcToken, startNetwork } from './helpers/network.ts';
 
 /** One side of a migration, whichever implementation it is. */
@@ -40,22 +39,6 @@ let reference: Side;
 const portages: PortagePds[] = [];
 const portageSides: Side[] = [];
 
-/** Portage without SMTP writes each mail to its outbox file; the newest token for the address wins. */
-function outboxToken(pds: PortagePds, email: string): string | undefined {
-  let text: string;
-  try {
-    text = readFileSync(pds.ctx.mailer.outboxPath, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const mails = text
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { to: string; text: string; subject: string })
-    .filter((m) => m.to === email);
-  return /[A-Z2-7]{5}-[A-Z2-7]{5}/.exec(mails.at(-1)?.text ?? '')?.[0];
-}
-
 before(async () => {
   net = await startNetwork(1);
   const ref = net.pdses[0]!;
@@ -76,7 +59,7 @@ before(async () => {
       resignsImports: true,
       readPlcToken: async (did) => {
         const email = pds.ctx.accountManager.getAccount(did)?.email;
-        return email ? outboxToken(pds, email) : undefined;
+        return email ? outboxToken(pds.ctx.mailer.outboxPath, email) : undefined;
       },
     });
   }

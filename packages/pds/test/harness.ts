@@ -2,7 +2,7 @@
  * Test harness: a whole PDS on 127.0.0.1 with a random port and a fresh temporary data
  * directory, removed again by close(). Each test file starts its own.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Env, loadConfig } from '../src/config.ts';
@@ -91,4 +91,23 @@ export async function startTestPds(opts: TestPdsOptions = {}): Promise<TestPds> 
     rmSync(dataDir, { recursive: true, force: true });
     throw err;
   }
+}
+
+/**
+ * The newest emailed token (XXXXX-XXXXX) a PDS sent to `email`: without SMTP its mailer appends
+ * every mail to the outbox file at `outboxPath` (`ctx.mailer.outboxPath`).
+ */
+export function outboxToken(outboxPath: string, email: string | null | undefined): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(outboxPath, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const mails = text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { to: string; text: string })
+    .filter((m) => m.to === email);
+  return /[A-Z2-7]{5}-[A-Z2-7]{5}/.exec(mails.at(-1)?.text ?? '')?.[0];
 }
