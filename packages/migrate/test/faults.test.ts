@@ -129,7 +129,7 @@ describe('migration through faults', () => {
       'only the damaged copy was fetched again',
     );
     for (const cid of mia.blobCids) {
-      const res = await fetch(`${b!.url}/xrpc/com.atproto.sync.getBlob?did=${mia.did}&cid=${cid}`);
+      const res = await fetch(`${b!.url}/xrpc/com.atproto.sync.getBlob?${new URLSearchParams({ did: mia.did, cid })}`);
       assert.equal(res.headers.get('content-type'), 'image/jpeg', 'uploaded with the content type the old server gave');
       await res.arrayBuffer();
     }

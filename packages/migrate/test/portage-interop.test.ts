@@ -90,7 +90,7 @@ async function auditLog(did: string): Promise<AuditEntry[]> {
  */
 async function verifiedRecords(pdsUrl: string, did: string, signingKey?: string): Promise<Map<string, string>> {
   const key = signingKey ?? (await auditLog(did)).at(-1)!.operation.verificationMethods!.atproto;
-  const res = await fetch(`${pdsUrl}/xrpc/com.atproto.sync.getRepo?did=${did}`);
+  const res = await fetch(`${pdsUrl}/xrpc/com.atproto.sync.getRepo?${new URLSearchParams({ did })}`);
   assert.equal(res.status, 200, `getRepo on ${pdsUrl}`);
   const repo = await verifyRepoCar(new Uint8Array(await res.arrayBuffer()), did, key);
   return new Map(repo.creates.map((c) => [`${c.collection}/${c.rkey}`, c.cid.toString()]));
@@ -146,7 +146,9 @@ async function checkMoved(account: Account, from: Side, to: Side, before: Before
   assert.deepEqual([...records].sort(), [...before.records].sort(), 'the same records');
 
   for (const cid of account.blobCids) {
-    const res = await fetch(`${to.url}/xrpc/com.atproto.sync.getBlob?did=${account.did}&cid=${cid}`);
+    const res = await fetch(
+      `${to.url}/xrpc/com.atproto.sync.getBlob?${new URLSearchParams({ did: account.did, cid })}`,
+    );
     assert.equal(res.status, 200, `blob ${cid} on ${to.name}`);
     assert.equal(formatCid(cidForRaw(new Uint8Array(await res.arrayBuffer()))), cid, 'the blob bytes hash to its CID');
   }
@@ -171,7 +173,9 @@ async function checkMoved(account: Account, from: Side, to: Side, before: Before
   const old = new AtpAgent({ service: from.url });
   await old.login({ identifier: account.did, password: account.password });
   assert.equal(old.session?.active, false, 'the old account is deactivated');
-  const oldRepo = await fetch(`${from.url}/xrpc/com.atproto.sync.getRepoStatus?did=${account.did}`);
+  const oldRepo = await fetch(
+    `${from.url}/xrpc/com.atproto.sync.getRepoStatus?${new URLSearchParams({ did: account.did })}`,
+  );
   assert.equal(((await oldRepo.json()) as { active: boolean }).active, false, 'the old repo reports inactive');
 }
 

@@ -242,7 +242,7 @@ export function runCli(
 /** The records of a repo as `collection/rkey -> cid`, from its full CAR export, verified. */
 export async function repoRecords(pdsUrl: string, did: string): Promise<Map<string, string>> {
   const { verifyRepoCar } = await import('@atproto/repo');
-  const res = await fetch(`${pdsUrl}/xrpc/com.atproto.sync.getRepo?did=${did}`);
+  const res = await fetch(`${pdsUrl}/xrpc/com.atproto.sync.getRepo?${new URLSearchParams({ did })}`);
   if (!res.ok) throw new Error(`getRepo on ${pdsUrl}: ${res.status}`);
   const repo = await verifyRepoCar(new Uint8Array(await res.arrayBuffer()), did);
   return new Map(repo.creates.map((c) => [`${c.collection}/${c.rkey}`, c.cid.toString()]));
@@ -278,7 +278,9 @@ export async function checkMigrated(
   assert.ok(before.records.size > 0);
   assert.deepEqual([...newRecords].sort(), [...before.records].sort(), 'the new repo holds the same records');
   for (const cid of account.blobCids) {
-    const res = await fetch(`${to.url}/xrpc/com.atproto.sync.getBlob?did=${account.did}&cid=${cid}`);
+    const res = await fetch(
+      `${to.url}/xrpc/com.atproto.sync.getBlob?${new URLSearchParams({ did: account.did, cid })}`,
+    );
     assert.equal(res.status, 200, `blob ${cid} is on the new server`);
     await res.arrayBuffer();
   }
