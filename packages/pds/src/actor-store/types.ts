@@ -7,22 +7,15 @@ import type { Cid } from '@portage/atproto/cid';
 import type { SqliteDb } from './db.ts';
 import type { BlockMap } from '@portage/atproto/repo/block-store';
 import type { ValidationStatus } from './prepare-writes.ts';
+import type { CommitOp } from '../sequencer/events.ts';
 
 export interface RepoRoot {
   cid: Cid;
   rev: string;
 }
 
-/** One record operation of a commit, as the firehose carries it. */
-export interface CommitOp {
-  action: 'create' | 'update' | 'delete';
-  /** `<collection>/<rkey>` */
-  path: string;
-  /** New record CID; null for deletes. */
-  cid: Cid | null;
-  /** Previous record CID for updates and deletes (firehose `prev`, needed for inversion). */
-  prev: Cid | null;
-}
+/** One record operation of a commit: the firehose's own op shape, which the store fills in full. */
+export type { CommitOp } from '../sequencer/events.ts';
 
 /**
  * Everything a firehose #commit needs, handed to commit listeners synchronously inside the

@@ -25,11 +25,14 @@ export type EventType = 'commit' | 'sync' | 'identity' | 'account';
 
 export type RepoAction = 'create' | 'update' | 'delete';
 
-/** One record operation of a commit; `prev` is the record's CID before the commit (update, delete). */
+/** One record operation of a commit, as the firehose carries it. */
 export interface CommitOp {
   action: RepoAction;
+  /** `<collection>/<rkey>` */
   path: string;
+  /** The new record's CID; null for deletes. */
   cid: Cid | null;
+  /** The record's CID before the commit, for updates and deletes (needed to invert the op). */
   prev?: Cid | null;
 }
 

@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { CrawlerNotifier } from './crawlers.ts';
-import type { CommitEventData } from './events.ts';
+import type { CommitEvent } from '../actor-store/types.ts';
 import { Firehose } from './firehose.ts';
 import { type OutboxHost, Sequencer } from './sequencer.ts';
 
@@ -38,11 +38,6 @@ export interface FirehoseServiceOptions {
   logger?: { error(obj: object, msg: string): void; warn(obj: object, msg: string): void };
   /** Firehose tuning (tests). */
   maxBufferedBytes?: number;
-}
-
-/** The commit data the actor store hands its commit listeners (blocks as a BlockMap-like). */
-export interface ActorCommitEvent extends Omit<CommitEventData, 'blocks'> {
-  blocks: { entries(): Iterable<{ cid: CommitEventData['commit']; bytes: Uint8Array }> };
 }
 
 const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
@@ -99,7 +94,7 @@ export class FirehoseService {
    * account database (`db`) the event goes through that database's outbox and commits with
    * the write; without it, it is appended to the log directly.
    */
-  readonly onCommit = (event: ActorCommitEvent, db?: Database.Database): void => {
+  readonly onCommit = (event: CommitEvent, db?: Database.Database): void => {
     this.sequencer.sequenceCommit(db ? { key: event.did, db } : null, {
       did: event.did,
       commit: event.commit,
