@@ -71,8 +71,11 @@ interface Server {
 }
 
 async function startServer(side: Side, plcUrl: string, dataDir: string, env: NodeJS.ProcessEnv): Promise<Server> {
+  // BENCH_SERVER_PROF=<dir> writes a CPU profile of each server process there.
+  const prof = process.env.BENCH_SERVER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_PROF}`] : [];
   const child = await startChildServer(import.meta.filename, ['--server', side, JSON.stringify({ plcUrl, dataDir })], {
     env,
+    nodeArgs: prof,
     label: `${side} server`,
   });
   return { url: child.ready, pid: child.pid, stop: child.stop };
