@@ -110,7 +110,11 @@ export async function backupAccount(opts: BackupOptions, env: BackupEnvironment)
                 method: 'GET',
                 params: { did: account, cid },
               });
-              await backup.writeBlob(cid, res.body!.pipeThrough(countingStream((n) => progress.addBytes(n))));
+              await backup.writeBlob(
+                cid,
+                res.body!.pipeThrough(countingStream((n) => progress.addBytes(n))),
+                res.headers.get('content-type') || undefined,
+              );
             });
             pool.succeeded();
             progress.addDone();

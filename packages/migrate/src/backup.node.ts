@@ -2,15 +2,19 @@
  * The local backup as a directory (Node):
  *   repo.car            the account's repository as exported by the server (full CAR)
  *   blobs/<cid>         each blob, named by its CID, checked against it while written
+ *   blob-types.jsonl    one {"cid","type"} line per stored blob: the content type it came with
  *   preferences.json    app.bsky preferences as the server returned them
  *   manifest.json       { did, repoCommit, updatedAt }
  * Every file appears by rename after it was written whole, so a killed run never leaves a
- * truncated file that a later run would trust.
+ * truncated file that a later run would trust. blob-types.jsonl is the exception: it only grows,
+ * by one line per blob once the blob is in place (rewriting a whole map per blob would cost
+ * quadratic time on accounts with many thousand blobs), and a line cut by a kill fails to parse
+ * and is skipped: its blob is then simply fetched again.
  */
 import { decode as decodeCbor } from '@atcute/cbor';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, openAsBlob } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -30,6 +34,10 @@ export class DirectoryBackup implements BackupSink {
   #tmpCounter = 0;
   /** The blobs stored, read from the folder once: a lookup per blob would cost a syscall each. */
   #stored: Promise<Set<string>> | undefined;
+  /** blob-types.jsonl, read once; `cutLine` when it ends mid-line (a run was killed appending). */
+  #types: Promise<{ byCid: Map<string, string>; cutLine: boolean }> | undefined;
+  /** Appends to blob-types.jsonl, one after the other, so two lines never interleave. */
+  #typeAppends: Promise<void> = Promise.resolve();
 
   constructor(dir: string, did: string) {
     this.dir = dir;
@@ -81,7 +89,7 @@ export class DirectoryBackup implements BackupSink {
     return (await this.#storedBlobs()).has(safeCid(cid));
   }
 
-  async writeBlob(cid: string, body: ReadableStream<Uint8Array> | Uint8Array): Promise<void> {
+  async writeBlob(cid: string, body: ReadableStream<Uint8Array> | Uint8Array, contentType?: string): Promise<void> {
     const expected = Buffer.from(parseCid(cid).digest.contents);
     const hash = createHash('sha256');
     const tmp = this.#tmpPath(`blob-${safeCid(cid)}`);
@@ -102,6 +110,29 @@ export class DirectoryBackup implements BackupSink {
       throw err;
     }
     (await this.#storedBlobs()).add(cid);
+    if (contentType !== undefined && isContentType(contentType)) await this.#recordType(cid, contentType);
+  }
+
+  async blobContentType(cid: string): Promise<string | undefined> {
+    return (await this.#blobTypes()).byCid.get(cid);
+  }
+
+  async #recordType(cid: string, contentType: string): Promise<void> {
+    const types = await this.#blobTypes();
+    if (types.byCid.get(cid) === contentType) return;
+    const line = `${JSON.stringify({ cid, type: contentType })}\n`;
+    const append = this.#typeAppends.then(async () => {
+      await appendFile(join(this.dir, BLOB_TYPES), types.cutLine ? `\n${line}` : line, { mode: 0o600 });
+      types.cutLine = false;
+    });
+    this.#typeAppends = append.catch(() => {});
+    await append;
+    types.byCid.set(cid, contentType);
+  }
+
+  #blobTypes(): Promise<{ byCid: Map<string, string>; cutLine: boolean }> {
+    this.#types ??= readBlobTypes(join(this.dir, BLOB_TYPES));
+    return this.#types;
   }
 
   async readBlob(cid: string): Promise<Uint8Array | Blob | undefined> {
@@ -155,6 +186,39 @@ export class DirectoryBackup implements BackupSink {
 }
 
 const READ_WHOLE_BYTES = 4 * 1024 * 1024;
+const BLOB_TYPES = 'blob-types.jsonl';
+
+/**
+ * The recorded content types, the last line for a CID winning. Lines that do not parse (cut by a
+ * kill, or damaged) or hold something that is not a CID and a content type are skipped, as is a
+ * file that cannot be read at all: a blob without a type is fetched again, never sent wrongly.
+ */
+async function readBlobTypes(path: string): Promise<{ byCid: Map<string, string>; cutLine: boolean }> {
+  const byCid = new Map<string, string>();
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return { byCid, cutLine: false };
+  }
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    try {
+      const entry = JSON.parse(line) as { cid?: unknown; type?: unknown };
+      if (typeof entry.cid === 'string' && /^[a-z2-7]+$/.test(entry.cid) && isContentType(entry.type)) {
+        byCid.set(entry.cid, entry.type);
+      }
+    } catch {
+      // A cut or damaged line: that blob's type is unknown.
+    }
+  }
+  return { byCid, cutLine: text.length > 0 && !text.endsWith('\n') };
+}
+
+/** A value that can go into a Content-Type header as it is: printable ASCII, no line breaks. */
+function isContentType(value: unknown): value is string {
+  return typeof value === 'string' && /^[\x21-\x7e][\x20-\x7e]{0,254}$/.test(value);
+}
 
 function blobCorrupted(cid: string): MigrationError {
   return new MigrationError('BlobCorrupted', `blob ${cid} arrived with different bytes`, 'It is fetched again.');

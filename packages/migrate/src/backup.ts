@@ -6,7 +6,8 @@
  *
  * The engine also reads back: the repository CAR, downloaded while the sessions are set up, is
  * imported from the backup; blobs are fetched into it while the new server imports and uploaded
- * from there, so the blob phase talks to one server.
+ * from there (by this run or, with their content types recorded, by a run started after a kill),
+ * so the blob phase talks to one server.
  */
 export interface BackupSink {
   /** The repo commit CID of the CAR stored now, if any (to skip an unchanged repo). */
@@ -20,8 +21,18 @@ export interface BackupSink {
    */
   readRepo?(): Promise<Blob | ReadableStream<Uint8Array> | undefined>;
   hasBlob(cid: string): Promise<boolean>;
-  /** Stores a blob; rejects (and stores nothing) if the bytes do not hash to `cid`. */
-  writeBlob(cid: string, body: ReadableStream<Uint8Array> | Uint8Array): Promise<void>;
+  /**
+   * Stores a blob; rejects (and stores nothing) if the bytes do not hash to `cid`. `contentType`
+   * is the type the old server sent it with, kept beside the blob: uploading it needs that type,
+   * and a run started again after a kill must not ask the old server for the bytes only to learn it.
+   */
+  writeBlob(cid: string, body: ReadableStream<Uint8Array> | Uint8Array, contentType?: string): Promise<void>;
+  /**
+   * The content type writeBlob recorded for a blob, in this run or an earlier one; undefined when
+   * none was (the blob is then fetched from the old server again). Optional: without it, only the
+   * blobs stored during the current run are uploaded from the backup.
+   */
+  blobContentType?(cid: string): Promise<string | undefined>;
   /**
    * A stored blob's bytes, or undefined when it is not stored. Small blobs may come back as bytes;
    * large ones should be a Blob (a File in browsers) that reads from storage as it is sent, so

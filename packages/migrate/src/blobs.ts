@@ -1,15 +1,17 @@
 /**
  * The blob phase: the new server's listMissingBlobs is the to-do list (so a rerun starts exactly
  * where the last one stopped, with no local bookkeeping to trust), feeding a pool of parallel
- * transfers getBlob -> uploadBlob. A blob the backup already holds (BlobPrefetch filled it while
- * the repository was importing) is uploaded from there; the others come from the old server and
- * go into the backup on the way. Small blobs travel as whole bodies with a Content-Length, large
- * ones stream; the bytes in flight are capped either way (ByteBudget).
+ * transfers getBlob -> uploadBlob. A blob the backup already holds with its content type
+ * (BlobPrefetch filled it while the repository was importing, in this run or one that was killed)
+ * is uploaded from there; the others come from the old server and go into the backup on the way.
+ * Small blobs travel as whole bodies with a Content-Length, large ones stream; the bytes in flight
+ * are capped either way (ByteBudget).
  *
  * The pool is adaptive: a 429 or a 5xx halves it (the server is struggling or rationing), a run
  * of successes grows it back by one up to the configured width. A 429 also pauses every request
  * to that server until its RateLimit-Reset/Retry-After.
  */
+import { cidMatches, parseCid } from '@portage/atproto/cid';
 import { XrpcClientError } from '@portage/atproto/xrpc/client';
 import type { BackupSink } from './backup.ts';
 import type { EventSink, MissingBlob } from './events.ts';
@@ -102,8 +104,9 @@ export interface BlobCopyContext {
   /** Bytes of blobs in flight at once (default 16 MB: eight typical images, or three 5 MB videos). */
   inFlightBytes?: number;
   /**
-   * Content types of blobs the backup holds, as the old server sent them (filled by
-   * BlobPrefetch). Those blobs are uploaded from the backup; the rest come from the old server.
+   * Content types of blobs this run's BlobPrefetch stored, as the old server sent them. With the
+   * types the backup recorded (blobContentType, which covers earlier runs too), these say which
+   * blobs are uploaded from the backup; the rest come from the old server.
    */
   backupTypes?: ReadonlyMap<string, string>;
 }
@@ -169,8 +172,10 @@ export async function copyMissingBlobs(ctx: BlobCopyContext): Promise<number> {
 
 async function transferBlob(ctx: BlobCopyContext, pool: AdaptivePool, budget: ByteBudget, cid: string): Promise<void> {
   const backup = ctx.backup;
-  const storedType = backup ? ctx.backupTypes?.get(cid) : undefined;
-  // Cleared when the stored copy cannot be used (gone, or it uploaded as another CID).
+  const storedType = backup
+    ? (ctx.backupTypes?.get(cid) ?? (await backup.blobContentType?.(cid).catch(() => undefined)))
+    : undefined;
+  // Cleared when the stored copy cannot be used (gone, or its bytes do not match the CID).
   let useStored = storedType !== undefined;
   let storedCopyDamaged = false;
   await withRetry(
@@ -195,13 +200,13 @@ async function transferBlob(ctx: BlobCopyContext, pool: AdaptivePool, budget: By
         if (length > 0 && length <= WHOLE_BODY_BYTES) {
           body = new Uint8Array(await download.arrayBuffer());
           ctx.progress.addBytes(body.byteLength);
-          if (saveToBackup) backupWrite = backup.writeBlob(cid, body);
+          if (saveToBackup) backupWrite = backup.writeBlob(cid, body, contentType);
         } else {
           body = download.body.pipeThrough(countingStream((n) => ctx.progress.addBytes(n)));
           if (saveToBackup) {
             const [toUpload, toBackup] = body.tee();
             body = toUpload;
-            backupWrite = backup.writeBlob(cid, toBackup);
+            backupWrite = backup.writeBlob(cid, toBackup, contentType);
           }
         }
         // The backup step fetches whatever is still missing from the backup later.
@@ -250,7 +255,12 @@ async function openDownload(
   return { download: download as Response & { body: ReadableStream<Uint8Array> }, length, granted };
 }
 
-/** Uploads the backup's copy; false when the backup does not hold it after all. */
+/**
+ * Uploads the backup's copy; false when the backup does not hold it after all. A copy read whole
+ * is checked against its CID first, so damaged bytes are never sent; a large one streams from
+ * storage, and the CID the new server computes is the check (the backup only shows a blob once it
+ * was written whole and matched its CID, so this catches damage done later).
+ */
 async function uploadFromBackup(
   ctx: BlobCopyContext,
   budget: ByteBudget,
@@ -259,6 +269,9 @@ async function uploadFromBackup(
 ): Promise<boolean> {
   const body = await ctx.backup!.readBlob(cid);
   if (body === undefined) return false;
+  if (body instanceof Uint8Array && !bytesMatch(cid, body)) {
+    throw new DamagedTransfer(`the backup's copy of blob ${cid} does not match its CID`);
+  }
   const size = body instanceof Uint8Array ? body.byteLength : body.size;
   const granted = await budget.acquire(size);
   try {
@@ -270,6 +283,14 @@ async function uploadFromBackup(
     return true;
   } finally {
     budget.release(granted);
+  }
+}
+
+function bytesMatch(cid: string, bytes: Uint8Array): boolean {
+  try {
+    return cidMatches(parseCid(cid), bytes);
+  } catch {
+    return false;
   }
 }
 
@@ -287,9 +308,10 @@ async function upload(
 
 /**
  * Fills the backup from the old server while the new one is busy importing the repository (the
- * old server is idle then), remembering each blob's content type, so the blob phase can upload
- * from local storage and only waits on the new server. Everything here is best effort: a blob it
- * did not get is simply fetched from the old server in the blob phase.
+ * old server is idle then), storing each blob's content type with it (in memory, and in the
+ * backup for a later run), so the blob phase can upload from local storage and only waits on the
+ * new server. Everything here is best effort: a blob it did not get is simply fetched from the old
+ * server in the blob phase.
  */
 export class BlobPrefetch {
   /** Content types of the blobs this prefetch stored, by CID. */
@@ -342,13 +364,14 @@ export class BlobPrefetch {
     await withRetry(
       async () => {
         const { download: res, length, granted } = await openDownload(ctx.old, ctx.did, cid, budget);
+        const contentType = res.headers.get('content-type') || 'application/octet-stream';
         try {
           const body = length > 0 && length <= WHOLE_BODY_BYTES ? new Uint8Array(await res.arrayBuffer()) : res.body;
-          await ctx.backup.writeBlob(cid, body);
+          await ctx.backup.writeBlob(cid, body, contentType);
         } finally {
           budget.release(granted);
         }
-        this.types.set(cid, res.headers.get('content-type') || 'application/octet-stream');
+        this.types.set(cid, contentType);
       },
       { attempts: 2, gate: ctx.old.gate },
     );

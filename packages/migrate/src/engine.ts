@@ -855,7 +855,7 @@ class Migration {
               method: 'GET',
               params: { did: this.did, cid },
             });
-            await backup.writeBlob(cid, res.body!);
+            await backup.writeBlob(cid, res.body!, res.headers.get('content-type') || undefined);
           });
           fetched++;
         } catch (err) {

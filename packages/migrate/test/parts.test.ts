@@ -1,7 +1,7 @@
 /** The engine's building blocks on their own: retry policy, adaptive pool, storage, progress, rendering. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -267,6 +267,46 @@ describe('DirectoryBackup blobs', () => {
       rmSync(join(dir, 'blobs', smallCid));
       assert.equal(await again.readBlob(smallCid), undefined);
       assert.equal(await again.hasBlob(smallCid), false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("keeps each blob's content type for later runs, skipping lines a kill cut or damage spoiled", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portage-backup-'));
+    try {
+      const blobs = [randomBytes(300), randomBytes(400), randomBytes(500), randomBytes(600)];
+      const [a, b, c, d] = blobs.map((bytes) => formatCid(cidForRaw(bytes))) as [string, string, string, string];
+      const first = await new DirectoryBackup(dir, 'did:plc:abc').open();
+      await first.writeBlob(a, blobs[0]!, 'image/png');
+      await first.writeBlob(b, blobs[1]!, 'video/mp4');
+      await first.writeBlob(c, blobs[2]!, 'bad\r\ntype');
+      assert.equal(await first.blobContentType(a), 'image/png');
+      assert.equal(await first.blobContentType(c), undefined, 'a type that cannot go into a header is not kept');
+
+      // A later run (a fresh instance) knows the types without asking anyone.
+      const second = await new DirectoryBackup(dir, 'did:plc:abc').open();
+      assert.equal(await second.blobContentType(a), 'image/png');
+      assert.equal(await second.blobContentType(b), 'video/mp4');
+      assert.equal(await second.blobContentType(d), undefined);
+
+      // A run killed while appending leaves half a line; a damaged line holds nonsense.
+      const types = join(dir, 'blob-types.jsonl');
+      const text = readFileSync(types, 'utf8');
+      writeFileSync(types, `${text}{"cid":"not a cid","type":"image/png"}\n{"cid":"${d}","type":"ima`);
+      const third = await new DirectoryBackup(dir, 'did:plc:abc').open();
+      assert.equal(await third.blobContentType(a), 'image/png', 'whole lines still count');
+      assert.equal(await third.blobContentType(d), undefined, 'the cut line is skipped');
+      await third.writeBlob(d, blobs[3]!, 'image/webp');
+      await third.writeBlob(a, blobs[0]!, 'image/jpeg');
+      const fourth = await new DirectoryBackup(dir, 'did:plc:abc').open();
+      assert.equal(await fourth.blobContentType(d), 'image/webp', 'a line after a cut one starts on its own line');
+      assert.equal(await fourth.blobContentType(a), 'image/jpeg', 'the last line for a blob wins');
+
+      // An unreadable record of types only means fetching again.
+      writeFileSync(types, Buffer.from([0xff, 0xfe, 0x00, 0x7b]));
+      const fifth = await new DirectoryBackup(dir, 'did:plc:abc').open();
+      assert.equal(await fifth.blobContentType(a), undefined);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
