@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { cidForCbor, formatCid, parseCid } from '../src/cid.ts';
+import { cidForCbor, cidForRaw, formatCid, parseCid } from '../src/cid.ts';
 import { commonPrefixLength, findMstKeyProblem, keyHeight } from '../src/mst/keys.ts';
-import { decodeNode, encodeNode } from '../src/mst/node.ts';
+import { decodeNode, decodeNodeGeneral, encodeNode } from '../src/mst/node.ts';
 import { Mst } from '../src/mst/tree.ts';
 import { MemoryBlockStore } from '../src/repo/block-store.ts';
 
@@ -144,5 +144,56 @@ describe('MST operations', () => {
     });
     assert.deepEqual(encodeNode(content), generic);
     assert.deepEqual(decodeNode(generic, true).keys, content.keys);
+  });
+
+  it('decodes every node, and every corruption of one, exactly as the general decoder does', (t) => {
+    const v = value(1);
+    const raw = cidForRaw(new TextEncoder().encode('raw'));
+    const nodes = [
+      encodeNode({ left: null, keys: [], values: [], rights: [] }),
+      encodeNode({ left: v, keys: ['a/b'], values: [raw], rights: [null] }),
+      encodeNode({
+        left: null,
+        keys: [
+          'com.example.a/1',
+          'com.example.a/2',
+          'com.example.b/'.padEnd(40, 'x'),
+          'com.example.c/'.padEnd(300, 'z'),
+        ],
+        values: [v, v, v, v],
+        rights: [v, null, v, null],
+      }),
+    ];
+    const outcome = (decode: () => unknown) => {
+      try {
+        return { value: decode() };
+      } catch (err) {
+        return { error: `${(err as { code?: string }).code}: ${(err as Error).message}` };
+      }
+    };
+    let compared = 0;
+    for (const node of nodes) {
+      const variants: Uint8Array[] = [node];
+      for (let n = 0; n < node.length; n++) variants.push(node.subarray(0, n));
+      for (let i = 0; i < Math.min(node.length, 200); i++) {
+        for (const b of [0x00, 0x01, 0x18, 0x19, 0x20, 0x2f, 0x55, 0x61, 0x7f, 0xa3, 0xd8, 0xf6, 0xff]) {
+          if (node[i] === b) continue;
+          const variant = node.slice();
+          variant[i] = b;
+          variants.push(variant);
+        }
+      }
+      for (const variant of variants) {
+        for (const strict of [false, true]) {
+          assert.deepEqual(
+            outcome(() => decodeNode(variant, strict)),
+            outcome(() => decodeNodeGeneral(variant, strict)),
+            Buffer.from(variant).toString('hex'),
+          );
+          compared++;
+        }
+      }
+    }
+    t.diagnostic(`node encodings compared with the general decoder: ${compared}`);
   });
 });

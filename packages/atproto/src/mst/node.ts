@@ -6,12 +6,18 @@
  *
  * Encoding is hand-written because the shape is fixed and small: it avoids building the
  * intermediate object graph a generic encoder needs, and the output is canonical by
- * construction (map keys already in DAG-CBOR order: e < l, k < p < t < v). Decoding goes through
- * @atcute/cbor's strict decoder (which rejects non-canonical input) and then checks the shape,
- * so a malformed node is reported as such instead of surfacing as a crash later.
+ * construction (map keys already in DAG-CBOR order: e < l, k < p < t < v).
+ *
+ * Decoding has two paths. Nearly every node ever read is exactly what `encodeNode` writes, so a
+ * hand-written reader takes that one byte layout and nothing else, building keys and CIDs straight
+ * from the bytes (no intermediate object graph, no CID parsed twice). Anything it does not
+ * recognise goes to the general path, @atcute/cbor's strict decoder (which rejects non-canonical
+ * input) followed by shape checks, which either accepts the node or names what is wrong with it.
+ * The fast reader only accepts nodes the general path accepts, with the same result, so the two
+ * differ in speed only.
  */
 import { decode } from '@atcute/cbor';
-import { type Cid, cidFromBytes } from '../cid.ts';
+import { CODEC_DAG_CBOR, CODEC_RAW, type Cid, cidFromBytes } from '../cid.ts';
 import { asciiCommonPrefixLength, findMstKeyProblem, MstError } from './keys.ts';
 
 /** A node's content with keys expanded (prefix compression undone). */
@@ -145,6 +151,123 @@ function latin1(bytes: Uint8Array): string {
  * (anything else would hash differently from the canonical node).
  */
 export function decodeNode(bytes: Uint8Array, strict = false): NodeContent {
+  return readCanonicalNode(bytes, strict) ?? decodeNodeGeneral(bytes, strict);
+}
+
+/** Tag 42, bytes(37), the 0x00 multibase prefix, CIDv1: how every CID link in a node starts. */
+const CID_LINK_HEADER = [0xd8, 0x2a, 0x58, 0x25, 0x00, 0x01];
+/** That header minus the CIDv1 byte (5 bytes), then the 36-byte CID. */
+const CID_LINK_LENGTH = 5 + 36;
+/** Longest key suffix the fast reader takes (the longest valid key); longer ones go the general way. */
+const MAX_SUFFIX = 1024;
+
+// Cursor of the fast reader: it is synchronous and not re-entrant.
+let at = 0;
+
+/**
+ * The argument of the CBOR head at `at` when its major type is `major` and it is in the
+ * shortest form, at most 16 bits (all a node needs); -1 for anything else.
+ */
+function readHead(bytes: Uint8Array, major: number): number {
+  if (at >= bytes.length) return -1;
+  const head = bytes[at++]!;
+  if (head >> 5 !== major) return -1;
+  const info = head & 0x1f;
+  if (info < 24) return info;
+  if (info === 24) {
+    if (at + 1 > bytes.length) return -1;
+    const value = bytes[at++]!;
+    return value < 24 ? -1 : value;
+  }
+  if (info === 25) {
+    if (at + 2 > bytes.length) return -1;
+    const value = (bytes[at]! << 8) | bytes[at + 1]!;
+    at += 2;
+    return value < 0x100 ? -1 : value;
+  }
+  return -1;
+}
+
+/** True when the two bytes at `at` are a one-letter text string (a map key), which is consumed. */
+function readKey(bytes: Uint8Array, letter: number): boolean {
+  if (bytes[at] !== 0x61 || bytes[at + 1] !== letter) return false;
+  at += 2;
+  return true;
+}
+
+/**
+ * The CID link at `at` when it is a canonical CIDv1 (DAG-CBOR or raw, SHA-256), or null (0xf6)
+ * when `nullable`. The CID's bytes are a view into `bytes`, as @atcute/cid's decoder gives them.
+ * Undefined for anything else.
+ */
+function readCidLink(bytes: Uint8Array, nullable: boolean): Cid | null | undefined {
+  if (nullable && bytes[at] === 0xf6) {
+    at++;
+    return null;
+  }
+  if (at + CID_LINK_LENGTH > bytes.length) return undefined;
+  for (let j = 0; j < CID_LINK_HEADER.length; j++) if (bytes[at + j] !== CID_LINK_HEADER[j]) return undefined;
+  const codec = bytes[at + 6]!;
+  if ((codec !== CODEC_DAG_CBOR && codec !== CODEC_RAW) || bytes[at + 7] !== 0x12 || bytes[at + 8] !== 0x20) {
+    return undefined;
+  }
+  const cidBytes = bytes.subarray(at + 5, at + CID_LINK_LENGTH);
+  at += CID_LINK_LENGTH;
+  return { version: 1, codec, digest: { codec: 0x12, contents: cidBytes.subarray(4) }, bytes: cidBytes };
+}
+
+/**
+ * The node in `bytes` when it is laid out exactly as `encodeNode` writes it (and, with `strict`,
+ * its keys pass every check the general path makes); null for anything else, which the general
+ * path then decodes or rejects with the reason.
+ */
+function readCanonicalNode(bytes: Uint8Array, strict: boolean): NodeContent | null {
+  // map(2) "e" array(n)
+  if (bytes[0] !== 0xa2) return null;
+  at = 1;
+  if (!readKey(bytes, 0x65)) return null;
+  const count = readHead(bytes, 4);
+  // An entry takes over 50 bytes: a count the block cannot hold is not worth allocating for.
+  if (count < 0 || count * 50 > bytes.length) return null;
+  const keys: string[] = new Array(count);
+  const values: Cid[] = new Array(count);
+  const rights: (Cid | null)[] = new Array(count);
+  let prev = '';
+  for (let i = 0; i < count; i++) {
+    // map(4) "k" bytes "p" uint "t" CID-or-null "v" CID
+    if (bytes[at++] !== 0xa4 || !readKey(bytes, 0x6b)) return null;
+    const suffixLength = readHead(bytes, 2);
+    if (suffixLength < 0 || suffixLength > MAX_SUFFIX || at + suffixLength > bytes.length) return null;
+    const suffix = bytes.subarray(at, at + suffixLength);
+    at += suffixLength;
+    if (!readKey(bytes, 0x70)) return null;
+    const prefix = readHead(bytes, 0);
+    if (prefix < 0 || prefix > prev.length || (i === 0 && prefix !== 0)) return null;
+    const key = prev.slice(0, prefix) + String.fromCharCode.apply(null, suffix as unknown as number[]);
+    if (strict) {
+      if (findMstKeyProblem(key) !== null) return null;
+      if (i > 0 && key <= prev) return null;
+      if (asciiCommonPrefixLength(prev, key) !== prefix) return null;
+    }
+    if (!readKey(bytes, 0x74)) return null;
+    const right = readCidLink(bytes, true);
+    if (right === undefined || !readKey(bytes, 0x76)) return null;
+    const value = readCidLink(bytes, false);
+    if (!value) return null;
+    keys[i] = key;
+    values[i] = value;
+    rights[i] = right;
+    prev = key;
+  }
+  // "l" CID-or-null, and nothing after it
+  if (!readKey(bytes, 0x6c)) return null;
+  const left = readCidLink(bytes, true);
+  if (left === undefined || at !== bytes.length) return null;
+  return { left, keys, values, rights };
+}
+
+/** The general path alone: what `decodeNode` falls back to (tests hold the two to the same answers). */
+export function decodeNodeGeneral(bytes: Uint8Array, strict = false): NodeContent {
   let data: unknown;
   try {
     data = decode(bytes);
