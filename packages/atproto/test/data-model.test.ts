@@ -9,6 +9,7 @@ import { fromBase64 } from '@atcute/multibase';
 import { cidForCbor, cidForRaw, formatCid } from '../src/cid.ts';
 import {
   assertValidData,
+  checkCbor,
   cidForRecord,
   dataToJson,
   DataModelError,
@@ -18,6 +19,7 @@ import {
   encodeCbor,
   encodeRecord,
   findBlobRefs,
+  findBlobRefsInCbor,
   isBlobRef,
   isValidData,
   jsonToData,
@@ -139,19 +141,83 @@ const nonCanonical: [string, string, RegExp][] = [
 
 test('non-canonical and forbidden DAG-CBOR encodings are each rejected with a named reason', (t) => {
   for (const [name, bytes, pattern] of nonCanonical) {
+    const input = bytes === '' ? new Uint8Array(0) : hex(bytes);
+    let decodeError: unknown;
     assert.throws(
-      () => decodeCbor(bytes === '' ? new Uint8Array(0) : hex(bytes)),
-      (e) => e instanceof DataModelError && e.code === 'InvalidCbor' && pattern.test(e.message),
+      () => decodeCbor(input),
+      (e) => {
+        decodeError = e;
+        return e instanceof DataModelError && e.code === 'InvalidCbor' && pattern.test(e.message);
+      },
       name,
+    );
+    // The check that builds nothing refuses it with the very same error.
+    assert.throws(
+      () => checkCbor(input),
+      (e) => e instanceof DataModelError && e.message === (decodeError as Error).message,
+      `${name} (checkCbor)`,
     );
   }
   t.diagnostic(`non-canonical CBOR kinds rejected: ${nonCanonical.length}`);
+});
+
+/** decodeCbor's verdict on `bytes`: the value, or the error message. */
+function decodeOutcome(bytes: Uint8Array): { value?: DataValue; error?: string } {
+  try {
+    return { value: decodeCbor(bytes) };
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+}
+
+test('checkCbor accepts and refuses exactly what decodeCbor does, on valid values and every corruption of them', (t) => {
+  let compared = 0;
+  for (let seed = 1; seed <= 20; seed++) {
+    const valid = encodeCbor({ root: randomValue(seed), ké: 'é', $type: 'x' });
+    assert.equal(checkCbor(valid), false);
+    // Every truncation and every single-byte change: same verdict, same message.
+    const variants: Uint8Array[] = [];
+    for (let n = 0; n < valid.length; n++) variants.push(valid.subarray(0, n));
+    for (let i = 0; i < valid.length; i++) {
+      for (const b of [
+        0x00, 0x17, 0x18, 0x3f, 0x5f, 0x60, 0x7f, 0x80, 0x9f, 0xa0, 0xbf, 0xc3, 0xd8, 0xf6, 0xfb, 0xff,
+      ]) {
+        if (valid[i] === b) continue;
+        const variant = valid.slice();
+        variant[i] = b;
+        variants.push(variant);
+      }
+    }
+    for (const variant of variants) {
+      const decoded = decodeOutcome(variant);
+      let checked: string | undefined;
+      try {
+        checkCbor(variant);
+      } catch (err) {
+        checked = (err as Error).message;
+      }
+      assert.equal(checked, decoded.error, `seed ${seed}: ${Buffer.from(variant).toString('hex')}`);
+      compared++;
+    }
+  }
+  t.diagnostic(`encodings compared between checkCbor and decodeCbor: ${compared}`);
+});
+
+test('checkCbor reports whether a watched map key occurs at any depth', () => {
+  const watch = new TextEncoder().encode('mimeType');
+  assert.equal(checkCbor(encodeCbor({ a: [{ b: { mimeType: 1 } }] }), watch), true);
+  assert.equal(checkCbor(encodeCbor({ mimeType: 1 }), watch), true);
+  // As a value, or as part of a longer key, it does not count.
+  assert.equal(checkCbor(encodeCbor({ a: 'mimeType', mimeTypes: 1, mimeTyp: 2 }), watch), false);
+  assert.equal(checkCbor(encodeCbor(['mimeType']), watch), false);
 });
 
 test('reserved $link / $bytes map keys are rejected on decode and encode', () => {
   // {"$link": "x"} and {"$bytes": 1} as real CBOR maps.
   assert.throws(() => decodeCbor(hex('a165246c696e6b6178')), /reserved/);
   assert.throws(() => decodeCbor(hex('a1662462797465730a')), /reserved/);
+  assert.throws(() => checkCbor(hex('a165246c696e6b6178')), /reserved/);
+  assert.throws(() => checkCbor(hex('a1662462797465730a')), /reserved/);
   assert.throws(() => encodeCbor({ $link: 'x', other: 1 }), DataModelError);
 });
 
@@ -175,6 +241,10 @@ test('deep nesting is refused with a typed error, not a stack overflow', () => {
   const deep = new Uint8Array(100_000).fill(0x81);
   assert.throws(
     () => decodeCbor(deep),
+    (e) => e instanceof DataModelError && /nesting/.test(e.message),
+  );
+  assert.throws(
+    () => checkCbor(deep),
     (e) => e instanceof DataModelError && /nesting/.test(e.message),
   );
   let value: unknown = 1;
@@ -262,6 +332,12 @@ test('blob refs: typed and legacy are found, nested anywhere, each CID once', ()
     mimeType: 'image/png',
     size: 5,
   });
+  // From the bytes, without decoding what cannot hold one: the same references.
+  assert.deepEqual(findBlobRefsInCbor(encodeCbor(record)), findBlobRefs(decodeCbor(encodeCbor(record))));
+  assert.deepEqual(findBlobRefsInCbor(encodeCbor({ $type: 'app.bsky.feed.post', text: 'no blobs' })), []);
+  // A mimeType that belongs to no valid reference finds nothing (and still checks the encoding).
+  assert.deepEqual(findBlobRefsInCbor(encodeCbor({ mimeType: 'image/png', size: 3 })), []);
+  assert.throws(() => findBlobRefsInCbor(hex('a1616101' + '00')), /trailing/);
   assert.equal(readBlobRef({ $type: 'blob', ref: { $link: formatCid(image) }, mimeType: 'x', size: -1 }), null);
   assert.throws(() => makeBlobRef(image, '', 1), DataModelError);
 });

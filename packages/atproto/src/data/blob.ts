@@ -5,6 +5,7 @@
 import { BytesWrapper } from '@atcute/cbor';
 import { CidLinkWrapper } from '@atcute/cid';
 import { type Cid, formatCid, parseCid } from '../cid.ts';
+import { checkCbor, decodeCbor } from './cbor.ts';
 import { DataModelError } from './error.ts';
 import type { BlobRef, DataValue } from './types.ts';
 import { isBlobRef, isPlainObject } from './validate.ts';
@@ -47,6 +48,18 @@ export function readBlobRef(value: unknown): FoundBlobRef | null {
     }
   }
   return null;
+}
+
+// Both kinds of blob reference have a mimeType: a value without that map key references no blob.
+const MIME_TYPE_KEY = new TextEncoder().encode('mimeType');
+
+/**
+ * Checks that `bytes` is one canonical DAG-CBOR value (throwing decodeCbor's DataModelError when it
+ * is not) and returns the blobs it references, as findBlobRefs of the decoded value would. Only a
+ * value with a `mimeType` key somewhere is decoded; the rest are checked without building them.
+ */
+export function findBlobRefsInCbor(bytes: Uint8Array): FoundBlobRef[] {
+  return checkCbor(bytes, MIME_TYPE_KEY) ? findBlobRefs(decodeCbor(bytes)) : [];
 }
 
 /** Every blob a value references (typed and legacy), each CID once (first occurrence, in the value's key order). */

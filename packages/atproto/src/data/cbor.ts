@@ -148,17 +148,20 @@ function readValue(depth: number): DataValue {
       if (tag !== CID_TAG) fail(`tag ${tag} is not allowed (only tag 42, CID links)`, start);
       return readCid();
     }
-    default: {
-      // Major type 7: only false, true and null exist in the data model.
-      if (head === 0xf4) return false;
-      if (head === 0xf5) return true;
-      if (head === 0xf6) return null;
-      if (head === 0xf7) fail('undefined is not allowed', start);
-      if (info >= 25 && info <= 27) fail('floating-point numbers are not allowed in the atproto data model', start);
-      if (info === 31) fail('unexpected "break" (indefinite-length items are not allowed)', start);
-      return fail(`simple value ${info} is not allowed`, start);
-    }
+    default:
+      return readSimple(head, info, start);
   }
+}
+
+/** Major type 7: only false, true and null exist in the data model. */
+function readSimple(head: number, info: number, start: number): boolean | null {
+  if (head === 0xf4) return false;
+  if (head === 0xf5) return true;
+  if (head === 0xf6) return null;
+  if (head === 0xf7) fail('undefined is not allowed', start);
+  if (info >= 25 && info <= 27) fail('floating-point numbers are not allowed in the atproto data model', start);
+  if (info === 31) fail('unexpected "break" (indefinite-length items are not allowed)', start);
+  return fail(`simple value ${info} is not allowed`, start);
 }
 
 function readString(length: number, start: number): string {
@@ -174,6 +177,12 @@ function readString(length: number, start: number): string {
 }
 
 function readCid(): CidLinkWrapper {
+  const cidStart = checkCidLink();
+  return new CidLinkWrapper(buf.subarray(cidStart, cidStart + CID_BINARY_LENGTH - 1));
+}
+
+/** Checks the byte string a tag 42 wraps and steps over it; returns where the binary CID starts. */
+function checkCidLink(): number {
   need(1);
   const start = pos;
   const head = buf[pos++]!;
@@ -188,9 +197,8 @@ function readCid(): CidLinkWrapper {
   if (version !== 1 || (codec !== 0x71 && codec !== 0x55) || buf[pos + 3] !== 0x12 || buf[pos + 4] !== 0x20) {
     fail('CID link must be CIDv1, dag-cbor or raw codec, SHA-256', start);
   }
-  const cid = new CidLinkWrapper(buf.subarray(pos + 1, pos + CID_BINARY_LENGTH));
   pos += length;
-  return cid;
+  return pos - CID_BINARY_LENGTH + 1;
 }
 
 function readMap(count: number, start: number, depth: number): Record<string, DataValue> {
@@ -208,19 +216,7 @@ function readMap(count: number, start: number, depth: number): Record<string, Da
     const keyLength = readArgument(head & 0x1f, keyHead);
     const keyStart = pos;
     const key = readString(keyLength, keyHead);
-    // Canonical order: shorter keys first, then bytewise on the UTF-8 bytes. Equal means duplicate.
-    if (previousLength >= 0) {
-      let order = keyLength - previousLength;
-      for (let j = 0; order === 0 && j < keyLength; j++) order = buf[keyStart + j]! - buf[previousStart + j]!;
-      if (order === 0) fail(`duplicate map key ${JSON.stringify(key)}`, keyHead);
-      if (order < 0)
-        fail(`map keys not in canonical order (${JSON.stringify(key)} after a key that sorts later)`, keyHead);
-    }
-    // "$link" and "$bytes" maps are how the JSON form (and @atcute's in-memory form) spells CID links
-    // and byte strings; a real map with such a key would come back as a different value.
-    if ((keyLength === 5 || keyLength === 6) && buf[keyStart] === 0x24 && (key === '$link' || key === '$bytes')) {
-      fail(`map key ${JSON.stringify(key)} is reserved in the atproto data model`, keyHead);
-    }
+    checkMapKey(keyHead, keyStart, keyLength, previousStart, previousLength);
     previousStart = keyStart;
     previousLength = keyLength;
     const value = readValue(depth + 1);
@@ -232,6 +228,166 @@ function readMap(count: number, start: number, depth: number): Record<string, Da
     }
   }
   return map;
+}
+
+/**
+ * The rules a map key (already read, valid UTF-8, at `keyStart`) must meet besides being a text
+ * string: it sorts after the previous key (previousLength -1 for the first) and is not reserved.
+ */
+function checkMapKey(
+  keyHead: number,
+  keyStart: number,
+  keyLength: number,
+  previousStart: number,
+  previousLength: number,
+): void {
+  // Canonical order: shorter keys first, then bytewise on the UTF-8 bytes. Equal means duplicate.
+  if (previousLength >= 0) {
+    let order = keyLength - previousLength;
+    for (let j = 0; order === 0 && j < keyLength; j++) order = buf[keyStart + j]! - buf[previousStart + j]!;
+    if (order === 0) fail(`duplicate map key ${quotedKey(keyStart, keyLength)}`, keyHead);
+    if (order < 0)
+      fail(`map keys not in canonical order (${quotedKey(keyStart, keyLength)} after a key that sorts later)`, keyHead);
+  }
+  // "$link" and "$bytes" maps are how the JSON form (and @atcute's in-memory form) spells CID links
+  // and byte strings; a real map with such a key would come back as a different value.
+  if ((keyLength === 5 || keyLength === 6) && buf[keyStart] === 0x24 && isReservedKey(keyStart, keyLength)) {
+    fail(`map key ${quotedKey(keyStart, keyLength)} is reserved in the atproto data model`, keyHead);
+  }
+}
+
+const RESERVED_KEYS = [new TextEncoder().encode('$link'), new TextEncoder().encode('$bytes')];
+
+function isReservedKey(keyStart: number, keyLength: number): boolean {
+  for (const reserved of RESERVED_KEYS) {
+    if (reserved.length === keyLength && bytesAt(keyStart, reserved)) return true;
+  }
+  return false;
+}
+
+/** True when `expected` sits at `start` in the input. */
+function bytesAt(start: number, expected: Uint8Array): boolean {
+  for (let j = 0; j < expected.length; j++) if (buf[start + j] !== expected[j]) return false;
+  return true;
+}
+
+/** A key already checked to be valid UTF-8, for an error message. */
+function quotedKey(keyStart: number, keyLength: number): string {
+  return JSON.stringify(decodeUtf8From(buf, keyStart, keyLength));
+}
+
+/**
+ * Checks that `bytes` is exactly one canonical DAG-CBOR value, exactly as decodeCbor does (same
+ * rules, same DataModelError for the first problem), without building the value: no strings, maps,
+ * arrays or CID objects, which is most of what decoding costs. Returns true when some map in it
+ * (at any depth) has the key `watchKey` (its UTF-8 bytes), so a caller looking for one kind of
+ * structure decodes only the values that can contain it.
+ */
+export function checkCbor(bytes: Uint8Array, watchKey?: Uint8Array): boolean {
+  if (!(bytes instanceof Uint8Array)) throw new DataModelError('InvalidCbor', 'DAG-CBOR input must be a Uint8Array');
+  buf = bytes;
+  pos = 0;
+  watched = watchKey;
+  sawWatched = false;
+  try {
+    if (bytes.length === 0) fail('empty input');
+    skipValue(0);
+    if (pos !== bytes.length) fail(`${bytes.length - pos} trailing bytes after the value`, pos);
+    return sawWatched;
+  } finally {
+    buf = EMPTY;
+    watched = undefined;
+  }
+}
+
+let watched: Uint8Array | undefined;
+let sawWatched = false;
+
+// skipValue, skipString and skipMap mirror readValue, readString and readMap check for check, in
+// the same order, so that the two accept exactly the same inputs and fail with the same message.
+
+function skipValue(depth: number): void {
+  need(1);
+  const start = pos;
+  const head = buf[pos++]!;
+  const major = head >> 5;
+  const info = head & 0x1f;
+  switch (major) {
+    case 0:
+      readArgument(info, start);
+      return;
+    case 1:
+      if (-1 - readArgument(info, start) < Number.MIN_SAFE_INTEGER) {
+        fail('negative integer beyond the safe integer range', start);
+      }
+      return;
+    case 2: {
+      const length = readArgument(info, start);
+      need(length);
+      pos += length;
+      return;
+    }
+    case 3:
+      skipString(readArgument(info, start), start);
+      return;
+    case 4: {
+      const length = readArgument(info, start);
+      need(length);
+      if (depth >= MAX_DEPTH) fail(`nesting deeper than ${MAX_DEPTH} levels`, start);
+      for (let i = 0; i < length; i++) skipValue(depth + 1);
+      return;
+    }
+    case 5:
+      skipMap(readArgument(info, start), start, depth);
+      return;
+    case 6: {
+      const tag = readArgument(info, start);
+      if (tag !== CID_TAG) fail(`tag ${tag} is not allowed (only tag 42, CID links)`, start);
+      checkCidLink();
+      return;
+    }
+    default:
+      readSimple(head, info, start);
+  }
+}
+
+function skipString(length: number, start: number): void {
+  need(length);
+  // ASCII (nearly every string in practice) is valid UTF-8 as it is; anything else is decoded,
+  // which is how readString finds out.
+  const end = pos + length;
+  for (let i = pos; i < end; i++) {
+    if (buf[i]! >= 0x80) {
+      try {
+        decodeUtf8From(buf, pos, length);
+      } catch {
+        fail('text string is not valid UTF-8', start);
+      }
+      break;
+    }
+  }
+  pos = end;
+}
+
+function skipMap(count: number, start: number, depth: number): void {
+  need(count * 2);
+  if (depth >= MAX_DEPTH) fail(`nesting deeper than ${MAX_DEPTH} levels`, start);
+  let previousStart = 0;
+  let previousLength = -1;
+  for (let i = 0; i < count; i++) {
+    need(1);
+    const keyHead = pos;
+    const head = buf[pos++]!;
+    if (head >> 5 !== 3) fail(`map keys must be text strings (got major type ${head >> 5})`, keyHead);
+    const keyLength = readArgument(head & 0x1f, keyHead);
+    const keyStart = pos;
+    skipString(keyLength, keyHead);
+    checkMapKey(keyHead, keyStart, keyLength, previousStart, previousLength);
+    if (watched !== undefined && keyLength === watched.length && bytesAt(keyStart, watched)) sawWatched = true;
+    previousStart = keyStart;
+    previousLength = keyLength;
+    skipValue(depth + 1);
+  }
 }
 
 /**

@@ -20,9 +20,7 @@
  */
 import { CODEC_DAG_CBOR, type Cid, formatCid } from '../cid.ts';
 import { CarError, type CarSource, readCar } from '../car.ts';
-import { decodeCbor } from '../data/cbor.ts';
-import type { DataObject, DataValue } from '../data/types.ts';
-import { isPlainObject } from '../data/validate.ts';
+import { type FoundBlobRef, findBlobRefsInCbor } from '../data/blob.ts';
 import { asciiKeyHeight, MstError } from '../mst/keys.ts';
 import { decodeNode, type NodeContent } from '../mst/node.ts';
 import { type BlockReader, type BlockStore, MemoryBlockStore } from './block-store.ts';
@@ -32,6 +30,8 @@ import { treeBlocks } from './export.ts';
 
 /** Largest block accepted (records are limited to 1 MiB; nodes and CIDs need a little more). */
 export const MAX_IMPORT_BLOCK_SIZE = 2 * 1024 * 1024;
+/** CBOR major type of a map: a valid value whose first byte has it is a map (a record must be one). */
+const CBOR_MAP = 5;
 /** Deepest MST accepted; real trees are about log4(records) deep, so this only stops abuse. */
 const MAX_TREE_DEPTH = 64;
 
@@ -80,8 +80,8 @@ export interface VerifiedRepo {
 export interface TreeVisitor {
   /** An MST node, in pre-order (a node before its subtrees). */
   node?(cid: Cid, bytes: Uint8Array): void;
-  /** A record, in key order, with its decoded value (a DAG-CBOR map). */
-  record?(record: ImportedRecord, value: DataObject): void;
+  /** A record, in key order, with the blobs it references (each once). */
+  record?(record: ImportedRecord, blobRefs: FoundBlobRef[]): void;
 }
 
 /**
@@ -313,18 +313,19 @@ class TreeVerifier {
     if (bytes === undefined)
       throw new RepoError('MissingRecord', `record ${key} (${formatCid(cid)}) is missing from the CAR`);
     if (cid.codec !== CODEC_DAG_CBOR) throw new RepoError('InvalidNode', `record ${key} is not DAG-CBOR`);
-    let value: DataValue;
+    let blobRefs: FoundBlobRef[];
     try {
-      value = decodeCbor(bytes);
+      // Checked in place; only a record that can hold a blob reference is decoded to find it.
+      blobRefs = findBlobRefsInCbor(bytes);
     } catch (err) {
       throw new RepoError('NonCanonicalCbor', `record ${key} is not canonical DAG-CBOR: ${(err as Error).message}`);
     }
-    if (!isPlainObject(value)) throw new RepoError('NonCanonicalCbor', `record ${key} is not a DAG-CBOR map`);
+    if (bytes[0]! >> 5 !== CBOR_MAP) throw new RepoError('NonCanonicalCbor', `record ${key} is not a DAG-CBOR map`);
     if (this.visitor.record) {
       const slash = key.indexOf('/');
       this.visitor.record(
         { path: key, collection: key.slice(0, slash), rkey: key.slice(slash + 1), cid, bytes },
-        value as DataObject,
+        blobRefs,
       );
     }
   }

@@ -14,7 +14,6 @@
  */
 import { join } from 'node:path';
 import { type Cid, formatCid, parseCid } from '@portage/atproto/cid';
-import { findBlobRefs } from '@portage/atproto/data/blob';
 import { RepoError } from '@portage/atproto/repo/errors';
 import { type StagedRepo, stageRepo } from '@portage/atproto/repo/import';
 import type { ActorStore } from '../actor-store/actor-store.ts';
@@ -149,11 +148,11 @@ function replaceRepository(db: SqliteDb, did: string, repo: StagedRepo, staging:
         node(cid, bytes) {
           putBlock(cid, bytes);
         },
-        record(record, value) {
+        record(record, blobRefs) {
           putBlock(record.cid, record.bytes);
           const uri = `at://${did}/${record.collection}/${record.rkey}`;
           insertRecord.run(uri, formatCid(record.cid), record.collection, record.rkey, rev, now);
-          for (const ref of findBlobRefs(value)) linkBlob.run(ref.cid, uri);
+          for (const ref of blobRefs) linkBlob.run(ref.cid, uri);
         },
       });
       if (inCidOrder) {
