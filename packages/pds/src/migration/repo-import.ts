@@ -13,6 +13,7 @@
  * are indexed so listMissingBlobs can say what is still to come.
  */
 import { join } from 'node:path';
+import type Database from 'better-sqlite3';
 import { type Cid, formatCid, parseCid } from '@portage/atproto/cid';
 import { RepoError } from '@portage/atproto/repo/errors';
 import { type StagedRepo, stageRepo } from '@portage/atproto/repo/import';
@@ -114,10 +115,8 @@ function importError(err: unknown): unknown {
  * transaction back, so nothing of a bad repository is ever visible and the old one stays.
  */
 function replaceRepository(db: SqliteDb, did: string, repo: StagedRepo, staging: StagingBlockStore): ImportSummary {
-  const insertBlock = db.prepare('INSERT OR IGNORE INTO repo_block (cid, repo_rev, size, content) VALUES (?, ?, ?, ?)');
-  const insertRecord = db.prepare(
-    'INSERT INTO record (uri, cid, collection, rkey, repo_rev, indexed_at) VALUES (?, ?, ?, ?, ?, ?)',
-  );
+  const insertBlocks = new BatchInsert(db, 'INSERT OR IGNORE INTO repo_block (cid, repo_rev, size, content)', 4);
+  const insertRecords = new BatchInsert(db, 'INSERT INTO record (uri, cid, collection, rkey, repo_rev, indexed_at)', 6);
   const linkBlob = db.prepare('INSERT OR IGNORE INTO record_blob (blob_cid, record_uri) VALUES (?, ?)');
   const now = new Date().toISOString();
   const rev = repo.rev;
@@ -128,13 +127,18 @@ function replaceRepository(db: SqliteDb, did: string, repo: StagedRepo, staging:
   const inCidOrder: PendingBlock[] | undefined = staging.spilled ? undefined : [];
   const putBlock = (cid: Cid, bytes: Uint8Array) => {
     if (inCidOrder) inCidOrder.push(pendingBlock(cid, bytes));
-    else insertBlock.run(cid.bytes, rev, bytes.length, bytes);
+    else insertBlocks.add(cid.bytes, rev, bytes.length, bytes);
   };
   // The transaction writes the whole repository: with the connection's everyday page cache
   // (a few MiB) its pages would spill and be read back as the B-trees grow; for the import's
   // duration the cache may hold them all (it shrinks back afterwards).
   const cacheSize = db.pragma('cache_size', { simple: true }) as number;
   db.pragma(`cache_size = ${IMPORT_CACHE_SIZE}`);
+  // Committing the repository puts far more pages in the WAL than the automatic checkpoint
+  // allows, so the commit would also copy them all into the database file (and fsync both)
+  // before the import could answer. That copy is not part of the import: it runs just after.
+  const autoCheckpoint = db.pragma('wal_autocheckpoint', { simple: true }) as number;
+  db.pragma('wal_autocheckpoint = 0');
   try {
     db.transaction(() => {
       db.exec('DELETE FROM repo_block; DELETE FROM record; DELETE FROM record_blob;');
@@ -143,7 +147,7 @@ function replaceRepository(db: SqliteDb, did: string, repo: StagedRepo, staging:
       // 20,000 scattered index inserts (record_cid is keyed by random CIDs).
       const indexes = secondaryIndexes(db);
       for (const index of indexes) db.exec(`DROP INDEX "${index.name}"`);
-      insertBlock.run(repo.commitCid.bytes, rev, repo.commitBytes.length, repo.commitBytes);
+      insertBlocks.add(repo.commitCid.bytes, rev, repo.commitBytes.length, repo.commitBytes);
       counts = repo.verifyTree({
         node(cid, bytes) {
           putBlock(cid, bytes);
@@ -151,14 +155,16 @@ function replaceRepository(db: SqliteDb, did: string, repo: StagedRepo, staging:
         record(record, blobRefs) {
           putBlock(record.cid, record.bytes);
           const uri = `at://${did}/${record.collection}/${record.rkey}`;
-          insertRecord.run(uri, formatCid(record.cid), record.collection, record.rkey, rev, now);
+          insertRecords.add(uri, formatCid(record.cid), record.collection, record.rkey, rev, now);
           for (const ref of blobRefs) linkBlob.run(ref.cid, uri);
         },
       });
+      insertRecords.flush();
       if (inCidOrder) {
         inCidOrder.sort(compareCids);
-        for (const { cid, bytes } of inCidOrder) insertBlock.run(cid.bytes, rev, bytes.length, bytes);
+        for (const { cid, bytes } of inCidOrder) insertBlocks.add(cid.bytes, rev, bytes.length, bytes);
       }
+      insertBlocks.flush();
       for (const index of indexes) db.exec(index.sql);
       db.prepare(
         `INSERT INTO repo_root (did, cid, rev, indexed_at) VALUES (?, ?, ?, ?)
@@ -169,7 +175,9 @@ function replaceRepository(db: SqliteDb, did: string, repo: StagedRepo, staging:
     throw importError(err);
   } finally {
     db.pragma(`cache_size = ${cacheSize}`);
+    db.pragma(`wal_autocheckpoint = ${autoCheckpoint}`);
   }
+  setImmediate(() => checkpointSoon(db));
   const expected = db.prepare('SELECT count(DISTINCT blob_cid) AS n FROM record_blob').get() as { n: number };
   return {
     commit: repo.commitCid,
@@ -178,6 +186,56 @@ function replaceRepository(db: SqliteDb, did: string, repo: StagedRepo, staging:
     blocks: 1 + counts.nodes + counts.records,
     expectedBlobs: expected.n,
   };
+}
+
+/**
+ * Copies the imported pages from the WAL into the database file once the import has answered.
+ * PASSIVE: it takes no lock a reader or writer is waiting for and does what it can now; the
+ * automatic checkpoint of a later commit finishes the rest.
+ */
+function checkpointSoon(db: SqliteDb): void {
+  try {
+    if (db.open) db.pragma('wal_checkpoint(PASSIVE)');
+  } catch {
+    // Only housekeeping: a busy or closed database is checkpointed by a later commit.
+  }
+}
+
+/** Rows in one INSERT statement: one statement step per hundred rows instead of per row. */
+const ROWS_PER_INSERT = 100;
+
+/**
+ * Buffers rows and inserts them a hundred to a statement. Binding and stepping a statement
+ * costs about as much as the row's B-tree insert, and an import writes tens of thousands.
+ */
+class BatchInsert {
+  readonly #many: Database.Statement;
+  readonly #one: Database.Statement;
+  readonly #columns: number;
+  readonly #values: unknown[] = [];
+
+  /** `insert` is the statement up to VALUES, e.g. `INSERT INTO t (a, b)`. */
+  constructor(db: SqliteDb, insert: string, columns: number) {
+    const row = `(${new Array(columns).fill('?').join(', ')})`;
+    this.#many = db.prepare(`${insert} VALUES ${new Array(ROWS_PER_INSERT).fill(row).join(', ')}`);
+    this.#one = db.prepare(`${insert} VALUES ${row}`);
+    this.#columns = columns;
+  }
+
+  add(...row: unknown[]): void {
+    for (const value of row) this.#values.push(value);
+    if (this.#values.length === ROWS_PER_INSERT * this.#columns) {
+      this.#many.run(this.#values);
+      this.#values.length = 0;
+    }
+  }
+
+  flush(): void {
+    for (let i = 0; i < this.#values.length; i += this.#columns) {
+      this.#one.run(this.#values.slice(i, i + this.#columns));
+    }
+    this.#values.length = 0;
+  }
 }
 
 /** The secondary indexes of the tables an import fills, with the SQL that recreates each. */
