@@ -46,6 +46,14 @@ async function collect(source: Parameters<typeof readCar>[0], options?: Paramete
   return { roots: car.roots, blocks };
 }
 
+/** Like collect, through forEachBlock. A source given as a function is called afresh. */
+async function collectEach(source: Parameters<typeof readCar>[0], options?: Parameters<typeof readCar>[1]) {
+  const car = await readCar(source, options);
+  const blocks: CarBlock[] = [];
+  await car.forEachBlock((block) => blocks.push(block));
+  return { roots: car.roots, blocks };
+}
+
 function assertSameBlocks(actual: CarBlock[], expected: CarBlock[]): void {
   assert.equal(actual.length, expected.length);
   actual.forEach((block, i) => {
@@ -60,7 +68,7 @@ async function assertCarError(
   expected: { code: string; section?: string; blockIndex?: number | null; offset?: number; message?: RegExp },
   options?: Parameters<typeof readCar>[1],
 ): Promise<void> {
-  await assert.rejects(collect(source, options), (err: unknown) => {
+  const check = (err: unknown) => {
     assert.ok(err instanceof CarError, `expected CarError, got ${err}`);
     assert.equal(err.code, expected.code, err.message);
     if (expected.section !== undefined) assert.equal(err.section, expected.section, err.message);
@@ -69,7 +77,10 @@ async function assertCarError(
     assert.match(err.message, /at byte offset \d+/);
     if (expected.message) assert.match(err.message, expected.message);
     return true;
-  });
+  };
+  await assert.rejects(collect(source, options), check);
+  // forEachBlock reads the same way and fails the same way (array sources can be read again).
+  if (Array.isArray(source)) await assert.rejects(collectEach(source, options), check);
 }
 
 function concat(...parts: Uint8Array[]): Uint8Array {
@@ -182,6 +193,46 @@ describe('CAR stream chunking', () => {
       }
     }
     assertSameBlocks((await collect(bytewise())).blocks, blocks);
+    assertSameBlocks((await collectEach(bytewise())).blocks, blocks);
+  });
+
+  test('forEachBlock hands over the same blocks as iterating, across any chunking', async () => {
+    const blocks = [...smallCarBlocks(), rawBlock(new Uint8Array(70_000).fill(5)), ...smallCarBlocks()];
+    const bytes = await writeCarBytes([blocks[0]!.cid], blocks);
+    for (const size of [1, 7, 36, 37, 100, 4096, bytes.length]) {
+      const chunks: Uint8Array[] = [];
+      for (let i = 0; i < bytes.length; i += size) chunks.push(bytes.subarray(i, i + size));
+      assertSameBlocks((await collectEach(chunks)).blocks, blocks);
+    }
+    const car = await readCar(bytes);
+    await car.forEachBlock(() => {});
+    await assert.rejects(
+      car.forEachBlock(() => {}),
+      /only once/,
+    );
+  });
+
+  test('an error thrown by the forEachBlock callback stops the read and releases the source', async () => {
+    const { bytes } = await smallCar();
+    let cancelled = false;
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(bytes);
+      },
+      cancel() {
+        cancelled = true;
+      },
+    });
+    const car = await readCar(stream);
+    let seen = 0;
+    await assert.rejects(
+      car.forEachBlock(() => {
+        if (++seen === 2) throw new Error('enough');
+      }),
+      /enough/,
+    );
+    assert.equal(seen, 2);
+    assert.equal(cancelled, true);
   });
 
   test('blocks come out before the source is exhausted (nothing is buffered ahead)', async () => {

@@ -10,6 +10,10 @@
  *
  * Blocks are views into the source's chunks when they sit inside one chunk (no copy), and fresh
  * arrays when they span chunks. Consumers must treat them as read-only.
+ *
+ * A section that sits inside the current chunk (nearly all of them) is read in one synchronous
+ * step; only one that spans chunks is read part by part with awaits. `forEachBlock` builds on
+ * that: a repository of 40,000 blocks costs a promise per source chunk, not per block.
  */
 import { decode as decodeCbor, fromCidLink, isCidLink } from '@atcute/cbor';
 import { CODEC_DAG_CBOR, CODEC_RAW, type Cid, cidMatches } from '../cid.ts';
@@ -33,6 +37,13 @@ export interface CarReader {
   roots: Cid[];
   /** The blocks, in stream order. Single use: iterate once. Breaking out early releases the source. */
   blocks: AsyncIterable<CarBlock>;
+  /**
+   * The same blocks handed to `onBlock` one by one, instead of `blocks` (use one or the other,
+   * once): for a consumer that takes each block synchronously, this costs no promise per block,
+   * only one per source chunk. Resolves after the last block; rejects with the error that stops
+   * the stream, or with whatever `onBlock` throws (the source is released either way).
+   */
+  forEachBlock(onBlock: (block: CarBlock) => void): Promise<void>;
 }
 
 /** A whole CAR in memory, or chunks of one from a sync or async source. */
@@ -188,6 +199,38 @@ class ByteInput {
     return value;
   }
 
+  /**
+   * The next block when its whole section (length varint, CID, data) is in the current chunk and
+   * passes every check (the common case: sections are small, chunks large), else undefined with
+   * nothing consumed: then the section is read part by part, which handles chunk boundaries and
+   * reports what is wrong. This is the same reading as readSection's, without an await per part.
+   */
+  readBufferedBlock(maxBlockSize: number): CarBlock | undefined {
+    const chunk = this.chunk;
+    const start = this.pos;
+    // The length varint: at most MAX_VARINT_BYTES, minimal.
+    let length = 0;
+    let scale = 1;
+    let i = start;
+    for (;;) {
+      if (i >= chunk.length || i - start === MAX_VARINT_BYTES) return undefined;
+      const byte = chunk[i++]!;
+      length += (byte & 0x7f) * scale;
+      scale *= 0x80;
+      if ((byte & 0x80) === 0) {
+        if (byte === 0 && i - start > 1) return undefined;
+        break;
+      }
+    }
+    if (length > maxBlockSize || length < CID_LENGTH || i + length > chunk.length) return undefined;
+    if (cidProblem(chunk, i) !== null) return undefined;
+    const cid = cidFromPrefixChecked(chunk.subarray(i, i + CID_LENGTH));
+    const bytes = chunk.subarray(i + CID_LENGTH, i + length);
+    if (!cidMatches(cid, bytes)) return undefined;
+    this.pos = i + length;
+    return { cid, bytes };
+  }
+
   /** Reads exactly n bytes: a view when they are in the current chunk, else an assembled copy. */
   readBytes(n: number, section: CarSection, sectionStart: number): Uint8Array | Promise<Uint8Array> {
     if (this.pos + n <= this.chunk.length) {
@@ -268,20 +311,63 @@ async function readHeader(input: ByteInput, maxHeaderSize: number, requireRoot: 
   });
 }
 
-function decodeBlockCid(input: ByteInput, bytes: Uint8Array, sectionStart: number): Cid {
-  const problem =
-    bytes[0] !== 1
-      ? `CID version ${bytes[0]} is not supported (expected CIDv1)`
-      : bytes[1] !== CODEC_DAG_CBOR && bytes[1] !== CODEC_RAW
-        ? `CID codec 0x${bytes[1]!.toString(16)} is not DAG-CBOR or raw`
-        : bytes[2] !== 0x12 || bytes[3] !== 32
-          ? 'CID hash is not a 32-byte SHA-256'
-          : null;
-  if (problem !== null) throw input.fail('CarBadCid', 'block CID', problem, sectionStart);
-  // Copy: the CID outlives the chunk it came from (it becomes a map key in block stores). The
-  // four prefix bytes are checked above, so the Cid is built directly rather than re-parsed.
+/** Why the 36 bytes at `at` are not a CID atproto uses, or null when they are one. */
+function cidProblem(bytes: Uint8Array, at: number): string | null {
+  return bytes[at] !== 1
+    ? `CID version ${bytes[at]} is not supported (expected CIDv1)`
+    : bytes[at + 1] !== CODEC_DAG_CBOR && bytes[at + 1] !== CODEC_RAW
+      ? `CID codec 0x${bytes[at + 1]!.toString(16)} is not DAG-CBOR or raw`
+      : bytes[at + 2] !== 0x12 || bytes[at + 3] !== 32
+        ? 'CID hash is not a 32-byte SHA-256'
+        : null;
+}
+
+/**
+ * A Cid from 36 bytes whose prefix cidProblem accepted, built directly rather than re-parsed.
+ * Copied: the CID outlives the chunk it came from (it becomes a map key in block stores).
+ */
+function cidFromPrefixChecked(bytes: Uint8Array): Cid {
   const copy = bytes.slice();
   return { version: 1, codec: copy[1]!, digest: { codec: 0x12, contents: copy.subarray(4) }, bytes: copy };
+}
+
+function decodeBlockCid(input: ByteInput, bytes: Uint8Array, sectionStart: number): Cid {
+  const problem = cidProblem(bytes, 0);
+  if (problem !== null) throw input.fail('CarBadCid', 'block CID', problem, sectionStart);
+  return cidFromPrefixChecked(bytes);
+}
+
+/** Reads one block section part by part, awaiting the source wherever a part spans chunks. */
+async function readSection(input: ByteInput, maxBlockSize: number): Promise<CarBlock> {
+  const sectionStart = input.offset;
+  const lengthResult = input.readLength('block length');
+  const length = typeof lengthResult === 'number' ? lengthResult : await lengthResult;
+  if (length > maxBlockSize) {
+    throw input.fail(
+      'CarBlockTooLarge',
+      'block length',
+      `block section of ${length} bytes exceeds the ${maxBlockSize}-byte limit`,
+      sectionStart,
+    );
+  }
+  if (length < CID_LENGTH) {
+    throw input.fail(
+      'CarBadSection',
+      'block length',
+      `section of ${length} bytes cannot hold a CID and a block`,
+      sectionStart,
+    );
+  }
+  const cidStart = input.offset;
+  const cidResult = input.readBytes(CID_LENGTH, 'block CID', cidStart);
+  const cid = decodeBlockCid(input, cidResult instanceof Uint8Array ? cidResult : await cidResult, cidStart);
+  const dataStart = input.offset;
+  const bytesResult = input.readBytes(length - CID_LENGTH, 'block data', dataStart);
+  const bytes = bytesResult instanceof Uint8Array ? bytesResult : await bytesResult;
+  if (!cidMatches(cid, bytes)) {
+    throw input.fail('CarHashMismatch', 'block data', 'block bytes do not hash to the CID in front of them', dataStart);
+  }
+  return { cid, bytes };
 }
 
 async function* readBlocks(input: ByteInput, maxBlockSize: number): AsyncGenerator<CarBlock, void, undefined> {
@@ -289,40 +375,20 @@ async function* readBlocks(input: ByteInput, maxBlockSize: number): AsyncGenerat
   try {
     while (input.hasBuffered() || (await input.refill())) {
       input.blockIndex = index;
-      const sectionStart = input.offset;
-      const lengthResult = input.readLength('block length');
-      const length = typeof lengthResult === 'number' ? lengthResult : await lengthResult;
-      if (length > maxBlockSize) {
-        throw input.fail(
-          'CarBlockTooLarge',
-          'block length',
-          `block section of ${length} bytes exceeds the ${maxBlockSize}-byte limit`,
-          sectionStart,
-        );
-      }
-      if (length < CID_LENGTH) {
-        throw input.fail(
-          'CarBadSection',
-          'block length',
-          `section of ${length} bytes cannot hold a CID and a block`,
-          sectionStart,
-        );
-      }
-      const cidStart = input.offset;
-      const cidResult = input.readBytes(CID_LENGTH, 'block CID', cidStart);
-      const cid = decodeBlockCid(input, cidResult instanceof Uint8Array ? cidResult : await cidResult, cidStart);
-      const dataStart = input.offset;
-      const bytesResult = input.readBytes(length - CID_LENGTH, 'block data', dataStart);
-      const bytes = bytesResult instanceof Uint8Array ? bytesResult : await bytesResult;
-      if (!cidMatches(cid, bytes)) {
-        throw input.fail(
-          'CarHashMismatch',
-          'block data',
-          'block bytes do not hash to the CID in front of them',
-          dataStart,
-        );
-      }
-      yield { cid, bytes };
+      yield input.readBufferedBlock(maxBlockSize) ?? (await readSection(input, maxBlockSize));
+      index++;
+    }
+  } finally {
+    await input.close();
+  }
+}
+
+async function eachBlock(input: ByteInput, maxBlockSize: number, onBlock: (block: CarBlock) => void): Promise<void> {
+  let index = 0;
+  try {
+    while (input.hasBuffered() || (await input.refill())) {
+      input.blockIndex = index;
+      onBlock(input.readBufferedBlock(maxBlockSize) ?? (await readSection(input, maxBlockSize)));
       index++;
     }
   } finally {
@@ -343,7 +409,25 @@ export async function readCar(source: CarSource, options: ReadCarOptions = {}): 
     await input.close();
     throw err;
   }
-  return { roots, blocks: readBlocks(input, options.maxBlockSize ?? DEFAULT_MAX_BLOCK_SIZE) };
+  const maxBlockSize = options.maxBlockSize ?? DEFAULT_MAX_BLOCK_SIZE;
+  let consumed = false;
+  const once = () => {
+    if (consumed) throw new TypeError('the blocks of a CAR reader can be read only once');
+    consumed = true;
+  };
+  return {
+    roots,
+    blocks: {
+      [Symbol.asyncIterator]() {
+        once();
+        return readBlocks(input, maxBlockSize);
+      },
+    },
+    async forEachBlock(onBlock) {
+      once();
+      return eachBlock(input, maxBlockSize, onBlock);
+    },
+  };
 }
 
 /** Reads a whole in-memory CAR, with the same checks as the streaming reader. */

@@ -144,7 +144,7 @@ export async function stageRepo(source: CarSource, options: ImportOptions): Prom
       requireRoot: true,
     });
     root = car.roots[0] as Cid;
-    for await (const block of car.blocks) staging.putBlock(block.cid, block.bytes);
+    await car.forEachBlock((block) => staging.putBlock(block.cid, block.bytes));
   } catch (err) {
     throw fromCarError(err);
   }
