@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { cidForCbor, formatCid } from '@portage/atproto/cid';
+import { type Cid, cidForCbor, formatCid } from '@portage/atproto/cid';
 import { generateSigningKey } from '@portage/atproto/crypto';
 import { encodeCbor } from '@portage/atproto/data/cbor';
 import { exportRepo } from '@portage/atproto/repo/export';
@@ -44,6 +44,33 @@ describe('import staging store', () => {
     assert.equal(store.getBlock(blocks[29]!.cid), undefined, 'deleted from the file');
     store.dispose();
     assert.deepEqual(readdirSync(dir), []);
+  });
+
+  it('tells apart blocks whose CIDs share their first digest bytes', () => {
+    const store = new StagingBlockStore(join(directory, 'collide'));
+    // CIDs made up to agree on everything but one late digest byte or the codec.
+    const cidOf = (codec: number, last: number): Cid => {
+      const bytes = new Uint8Array(36);
+      bytes.set([1, codec, 0x12, 0x20, 0xab, 0xcd, 0xef, 0x12]);
+      bytes[35] = last;
+      return { version: 1, codec, digest: { codec: 0x12, contents: bytes.subarray(4) }, bytes };
+    };
+    const cids = [cidOf(0x71, 1), cidOf(0x71, 2), cidOf(0x55, 1)];
+    cids.forEach((cid, i) => store.putBlock(cid, new Uint8Array([i])));
+    store.putBlock(cids[1]!, new Uint8Array([9])); // already there: kept as first staged
+    cids.forEach((cid, i) => assert.deepEqual(store.getBlock(cid), new Uint8Array([i])));
+    assert.equal(store.hasBlock(cidOf(0x71, 3)), false);
+    store.deleteBlock(cids[1]!);
+    assert.equal(store.getBlock(cids[1]!), undefined);
+    assert.deepEqual(store.getBlock(cids[0]!), new Uint8Array([0]));
+    assert.deepEqual(store.getBlock(cids[2]!), new Uint8Array([2]));
+    store.deleteBlock(cids[2]!);
+    store.deleteBlock(cids[0]!);
+    assert.equal(
+      cids.some((cid) => store.hasBlock(cid)),
+      false,
+    );
+    store.dispose();
   });
 
   it('holds copies: the chunk a block was read from may be reused', () => {

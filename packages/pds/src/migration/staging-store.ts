@@ -15,7 +15,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Cid } from '@portage/atproto/cid';
-import { type BlockStore, cidKey } from '@portage/atproto/repo/block-store';
+import type { BlockStore } from '@portage/atproto/repo/block-store';
 
 /** Default memory budget of one staging store. */
 export const DEFAULT_STAGING_MEMORY_BYTES = 64 * 1024 * 1024;
@@ -29,11 +29,36 @@ export interface StagingOptions {
   memoryBytes?: number;
 }
 
+/** A block held in memory, chained to the others whose CIDs share its lookup key. */
+interface MemoryBlock {
+  cid: Uint8Array;
+  bytes: Uint8Array;
+  next: MemoryBlock | undefined;
+}
+
+/**
+ * The in-memory lookup key of a CID: 30 bits of its SHA-256 digest, a small integer. Every block
+ * of an import is put and read back by CID; a string key made from the CID's bytes would cost an
+ * allocation and a string hash per lookup, where this costs four byte reads (the digest is
+ * uniformly random, so keys rarely collide, and blocks that share one are told apart by their
+ * whole CID).
+ */
+function lookupKey(cid: Uint8Array): number {
+  return (cid[4]! << 22) | (cid[5]! << 14) | (cid[6]! << 6) | (cid[7]! >> 2);
+}
+
+function sameCid(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  // From the end: the digest's last bytes differ between CIDs that share a lookup key.
+  for (let i = a.length - 1; i >= 0; i--) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export class StagingBlockStore implements BlockStore {
   readonly #directory: string;
   readonly #memoryBudget: number;
-  /** Blocks held in memory, by binary CID. */
-  readonly #memory = new Map<string, Uint8Array>();
+  /** Blocks held in memory, by lookupKey of their CID. */
+  readonly #memory = new Map<number, MemoryBlock>();
   #memoryBytes = 0;
   #slab = new Uint8Array(0);
   #slabUsed = 0;
@@ -50,11 +75,12 @@ export class StagingBlockStore implements BlockStore {
   }
 
   putBlock(cid: Cid, bytes: Uint8Array): void {
-    const key = cidKey(cid);
-    if (this.#memory.has(key)) return;
+    const key = lookupKey(cid.bytes);
+    const first = this.#memory.get(key);
+    if (this.#inMemory(first, cid.bytes) !== undefined) return;
     if (this.#file === undefined && this.#memoryBytes + bytes.length <= this.#memoryBudget) {
       // A copy: the reader's blocks are views into network chunks, which must not be pinned.
-      this.#memory.set(key, this.#copy(bytes));
+      this.#memory.set(key, { cid: this.#copy(cid.bytes), bytes: this.#copy(bytes), next: first });
       this.#memoryBytes += bytes.length;
       return;
     }
@@ -63,7 +89,7 @@ export class StagingBlockStore implements BlockStore {
   }
 
   getBlock(cid: Cid): Uint8Array | undefined {
-    return this.#memory.get(cidKey(cid)) ?? this.#file?.get(cid);
+    return this.#inMemory(this.#memory.get(lookupKey(cid.bytes)), cid.bytes)?.bytes ?? this.#file?.get(cid);
   }
 
   hasBlock(cid: Cid): boolean {
@@ -72,7 +98,22 @@ export class StagingBlockStore implements BlockStore {
 
   deleteBlock(cid: Cid): void {
     // Memory is not given back (slabs are shared); the budget only bounds what was staged.
-    if (!this.#memory.delete(cidKey(cid))) this.#file?.delete(cid);
+    const key = lookupKey(cid.bytes);
+    let previous: MemoryBlock | undefined;
+    for (let block = this.#memory.get(key); block !== undefined; previous = block, block = block.next) {
+      if (!sameCid(block.cid, cid.bytes)) continue;
+      if (previous) previous.next = block.next;
+      else if (block.next) this.#memory.set(key, block.next);
+      else this.#memory.delete(key);
+      return;
+    }
+    this.#file?.delete(cid);
+  }
+
+  /** The block with this CID in the chain starting at `block`. */
+  #inMemory(block: MemoryBlock | undefined, cid: Uint8Array): MemoryBlock | undefined {
+    while (block !== undefined && !sameCid(block.cid, cid)) block = block.next;
+    return block;
   }
 
   #copy(bytes: Uint8Array): Uint8Array {
