@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { cidForCbor, cidForRaw, formatCid, parseCid } from '../src/cid.ts';
-import { commonPrefixLength, findMstKeyProblem, keyHeight } from '../src/mst/keys.ts';
+import { asciiKeyHeight, commonPrefixLength, findMstKeyProblem, keyHeight } from '../src/mst/keys.ts';
 import { decodeNode, decodeNodeGeneral, encodeNode } from '../src/mst/node.ts';
 import { Mst } from '../src/mst/tree.ts';
 import { MemoryBlockStore } from '../src/repo/block-store.ts';
@@ -21,6 +21,21 @@ describe('MST key rules (interop vectors)', () => {
   const heights = readJson('mst/key_heights.json') as { key: string; height: number }[];
   it(`key heights: ${heights.length} vectors`, () => {
     for (const v of heights) assert.equal(keyHeight(v.key), v.height, v.key);
+    for (const v of heights.filter((h) => [...h.key].every((c) => c.charCodeAt(0) < 0x80))) {
+      assert.equal(asciiKeyHeight(v.key), v.height, v.key);
+    }
+  });
+  it('the ASCII key height (hashed in place up to one SHA-256 block) agrees with the full hash at every length', () => {
+    let state = 7;
+    const next = () => (state = (state * 1103515245 + 12345) % 2 ** 31);
+    for (let length = 0; length <= 80; length++) {
+      for (let n = 0; n < 40; n++) {
+        const key = Array.from({ length }, () => String.fromCharCode(32 + (next() % 95))).join('');
+        assert.equal(asciiKeyHeight(key), keyHeight(key), JSON.stringify(key));
+      }
+    }
+    // Keys picked for tall heights (many leading zero bits), where the count runs past the first byte.
+    for (const v of heights.filter((h) => h.height >= 4)) assert.equal(asciiKeyHeight(v.key), v.height);
   });
   const prefixes = readJson('mst/common_prefix.json') as { left: string; right: string; len: number }[];
   it(`common prefix: ${prefixes.length} vectors`, () => {

@@ -78,9 +78,82 @@ export function keyHeight(key: string): number {
   return heightOfDigest(sha256(new TextEncoder().encode(key)));
 }
 
-/** Height of an ASCII key, without a TextEncoder round trip (the hot path of the writer). */
+/**
+ * Height of an ASCII key, without a TextEncoder round trip (the hot path of the writer, and of
+ * an import, which checks the height of every key). A key that fits one SHA-256 block (55 bytes
+ * or fewer: nearly all) is hashed right here: for inputs this small, calling out to the native
+ * hash costs several times the hashing itself.
+ */
 export function asciiKeyHeight(key: string): number {
+  if (key.length <= MAX_ONE_BLOCK_MESSAGE) {
+    const firstWord = sha256FirstWordOfOneBlock(key);
+    // Only the first 32 bits are computed; a key whose hash starts with 32 zero bits (about
+    // one in four billion) is hashed in full to count on.
+    if (firstWord !== 0) return Math.clz32(firstWord) >> 1;
+  }
   return heightOfDigest(sha256(keyToBytes(key)));
+}
+
+/** Longest message that SHA-256 pads into a single 64-byte block (55 bytes + 0x80 + 8-byte length). */
+const MAX_ONE_BLOCK_MESSAGE = 55;
+
+// SHA-256 round constants (FIPS 180-4, 4.2.2) and initial hash value (5.3.3).
+const K = new Int32Array([
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
+  0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+  0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
+  0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+  0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
+  0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+  0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+  0xc67178f2,
+]);
+const H = new Int32Array([
+  0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+]);
+/** The message schedule, reused: hashing is synchronous. */
+const W = new Int32Array(64);
+
+/**
+ * The first 32-bit word of SHA-256 of a string of at most 55 single-byte characters (each
+ * character's low byte, as keyToBytes takes it): one compression of the one padded block.
+ */
+function sha256FirstWordOfOneBlock(message: string): number {
+  const n = message.length;
+  W.fill(0, 0, 16);
+  for (let i = 0; i < n; i++) W[i >> 2]! |= (message.charCodeAt(i) & 0xff) << (24 - 8 * (i & 3));
+  W[n >> 2]! |= 0x80 << (24 - 8 * (n & 3));
+  W[15] = n * 8;
+  for (let i = 16; i < 64; i++) {
+    const x = W[i - 15]!;
+    const y = W[i - 2]!;
+    const s0 = ((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3);
+    const s1 = ((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10);
+    W[i] = (W[i - 16]! + s0 + W[i - 7]! + s1) | 0;
+  }
+  let a = H[0]!;
+  let b = H[1]!;
+  let c = H[2]!;
+  let d = H[3]!;
+  let e = H[4]!;
+  let f = H[5]!;
+  let g = H[6]!;
+  let h = H[7]!;
+  for (let i = 0; i < 64; i++) {
+    const sum1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+    const t1 = (h + sum1 + ((e & f) ^ (~e & g)) + K[i]! + W[i]!) | 0;
+    const sum0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+    const t2 = (sum0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+    h = g;
+    g = f;
+    f = e;
+    e = (d + t1) | 0;
+    d = c;
+    c = b;
+    b = a;
+    a = (t1 + t2) | 0;
+  }
+  return (a + H[0]!) | 0;
 }
 
 /** Leading zero bits of a key's SHA-256 digest, counted in pairs: the MST fanout is 4 (2 bits a level). */
