@@ -115,11 +115,22 @@ function importError(err: unknown): unknown {
  * transaction back, so nothing of a bad repository is ever visible and the old one stays.
  */
 function replaceRepository(db: SqliteDb, did: string, repo: StagedRepo, staging: StagingBlockStore): ImportSummary {
-  const insertBlocks = new BatchInsert(db, 'INSERT OR IGNORE INTO repo_block (cid, repo_rev, size, content)', 4);
-  const insertRecords = new BatchInsert(db, 'INSERT INTO record (uri, cid, collection, rkey, repo_rev, indexed_at)', 6);
-  const linkBlob = db.prepare('INSERT OR IGNORE INTO record_blob (blob_cid, record_uri) VALUES (?, ?)');
   const now = new Date().toISOString();
   const rev = repo.rev;
+  // The rev and the time are the same on every row: bound once per statement, not per row.
+  const insertBlocks = new BatchInsert(
+    db,
+    'INSERT OR IGNORE INTO repo_block (cid, repo_rev, size, content)',
+    '(?, @rev, ?, ?)',
+    { rev },
+  );
+  const insertRecords = new BatchInsert(
+    db,
+    'INSERT INTO record (uri, cid, collection, rkey, repo_rev, indexed_at)',
+    '(?, ?, ?, ?, @rev, @now)',
+    { rev, now },
+  );
+  const linkBlob = db.prepare('INSERT OR IGNORE INTO record_blob (blob_cid, record_uri) VALUES (?, ?)');
   let counts = { records: 0, nodes: 0 };
   // Blocks staged in memory are written after the walk, in CID order: the primary key's B-tree
   // then grows at its end instead of taking random inserts all over. (Staged on disk, they are
@@ -127,7 +138,7 @@ function replaceRepository(db: SqliteDb, did: string, repo: StagedRepo, staging:
   const inCidOrder: PendingBlock[] | undefined = staging.spilled ? undefined : [];
   const putBlock = (cid: Cid, bytes: Uint8Array) => {
     if (inCidOrder) inCidOrder.push(pendingBlock(cid, bytes));
-    else insertBlocks.add(cid.bytes, rev, bytes.length, bytes);
+    else insertBlocks.add(cid.bytes, bytes.length, bytes);
   };
   // The transaction writes the whole repository: with the connection's everyday page cache
   // (a few MiB) its pages would spill and be read back as the B-trees grow; for the import's
@@ -147,7 +158,7 @@ function replaceRepository(db: SqliteDb, did: string, repo: StagedRepo, staging:
       // 20,000 scattered index inserts (record_cid is keyed by random CIDs).
       const indexes = secondaryIndexes(db);
       for (const index of indexes) db.exec(`DROP INDEX "${index.name}"`);
-      insertBlocks.add(repo.commitCid.bytes, rev, repo.commitBytes.length, repo.commitBytes);
+      insertBlocks.add(repo.commitCid.bytes, repo.commitBytes.length, repo.commitBytes);
       counts = repo.verifyTree({
         node(cid, bytes) {
           putBlock(cid, bytes);
@@ -155,14 +166,14 @@ function replaceRepository(db: SqliteDb, did: string, repo: StagedRepo, staging:
         record(record, blobRefs) {
           putBlock(record.cid, record.bytes);
           const uri = `at://${did}/${record.collection}/${record.rkey}`;
-          insertRecords.add(uri, formatCid(record.cid), record.collection, record.rkey, rev, now);
+          insertRecords.add(uri, formatCid(record.cid), record.collection, record.rkey);
           for (const ref of blobRefs) linkBlob.run(ref.cid, uri);
         },
       });
       insertRecords.flush();
       if (inCidOrder) {
         inCidOrder.sort(compareCids);
-        for (const { cid, bytes } of inCidOrder) insertBlocks.add(cid.bytes, rev, bytes.length, bytes);
+        for (const { cid, bytes } of inCidOrder) insertBlocks.add(cid.bytes, bytes.length, bytes);
       }
       insertBlocks.flush();
       for (const index of indexes) db.exec(index.sql);
@@ -211,28 +222,34 @@ const ROWS_PER_INSERT = 100;
 class BatchInsert {
   readonly #many: Database.Statement;
   readonly #one: Database.Statement;
+  readonly #constants: Record<string, unknown>;
   readonly #columns: number;
   readonly #values: unknown[] = [];
 
-  /** `insert` is the statement up to VALUES, e.g. `INSERT INTO t (a, b)`. */
-  constructor(db: SqliteDb, insert: string, columns: number) {
-    const row = `(${new Array(columns).fill('?').join(', ')})`;
+  /**
+   * `insert` is the statement up to VALUES (`INSERT INTO t (a, b, c)`); `row` the values of one
+   * row, `?` for what each row gives and `@name` for the `constants`, the same in every row
+   * (`(?, ?, @c)`).
+   */
+  constructor(db: SqliteDb, insert: string, row: string, constants: Record<string, unknown>) {
     this.#many = db.prepare(`${insert} VALUES ${new Array(ROWS_PER_INSERT).fill(row).join(', ')}`);
     this.#one = db.prepare(`${insert} VALUES ${row}`);
-    this.#columns = columns;
+    this.#constants = constants;
+    this.#columns = row.split('?').length - 1;
   }
 
+  /** One row: a value for each `?`. */
   add(...row: unknown[]): void {
     for (const value of row) this.#values.push(value);
     if (this.#values.length === ROWS_PER_INSERT * this.#columns) {
-      this.#many.run(this.#values);
+      this.#many.run(this.#values, this.#constants);
       this.#values.length = 0;
     }
   }
 
   flush(): void {
     for (let i = 0; i < this.#values.length; i += this.#columns) {
-      this.#one.run(this.#values.slice(i, i + this.#columns));
+      this.#one.run(this.#values.slice(i, i + this.#columns), this.#constants);
     }
     this.#values.length = 0;
   }
