@@ -80,7 +80,8 @@ export class StagingBlockStore implements BlockStore {
     if (this.#inMemory(first, cid.bytes) !== undefined) return;
     if (this.#file === undefined && this.#memoryBytes + bytes.length <= this.#memoryBudget) {
       // A copy: the reader's blocks are views into network chunks, which must not be pinned.
-      this.#memory.set(key, { cid: this.#copy(cid.bytes), bytes: this.#copy(bytes), next: first });
+      // (Its CIDs are 36-byte arrays of their own, kept as they are.)
+      this.#memory.set(key, { cid: cid.bytes, bytes: this.#copy(bytes), next: first });
       this.#memoryBytes += bytes.length;
       return;
     }
