@@ -154,18 +154,21 @@ export class DiskBlobStore implements BlobStore {
     }
   }
 
+  /**
+   * One rename in the common case: a blob already permanent under the same CID has the same
+   * bytes, so replacing it is harmless, and the account's directory is created only when the
+   * rename says it is missing. Callers hold the account's write lock here, so every file
+   * operation saved shortens the queue of uploads behind it.
+   */
   async makePermanent(did: string, tempKey: string, cid: Cid): Promise<void> {
     const target = this.permanentPath(did, cid);
-    if (await exists(target)) {
-      await rm(this.tempPath(did, tempKey), { force: true });
-      return;
-    }
-    await mkdir(this.permanentDir(did), { recursive: true });
     const source = this.tempPath(did, tempKey);
     try {
-      await rename(source, target);
+      await renameCreatingDir(source, target, this.permanentDir(did));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && (await exists(target))) return; // made permanent by an earlier call
+      if (code !== 'EXDEV') throw err;
       // Copy to a side name first so a crash never leaves a truncated file under the CID's name.
       const partial = `${target}.partial`;
       await copyFile(source, partial);
@@ -223,6 +226,17 @@ export class DiskBlobStore implements BlobStore {
       }
     }
     return removed;
+  }
+}
+
+/** rename, creating `dir` (the target's directory) and retrying once when it does not exist yet. */
+async function renameCreatingDir(source: string, target: string, dir: string): Promise<void> {
+  try {
+    await rename(source, target);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !(await exists(source))) throw err;
+    await mkdir(dir, { recursive: true });
+    await rename(source, target);
   }
 }
 
