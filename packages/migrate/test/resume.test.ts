@@ -9,8 +9,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -21,6 +20,7 @@ import { DirectoryBackup, verifyBackup } from '../src/backup.node.ts';
 import { migrate } from '../src/engine.ts';
 import { sleep } from '../src/retry.ts';
 import { DirectoryStorage } from '../src/storage.node.ts';
+import { forward, listenOnLoopback } from './helpers/fault-proxy.ts';
 import { accountPasswordEnv, createAccount, migrateCliArgs, spawnCli } from './helpers/network.ts';
 
 let oldPds: TestPds;
@@ -49,32 +49,9 @@ async function startImportHoldingProxy(target: string) {
       req.resume();
       return;
     }
-    const upstream = request(
-      {
-        host: to.hostname,
-        port: to.port,
-        method: req.method,
-        path: req.url,
-        headers: { ...req.headers, host: to.host },
-      },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      },
-    );
-    upstream.on('error', () => res.socket?.destroy());
-    req.pipe(upstream);
+    forward(to, req, res);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    state,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
+  return { ...(await listenOnLoopback(server)), state };
 }
 
 /** Waits until `ready` holds, failing early when the child process ended on its own. */

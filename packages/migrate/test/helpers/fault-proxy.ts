@@ -4,7 +4,7 @@
  * mid-body. Faults are injected before the request reaches the server, except the cut body.
  * Deterministic for a given seed, so a failure can be replayed.
  */
-import { createServer, request, type Server } from 'node:http';
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface FaultPlan {
@@ -78,42 +78,53 @@ export async function startFaultProxy(target: string, plan: FaultPlan): Promise<
     }
     const cut = cutsLeft > 0 && req.url?.startsWith('/xrpc/com.atproto.sync.getBlob');
     if (cut) cutsLeft--;
-    const upstream = request(
-      {
-        host: to.hostname,
-        port: to.port,
-        method: req.method,
-        path: req.url,
-        headers: { ...req.headers, host: to.host },
-      },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        if (!cut) {
-          up.pipe(res);
-          return;
+    forward(to, req, res, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      if (!cut) {
+        up.pipe(res);
+        return;
+      }
+      const length = Number(up.headers['content-length'] ?? 0);
+      let sent = 0;
+      up.on('data', (chunk: Buffer) => {
+        if (sent >= length / 2) return;
+        const part = chunk.subarray(0, Math.max(0, Math.ceil(length / 2) - sent));
+        sent += part.length;
+        res.write(part);
+        if (sent >= length / 2) {
+          stats.cut++;
+          up.destroy();
+          res.socket?.destroy();
         }
-        const length = Number(up.headers['content-length'] ?? 0);
-        let sent = 0;
-        up.on('data', (chunk: Buffer) => {
-          if (sent >= length / 2) return;
-          const part = chunk.subarray(0, Math.max(0, Math.ceil(length / 2) - sent));
-          sent += part.length;
-          res.write(part);
-          if (sent >= length / 2) {
-            stats.cut++;
-            up.destroy();
-            res.socket?.destroy();
-          }
-        });
-      },
-    );
-    upstream.on('error', () => res.socket?.destroy());
-    req.pipe(upstream);
+      });
+    });
   });
+  return { ...(await listenOnLoopback(server)), stats };
+}
+
+/** Sends `req` on to `to` and hands the answer to `respond` (by default relayed as it is). */
+export function forward(
+  to: URL,
+  req: IncomingMessage,
+  res: ServerResponse,
+  respond = (up: IncomingMessage) => {
+    res.writeHead(up.statusCode ?? 502, up.headers);
+    up.pipe(res);
+  },
+): void {
+  const upstream = request(
+    { host: to.hostname, port: to.port, method: req.method, path: req.url, headers: { ...req.headers, host: to.host } },
+    respond,
+  );
+  upstream.on('error', () => res.socket?.destroy());
+  req.pipe(upstream);
+}
+
+/** Starts `server` on a random loopback port: its URL, and a close() that drops open connections. */
+export async function listenOnLoopback(server: Server): Promise<{ url: string; close(): Promise<void> }> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    stats,
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();
