@@ -21,7 +21,14 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { decodeFirst } from '@atcute/cbor';
 import WebSocket from 'ws';
-import { announceReady, freePort, startChildServer } from './lib/child-server.ts';
+import {
+  announceReady,
+  closeOnSigterm,
+  freePort,
+  startBenchPortage,
+  startBenchReference,
+  startChildServer,
+} from './lib/child-server.ts';
 import { report, writeResults } from './lib/report.ts';
 
 type Side = 'portage' | 'reference';
@@ -31,42 +38,20 @@ type Side = 'portage' | 'reference';
 /** One server in this process; prints READY <http url> <ws url> and serves until SIGTERM. */
 async function serve(side: Side, opts: { plcUrl: string; dataDir: string }): Promise<void> {
   let url: string;
-  let wsUrl: string;
   let close: () => Promise<void>;
   if (side === 'portage') {
-    const { loadConfig } = await import('../packages/pds/src/config.ts');
-    const { startPds } = await import('../packages/pds/src/index.ts');
-    const config = loadConfig({
-      PDS_HOSTNAME: 'localhost',
-      PDS_PORT: String(await freePort()),
-      PDS_DATA_DIRECTORY: opts.dataDir,
-      PDS_SERVICE_DID: 'did:web:portage.test',
-      PDS_SERVICE_HANDLE_DOMAINS: '.test',
-      PDS_INVITE_REQUIRED: 'false',
-      PDS_DEV_MODE: 'true',
-      PDS_DID_PLC_URL: opts.plcUrl,
-      LOG_LEVEL: 'silent',
-    });
-    const pds = await startPds(config, { host: '127.0.0.1' });
+    const pds = await startBenchPortage(opts);
     url = pds.localUrl;
-    // The PDS serves subscribeRepos on its own port, like the reference.
-    wsUrl = url.replace('http://', 'ws://');
     close = () => pds.close();
   } else {
-    const { TestPds } = await import('@atproto/dev-env');
-    const pds = await TestPds.create({
-      didPlcUrl: opts.plcUrl,
-      port: await freePort(),
-      serviceDid: 'did:web:reference.test',
-    } as never);
+    const pds = await startBenchReference({ plcUrl: opts.plcUrl });
     url = pds.url;
-    wsUrl = url.replace('http://', 'ws://');
     close = () => pds.close();
   }
+  // Both serve subscribeRepos on the HTTP port.
+  const wsUrl = url.replace('http://', 'ws://');
   announceReady(`${url} ${wsUrl}`);
-  process.on('SIGTERM', () => {
-    void close().finally(() => process.exit(0));
-  });
+  closeOnSigterm(close);
 }
 
 interface Server {

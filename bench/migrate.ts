@@ -28,7 +28,13 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { announceReady, freePort, startChildServer } from './lib/child-server.ts';
+import {
+  announceReady,
+  freePort,
+  startBenchPortage,
+  startBenchReference,
+  startChildServer,
+} from './lib/child-server.ts';
 import { peakRssMb, report, writeResults } from './lib/report.ts';
 
 interface ClientJob {
@@ -68,14 +74,11 @@ if (argv[0] === '--server') {
  * mailer would have emailed. Prints READY <json> and serves until killed.
  */
 async function serveOnePds(opts: { plcUrl: string; serviceDid: string }): Promise<void> {
-  const { TestPds } = await import('@atproto/dev-env');
-  const pds = await TestPds.create({
-    didPlcUrl: opts.plcUrl,
-    port: await freePort(),
-    serviceDid: opts.serviceDid,
+  const pds = await startBenchReference({
+    ...opts,
     maxImportSize: 1024 * 1024 * 1024,
     blobUploadLimit: 64 * 1024 * 1024,
-  } as never);
+  });
   const { plcToken } = await import('../packages/migrate/test/helpers/network.ts');
   const tokens = createServer(async (req, res) => {
     const token = await plcToken(pds, new URL(req.url!, 'http://x').searchParams.get('did')!);
@@ -96,19 +99,7 @@ async function serveOnePds(opts: { plcUrl: string; serviceDid: string }): Promis
  * PLC token from the outbox its mailer writes without SMTP. Prints READY <json>.
  */
 async function servePortagePds(opts: { plcUrl: string; serviceDid: string; dataDir: string }): Promise<void> {
-  const { loadConfig, startPds } = await import('../packages/pds/src/index.ts');
-  const config = loadConfig({
-    PDS_HOSTNAME: 'localhost',
-    PDS_PORT: '0',
-    PDS_DATA_DIRECTORY: opts.dataDir,
-    PDS_SERVICE_DID: opts.serviceDid,
-    PDS_SERVICE_HANDLE_DOMAINS: '.test',
-    PDS_INVITE_REQUIRED: 'false',
-    PDS_DEV_MODE: 'true',
-    PDS_DID_PLC_URL: opts.plcUrl,
-    LOG_LEVEL: 'silent',
-  });
-  const pds = await startPds(config, { host: '127.0.0.1' });
+  const pds = await startBenchPortage(opts);
   const { outboxToken } = await import('../packages/pds/test/harness.ts');
   const tokens = createServer((req, res) => {
     const did = new URL(req.url!, 'http://x').searchParams.get('did')!;

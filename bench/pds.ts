@@ -17,7 +17,14 @@ import { Agent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { announceReady, freePort, startChildServer } from './lib/child-server.ts';
+import {
+  announceReady,
+  closeOnSigterm,
+  freePort,
+  startBenchPortage,
+  startBenchReference,
+  startChildServer,
+} from './lib/child-server.ts';
 import { report, writeResults } from './lib/report.ts';
 
 type Side = 'portage' | 'reference';
@@ -30,38 +37,16 @@ async function serve(side: Side, opts: { plcUrl: string; dataDir: string }): Pro
   let url: string;
   let close: () => Promise<void>;
   if (side === 'portage') {
-    const { loadConfig } = await import('../packages/pds/src/config.ts');
-    const { startPds } = await import('../packages/pds/src/index.ts');
-    const config = loadConfig({
-      PDS_HOSTNAME: 'localhost',
-      PDS_PORT: String(await freePort()),
-      PDS_DATA_DIRECTORY: opts.dataDir,
-      PDS_SERVICE_DID: 'did:web:portage.test',
-      PDS_SERVICE_HANDLE_DOMAINS: '.test',
-      PDS_INVITE_REQUIRED: 'false',
-      PDS_DEV_MODE: 'true',
-      PDS_DID_PLC_URL: opts.plcUrl,
-      PDS_BLOB_UPLOAD_LIMIT: String(blobLimit),
-      LOG_LEVEL: 'silent',
-    });
-    const pds = await startPds(config, { host: '127.0.0.1' });
+    const pds = await startBenchPortage({ ...opts, env: { PDS_BLOB_UPLOAD_LIMIT: String(blobLimit) } });
     url = pds.localUrl;
     close = () => pds.close();
   } else {
-    const { TestPds } = await import('@atproto/dev-env');
-    const pds = await TestPds.create({
-      didPlcUrl: opts.plcUrl,
-      port: await freePort(),
-      serviceDid: 'did:web:reference.test',
-      blobUploadLimit: blobLimit,
-    } as never);
+    const pds = await startBenchReference({ plcUrl: opts.plcUrl, blobUploadLimit: blobLimit });
     url = pds.url;
     close = () => pds.close();
   }
   announceReady(url);
-  process.on('SIGTERM', () => {
-    void close().finally(() => process.exit(0));
-  });
+  closeOnSigterm(close);
 }
 
 interface Server {

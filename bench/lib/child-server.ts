@@ -5,7 +5,9 @@
  */
 import { spawn } from 'node:child_process';
 
-export { freePort } from '../../test/support/reference-peers.ts';
+import { freePort } from '../../test/support/reference-peers.ts';
+
+export { freePort };
 
 export interface ChildServer {
   /** What the child printed after `READY `. */
@@ -53,5 +55,50 @@ export function startChildServer(
     });
     child.on('error', reject);
     child.on('close', (code) => reject(new Error(`${opts.label} exited early (${code})`)));
+  });
+}
+
+/**
+ * In a child: a Portage PDS on the shared PLC with the benchmarks' settings (a free port, `.test`
+ * handles, no invites), plus any `env` overrides. Imported lazily so the parent never loads it.
+ */
+export async function startBenchPortage(opts: {
+  plcUrl: string;
+  dataDir: string;
+  serviceDid?: string;
+  env?: Record<string, string>;
+}) {
+  const { loadConfig, startPds } = await import('../../packages/pds/src/index.ts');
+  const config = loadConfig({
+    PDS_HOSTNAME: 'localhost',
+    PDS_PORT: String(await freePort()),
+    PDS_DATA_DIRECTORY: opts.dataDir,
+    PDS_SERVICE_DID: opts.serviceDid ?? 'did:web:portage.test',
+    PDS_SERVICE_HANDLE_DOMAINS: '.test',
+    PDS_INVITE_REQUIRED: 'false',
+    PDS_DEV_MODE: 'true',
+    PDS_DID_PLC_URL: opts.plcUrl,
+    LOG_LEVEL: 'silent',
+    ...opts.env,
+  });
+  return startPds(config, { host: '127.0.0.1' });
+}
+
+/** In a child: the reference PDS (@atproto/dev-env) on the shared PLC, with extra options. */
+export async function startBenchReference(opts: { plcUrl: string; serviceDid?: string; [option: string]: unknown }) {
+  const { TestPds } = await import('@atproto/dev-env');
+  const { plcUrl, serviceDid, ...rest } = opts;
+  return TestPds.create({
+    didPlcUrl: plcUrl,
+    port: await freePort(),
+    serviceDid: serviceDid ?? 'did:web:reference.test',
+    ...rest,
+  } as never);
+}
+
+/** In a child: runs `close` and exits on SIGTERM (how the parent stops a child server). */
+export function closeOnSigterm(close: () => Promise<unknown>): void {
+  process.on('SIGTERM', () => {
+    void close().finally(() => process.exit(0));
   });
 }
