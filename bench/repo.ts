@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Cid, formatCid, parseCid } from '../packages/atproto/src/cid.ts';
+import { collectBytes } from '../packages/atproto/src/car/writer.ts';
 import { generateSigningKey, importSigningKey } from '../packages/atproto/src/crypto.ts';
 import { type BlockMap, type BlockStore, MemoryBlockStore } from '../packages/atproto/src/repo/block-store.ts';
 import { exportRepo } from '../packages/atproto/src/repo/export.ts';
@@ -139,22 +140,6 @@ class SqliteBlockStore implements BlockStore {
       for (const b of commit.newBlocks.entries()) this.putBlock(b.cid, b.bytes, commit.rev);
     })();
   }
-}
-
-async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  for await (const c of chunks) {
-    parts.push(c);
-    n += c.length;
-  }
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -300,8 +285,8 @@ async function main(): Promise<void> {
   });
 
   // Export.
-  const ourCar = await timeIt(() => collect(exportRepo(store, ours.value.cid)));
-  const theirCar = await timeIt(() => collect(oracle.getFullRepo(storage, theirs.value.cid)));
+  const ourCar = await timeIt(() => collectBytes(exportRepo(store, ours.value.cid)));
+  const theirCar = await timeIt(() => collectBytes(oracle.getFullRepo(storage, theirs.value.cid)));
   report({
     bench: 'repo',
     metric: `export ${count}-record repo to CAR`,

@@ -99,26 +99,30 @@ export async function* writeCar(
 }
 
 /** Collects a whole CAR in memory (for small CARs: commit proofs, tests). */
-export async function writeCarBytes(
+export function writeCarBytes(
   roots: Cid[],
   blocks: AsyncIterable<CarBlockInput> | Iterable<CarBlockInput>,
 ): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
+  return collectBytes(writeCar(roots, blocks));
+}
+
+/** Joins a stream of chunks into one array (only for what is known to be small). */
+export async function collectBytes(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
   let length = 0;
-  for await (const chunk of writeCar(roots, blocks)) {
-    chunks.push(chunk);
+  for await (const chunk of chunks) {
+    parts.push(chunk);
     length += chunk.length;
   }
   const out = new Uint8Array(length);
   let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
   }
   return out;
 }
 
-/** Adapts a chunk iterable (e.g. writeCar's) to a ReadableStream that pulls on demand. */
 export function toReadableStream(chunks: AsyncIterable<Uint8Array>): ReadableStream<Uint8Array> {
   const iterator = chunks[Symbol.asyncIterator]();
   return new ReadableStream<Uint8Array>({
