@@ -4,7 +4,9 @@
  * test removes. Shared by the PDS, migration and CLI tests.
  */
 import { createServer } from 'node:net';
-import { TestPds, TestPlc } from '@atproto/dev-env';
+// Types only: the reference is loaded when a server starts, so processes that only want freePort
+// (benchmark clients and Portage's own benchmark servers) do not carry it in their heap.
+import type { TestPds, TestPlc } from '@atproto/dev-env';
 
 /** A port nothing listens on right now (bind 127.0.0.1:0, read the port, close). */
 export async function freePort(): Promise<number> {
@@ -35,7 +37,10 @@ export async function withTmpdir<T>(dir: string, start: () => Promise<T>): Promi
 
 /** A reference PLC directory on a free loopback port, its files under `dir`. */
 export function startReferencePlc(dir: string): Promise<TestPlc> {
-  return withTmpdir(dir, async () => TestPlc.create({ port: await freePort() }));
+  return withTmpdir(dir, async () => {
+    const { TestPlc } = await import('@atproto/dev-env');
+    return TestPlc.create({ port: await freePort() });
+  });
 }
 
 /**
@@ -47,5 +52,8 @@ export function startReferencePds(
   didPlcUrl: string,
   opts: Record<string, unknown> = {},
 ): Promise<TestPds> {
-  return withTmpdir(dir, async () => TestPds.create({ didPlcUrl, port: await freePort(), ...opts } as never));
+  return withTmpdir(dir, async () => {
+    const { TestPds } = await import('@atproto/dev-env');
+    return TestPds.create({ didPlcUrl, port: await freePort(), ...opts } as never);
+  });
 }
