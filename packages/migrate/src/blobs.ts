@@ -36,9 +36,14 @@ export class AdaptivePool {
     return this.#active;
   }
 
-  /** Waits for a free slot, then starts the task without waiting for it to finish. */
-  async add(task: () => Promise<void>): Promise<void> {
-    while (this.#active >= this.limit) await new Promise<void>((r) => this.#waiters.push(r));
+  /**
+   * Waits for a free slot, then starts the task without waiting for it to finish. An `urgent` task
+   * takes the next free slot ahead of the tasks already waiting.
+   */
+  async add(task: () => Promise<void>, opts: { urgent?: boolean } = {}): Promise<void> {
+    while (this.#active >= this.limit) {
+      await new Promise<void>((r) => (opts.urgent ? this.#waiters.unshift(r) : this.#waiters.push(r)));
+    }
     this.#active++;
     void task().finally(() => {
       this.#active--;
@@ -104,11 +109,10 @@ export interface BlobCopyContext {
   /** Bytes of blobs in flight at once (default 16 MB: eight typical images, or three 5 MB videos). */
   inFlightBytes?: number;
   /**
-   * Content types of blobs this run's BlobPrefetch stored, as the old server sent them. With the
-   * types the backup recorded (blobContentType, which covers earlier runs too), these say which
-   * blobs are uploaded from the backup; the rest come from the old server.
+   * Downloads into the backup (this run's BlobPrefetch): blobs it holds or gets are uploaded from
+   * the backup; the rest come straight from the old server.
    */
-  backupTypes?: ReadonlyMap<string, string>;
+  prefetch?: Pick<BlobPrefetch, 'stored'>;
 }
 
 /** A blob upload that ended with another CID: the bytes were damaged on the way; try again. */
@@ -172,9 +176,11 @@ export async function copyMissingBlobs(ctx: BlobCopyContext): Promise<number> {
 
 async function transferBlob(ctx: BlobCopyContext, pool: AdaptivePool, budget: ByteBudget, cid: string): Promise<void> {
   const backup = ctx.backup;
-  const storedType = backup
-    ? (ctx.backupTypes?.get(cid) ?? (await backup.blobContentType?.(cid).catch(() => undefined)))
-    : undefined;
+  const storedType = !backup
+    ? undefined
+    : ctx.prefetch
+      ? await ctx.prefetch.stored(cid)
+      : await backup.blobContentType?.(cid).catch(() => undefined);
   // Cleared when the stored copy cannot be used (gone, or its bytes do not match the CID).
   let useStored = storedType !== undefined;
   let storedCopyDamaged = false;
@@ -307,73 +313,110 @@ async function upload(
 }
 
 /**
- * Fills the backup from the old server while the new one is busy importing the repository (the
- * old server is idle then), storing each blob's content type with it (in memory, and in the
- * backup for a later run), so the blob phase can upload from local storage and only waits on the
- * new server. Everything here is best effort: a blob it did not get is simply fetched from the old
- * server in the blob phase.
+ * Fills the backup from the old server, in the old server's listBlobs order, from the moment the
+ * repository is stored (the old server's part of the repo step is over then) until the blob phase
+ * ends. While the new server imports, this is all that happens; in the blob phase it becomes the
+ * download half of a two-stage pipeline: the blob phase asks `stored(cid)` for each blob it
+ * uploads, which returns at once for a blob already here, waits for one under way, and puts any
+ * other at the head of the queue. So the old server always has `concurrency` downloads in flight
+ * and the new one `concurrency` uploads, and neither waits for the other's round trips.
+ * Each blob's content type is kept with it (in memory, and in the backup for a later run).
+ * Everything here is best effort: a blob it does not get, the blob phase fetches itself.
  */
 export class BlobPrefetch {
+  readonly #ctx: { did: string; old: PdsSession; backup: BackupSink };
+  readonly #pool: AdaptivePool;
+  readonly #budget: ByteBudget;
   /** Content types of the blobs this prefetch stored, by CID. */
-  readonly types = new Map<string, string>();
-  readonly #done: Promise<void>;
+  readonly #types = new Map<string, string>();
+  /** Downloads queued or under way, settled when they end either way. */
+  readonly #pending = new Map<string, Promise<void>>();
+  /** Blobs this prefetch tried and could not get: left to the blob phase. */
+  readonly #failed = new Set<string>();
+  readonly #listing: Promise<void>;
   #stopped = false;
 
   constructor(ctx: { did: string; old: PdsSession; backup: BackupSink; concurrency: number; inFlightBytes?: number }) {
-    this.#done = this.#run(ctx).catch(() => {});
+    this.#ctx = ctx;
+    this.#pool = new AdaptivePool(ctx.concurrency);
+    this.#budget = new ByteBudget(ctx.inFlightBytes ?? DEFAULT_IN_FLIGHT_BYTES);
+    this.#listing = this.#list().catch(() => {});
+  }
+
+  /**
+   * The content type of `cid` once the backup holds it (stored by this prefetch or an earlier run),
+   * waiting for its download if needed; undefined when the prefetch did not get it.
+   */
+  async stored(cid: string): Promise<string | undefined> {
+    const known = this.#types.get(cid) ?? (await this.#ctx.backup.blobContentType?.(cid).catch(() => undefined));
+    if (known !== undefined) return known;
+    const pending = this.#pending.get(cid);
+    if (!pending && (this.#stopped || this.#failed.has(cid))) return undefined;
+    await (pending ?? this.#queue(cid, true).done);
+    return this.#types.get(cid);
   }
 
   /** Starts no more downloads and waits for those under way. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    await this.#done;
+    await this.#listing;
+    await this.#pool.drain();
   }
 
-  async #run(ctx: ConstructorParameters<typeof BlobPrefetch>[0]): Promise<void> {
-    const pool = new AdaptivePool(ctx.concurrency);
-    const budget = new ByteBudget(ctx.inFlightBytes ?? DEFAULT_IN_FLIGHT_BYTES);
+  async #list(): Promise<void> {
+    const { old, did, backup } = this.#ctx;
     let cursor: string | undefined;
-    try {
-      do {
-        const page = await ctx.old.query<{ cids: string[]; cursor?: string }>(
-          'com.atproto.sync.listBlobs',
-          { did: ctx.did, limit: 1000, cursor },
-          { attempts: 2 },
-        );
-        for (const cid of page.cids) {
-          if (this.#stopped) return;
-          if (await ctx.backup.hasBlob(cid)) continue;
-          await pool.add(async () => {
-            if (this.#stopped) return;
-            try {
-              await this.#fetch(ctx, budget, cid);
-              pool.succeeded();
-            } catch (err) {
-              if (err instanceof XrpcClientError && (err.status === 429 || err.status >= 500)) pool.shrink();
-            }
-          });
-        }
-        cursor = page.cids.length > 0 ? page.cursor : undefined;
-      } while (cursor && !this.#stopped);
-    } finally {
-      await pool.drain();
-    }
+    do {
+      const page = await old.query<{ cids: string[]; cursor?: string }>(
+        'com.atproto.sync.listBlobs',
+        { did, limit: 1000, cursor },
+        { attempts: 2 },
+      );
+      for (const cid of page.cids) {
+        if (this.#stopped) return;
+        if (this.#pending.has(cid) || this.#types.has(cid) || (await backup.hasBlob(cid))) continue;
+        await this.#queue(cid, false).started;
+      }
+      cursor = page.cids.length > 0 ? page.cursor : undefined;
+    } while (cursor && !this.#stopped);
   }
 
-  async #fetch(ctx: ConstructorParameters<typeof BlobPrefetch>[0], budget: ByteBudget, cid: string): Promise<void> {
+  /** Queues one download: `started` once it has a slot, `done` when it ended either way. */
+  #queue(cid: string, urgent: boolean): { started: Promise<void>; done: Promise<void> } {
+    let finished!: () => void;
+    const done = new Promise<void>((r) => (finished = r));
+    this.#pending.set(cid, done);
+    const task = async () => {
+      try {
+        if (this.#stopped) return;
+        await this.#fetch(cid);
+        this.#pool.succeeded();
+      } catch (err) {
+        this.#failed.add(cid);
+        if (err instanceof XrpcClientError && (err.status === 429 || err.status >= 500)) this.#pool.shrink();
+      } finally {
+        this.#pending.delete(cid);
+        finished();
+      }
+    };
+    return { started: this.#pool.add(task, { urgent }), done };
+  }
+
+  async #fetch(cid: string): Promise<void> {
+    const { old, did, backup } = this.#ctx;
     await withRetry(
       async () => {
-        const { download: res, length, granted } = await openDownload(ctx.old, ctx.did, cid, budget);
+        const { download: res, length, granted } = await openDownload(old, did, cid, this.#budget);
         const contentType = res.headers.get('content-type') || 'application/octet-stream';
         try {
           const body = length > 0 && length <= WHOLE_BODY_BYTES ? new Uint8Array(await res.arrayBuffer()) : res.body;
-          await ctx.backup.writeBlob(cid, body, contentType);
+          await backup.writeBlob(cid, body, contentType);
         } finally {
-          budget.release(granted);
+          this.#budget.release(granted);
         }
-        this.types.set(cid, contentType);
+        this.#types.set(cid, contentType);
       },
-      { attempts: 2, gate: ctx.old.gate },
+      { attempts: 2, gate: old.gate },
     );
   }
 }

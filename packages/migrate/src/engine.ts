@@ -803,8 +803,6 @@ class Migration {
   }
 
   async copyBlobs(): Promise<string> {
-    // From here the blob phase fetches what the prefetch did not get.
-    await this.prefetch?.stop();
     const status = await this.neu!.query<AccountStatus>('com.atproto.server.checkAccountStatus');
     const missing = Math.max(0, status.expectedBlobs - status.importedBlobs);
     if (missing === 0) return `all ${status.expectedBlobs} blobs are there`;
@@ -818,8 +816,10 @@ class Migration {
       progress,
       emit: (e) => this.emit(e),
       failed: this.failedBlobs,
-      backupTypes: this.prefetch?.types,
+      prefetch: this.prefetch,
     });
+    // The backup step fetches whatever else the backup lacks; the prefetch must not race it.
+    await this.prefetch?.stop();
     progress.flush();
     this.journal!.failedBlobs = Object.fromEntries(this.failedBlobs);
     await this.saveJournal();

@@ -1,0 +1,86 @@
+/**
+ * The blob prefetch as the download half of the blob phase, against a real Portage PDS: a blob
+ * the blob phase asks for jumps the queue, one already under way or stored is never fetched
+ * twice, and one the old server does not have comes back as "not prefetched" so the blob phase
+ * fetches (and reports) it itself.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { TestPds as ReferencePds } from '@atproto/dev-env';
+import { cidForRaw, formatCid } from '@portage/atproto/cid';
+import { startTestPds, type TestPds } from '../../pds/test/harness.ts';
+import { DirectoryBackup } from '../src/backup.node.ts';
+import { BlobPrefetch } from '../src/blobs.ts';
+import { sleep } from '../src/retry.ts';
+import { PdsSession } from '../src/session.ts';
+import { type Account, createAccount } from './helpers/network.ts';
+
+let pds: TestPds;
+let dir: string;
+let account: Account;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'portage-prefetch-'));
+  pds = await startTestPds();
+  account = await createAccount(pds as unknown as ReferencePds, 'carol', { records: 3, blobs: 6 });
+});
+
+after(async () => {
+  await pds?.close().catch(() => {});
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A session whose fetch records, in order, the CID of every getBlob it starts. */
+function countingSession(downloads: string[]): PdsSession {
+  return new PdsSession(pds.url, account.did, async (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    if (url.pathname.endsWith('/com.atproto.sync.getBlob')) downloads.push(url.searchParams.get('cid')!);
+    return fetch(input, init);
+  });
+}
+
+describe('BlobPrefetch.stored', () => {
+  it('puts a blob the blob phase waits for first in line, and downloads every blob once', async () => {
+    const { data } = await account.agent.com.atproto.sync.listBlobs({ did: account.did });
+    const listed = data.cids;
+    assert.equal(listed.length, 6);
+    const downloads: string[] = [];
+    const backup = await new DirectoryBackup(join(dir, 'first'), account.did).open();
+    const prefetch = new BlobPrefetch({ did: account.did, old: countingSession(downloads), backup, concurrency: 1 });
+    // Once the listing's first download is under way (and its next one waits for the slot), the
+    // blob phase asks for the last blob: it goes next, ahead of the listing's own queue.
+    while (downloads.length === 0) await sleep(2);
+    const last = listed.at(-1)!;
+    assert.equal(await prefetch.stored(last), 'image/jpeg');
+    assert.equal(downloads.indexOf(last), 1, `downloaded in order ${downloads.join(' ')}`);
+    for (const cid of listed) assert.equal(await prefetch.stored(cid), 'image/jpeg');
+    await prefetch.stop();
+    assert.deepEqual([...downloads].sort(), [...listed].sort(), 'each blob downloaded exactly once');
+    for (const cid of listed) assert.equal(await backup.hasBlob(cid), true);
+  });
+
+  it('answers undefined for a blob the old server does not have, and for any blob once stopped', async () => {
+    const downloads: string[] = [];
+    const backup = await new DirectoryBackup(join(dir, 'second'), account.did).open();
+    const prefetch = new BlobPrefetch({ did: account.did, old: countingSession(downloads), backup, concurrency: 2 });
+    const absent = formatCid(cidForRaw(new TextEncoder().encode('never uploaded')));
+    assert.equal(await prefetch.stored(absent), undefined);
+    assert.equal(await backup.hasBlob(absent), false);
+    await prefetch.stop();
+
+    const stoppedDownloads: string[] = [];
+    const stoppedBackup = await new DirectoryBackup(join(dir, 'third'), account.did).open();
+    const stopped = new BlobPrefetch({
+      did: account.did,
+      old: countingSession(stoppedDownloads),
+      backup: stoppedBackup,
+      concurrency: 2,
+    });
+    await stopped.stop();
+    assert.equal(await stopped.stored(account.blobCids[0]!), undefined);
+    assert.deepEqual(stoppedDownloads, [], 'a stopped prefetch starts no download');
+  });
+});
