@@ -4,7 +4,7 @@
  * bad writes change nothing.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -327,6 +327,42 @@ describe('actor store', () => {
       assert.equal((store.getRecord(did, 'com.example.item', `concurrent${i}`)?.value as { n: number }).n, i);
     }
     assert.deepEqual(await verifiedRecords(), indexedRecords());
+  });
+});
+
+describe('bulk writes checkpoint off the event loop', () => {
+  it('commits without copying the WAL, has the worker copy it, then turns automatic checkpoints back on', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portage-bulk-write-'));
+    const store = new ActorStore({ directory: join(dir, 'actors'), blobstore: new DiskBlobStore(join(dir, 'blobs')) });
+    try {
+      await store.create(did, await generateSigningKey());
+      const path = join(store.accountDirectory(did), 'store.sqlite');
+      const sizeBefore = statSync(path).size;
+      const filler = Buffer.alloc(4000, 7);
+      await store.withRepoDb(did, (db) =>
+        store.bulkWrite(did, db, () =>
+          db.transaction(() => {
+            const insert = db.prepare('INSERT INTO repo_block (cid, repo_rev, size, content) VALUES (?, ?, ?, ?)');
+            for (let i = 0; i < 3000; i++) insert.run(Buffer.from(`bulk-${i}`), 'rev', filler.length, filler);
+          })(),
+        ),
+      );
+      const db = store.database(did)!;
+      // The commit left its 12 MB in the WAL: the database file did not grow inside it.
+      assert.equal(statSync(path).size, sizeBefore);
+      assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 0);
+      // The worker copies the pages into the database file; then automatic checkpoints are back.
+      const deadline = Date.now() + 10_000;
+      while (db.pragma('wal_autocheckpoint', { simple: true }) === 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 1000);
+      assert.ok(statSync(path).size > sizeBefore + 3000 * 4000, 'the pages are in the database file');
+      assert.equal((db.prepare('SELECT count(*) AS n FROM repo_block').get() as { n: number }).n > 3000, true);
+    } finally {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -65,6 +65,9 @@ export interface OpenOptions {
   synchronous?: 'full' | 'normal';
 }
 
+/** SQLite's automatic checkpoint threshold, which account databases keep (bulkWrite lifts it for a while). */
+export const WAL_AUTOCHECKPOINT_PAGES = 1000;
+
 export function openActorDb(path: string, opts: OpenOptions = {}): SqliteDb {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const db = new Database(path);

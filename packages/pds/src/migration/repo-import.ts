@@ -30,7 +30,7 @@ export const DEFAULT_MAX_REPO_IMPORT_BYTES = 4 * 1024 * 1024 * 1024;
 const IMPORT_CACHE_SIZE = -64 * 1024;
 
 /** The actor store's entry points a migration uses: the account's connection, for reads and with its write lock. */
-export type RepoDbSource = Pick<ActorStore, 'database' | 'withRepoDb'>;
+export type RepoDbSource = Pick<ActorStore, 'database' | 'withRepoDb' | 'bulkWrite'>;
 
 export interface RepoImportDeps extends KeyHistorySources {
   actorStore: RepoDbSource;
@@ -90,7 +90,9 @@ export async function importRepository(
     } catch (err) {
       throw importError(err);
     }
-    const summary = await deps.actorStore.withRepoDb(did, (db) => replaceRepository(db, did, staged, staging));
+    const summary = await deps.actorStore.withRepoDb(did, (db) =>
+      deps.actorStore.bulkWrite(did, db, () => replaceRepository(db, did, staged, staging)),
+    );
     await promoteReferencedBlobs(deps, did);
     return summary;
   } finally {
@@ -145,11 +147,6 @@ function replaceRepository(db: SqliteDb, did: string, repo: StagedRepo, staging:
   // duration the cache may hold them all (it shrinks back afterwards).
   const cacheSize = db.pragma('cache_size', { simple: true }) as number;
   db.pragma(`cache_size = ${IMPORT_CACHE_SIZE}`);
-  // Committing the repository puts far more pages in the WAL than the automatic checkpoint
-  // allows, so the commit would also copy them all into the database file (and fsync both)
-  // before the import could answer. That copy is not part of the import: it runs just after.
-  const autoCheckpoint = db.pragma('wal_autocheckpoint', { simple: true }) as number;
-  db.pragma('wal_autocheckpoint = 0');
   try {
     db.transaction(() => {
       db.exec('DELETE FROM repo_block; DELETE FROM record; DELETE FROM record_blob;');
@@ -186,9 +183,7 @@ function replaceRepository(db: SqliteDb, did: string, repo: StagedRepo, staging:
     throw importError(err);
   } finally {
     db.pragma(`cache_size = ${cacheSize}`);
-    db.pragma(`wal_autocheckpoint = ${autoCheckpoint}`);
   }
-  setImmediate(() => checkpointSoon(db));
   const expected = db.prepare('SELECT count(DISTINCT blob_cid) AS n FROM record_blob').get() as { n: number };
   return {
     commit: repo.commitCid,
@@ -197,19 +192,6 @@ function replaceRepository(db: SqliteDb, did: string, repo: StagedRepo, staging:
     blocks: 1 + counts.nodes + counts.records,
     expectedBlobs: expected.n,
   };
-}
-
-/**
- * Copies the imported pages from the WAL into the database file once the import has answered.
- * PASSIVE: it takes no lock a reader or writer is waiting for and does what it can now; the
- * automatic checkpoint of a later commit finishes the rest.
- */
-function checkpointSoon(db: SqliteDb): void {
-  try {
-    if (db.open) db.pragma('wal_checkpoint(PASSIVE)');
-  } catch {
-    // Only housekeeping: a busy or closed database is checkpointed by a later commit.
-  }
 }
 
 /** Rows in one INSERT statement: one statement step per hundred rows instead of per row. */
