@@ -341,14 +341,19 @@ async function main(): Promise<void> {
   };
   const dir = mkdtempSync(join(tmpdir(), 'portage-bench-pds-'));
   process.env.TMPDIR = dir; // the reference writes under os.tmpdir() and never cleans up
-  const { TestPlc } = await import('@atproto/dev-env');
-  const plc = await TestPlc.create({ port: await freePort() });
+  // The PLC runs in a child too: this process is the load client of every phase, and loading the
+  // reference into it would make its every garbage collection walk a far larger heap.
+  const plc = await startChildServer(import.meta.filename, ['--plc'], {
+    env: { ...process.env, TMPDIR: dir },
+    label: 'PLC directory',
+  });
+  const plcUrl = plc.ready;
   const results = { portage: {}, reference: {} } as Record<Side, Figures>;
   const servers: Partial<Record<Side, Server>> = {};
   try {
     const sessions = {} as Record<Side, Session>;
     for (const side of sides) {
-      servers[side] = await startServer(side, plc.url, join(dir, side), { ...process.env, TMPDIR: dir });
+      servers[side] = await startServer(side, plcUrl, join(dir, side), { ...process.env, TMPDIR: dir });
       sessions[side] = await openSession(servers[side]);
     }
     for (const [i, phase] of phases.entries()) {
@@ -365,7 +370,7 @@ async function main(): Promise<void> {
     }
   } finally {
     for (const server of Object.values(servers)) await server.stop();
-    await plc.close();
+    await plc.stop();
     rmSync(dir, { recursive: true, force: true });
   }
   const p = results.portage;
@@ -386,7 +391,12 @@ async function main(): Promise<void> {
 
 // Dispatch last: the constants above must be initialised before main() runs.
 const argv = process.argv.slice(2);
-if (argv[0] === '--server') {
+if (argv[0] === '--plc') {
+  const { TestPlc } = await import('@atproto/dev-env');
+  const plc = await TestPlc.create({ port: await freePort() });
+  announceReady(plc.url);
+  closeOnSigterm(() => plc.close());
+} else if (argv[0] === '--server') {
   await serve(argv[1] as Side, JSON.parse(argv[2]!) as { plcUrl: string; dataDir: string });
 } else if (argv[0] === '--download') {
   await download(argv[1]!, Number(argv[2]), Number(argv[3]));
