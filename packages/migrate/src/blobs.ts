@@ -1,9 +1,10 @@
 /**
  * The blob phase: the new server's listMissingBlobs is the to-do list (so a rerun starts exactly
  * where the last one stopped, with no local bookkeeping to trust), feeding a pool of parallel
- * transfers getBlob -> uploadBlob. A blob the backup already holds with its content type
- * (BlobPrefetch filled it while the repository was importing, in this run or one that was killed)
- * is uploaded from there; the others come from the old server and go into the backup on the way.
+ * transfers getBlob -> uploadBlob. With a backup, BlobPrefetch does the downloads (it started
+ * while the repository was importing, and a run that was killed may have stored some already)
+ * and each blob is uploaded from the backup; a blob it cannot get, or every blob without a
+ * backup, comes from the old server in the same transfer and goes into the backup on the way.
  * Small blobs travel as whole bodies with a Content-Length, large ones stream; the bytes in flight
  * are capped either way (ByteBudget).
  *
