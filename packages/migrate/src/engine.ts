@@ -803,6 +803,16 @@ class Migration {
   }
 
   async copyBlobs(): Promise<string> {
+    try {
+      return await this.#copyMissingBlobs();
+    } finally {
+      // The backup step fetches whatever else the backup lacks; the prefetch must not race it
+      // (also when the new server needed no blob at all).
+      await this.prefetch?.stop();
+    }
+  }
+
+  async #copyMissingBlobs(): Promise<string> {
     const status = await this.neu!.query<AccountStatus>('com.atproto.server.checkAccountStatus');
     const missing = Math.max(0, status.expectedBlobs - status.importedBlobs);
     if (missing === 0) return `all ${status.expectedBlobs} blobs are there`;
@@ -818,8 +828,6 @@ class Migration {
       failed: this.failedBlobs,
       prefetch: this.prefetch,
     });
-    // The backup step fetches whatever else the backup lacks; the prefetch must not race it.
-    await this.prefetch?.stop();
     progress.flush();
     this.journal!.failedBlobs = Object.fromEntries(this.failedBlobs);
     await this.saveJournal();
