@@ -65,7 +65,7 @@ export interface OpenOptions {
   synchronous?: 'full' | 'normal';
 }
 
-/** SQLite's automatic checkpoint threshold, which account databases keep (bulkWrite lifts it for a while). */
+/** Pages in the WAL before a commit also checkpoints (SQLite's default; bulkWrite lifts it for a while). */
 export const WAL_AUTOCHECKPOINT_PAGES = 1000;
 
 export function openActorDb(path: string, opts: OpenOptions = {}): SqliteDb {
@@ -73,6 +73,7 @@ export function openActorDb(path: string, opts: OpenOptions = {}): SqliteDb {
   const db = new Database(path);
   chmodSync(path, 0o600);
   db.pragma('journal_mode = WAL');
+  db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
   db.pragma(`synchronous = ${opts.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   db.pragma('foreign_keys = OFF');
   db.pragma('busy_timeout = 5000');
