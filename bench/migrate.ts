@@ -52,6 +52,8 @@ interface ClientResult {
   phases: Record<string, number>;
   total: number;
   peakRssMb: number;
+  /** CPU time the client process used (user + system), in seconds, start-up included. */
+  cpuSeconds: number;
 }
 
 const argv = process.argv.slice(2);
@@ -205,7 +207,7 @@ async function runPortage(job: ClientJob): Promise<ClientResult> {
     },
   );
   if (result.status !== 'done') throw new Error(`portage migration ended ${result.status}: ${result.message}`);
-  return { phases, total: (performance.now() - t0) / 1000, peakRssMb: peakRssMb() };
+  return { phases, total: (performance.now() - t0) / 1000, peakRssMb: peakRssMb(), cpuSeconds: cpuSeconds() };
 }
 
 /** The canonical sequence as the reference documents it, one request at a time. */
@@ -265,7 +267,12 @@ async function runReference(job: ClientJob): Promise<ClientResult> {
     await newAgent.com.atproto.server.activateAccount();
     await oldAgent.com.atproto.server.deactivateAccount({});
   });
-  return { phases, total: (performance.now() - t0) / 1000, peakRssMb: peakRssMb() };
+  return { phases, total: (performance.now() - t0) / 1000, peakRssMb: peakRssMb(), cpuSeconds: cpuSeconds() };
+}
+
+function cpuSeconds(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
 }
 
 function runClient(job: ClientJob): Promise<ClientResult> {
@@ -392,7 +399,7 @@ async function main(): Promise<void> {
       ] as const) {
         const run = await move('portage', did, from, to, `backup-${to === p1 ? 'p1' : 'p2'}`);
         process.stderr.write(
-          `bench: portage ${route}: ${run.total.toFixed(3)} s, phases ${JSON.stringify(run.phases)}\n`,
+          `bench: portage ${route}: ${run.total.toFixed(3)} s, client CPU ${run.cpuSeconds.toFixed(2)} s, phases ${JSON.stringify(run.phases)}\n`,
         );
       }
       return;
@@ -432,6 +439,14 @@ async function main(): Promise<void> {
       better: 'lower',
       portage: ours.peakRssMb,
       reference: ref.peakRssMb,
+    });
+    report({
+      bench: 'migrate',
+      metric: `client CPU seconds, user + system, start-up included (${label})`,
+      unit: 's',
+      better: 'lower',
+      portage: ours.cpuSeconds,
+      reference: ref.cpuSeconds,
     });
     process.stderr.write(
       `bench: portage phases ${JSON.stringify(ours.phases)}\nbench: reference phases ${JSON.stringify(ref.phases)}\n`,

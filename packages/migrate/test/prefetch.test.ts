@@ -2,7 +2,8 @@
  * The blob prefetch as the download half of the blob phase, against a real Portage PDS: a blob
  * the blob phase asks for jumps the queue, one already under way or stored is never fetched
  * twice, and one the old server does not have comes back as "not prefetched" so the blob phase
- * fetches (and reports) it itself.
+ * fetches (and reports) it itself. The bytes of the first blobs it stores stay in memory, within
+ * its budget, for the blob phase to upload without reading them back.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestPds as ReferencePds } from '@atproto/dev-env';
-import { cidForRaw, formatCid } from '@portage/atproto/cid';
+import { cidForRaw, cidMatches, formatCid, parseCid } from '@portage/atproto/cid';
 import { startTestPds, type TestPds } from '../../pds/test/harness.ts';
 import { DirectoryBackup } from '../src/backup.node.ts';
 import { BlobPrefetch } from '../src/blobs.ts';
@@ -82,5 +83,38 @@ describe('BlobPrefetch.stored', () => {
     await stopped.stop();
     assert.equal(await stopped.stored(account.blobCids[0]!), undefined);
     assert.deepEqual(stoppedDownloads, [], 'a stopped prefetch starts no download');
+  });
+
+  it('hands out the bytes of the first blobs it stored, within its memory budget, each once', async () => {
+    const downloads: string[] = [];
+    const backup = await new DirectoryBackup(join(dir, 'held'), account.did).open();
+    // Room for two of the 20,000-byte test blobs.
+    const prefetch = new BlobPrefetch({
+      did: account.did,
+      old: countingSession(downloads),
+      backup,
+      concurrency: 1,
+      heldBytes: 45_000,
+    });
+    for (const cid of account.blobCids) assert.equal(await prefetch.stored(cid), 'image/jpeg');
+    assert.equal(downloads.length, 6);
+    const [first, second, ...rest] = downloads as [string, string, ...string[]];
+    for (const cid of [first, second]) {
+      const bytes = prefetch.take(cid);
+      assert.ok(bytes, `the bytes of ${cid} are held`);
+      assert.ok(cidMatches(parseCid(cid), bytes), 'the held bytes are the blob');
+      assert.equal(prefetch.take(cid), undefined, 'handed out once');
+    }
+    for (const cid of rest) assert.equal(prefetch.take(cid), undefined, `${cid} came when the memory was full`);
+    await prefetch.stop();
+  });
+
+  it('holds nothing once stopped', async () => {
+    const downloads: string[] = [];
+    const backup = await new DirectoryBackup(join(dir, 'released'), account.did).open();
+    const prefetch = new BlobPrefetch({ did: account.did, old: countingSession(downloads), backup, concurrency: 2 });
+    for (const cid of account.blobCids) assert.equal(await prefetch.stored(cid), 'image/jpeg');
+    await prefetch.stop();
+    for (const cid of account.blobCids) assert.equal(prefetch.take(cid), undefined);
   });
 });
