@@ -374,7 +374,11 @@ export class BlobPrefetch {
    * waiting for its download if needed; undefined when the prefetch did not get it.
    */
   async stored(cid: string): Promise<string | undefined> {
-    const known = this.#types.get(cid) ?? (await this.#ctx.backup.blobContentType?.(cid).catch(() => undefined));
+    const known =
+      this.#types.get(cid) ??
+      (await this.#ctx.backup.blobContentType?.(cid).catch(() => undefined)) ??
+      // Stored by a download that ended while the backup was asked.
+      this.#types.get(cid);
     if (known !== undefined) return known;
     const pending = this.#pending.get(cid);
     if (!pending && (this.#stopped || this.#failed.has(cid))) return undefined;
@@ -417,11 +421,18 @@ export class BlobPrefetch {
       );
       for (const cid of page.cids) {
         if (this.#stopped) return;
-        if (this.#pending.has(cid) || this.#types.has(cid) || (await backup.hasBlob(cid))) continue;
+        if (this.#inHand(cid) || (await backup.hasBlob(cid))) continue;
+        // The blob phase may have asked for it while the backup was checked.
+        if (this.#inHand(cid)) continue;
         await this.#queue(cid, false).started;
       }
       cursor = page.cids.length > 0 ? page.cursor : undefined;
     } while (cursor && !this.#stopped);
+  }
+
+  /** True for a blob this prefetch stored or is downloading. */
+  #inHand(cid: string): boolean {
+    return this.#pending.has(cid) || this.#types.has(cid);
   }
 
   /** Queues one download: `started` once it has a slot, `done` when it ended either way. */
