@@ -3,8 +3,7 @@
  * where the last one stopped, with no local bookkeeping to trust), feeding a pool of parallel
  * transfers getBlob -> uploadBlob. With a backup, BlobPrefetch does the downloads (it started
  * while the repository was importing, and a run that was killed may have stored some already)
- * and each blob is uploaded from the backup (or from the bytes the prefetch still holds in memory,
- * when it stored the blob moments ago); a blob it cannot get, or every blob without a
+ * and each blob is uploaded from the backup; a blob it cannot get, or every blob without a
  * backup, comes from the old server in the same transfer and goes into the backup on the way.
  * Small blobs travel as whole bodies with a Content-Length, large ones stream; the bytes in flight
  * are capped either way (ByteBudget).
@@ -112,10 +111,9 @@ export interface BlobCopyContext {
   inFlightBytes?: number;
   /**
    * Downloads into the backup (this run's BlobPrefetch): blobs it holds or gets are uploaded from
-   * the backup (or from the bytes it still holds in memory); the rest come straight from the old
-   * server.
+   * the backup; the rest come straight from the old server.
    */
-  prefetch?: Pick<BlobPrefetch, 'stored' | 'take'>;
+  prefetch?: Pick<BlobPrefetch, 'stored'>;
 }
 
 /** A blob upload that ended with another CID: the bytes were damaged on the way; try again. */
@@ -133,13 +131,6 @@ const DEFAULT_IN_FLIGHT_BYTES = 16 * 1024 * 1024;
  * for the typical image. Larger ones stream, so memory stays bounded by the in-flight budget.
  */
 const WHOLE_BODY_BYTES = 4 * 1024 * 1024;
-/**
- * Bytes of freshly downloaded small blobs the prefetch keeps in memory for the blob phase. Reading
- * a blob back from the backup costs file operations, a buffer and a hash check (the bytes were
- * checked when stored); on a machine the servers share, that is CPU the old server needs to send
- * blobs. Kept small: blobs past it are read back as before.
- */
-const DEFAULT_HELD_BYTES = 8 * 1024 * 1024;
 
 /** Copies every blob the new server reports missing; returns how many arrived. */
 export async function copyMissingBlobs(ctx: BlobCopyContext): Promise<number> {
@@ -198,8 +189,7 @@ async function transferBlob(ctx: BlobCopyContext, pool: AdaptivePool, budget: By
     async () => {
       if (useStored) {
         await ctx.neu.gate.wait();
-        const held = ctx.prefetch?.take(cid);
-        const sent = await uploadStored(ctx, budget, cid, storedType!, held).catch((err: unknown) => {
+        const sent = await uploadFromBackup(ctx, budget, cid, storedType!).catch((err: unknown) => {
           if (!(err instanceof DamagedTransfer)) throw err;
           storedCopyDamaged = true;
           return false;
@@ -273,22 +263,20 @@ async function openDownload(
 }
 
 /**
- * Uploads the stored copy: `held`, the bytes the prefetch kept from storing it (checked against
- * the CID then), or else the backup's; false when the backup does not hold it after all. A copy
- * read back whole is checked against its CID first, so damaged bytes are never sent; a large one
- * streams from storage, and the CID the new server computes is the check (the backup only shows a
- * blob once it was written whole and matched its CID, so this catches damage done later).
+ * Uploads the backup's copy; false when the backup does not hold it after all. A copy read whole
+ * is checked against its CID first, so damaged bytes are never sent; a large one streams from
+ * storage, and the CID the new server computes is the check (the backup only shows a blob once it
+ * was written whole and matched its CID, so this catches damage done later).
  */
-async function uploadStored(
+async function uploadFromBackup(
   ctx: BlobCopyContext,
   budget: ByteBudget,
   cid: string,
   contentType: string,
-  held: Uint8Array | undefined,
 ): Promise<boolean> {
-  const body = held ?? (await ctx.backup!.readBlob(cid));
+  const body = await ctx.backup!.readBlob(cid);
   if (body === undefined) return false;
-  if (!held && body instanceof Uint8Array && !bytesMatch(cid, body)) {
+  if (body instanceof Uint8Array && !bytesMatch(cid, body)) {
     throw new DamagedTransfer(`the backup's copy of blob ${cid} does not match its CID`);
   }
   const size = body instanceof Uint8Array ? body.byteLength : body.size;
@@ -346,24 +334,11 @@ export class BlobPrefetch {
   readonly #pending = new Map<string, Promise<void>>();
   /** Blobs this prefetch tried and could not get: left to the blob phase. */
   readonly #failed = new Set<string>();
-  /** Bytes of stored blobs kept for `take`, oldest first, within #holdCapacity. */
-  readonly #held = new Map<string, Uint8Array>();
-  #heldBytes = 0;
-  readonly #holdCapacity: number;
   readonly #listing: Promise<void>;
   #stopped = false;
 
-  constructor(ctx: {
-    did: string;
-    old: PdsSession;
-    backup: BackupSink;
-    concurrency: number;
-    inFlightBytes?: number;
-    /** Memory for blobs kept after storing them, for `take` (default 8 MB; 0 keeps none). */
-    heldBytes?: number;
-  }) {
+  constructor(ctx: { did: string; old: PdsSession; backup: BackupSink; concurrency: number; inFlightBytes?: number }) {
     this.#ctx = ctx;
-    this.#holdCapacity = ctx.heldBytes ?? DEFAULT_HELD_BYTES;
     this.#pool = new AdaptivePool(ctx.concurrency);
     this.#budget = new ByteBudget(ctx.inFlightBytes ?? DEFAULT_IN_FLIGHT_BYTES);
     this.#listing = this.#list().catch(() => {});
@@ -386,28 +361,11 @@ export class BlobPrefetch {
     return this.#types.get(cid);
   }
 
-  /**
-   * The bytes of a blob this prefetch stored, when it still holds them (they were checked against
-   * the CID as they were stored); each blob is handed out once. The blob phase asks in about the
-   * order the downloads ran, so the oldest are kept and a download finding the memory full leaves
-   * its blob to be read back from the backup.
-   */
-  take(cid: string): Uint8Array | undefined {
-    const bytes = this.#held.get(cid);
-    if (bytes) {
-      this.#held.delete(cid);
-      this.#heldBytes -= bytes.byteLength;
-    }
-    return bytes;
-  }
-
-  /** Starts no more downloads, waits for those under way, and lets go of the bytes it holds. */
+  /** Starts no more downloads and waits for those under way. */
   async stop(): Promise<void> {
     this.#stopped = true;
     await this.#listing;
     await this.#pool.drain();
-    this.#held.clear();
-    this.#heldBytes = 0;
   }
 
   async #list(): Promise<void> {
@@ -465,10 +423,6 @@ export class BlobPrefetch {
         try {
           const body = length > 0 && length <= WHOLE_BODY_BYTES ? new Uint8Array(await res.arrayBuffer()) : res.body;
           await backup.writeBlob(cid, body, contentType);
-          if (body instanceof Uint8Array && !this.#stopped && this.#heldBytes + body.byteLength <= this.#holdCapacity) {
-            this.#held.set(cid, body);
-            this.#heldBytes += body.byteLength;
-          }
         } finally {
           this.#budget.release(granted);
         }
