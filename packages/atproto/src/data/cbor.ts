@@ -209,11 +209,8 @@ function readMap(count: number, start: number, depth: number): Record<string, Da
   let previousStart = 0;
   let previousLength = -1;
   for (let i = 0; i < count; i++) {
-    need(1);
     const keyHead = pos;
-    const head = buf[pos++]!;
-    if (head >> 5 !== 3) fail(`map keys must be text strings (got major type ${head >> 5})`, keyHead);
-    const keyLength = readArgument(head & 0x1f, keyHead);
+    const keyLength = readMapKeyHead();
     const keyStart = pos;
     const key = readString(keyLength, keyHead);
     checkMapKey(keyHead, keyStart, keyLength, previousStart, previousLength);
@@ -228,6 +225,15 @@ function readMap(count: number, start: number, depth: number): Record<string, Da
     }
   }
   return map;
+}
+
+/** Reads a map key's head (it must be a text string); returns the key's length, `pos` at its bytes. */
+function readMapKeyHead(): number {
+  need(1);
+  const keyHead = pos;
+  const head = buf[pos++]!;
+  if (head >> 5 !== 3) fail(`map keys must be text strings (got major type ${head >> 5})`, keyHead);
+  return readArgument(head & 0x1f, keyHead);
 }
 
 /**
@@ -375,11 +381,8 @@ function skipMap(count: number, start: number, depth: number): void {
   let previousStart = 0;
   let previousLength = -1;
   for (let i = 0; i < count; i++) {
-    need(1);
     const keyHead = pos;
-    const head = buf[pos++]!;
-    if (head >> 5 !== 3) fail(`map keys must be text strings (got major type ${head >> 5})`, keyHead);
-    const keyLength = readArgument(head & 0x1f, keyHead);
+    const keyLength = readMapKeyHead();
     const keyStart = pos;
     skipString(keyLength, keyHead);
     checkMapKey(keyHead, keyStart, keyLength, previousStart, previousLength);
