@@ -7,6 +7,7 @@ import { asciiKeyHeight, commonPrefixLength, findMstKeyProblem, keyHeight } from
 import { decodeNode, decodeNodeGeneral, encodeNode } from '../src/mst/node.ts';
 import { Mst } from '../src/mst/tree.ts';
 import { MemoryBlockStore } from '../src/repo/block-store.ts';
+import { seededRandom } from '../../../test/support/seeded-random.ts';
 
 const fixtures = join(import.meta.dirname, '../../../test/fixtures/interop');
 const readJson = (path: string) => JSON.parse(readFileSync(join(fixtures, path), 'utf8'));
@@ -26,11 +27,10 @@ describe('MST key rules (interop vectors)', () => {
     }
   });
   it('the ASCII key height (hashed in place up to one SHA-256 block) agrees with the full hash at every length', () => {
-    let state = 7;
-    const next = () => (state = (state * 1103515245 + 12345) % 2 ** 31);
+    const random = seededRandom(7);
     for (let length = 0; length <= 80; length++) {
       for (let n = 0; n < 40; n++) {
-        const key = Array.from({ length }, () => String.fromCharCode(32 + (next() % 95))).join('');
+        const key = Array.from({ length }, () => String.fromCharCode(32 + Math.floor(random() * 95))).join('');
         assert.equal(asciiKeyHeight(key), keyHeight(key), JSON.stringify(key));
       }
     }

@@ -9,6 +9,7 @@ import { type Env, loadConfig } from '../src/config.ts';
 import type { AppContext } from '../src/context.ts';
 import { startPds } from '../src/index.ts';
 import { type RunningPlcDirectory, startPlcDirectory } from '../src/plc/server.ts';
+import type { RateLimitPolicies } from '../src/rate-limit/rate-limiter.ts';
 
 export interface TestPds {
   /** Base URL to send requests to (http://127.0.0.1:<port>). */
@@ -31,6 +32,8 @@ export interface TestPdsOptions {
   txtRecords?: Record<string, string[]>;
   /** Answers for non-loopback URLs (e.g. a custom handle's well-known file); others fail. */
   externalFetch?: (url: URL) => Response | undefined;
+  /** Rate-limit policies instead of the reference's (they apply with PDS_RATE_LIMITS_ENABLED). */
+  rateLimits?: RateLimitPolicies;
 }
 
 /**
@@ -73,6 +76,7 @@ export async function startTestPds(opts: TestPdsOptions = {}): Promise<TestPds> 
       host: '127.0.0.1',
       resolveTxt: async (name) => txt[name] ?? [],
       fetch: loopbackOnlyFetch(opts.externalFetch),
+      ...(opts.rateLimits ? { rateLimits: opts.rateLimits } : {}),
     });
     return {
       url: pds.localUrl,
