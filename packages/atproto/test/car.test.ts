@@ -46,7 +46,7 @@ async function collect(source: Parameters<typeof readCar>[0], options?: Paramete
   return { roots: car.roots, blocks };
 }
 
-/** Like collect, through forEachBlock. A source given as a function is called afresh. */
+/** Like collect, through forEachBlock. */
 async function collectEach(source: Parameters<typeof readCar>[0], options?: Parameters<typeof readCar>[1]) {
   const car = await readCar(source, options);
   const blocks: CarBlock[] = [];

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
@@ -178,7 +178,7 @@ describe('one run per account', () => {
 
       // A lock left by a process that died (SIGKILL leaves it behind) does not block.
       const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
-      const host = (await import('node:os')).hostname();
+      const host = hostname();
       writeFileSync(second.location, JSON.stringify({ pid: Number(dead), host, startedAt: '2020-01-01T00:00:00Z' }));
       const afterCrash = await storage.lock('migration-did:plc:abc');
       assert.ok(afterCrash.acquired, 'a stale lock is taken over');

@@ -9,7 +9,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { AtpAgent } from '@atproto/api';
-import type { TestPds as ReferencePds } from '@atproto/dev-env';
 import { verifyRepoCar } from '@atproto/repo';
 import { cidForRaw, formatCid } from '@portage/atproto/cid';
 import { migrate } from '../src/engine.ts';
@@ -196,8 +195,7 @@ describe('our engine between the reference PDS and Portage (one dev-env PLC)', (
 
   it('moves an account Portage -> Portage', async () => {
     const [a, b] = portageSides;
-    // createAccount only needs the server's URL.
-    const bob = await createAccount({ url: a!.url } as ReferencePds, 'bob', {
+    const bob = await createAccount(a!, 'bob', {
       records: 400,
       blobs: 6,
       blobSize: 30_000,

@@ -9,7 +9,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { TestPds as ReferencePds } from '@atproto/dev-env';
 import { cidForRaw, formatCid } from '@portage/atproto/cid';
 import { startTestPds, type TestPds } from '../../pds/test/harness.ts';
 import { DirectoryBackup } from '../src/backup.node.ts';
@@ -25,7 +24,7 @@ let account: Account;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'portage-prefetch-'));
   pds = await startTestPds();
-  account = await createAccount(pds as unknown as ReferencePds, 'carol', { records: 3, blobs: 6 });
+  account = await createAccount(pds, 'carol', { records: 3, blobs: 6 });
 });
 
 after(async () => {

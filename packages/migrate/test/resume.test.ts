@@ -13,7 +13,6 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { TestPds as ReferencePds } from '@atproto/dev-env';
 import { cidForRaw, formatCid } from '@portage/atproto/cid';
 import { outboxToken, startTestPds, type TestPds } from '../../pds/test/harness.ts';
 import { DirectoryBackup, verifyBackup } from '../src/backup.node.ts';
@@ -66,7 +65,7 @@ async function waitFor(child: ChildProcess, output: () => string, ready: () => P
 describe('a migration killed after the blob prefetch', () => {
   it('uploads the blobs the killed run stored from the backup, without downloading them again', async () => {
     // createAccount only needs the server's URL.
-    const nora = await createAccount({ url: oldPds.url } as ReferencePds, 'nora', {
+    const nora = await createAccount(oldPds, 'nora', {
       records: 30,
       blobs: 6,
       blobSize: 40_000,

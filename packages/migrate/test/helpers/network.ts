@@ -62,7 +62,7 @@ export interface Account {
 
 /** Creates an account with `records` plain records, `blobs` random blobs each held by a record, and preferences. */
 export async function createAccount(
-  pds: TestPds,
+  pds: { url: string },
   name: string,
   opts: { records?: number; blobs?: number; blobSize?: number } = {},
 ): Promise<Account> {
