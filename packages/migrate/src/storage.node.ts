@@ -1,6 +1,7 @@
 /** A directory as MigrationStorage (Node): one file per key, replaced atomically by rename. */
 import { hostname } from 'node:os';
-import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { LockAttempt, MigrationStorage } from './storage.ts';
 
@@ -35,8 +36,8 @@ export class DirectoryStorage implements MigrationStorage {
 
   /**
    * A lock file created with O_EXCL, holding this process's pid. A file whose process is gone
-   * (on this host) is stale: it is removed and the lock taken. A pid reused by an unrelated
-   * process keeps the lock held; the refusal names the file to remove by hand then.
+   * (on this host) is stale: it is removed (breakStaleLock) and the lock taken. A pid reused by an
+   * unrelated process keeps the lock held; the refusal names the file to remove by hand then.
    */
   async lock(name: string): Promise<LockAttempt> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
@@ -54,7 +55,8 @@ export class DirectoryStorage implements MigrationStorage {
           acquired: true,
           release: async () => {
             // Only our own file: never a lock another run took after ours was judged stale.
-            if ((await readOwner(path))?.pid === me.pid) await rm(path, { force: true });
+            const owner = await readOwner(path);
+            if (owner?.pid === me.pid && owner.startedAt === me.startedAt) await rm(path, { force: true });
           },
         };
       } catch (err) {
@@ -63,13 +65,13 @@ export class DirectoryStorage implements MigrationStorage {
       const owner = await readOwner(path);
       // Unreadable (being written right now) or alive: held. Dead on this host: stale.
       const stale = owner !== undefined && owner.host === me.host && !processAlive(owner.pid);
-      if (!stale || attempt >= 2) {
+      if (!stale || attempt >= 5) {
         const holder = owner
           ? `pid ${owner.pid}${owner.host !== me.host ? ` on ${owner.host}` : ''}`
           : 'an unknown process';
         return { acquired: false, holder, location: path };
       }
-      await rm(path, { force: true });
+      await breakStaleLock(path, owner, me);
     }
   }
 
@@ -81,6 +83,36 @@ export class DirectoryStorage implements MigrationStorage {
 // Keys contain DIDs (colons); keep file names portable.
 function safeName(key: string): string {
   return key.replace(/[^a-zA-Z0-9._-]/g, '_');
+}
+
+/**
+ * Removes the stale lock at `path` whose owner was `stale`. Runs started together after a crash
+ * all find the same stale file, and removing it by name would let a slower one delete the lock a
+ * faster one has just created in its place. So removal happens only under a second O_EXCL file
+ * (`<lock>.breaking`), after reading the lock again: while one run holds it nobody else removes
+ * anything, and a lock file is only ever replaced after being removed. A breaker that died holding
+ * it (on this host) has its file removed, and the next attempt breaks the lock.
+ */
+async function breakStaleLock(path: string, stale: LockOwner, me: LockOwner): Promise<void> {
+  const guard = `${path}.breaking`;
+  let file: FileHandle;
+  try {
+    file = await open(guard, 'wx', 0o600);
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'EEXIST') throw err;
+    const breaker = await readOwner(guard);
+    if (breaker && breaker.host === me.host && !processAlive(breaker.pid)) await rm(guard, { force: true });
+    else await sleep(20); // another run is breaking it right now
+    return;
+  }
+  try {
+    await file.writeFile(`${JSON.stringify(me)}\n`);
+    await file.close();
+    const current = await readOwner(path);
+    if (current?.pid === stale.pid && current.startedAt === stale.startedAt) await rm(path, { force: true });
+  } finally {
+    await rm(guard, { force: true });
+  }
 }
 
 async function readOwner(path: string): Promise<LockOwner | undefined> {

@@ -183,6 +183,18 @@ describe('one run per account', () => {
       const afterCrash = await storage.lock('migration-did:plc:abc');
       assert.ok(afterCrash.acquired, 'a stale lock is taken over');
       await afterCrash.release();
+
+      // Runs started together after a crash: each finds the same stale lock, and exactly one
+      // takes it (breaking the stale file must never remove a lock another run has just taken).
+      for (let round = 0; round < 20; round++) {
+        writeFileSync(second.location, JSON.stringify({ pid: Number(dead), host, startedAt: '2020-01-01T00:00:00Z' }));
+        const attempts = await Promise.all(
+          Array.from({ length: 4 }, () => new DirectoryStorage(dir).lock('migration-did:plc:abc')),
+        );
+        const winners = attempts.filter((a) => a.acquired);
+        assert.equal(winners.length, 1, `round ${round}: ${winners.length} runs took the lock`);
+        await winners[0]!.release();
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
