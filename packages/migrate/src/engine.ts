@@ -165,7 +165,6 @@ class Migration {
    * again whatever it did not get).
    */
   repoDownload: Promise<void> | undefined;
-  repoDownloadBytes = 0;
   readonly #stopDownload = new AbortController();
   /** The new server's describeServer, asked while the old server checks the password. */
   description: Promise<NewServerDescription> | undefined;
@@ -253,22 +252,19 @@ class Migration {
         this.skip(s, 'already done (the DID already points to the new server)');
       }
     } else {
-      try {
-        for (let round = 1; ; round++) {
-          try {
-            await this.step('repo', () => this.copyRepo());
-            await this.step('blobs', () => this.copyBlobs());
-            await this.step('preferences', () => this.copyPreferences());
-            if (this.backup) await this.step('backup', () => this.completeBackup());
-            await this.step('verify', () => this.verify());
-            break;
-          } catch (err) {
-            if (!(err instanceof RepoMoved) || round >= DATA_ROUNDS) throw err;
-            this.emit({ type: 'warning', step: this.current, message: `${err.message}; copying the changes` });
-          }
+      // The blob step stops the prefetch, and run() does whatever ends the plan.
+      for (let round = 1; ; round++) {
+        try {
+          await this.step('repo', () => this.copyRepo());
+          await this.step('blobs', () => this.copyBlobs());
+          await this.step('preferences', () => this.copyPreferences());
+          if (this.backup) await this.step('backup', () => this.completeBackup());
+          await this.step('verify', () => this.verify());
+          break;
+        } catch (err) {
+          if (!(err instanceof RepoMoved) || round >= DATA_ROUNDS) throw err;
+          this.emit({ type: 'warning', step: this.current, message: `${err.message}; copying the changes` });
         }
-      } finally {
-        await this.prefetch?.stop();
       }
       await this.step('identity', () => this.updateIdentity());
     }
@@ -695,7 +691,7 @@ class Migration {
         timeoutMs: 60_000,
       });
       if (!res.body) return;
-      await backup.writeRepo(res.body.pipeThrough(countingStream((n) => (this.repoDownloadBytes += n))), head.cid);
+      await backup.writeRepo(res.body, head.cid);
     } catch {
       // A deactivated account's export needs the session, a cut connection a new attempt:
       // copyRepo does both.

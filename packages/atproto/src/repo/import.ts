@@ -21,6 +21,7 @@
 import { CODEC_DAG_CBOR, type Cid, formatCid } from '../cid.ts';
 import { CarError, type CarSource, readCar } from '../car.ts';
 import { type FoundBlobRef, findBlobRefsInCbor } from '../data/blob.ts';
+import { checkCbor } from '../data/cbor.ts';
 import { asciiKeyHeight, MstError } from '../mst/keys.ts';
 import { decodeNode, type NodeContent } from '../mst/node.ts';
 import { type BlockReader, type BlockStore, MemoryBlockStore } from './block-store.ts';
@@ -152,7 +153,7 @@ export async function stageRepo(source: CarSource, options: ImportOptions): Prom
 }
 
 /** Checks the commit at `commitCid` in `store`: a commit, for the expected DID, signed by its key. */
-export async function checkCommit(
+async function checkCommit(
   store: BlockReader,
   commitCid: Cid,
   options: Omit<ImportOptions, 'staging'>,
@@ -315,8 +316,9 @@ class TreeVerifier {
     if (cid.codec !== CODEC_DAG_CBOR) throw new RepoError('InvalidNode', `record ${key} is not DAG-CBOR`);
     let blobRefs: FoundBlobRef[];
     try {
-      // Checked in place; only a record that can hold a blob reference is decoded to find it.
-      blobRefs = findBlobRefsInCbor(bytes);
+      // Checked in place; only a record that can hold a blob reference is decoded to find it, and
+      // only when a visitor wants the references.
+      blobRefs = this.visitor.record ? findBlobRefsInCbor(bytes) : (checkCbor(bytes), []);
     } catch (err) {
       throw new RepoError('NonCanonicalCbor', `record ${key} is not canonical DAG-CBOR: ${(err as Error).message}`);
     }

@@ -22,7 +22,6 @@ export {
 export { RepoError, type RepoErrorCode } from './errors.ts';
 export { exportRepo, exportRepoSince, recordProofBlocks, recordProofCar, repoBlocks, treeBlocks } from './export.ts';
 export {
-  checkCommit,
   type ImportedRecord,
   type ImportOptions,
   importRepo,
