@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { formatCid, parseCid } from '@portage/atproto/cid';
-import type { BackupSink } from './backup.ts';
+import type { BackupSink, StoredBlob } from './backup.ts';
 import { MigrationError } from './errors.ts';
 
 interface Manifest {
@@ -135,18 +135,25 @@ export class DirectoryBackup implements BackupSink {
     return this.#types;
   }
 
-  async readBlob(cid: string): Promise<Uint8Array | Blob | undefined> {
+  async readBlob(cid: string): Promise<StoredBlob | undefined> {
     const path = join(this.dir, 'blobs', safeCid(cid));
-    try {
-      const { size } = await stat(path);
-      // Small blobs are read whole (one read, sent with a plain Content-Length); large ones are
-      // a file-backed Blob that streams from disk as it is sent.
-      return size <= READ_WHOLE_BYTES ? await readFile(path) : await openAsBlob(path);
-    } catch (err) {
+    const gone = async (err: unknown): Promise<undefined> => {
       if ((err as { code?: string }).code !== 'ENOENT') throw err;
       (await this.#storedBlobs()).delete(cid);
       return undefined;
+    };
+    let size: number;
+    try {
+      size = (await stat(path)).size;
+    } catch (err) {
+      return gone(err);
     }
+    return {
+      size,
+      // Small blobs are read whole (one read, sent with a plain Content-Length); large ones are
+      // a file-backed Blob that streams from disk as it is sent.
+      read: () => (size <= READ_WHOLE_BYTES ? readFile(path) : openAsBlob(path)).catch(gone),
+    };
   }
 
   #storedBlobs(): Promise<Set<string>> {

@@ -34,10 +34,20 @@ export interface BackupSink {
    */
   blobContentType?(cid: string): Promise<string | undefined>;
   /**
-   * A stored blob's bytes, or undefined when it is not stored. Small blobs may come back as bytes;
-   * large ones should be a Blob (a File in browsers) that reads from storage as it is sent, so
-   * memory stays bounded whatever the size.
+   * A stored blob's size, with its bytes to read on demand (so the caller can reserve the memory
+   * first), or undefined when it is not stored.
    */
-  readBlob(cid: string): Promise<Uint8Array | Blob | undefined>;
+  readBlob(cid: string): Promise<StoredBlob | undefined>;
   writePreferences(preferences: unknown[]): Promise<void>;
+}
+
+/** A blob the backup holds. */
+export interface StoredBlob {
+  size: number;
+  /**
+   * Its bytes, or undefined when it went away since. Small blobs may come back as bytes; large
+   * ones should be a Blob (a File in browsers) that reads from storage as it is sent, so memory
+   * stays bounded whatever the size.
+   */
+  read(): Promise<Uint8Array | Blob | undefined>;
 }

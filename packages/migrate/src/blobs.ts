@@ -274,19 +274,21 @@ async function uploadFromBackup(
   cid: string,
   contentType: string,
 ): Promise<boolean> {
-  const body = await ctx.backup!.readBlob(cid);
-  if (body === undefined) return false;
-  if (body instanceof Uint8Array && !bytesMatch(cid, body)) {
-    throw new DamagedTransfer(`the backup's copy of blob ${cid} does not match its CID`);
-  }
-  const size = body instanceof Uint8Array ? body.byteLength : body.size;
-  const granted = await budget.acquire(size);
+  const stored = await ctx.backup!.readBlob(cid);
+  if (stored === undefined) return false;
+  // Reserved before reading: eight uploads of 4 MB read at once would pass the budget otherwise.
+  const granted = await budget.acquire(stored.size);
   try {
-    const stored = await upload(ctx, body, contentType);
-    if (stored !== cid) {
-      throw new DamagedTransfer(`the backup's copy of blob ${cid} uploaded as ${String(stored)}`);
+    const body = await stored.read();
+    if (body === undefined) return false;
+    if (body instanceof Uint8Array && !bytesMatch(cid, body)) {
+      throw new DamagedTransfer(`the backup's copy of blob ${cid} does not match its CID`);
     }
-    ctx.progress.addBytes(size);
+    const uploaded = await upload(ctx, body, contentType);
+    if (uploaded !== cid) {
+      throw new DamagedTransfer(`the backup's copy of blob ${cid} uploaded as ${String(uploaded)}`);
+    }
+    ctx.progress.addBytes(stored.size);
     return true;
   } finally {
     budget.release(granted);

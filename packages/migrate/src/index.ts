@@ -4,7 +4,7 @@
  * file, fetch without client timeouts, memory guard, terminal rendering) are the `*.node.ts`
  * modules, imported by path (e.g. `@portage/migrate/storage.node`).
  */
-export type { BackupSink } from './backup.ts';
+export type { BackupSink, StoredBlob } from './backup.ts';
 export { type BackupEnvironment, type BackupOptions, type BackupResult, backupAccount } from './backup-run.ts';
 export {
   type MigrationCredentials,

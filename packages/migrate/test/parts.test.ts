@@ -266,17 +266,23 @@ describe('DirectoryBackup blobs', () => {
       await backup.writeBlob(largeCid, new Blob([large]).stream());
       assert.equal(await backup.hasBlob(smallCid), true);
       assert.equal(await backup.hasBlob(largeCid), true);
-      const smallBack = await backup.readBlob(smallCid);
+      const smallStored = await backup.readBlob(smallCid);
+      assert.equal(smallStored?.size, small.length, 'the size is known before the bytes are read');
+      const smallBack = await smallStored.read();
       assert.ok(smallBack instanceof Uint8Array);
       assert.deepEqual(Buffer.from(smallBack), small);
-      const largeBack = await backup.readBlob(largeCid);
+      const largeStored = await backup.readBlob(largeCid);
+      assert.equal(largeStored?.size, large.length);
+      const largeBack = await largeStored.read();
       assert.ok(largeBack instanceof Blob, 'a large blob is read lazily');
       assert.deepEqual(Buffer.from(await largeBack.arrayBuffer()), large);
 
       // A fresh instance finds what is stored; a file removed behind its back reads as absent.
       const again = await new DirectoryBackup(dir, 'did:plc:abc').open();
       assert.equal(await again.hasBlob(largeCid), true);
+      const removedLater = await again.readBlob(smallCid);
       rmSync(join(dir, 'blobs', smallCid));
+      assert.equal(await removedLater?.read(), undefined, 'a blob removed after its size was read reads as absent');
       assert.equal(await again.readBlob(smallCid), undefined);
       assert.equal(await again.hasBlob(smallCid), false);
     } finally {
