@@ -51,8 +51,6 @@ export interface ActorStoreOptions {
   /** Root directory of the per-account stores (e.g. `<PDS_DATA_DIRECTORY>/actors`). */
   directory: string;
   blobstore: BlobStore;
-  /** See OpenOptions.synchronous; default 'normal' (survives kill -9; 'full' also survives power loss). */
-  synchronous?: 'full' | 'normal';
   /** Block cache budget per open account, in bytes. */
   blockCacheBytes?: number;
   /** How many account databases stay open at once (least recently used are closed). */
@@ -294,11 +292,7 @@ export class ActorStore {
       this.open.set(did, cached);
       return cached;
     }
-    const handle = new ActorHandle(
-      did,
-      openActorDb(this.dbPath(did), { synchronous: this.options.synchronous }),
-      this.options.blockCacheBytes,
-    );
+    const handle = new ActorHandle(did, openActorDb(this.dbPath(did)), this.options.blockCacheBytes);
     this.open.set(did, handle);
     const root = handle.root();
     if (root) this.indexRoot.run(did, formatCid(root.cid), root.rev);

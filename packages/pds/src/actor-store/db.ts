@@ -53,28 +53,20 @@ CREATE TABLE IF NOT EXISTS record_blob (
 CREATE INDEX IF NOT EXISTS record_blob_uri ON record_blob (record_uri);
 `;
 
-export interface OpenOptions {
-  /**
-   * 'normal' (default): a commit is in the WAL file before it is acknowledged, so it survives
-   * the process being killed at any point (the kill -9 test shows it); the WAL is fsynced at
-   * checkpoints, so a power cut may lose the last moments of writes but never corrupts a
-   * repository. 'full' fsyncs on every commit: power-cut durable, but better-sqlite3 runs the
-   * fsync on the event loop, which caps the whole server near one commit per fsync (~100/s on
-   * ordinary disks) and stalls every other request meanwhile.
-   */
-  synchronous?: 'full' | 'normal';
-}
-
 /** Pages in the WAL before a commit also checkpoints (SQLite's default; bulkWrite lifts it for a while). */
 export const WAL_AUTOCHECKPOINT_PAGES = 1000;
 
-export function openActorDb(path: string, opts: OpenOptions = {}): SqliteDb {
+export function openActorDb(path: string): SqliteDb {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const db = new Database(path);
   chmodSync(path, 0o600);
   db.pragma('journal_mode = WAL');
   db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
-  db.pragma(`synchronous = ${opts.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+  // NORMAL: a commit is in the WAL file before it is acknowledged, so it survives the process
+  // being killed at any point (the kill -9 test shows it); the WAL is fsynced at checkpoints, so a
+  // power cut may lose the last moments of writes but never corrupts a repository. FULL would
+  // fsync every commit on the event loop, capping the whole server near one commit per fsync.
+  db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = OFF');
   db.pragma('busy_timeout = 5000');
   db.pragma('cache_size = -4000');

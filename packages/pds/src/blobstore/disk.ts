@@ -62,12 +62,15 @@ class FileWriter {
     }
   }
 
-  /** Writes what is left, optionally fsyncs, and closes the file. */
-  async finish(sync: boolean): Promise<void> {
+  /**
+   * Writes what is left and closes the file, without fsync, like the actor stores' SQLite
+   * setting: an acknowledged upload is in the OS page cache, so it survives the process being
+   * killed; a power cut may lose the last moments of uploads.
+   */
+  async finish(): Promise<void> {
     if (this.#queued.length > 0) this.#writing ??= this.#writeQueued();
     await this.#writing;
     if (this.#error !== undefined) throw this.#error;
-    if (sync) await this.#file.sync();
     await this.#file.close();
   }
 
@@ -79,24 +82,13 @@ class FileWriter {
   }
 }
 
-export interface DiskBlobStoreOptions {
-  /**
-   * 'normal' (default), like the actor stores' SQLite setting: an acknowledged upload is in the
-   * OS page cache, so it survives the process being killed but a power cut may lose the last
-   * moments of uploads. 'full' also fsyncs each upload before acknowledging it.
-   */
-  synchronous?: 'full' | 'normal';
-}
-
 export class DiskBlobStore implements BlobStore {
   readonly root: string;
   readonly tempRoot: string;
-  private readonly syncUploads: boolean;
 
-  constructor(root: string, tempRoot = join(root, 'tmp'), options: DiskBlobStoreOptions = {}) {
+  constructor(root: string, tempRoot = join(root, 'tmp')) {
     this.root = root;
     this.tempRoot = tempRoot;
-    this.syncUploads = options.synchronous === 'full';
   }
 
   private tempDir(did: string): string {
@@ -133,7 +125,7 @@ export class DiskBlobStore implements BlobStore {
         hash.update(chunk);
         await writer.write(chunk);
       }
-      await writer.finish(this.syncUploads);
+      await writer.finish();
     } catch (err) {
       await writer.abort();
       await rm(path, { force: true });
