@@ -4,7 +4,6 @@
  * the actor store persists and announces. Nothing here touches SQLite: the engine reads through
  * the BlockReader interface that SqliteBlockStore implements.
  */
-import { encode as encodeCbor, toCidLink } from '@atcute/cbor';
 import type { CarBlockInput } from '@portage/atproto/car';
 import { type Cid, formatCid } from '@portage/atproto/cid';
 import type { SigningKey } from '@portage/atproto/crypto';
@@ -14,6 +13,7 @@ import type { BlockMap, BlockReader } from '@portage/atproto/repo/block-store';
 import { decodeCommit } from '@portage/atproto/repo/commit';
 import { RepoError } from '@portage/atproto/repo/errors';
 import { type CommitResult as EngineCommit, type RecordWrite, Repo } from '@portage/atproto/repo/repo';
+import { eventCarSize } from '../sequencer/event-car.ts';
 import type { PreparedWrite } from './prepare-writes.ts';
 import type { CommitOp } from './types.ts';
 
@@ -52,24 +52,9 @@ function fromEngine(result: EngineCommit): RepoCommit {
   };
 }
 
-function varintLength(n: number): number {
-  let length = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 0x80);
-    length++;
-  }
-  return length;
-}
-
 /** Exact size of the CAR a firehose #commit of this commit carries (what its limit is measured on). */
 export function eventCarBytes(commit: RepoCommit): number {
-  const header = encodeCbor({ version: 1, roots: [toCidLink(commit.cid)] });
-  let size = varintLength(header.length) + header.length;
-  for (const { cid, bytes } of commit.eventBlocks.entries()) {
-    const entry = cid.bytes.length + bytes.length;
-    size += varintLength(entry) + entry;
-  }
-  return size;
+  return eventCarSize(commit.cid, commit.eventBlocks.entries());
 }
 
 /**
