@@ -30,6 +30,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   announceReady,
+  closeOnSigterm,
+  cpuProfileArgs,
   freePort,
   startBenchPortage,
   startBenchReference,
@@ -82,18 +84,11 @@ async function serveOnePds(opts: { plcUrl: string; serviceDid: string }): Promis
     blobUploadLimit: 64 * 1024 * 1024,
   });
   const { plcToken } = await import('../packages/migrate/test/helpers/network.ts');
-  const tokens = createServer(async (req, res) => {
-    const token = await plcToken(pds, new URL(req.url!, 'http://x').searchParams.get('did')!);
-    res.statusCode = token ? 200 : 404;
-    res.end(token ?? '');
-  });
-  await new Promise<void>((r) => tokens.listen(0, '127.0.0.1', r));
-  const tokenUrl = `http://127.0.0.1:${(tokens.address() as { port: number }).port}/token`;
-  announceReady(JSON.stringify({ url: pds.url, tokenUrl }));
-  process.on('SIGTERM', () => {
-    tokens.close();
-    void pds.close().finally(() => process.exit(0));
-  });
+  await serveWithTokens(
+    pds.url,
+    (did) => plcToken(pds, did),
+    () => pds.close(),
+  );
 }
 
 /**
@@ -103,18 +98,33 @@ async function serveOnePds(opts: { plcUrl: string; serviceDid: string }): Promis
 async function servePortagePds(opts: { plcUrl: string; serviceDid: string; dataDir: string }): Promise<void> {
   const pds = await startBenchPortage(opts);
   const { outboxToken } = await import('../packages/pds/test/harness.ts');
-  const tokens = createServer((req, res) => {
-    const did = new URL(req.url!, 'http://x').searchParams.get('did')!;
-    const token = outboxToken(pds.ctx.mailer.outboxPath, pds.ctx.accountManager.getAccount(did)?.email);
+  await serveWithTokens(
+    pds.localUrl,
+    (did) => outboxToken(pds.ctx.mailer.outboxPath, pds.ctx.accountManager.getAccount(did)?.email),
+    () => pds.close(),
+  );
+}
+
+/**
+ * Beside a PDS serving at `url`: a loopback endpoint answering `/token?did=` with the PLC token
+ * the PDS last emailed that account. Prints READY <json> and closes both on SIGTERM.
+ */
+async function serveWithTokens(
+  url: string,
+  tokenFor: (did: string) => Promise<string | undefined> | string | undefined,
+  close: () => Promise<unknown>,
+): Promise<void> {
+  const tokens = createServer(async (req, res) => {
+    const token = await tokenFor(new URL(req.url!, 'http://x').searchParams.get('did')!);
     res.statusCode = token ? 200 : 404;
     res.end(token ?? '');
   });
   await new Promise<void>((r) => tokens.listen(0, '127.0.0.1', r));
   const tokenUrl = `http://127.0.0.1:${(tokens.address() as { port: number }).port}/token`;
-  announceReady(JSON.stringify({ url: pds.localUrl, tokenUrl }));
-  process.on('SIGTERM', () => {
+  announceReady(JSON.stringify({ url, tokenUrl }));
+  closeOnSigterm(() => {
     tokens.close();
-    void pds.close().finally(() => process.exit(0));
+    return close();
   });
 }
 
@@ -134,10 +144,9 @@ async function startServerProcess(
     ? ['--portage-server', JSON.stringify({ plcUrl, serviceDid, dataDir: portageDataDir })]
     : ['--server', JSON.stringify({ plcUrl, serviceDid })];
   // BENCH_SERVER_PROF=<dir> writes a CPU profile of each PDS process there.
-  const prof = process.env.BENCH_SERVER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_PROF}`] : [];
   const child = await startChildServer(import.meta.filename, args, {
     env,
-    nodeArgs: prof,
+    nodeArgs: cpuProfileArgs('BENCH_SERVER_PROF'),
     quiet: true,
     label: 'server process',
   });
@@ -278,10 +287,7 @@ function cpuSeconds(): number {
 function runClient(job: ClientJob): Promise<ClientResult> {
   return new Promise((resolve, reject) => {
     // BENCH_CLIENT_PROF=<dir> writes a CPU profile of each Portage client run there.
-    const prof =
-      process.env.BENCH_CLIENT_PROF && job.side === 'portage'
-        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CLIENT_PROF}`]
-        : [];
+    const prof = job.side === 'portage' ? cpuProfileArgs('BENCH_CLIENT_PROF') : [];
     const child = spawn(
       process.execPath,
       [...prof, '--expose-gc', import.meta.filename, '--client', JSON.stringify(job)],

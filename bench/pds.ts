@@ -20,6 +20,7 @@ import { parseArgs, promisify } from 'node:util';
 import {
   announceReady,
   closeOnSigterm,
+  cpuProfileArgs,
   freePort,
   startBenchPortage,
   startBenchReference,
@@ -57,10 +58,9 @@ interface Server {
 
 async function startServer(side: Side, plcUrl: string, dataDir: string, env: NodeJS.ProcessEnv): Promise<Server> {
   // BENCH_SERVER_PROF=<dir> writes a CPU profile of each server process there.
-  const prof = process.env.BENCH_SERVER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_PROF}`] : [];
   const child = await startChildServer(import.meta.filename, ['--server', side, JSON.stringify({ plcUrl, dataDir })], {
     env,
-    nodeArgs: prof,
+    nodeArgs: cpuProfileArgs('BENCH_SERVER_PROF'),
     label: `${side} server`,
   });
   return { url: child.ready, pid: child.pid, stop: child.stop };

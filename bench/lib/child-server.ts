@@ -96,6 +96,15 @@ export async function startBenchReference(opts: { plcUrl: string; serviceDid?: s
   } as never);
 }
 
+/**
+ * Node arguments that write a CPU profile of the process into the folder the environment
+ * variable `name` names (BENCH_SERVER_PROF, BENCH_CLIENT_PROF), or none when it is unset.
+ */
+export function cpuProfileArgs(name: 'BENCH_SERVER_PROF' | 'BENCH_CLIENT_PROF'): string[] {
+  const dir = process.env[name];
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+}
+
 /** In a child: runs `close` and exits on SIGTERM (how the parent stops a child server). */
 export function closeOnSigterm(close: () => Promise<unknown>): void {
   process.on('SIGTERM', () => {
