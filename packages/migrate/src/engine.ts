@@ -22,6 +22,7 @@ import {
   getAtprotoSigningKey,
   getHandle,
   getPdsEndpoint,
+  normalizeServiceUrl,
   sameServiceUrl,
 } from '@portage/atproto/identity/did-document';
 import { DidResolver } from '@portage/atproto/identity/did-resolver';
@@ -1143,17 +1144,13 @@ export function toMigrationError(err: unknown, step: StepName): MigrationError {
 }
 
 function normalizeUrl(value: string, flag: string): string {
-  try {
-    const url = new URL(value);
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('protocol');
-    return url.origin + url.pathname.replace(/\/+$/, '');
-  } catch {
-    throw new MigrationError(
-      'InvalidUrl',
-      `${flag} is not an http(s) URL: "${value}"`,
-      `Fix ${flag}. Nothing was changed.`,
-    );
-  }
+  const normalized = normalizeServiceUrl(value);
+  if (normalized !== undefined && /^https?:\/\//.test(normalized)) return normalized;
+  throw new MigrationError(
+    'InvalidUrl',
+    `${flag} is not an http(s) URL: "${value}"`,
+    `Fix ${flag}. Nothing was changed.`,
+  );
 }
 
 /** The `scope` claim of a JWT, read without verifying (only to give early advice). */

@@ -32,18 +32,24 @@ function matchesId(entryId: string, did: string, fragment: string): boolean {
 }
 
 /**
- * Whether two service URLs name the same endpoint: same origin (so `HTTPS://Host:443` equals
- * `https://host`) and path, trailing slashes ignored. Undefined or unparsable never matches.
+ * A service URL in the one form that compares equal for the same endpoint: origin (so
+ * `HTTPS://Host:443` becomes `https://host`) and path, without trailing slashes; undefined when it
+ * does not parse.
  */
+export function normalizeServiceUrl(url: string): string | undefined {
+  try {
+    const parsed = new URL(url);
+    return parsed.origin + parsed.pathname.replace(/\/+$/, '');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether two service URLs name the same endpoint (see normalizeServiceUrl); undefined never matches. */
 export function sameServiceUrl(a: string | undefined, b: string | undefined): boolean {
   if (a === undefined || b === undefined) return false;
-  try {
-    const x = new URL(a);
-    const y = new URL(b);
-    return x.origin === y.origin && x.pathname.replace(/\/+$/, '') === y.pathname.replace(/\/+$/, '');
-  } catch {
-    return false;
-  }
+  const x = normalizeServiceUrl(a);
+  return x !== undefined && x === normalizeServiceUrl(b);
 }
 
 /** The PDS URL from the `#atproto_pds` service, or undefined when the document names none. */
