@@ -88,64 +88,69 @@ describe('migration between the reference PDS and Portage', () => {
     assert.equal(live.at(-1)!.operation.services.atproto_pds!.endpoint, endpoint);
   }
 
-  it('moves an account from the reference PDS into Portage', async () => {
-    const password = 'erin-password-1';
-    const oldAgent = new AtpAgent({ service: reference.url });
-    await oldAgent.createAccount({ handle: 'erin.test', email: 'erin@example.com', password });
+  /**
+   * Creates `handle` on `from`, fills it, moves it to `to` with the canonical flow, and checks
+   * that records, blobs and preferences arrived identical and the PLC log shows both operations.
+   */
+  async function moveAccount(opts: {
+    from: string;
+    to: string;
+    /** Where the DID document must point afterwards (the new side's public URL). */
+    endpoint: string;
+    handle: string;
+    readPlcToken: (did: string) => Promise<string>;
+  }) {
+    const password = `${opts.handle}-password-1`;
+    const email = `${opts.handle.split('.')[0]}@example.com`;
+    const oldAgent = new AtpAgent({ service: opts.from });
+    await oldAgent.createAccount({ handle: opts.handle, email, password });
     await fillAccount(oldAgent, { records: 120, blobs: 4 });
     const did = oldAgent.session!.did;
     const before = await snapshot(oldAgent, did);
 
     const { newAgent, blobsMoved } = await migrateAccount({
       oldAgent,
-      newServiceUrl: portage.url,
-      handle: 'erin.test',
-      email: 'erin@example.com',
+      newServiceUrl: opts.to,
+      handle: opts.handle,
+      email,
       password,
-      readPlcToken: referencePlcToken,
+      readPlcToken: opts.readPlcToken,
     });
     assert.equal(blobsMoved, 4);
     const after = await snapshot(newAgent, did);
     assert.deepEqual(after.records, before.records);
     assert.deepEqual(after.blobs, before.blobs);
     assert.deepEqual(after.preferences, before.preferences);
+    await checkPlcLog(did, opts.endpoint, 2);
+    const { data: status } = await newAgent.com.atproto.server.checkAccountStatus();
+    assert.equal(status.activated, true);
+    assert.equal(status.validDid, true);
+    return { did, oldAgent, newAgent };
+  }
 
+  it('moves an account from the reference PDS into Portage', async () => {
+    const { did, oldAgent, newAgent } = await moveAccount({
+      from: reference.url,
+      to: portage.url,
+      endpoint: portage.publicUrl,
+      handle: 'erin.test',
+      readPlcToken: referencePlcToken,
+    });
     // Portage's head is signed by its own key for the account (the reference would keep the old one).
     const { data: car } = await newAgent.com.atproto.sync.getRepo({ did });
     await verifyRepoCar(car, did, (await portage.ctx.actorStore.getSigningKey(did)).did());
-    await checkPlcLog(did, portage.publicUrl, 2);
     const { data: oldSession } = await oldAgent.com.atproto.server.getSession();
     assert.equal(oldSession.active, false);
-    const { data: status } = await newAgent.com.atproto.server.checkAccountStatus();
-    assert.equal(status.activated, true);
-    assert.equal(status.validDid, true);
   });
 
   it('moves an account from Portage out to the reference PDS', async () => {
-    const password = 'dave-password-1';
-    const oldAgent = new AtpAgent({ service: portage.url });
-    await oldAgent.createAccount({ handle: 'dave.test', email: 'dave@example.com', password });
-    await fillAccount(oldAgent, { records: 120, blobs: 4 });
-    const did = oldAgent.session!.did;
-    const before = await snapshot(oldAgent, did);
-
-    const { newAgent, blobsMoved } = await migrateAccount({
-      oldAgent,
-      newServiceUrl: reference.url,
+    const { did } = await moveAccount({
+      from: portage.url,
+      to: reference.url,
+      endpoint: reference.url,
       handle: 'dave.test',
-      email: 'dave@example.com',
-      password,
       readPlcToken: portagePlcToken,
     });
-    assert.equal(blobsMoved, 4);
-    const after = await snapshot(newAgent, did);
-    assert.deepEqual(after.records, before.records);
-    assert.deepEqual(after.blobs, before.blobs);
-    assert.deepEqual(after.preferences, before.preferences);
-    await checkPlcLog(did, reference.url, 2);
     assert.notEqual(portage.ctx.accountManager.getAccount(did)?.deactivatedAt, null);
-    const { data: status } = await newAgent.com.atproto.server.checkAccountStatus();
-    assert.equal(status.activated, true);
-    assert.equal(status.validDid, true);
   });
 });
