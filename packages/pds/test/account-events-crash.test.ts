@@ -8,17 +8,16 @@
 // did not commit, seqs are contiguous, and a seq announced before a kill still names the same
 // event (never reused).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { describe, test } from 'node:test';
 import { type AccountEventLog, AccountManager } from '../src/account/account-manager.ts';
 import { jwtKeyFromSecret, TokenIssuer } from '../src/auth/tokens.ts';
 import { FirehoseService } from '../src/sequencer/firehose-service.ts';
 import { decodeFrame } from '../src/sequencer/frames.ts';
 import { outboxSize } from '../src/sequencer/outbox.ts';
+import { runChildAndKill } from './crash-child.ts';
 
 /** Handle changes, deactivations and activations after each sign-up (several hundred events per account). */
 const CYCLES_PER_ACCOUNT = 60;
@@ -106,27 +105,6 @@ async function child(dir: string, run: number): Promise<void> {
   }
 }
 
-/** Runs the child until it has announced `events` events, then SIGKILLs it. */
-function runAndKill(dir: string, run: number, events: number): Promise<Map<number, string>> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [import.meta.filename, '--crash-child', dir, String(run)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const announced = new Map<number, string>();
-    createInterface({ input: proc.stdout }).on('line', (line) => {
-      const match = /^SEQ (\d+) (.*)$/.exec(line);
-      if (!match) return;
-      announced.set(Number(match[1]), match[2]!);
-      if (announced.size === events) proc.kill('SIGKILL');
-    });
-    proc.on('error', reject);
-    proc.on('exit', (code, signal) => {
-      if (signal === 'SIGKILL') resolve(announced);
-      else reject(new Error(`child exited without being killed (${signal ?? code})`));
-    });
-  });
-}
-
 if (process.argv[2] === '--crash-child') {
   await child(process.argv[3]!, Number(process.argv[4]));
 } else {
@@ -199,7 +177,7 @@ if (process.argv[2] === '--crash-child') {
         let previousMax = 0;
         const runs = 3;
         for (let run = 0; run < runs; run++) {
-          const seen = await runAndKill(dir, run, 400 + 150 * run);
+          const seen = await runChildAndKill(import.meta.filename, [dir, String(run)], 400 + 150 * run);
           const seqs = [...seen.keys()];
           assert.ok(Math.min(...seqs) > previousMax, `run ${run}: new seqs start after every seq announced before`);
           previousMax = Math.max(...seqs);

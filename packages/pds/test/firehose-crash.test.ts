@@ -3,17 +3,16 @@
 // every committed record has exactly one event, seqs are contiguous, and a seq announced before
 // a kill still names the same event (never reused).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { encode } from '@atcute/cbor';
 import { cidForCbor } from '@portage/atproto/cid';
 import Database from 'better-sqlite3';
 import { decodeFrame } from '../src/sequencer/frames.ts';
 import { Sequencer } from '../src/sequencer/sequencer.ts';
+import { runChildAndKill } from './crash-child.ts';
 
 const DID = 'did:plc:crashcrashcrashcrashcras';
 
@@ -63,27 +62,6 @@ async function child(seqPath: string, hostPath: string): Promise<void> {
   }
 }
 
-/** Runs the child until it has announced `events` events, then SIGKILLs it. */
-function runAndKill(seqPath: string, hostPath: string, events: number): Promise<Map<number, string>> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [import.meta.filename, '--crash-child', seqPath, hostPath], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const announced = new Map<number, string>();
-    createInterface({ input: proc.stdout }).on('line', (line) => {
-      const [tag, seq, path] = line.split(' ');
-      if (tag !== 'SEQ') return;
-      announced.set(Number(seq), path!);
-      if (announced.size === events) proc.kill('SIGKILL');
-    });
-    proc.on('error', reject);
-    proc.on('exit', (_code, signal) => {
-      if (signal === 'SIGKILL') resolve(announced);
-      else reject(new Error(`child exited without being killed (${signal ?? _code})`));
-    });
-  });
-}
-
 if (process.argv[2] === '--crash-child') {
   await child(process.argv[3]!, process.argv[4]!);
 } else {
@@ -95,7 +73,7 @@ if (process.argv[2] === '--crash-child') {
       const announced = new Map<number, string>();
       let previousMax = 0;
       for (let run = 0; run < 3; run++) {
-        const seen = await runAndKill(seqPath, hostPath, 300);
+        const seen = await runChildAndKill(import.meta.filename, [seqPath, hostPath], 300);
         const seqs = [...seen.keys()];
         assert.ok(Math.min(...seqs) > previousMax, `run ${run}: new seqs start after every seq announced before`);
         previousMax = Math.max(...seqs);
