@@ -198,9 +198,8 @@ async function transferBlob(ctx: BlobCopyContext, pool: AdaptivePool, budget: By
         useStored = false;
       }
       await Promise.all([ctx.old.gate.wait(), ctx.neu.gate.wait()]);
-      const { download, length, granted } = await openDownload(ctx.old, ctx.did, cid, budget);
+      const { download, length, contentType, granted } = await openDownload(ctx.old, ctx.did, cid, budget);
       try {
-        const contentType = download.headers.get('content-type') || 'application/octet-stream';
         const saveToBackup = backup !== undefined && (storedCopyDamaged || !(await backup.hasBlob(cid)));
         let backupWrite: Promise<void> | undefined;
         let body: Uint8Array | ReadableStream<Uint8Array>;
@@ -229,7 +228,7 @@ async function transferBlob(ctx: BlobCopyContext, pool: AdaptivePool, budget: By
     {
       attempts: 7,
       onRetry: (err) => {
-        if (err instanceof XrpcClientError && (err.status === 429 || err.status >= 500)) pool.shrink();
+        if (isOverload(err)) pool.shrink();
         if (err instanceof XrpcClientError && err.status === 429) {
           // The pause belongs to whichever server said it; withRetry already sleeps this task.
           const gate = err.nsid === 'com.atproto.sync.getBlob' ? ctx.old.gate : ctx.neu.gate;
@@ -242,14 +241,20 @@ async function transferBlob(ctx: BlobCopyContext, pool: AdaptivePool, budget: By
 
 /**
  * Starts a blob's download from the old server and reserves its size in the byte budget (the
- * caller releases `granted`). Unknown sizes count as 1 MB: blob answers normally say their length.
+ * caller releases `granted`), with the content type it came with (octet-stream when unsaid).
+ * Unknown sizes count as 1 MB: blob answers normally say their length.
  */
 async function openDownload(
   old: PdsSession,
   did: string,
   cid: string,
   budget: ByteBudget,
-): Promise<{ download: Response & { body: ReadableStream<Uint8Array> }; length: number; granted: number }> {
+): Promise<{
+  download: Response & { body: ReadableStream<Uint8Array> };
+  length: number;
+  contentType: string;
+  granted: number;
+}> {
   const download = await old.request('com.atproto.sync.getBlob', {
     method: 'GET',
     params: { did, cid },
@@ -258,8 +263,9 @@ async function openDownload(
   old.gate.observe(download.headers);
   if (!download.body) throw new DamagedTransfer(`the old server sent blob ${cid} without a body`);
   const length = Number(download.headers.get('content-length')) || 0;
+  const contentType = download.headers.get('content-type') || 'application/octet-stream';
   const granted = await budget.acquire(length || 1024 * 1024);
-  return { download: download as Response & { body: ReadableStream<Uint8Array> }, length, granted };
+  return { download: download as Response & { body: ReadableStream<Uint8Array> }, length, contentType, granted };
 }
 
 /**
@@ -407,7 +413,7 @@ export class BlobPrefetch {
         this.#pool.succeeded();
       } catch (err) {
         this.#failed.add(cid);
-        if (err instanceof XrpcClientError && (err.status === 429 || err.status >= 500)) this.#pool.shrink();
+        if (isOverload(err)) this.#pool.shrink();
       } finally {
         this.#pending.delete(cid);
         finished();
@@ -420,8 +426,7 @@ export class BlobPrefetch {
     const { old, did, backup } = this.#ctx;
     await withRetry(
       async () => {
-        const { download: res, length, granted } = await openDownload(old, did, cid, this.#budget);
-        const contentType = res.headers.get('content-type') || 'application/octet-stream';
+        const { download: res, length, contentType, granted } = await openDownload(old, did, cid, this.#budget);
         try {
           const body = length > 0 && length <= WHOLE_BODY_BYTES ? new Uint8Array(await res.arrayBuffer()) : res.body;
           await backup.writeBlob(cid, body, contentType);
@@ -433,6 +438,11 @@ export class BlobPrefetch {
       { attempts: 2, gate: old.gate },
     );
   }
+}
+
+/** A 429 or a 5xx: the server is rationing or struggling, so the pool narrows. */
+function isOverload(err: unknown): boolean {
+  return err instanceof XrpcClientError && (err.status === 429 || err.status >= 500);
 }
 
 /** One sentence a user can act on, from the last error of a blob that failed for good. */
