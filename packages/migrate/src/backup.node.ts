@@ -152,7 +152,19 @@ export class DirectoryBackup implements BackupSink {
       size,
       // Small blobs are read whole (one read, sent with a plain Content-Length); large ones are
       // a file-backed Blob that streams from disk as it is sent.
-      read: () => (size <= READ_WHOLE_BYTES ? readFile(path) : openAsBlob(path)).catch(gone),
+      read: async () => {
+        try {
+          return size <= READ_WHOLE_BYTES ? await readFile(path) : await openAsBlob(path);
+        } catch (err) {
+          // openAsBlob reports a missing file as an invalid argument, not ENOENT: look again.
+          const missing = await stat(path).then(
+            () => undefined,
+            (statError: unknown) => statError,
+          );
+          if (missing === undefined) throw err;
+          return gone(missing);
+        }
+      },
     };
   }
 

@@ -10,13 +10,21 @@ import { randomBytes } from 'node:crypto';
 import { cidForRaw, formatCid } from '@portage/atproto/cid';
 import { XrpcClientError } from '@portage/atproto/xrpc/client';
 import { DirectoryBackup } from '../src/backup.node.ts';
-import { migrate } from '../src/engine.ts';
+import { type MigrationCredentials, migrate } from '../src/engine.ts';
 import { AdaptivePool, ByteBudget } from '../src/blobs.ts';
 import type { MigrationEvent } from '../src/events.ts';
 import { ProgressTracker } from '../src/progress.ts';
 import { isRetryable, RateGate, withRetry } from '../src/retry.ts';
 import { DirectoryStorage } from '../src/storage.node.ts';
 import { createRenderer } from '../src/terminal.node.ts';
+
+/** Credentials for runs that stop before any server would check them. */
+const anyCredentials: MigrationCredentials = {
+  oldPassword: async () => 'x',
+  newPassword: async () => 'x',
+  authFactorToken: async () => undefined,
+  plcToken: async () => undefined,
+};
 
 describe('withRetry', () => {
   it('retries network errors and 5xx, then succeeds', async () => {
@@ -209,12 +217,7 @@ describe('one run per account', () => {
         { from: did, to: 'http://127.0.0.1:9', plcUrl: 'http://127.0.0.1:9' },
         {
           storage,
-          credentials: {
-            oldPassword: async () => 'x',
-            newPassword: async () => 'x',
-            authFactorToken: async () => undefined,
-            plcToken: async () => undefined,
-          },
+          credentials: anyCredentials,
           onEvent: () => {},
         },
       );
@@ -239,6 +242,31 @@ describe('one run per account', () => {
       await next.release();
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the new server URL', () => {
+  it('must be http(s): other schemes stop the run before it starts', async () => {
+    const storage = new DirectoryStorage(mkdtempSync(join(tmpdir(), 'portage-url-')));
+    try {
+      // blob: URLs carry an https origin inside; ftp and file are URLs, but not a server's.
+      for (const to of ['ftp://example.com', 'file:///srv/pds', 'blob:https://example.com/abc', 'not a url']) {
+        await assert.rejects(
+          migrate(
+            { from: 'did:plc:abcdefghijklmnopqrstuvwx', to },
+            {
+              storage,
+              credentials: anyCredentials,
+              onEvent: () => {},
+            },
+          ),
+          { code: 'InvalidUrl', message: `--to is not an http(s) URL: "${to}"` },
+          to,
+        );
+      }
+    } finally {
+      rmSync(storage.dir, { recursive: true, force: true });
     }
   });
 });
@@ -285,6 +313,10 @@ describe('DirectoryBackup blobs', () => {
       assert.equal(await removedLater?.read(), undefined, 'a blob removed after its size was read reads as absent');
       assert.equal(await again.readBlob(smallCid), undefined);
       assert.equal(await again.hasBlob(smallCid), false);
+      const largeRemovedLater = await again.readBlob(largeCid);
+      rmSync(join(dir, 'blobs', largeCid));
+      assert.equal(await largeRemovedLater?.read(), undefined, 'so does a large one');
+      assert.equal(await again.hasBlob(largeCid), false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
