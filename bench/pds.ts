@@ -5,7 +5,7 @@
  *   createRecord with 8 in flight, applyWrites of 200, getRecord with 16 in flight,
  *   listRecords paging, getRepo MB/s on a 20k-record repo (downloaded by a client process of
  *   its own), uploadBlob MB/s (256 KB, 4 in flight), and the server's idle and loaded RSS.
- * Throughput phases run an untimed warm-up first, on both sides alike.
+ * getRecord and uploadBlob run an untimed warm-up first, on both sides alike.
  * Options: --records 20000 --creates 1000 --gets 10000 --blobs 600
  *          --side portage|reference (run one side only, for profiling; results are not written)
  */
