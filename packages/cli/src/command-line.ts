@@ -71,6 +71,25 @@ export function parseConcurrency(text: string | undefined): number | undefined {
 }
 
 /**
+ * The first of `flags` (URL flags such as `to`, `from-pds`, `plc-url`) whose value is given but
+ * is not an http(s) URL, as a usage message; undefined when all are fine.
+ */
+export function badUrlFlag(values: CommandFlags, flags: string[]): string | undefined {
+  for (const flag of flags) {
+    const value = values[flag];
+    if (typeof value !== 'string') continue;
+    let protocol: string | undefined;
+    try {
+      protocol = new URL(value).protocol;
+    } catch {
+      // not a URL at all
+    }
+    if (protocol !== 'http:' && protocol !== 'https:') return `--${flag} must be an http(s) URL, not "${value}"`;
+  }
+  return undefined;
+}
+
+/**
  * The progress renderer: with --json one event per line on stdout (for scripts), otherwise human
  * lines on stderr, redrawn in place only when `terminal` says a person is watching.
  */

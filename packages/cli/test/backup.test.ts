@@ -77,5 +77,8 @@ describe('portage backup', () => {
     assert.match(String(run.events.find((e) => e.type === 'step-failed')?.message), /holds the account/);
     const usage = await runCli(['backup'], {});
     assert.equal(usage.code, 2);
+    const badUrl = await runCli(['backup', '--from', kim.did, '--from-pds', 'file:///srv/pds'], {});
+    assert.equal(badUrl.code, 2);
+    assert.match(badUrl.stderr, /--from-pds must be an http\(s\) URL/);
   });
 });

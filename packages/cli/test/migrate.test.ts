@@ -271,6 +271,16 @@ describe('portage migrate (two reference PDSes, one PLC)', () => {
     });
     assert.equal(noPassword.code, 2);
     assert.match(noPassword.stderr, /PORTAGE_OLD_PASSWORD/);
+    for (const [flag, value] of [
+      ['--to', 'blob:https://example.com/abc'],
+      ['--from-pds', 'ftp://example.com'],
+      ['--plc-url', 'plc.directory'],
+    ] as const) {
+      const args = ['migrate', '--from', 'a.test', '--to', 'http://127.0.0.1:1', flag, value];
+      const badUrl = await runCli(args, { PORTAGE_OLD_PASSWORD: 'x' });
+      assert.equal(badUrl.code, 2, `${flag} ${value}`);
+      assert.match(badUrl.stderr, new RegExp(`${flag} must be an http\\(s\\) URL`));
+    }
     assert.ok(!existsSync(join(work, 'never')));
   });
 });

@@ -9,6 +9,7 @@ import { fetchWithoutClientTimeouts } from '@portage/migrate/fetch.node';
 import { backupAccount } from '@portage/migrate/backup-run';
 import { startMemoryGuard } from '@portage/migrate/memory.node';
 import {
+  badUrlFlag,
   CONCURRENCY_RANGE_MESSAGE,
   createProgressRenderer,
   didAsFolderName,
@@ -44,6 +45,8 @@ export async function run(args: string[]): Promise<number> {
   const values = parsed.flags;
   const from = values.from as string | undefined;
   if (!from) return reportUsageError('backup', USAGE, '--from is required');
+  const badUrl = badUrlFlag(values, ['from-pds', 'plc-url']);
+  if (badUrl) return reportUsageError('backup', USAGE, badUrl);
   const concurrency = parseConcurrency(values.concurrency as string | undefined);
   if (concurrency === undefined) {
     process.stderr.write(`portage backup: ${CONCURRENCY_RANGE_MESSAGE}\n`);

@@ -15,6 +15,7 @@ import { FileRecoveryKeyStore } from '@portage/migrate/recovery-key.node';
 import { DirectoryStorage } from '@portage/migrate/storage.node';
 import { prompt } from '@portage/migrate/terminal.node';
 import {
+  badUrlFlag,
   CONCURRENCY_RANGE_MESSAGE,
   createProgressRenderer,
   didAsFolderName,
@@ -72,6 +73,8 @@ export async function run(args: string[]): Promise<number> {
   const usage = (why: string) => reportUsageError('migrate', USAGE, why);
   if (!str('from')) return usage('--from is required');
   if (!str('to')) return usage('--to is required');
+  const badUrl = badUrlFlag(values, ['to', 'from-pds', 'plc-url']);
+  if (badUrl) return usage(badUrl);
   if (values['no-backup'] && str('backup-dir')) return usage('--backup-dir and --no-backup exclude each other');
   const concurrency = parseConcurrency(str('concurrency'));
   if (concurrency === undefined) return usage(CONCURRENCY_RANGE_MESSAGE);
