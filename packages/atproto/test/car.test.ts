@@ -39,6 +39,20 @@ async function smallCar(): Promise<{ bytes: Uint8Array; blocks: CarBlock[]; root
   return { bytes: await writeCarBytes([root], blocks), blocks, root };
 }
 
+/** A stream holding `bytes` that records whether its reader cancelled it. */
+function cancellableSource(bytes: Uint8Array): { stream: ReadableStream<Uint8Array>; wasCancelled: () => boolean } {
+  let cancelled = false;
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(bytes);
+    },
+    cancel() {
+      cancelled = true;
+    },
+  });
+  return { stream, wasCancelled: () => cancelled };
+}
+
 async function collect(source: Parameters<typeof readCar>[0], options?: Parameters<typeof readCar>[1]) {
   const car = await readCar(source, options);
   const blocks: CarBlock[] = [];
@@ -213,16 +227,7 @@ describe('CAR stream chunking', () => {
   });
 
   test('an error thrown by the forEachBlock callback stops the read and releases the source', async () => {
-    const { bytes } = await smallCar();
-    let cancelled = false;
-    const stream = new ReadableStream<Uint8Array>({
-      start(controller) {
-        controller.enqueue(bytes);
-      },
-      cancel() {
-        cancelled = true;
-      },
-    });
+    const { stream, wasCancelled } = cancellableSource((await smallCar()).bytes);
     const car = await readCar(stream);
     let seen = 0;
     await assert.rejects(
@@ -232,7 +237,7 @@ describe('CAR stream chunking', () => {
       /enough/,
     );
     assert.equal(seen, 2);
-    assert.equal(cancelled, true);
+    assert.equal(wasCancelled(), true);
   });
 
   test('blocks come out before the source is exhausted (nothing is buffered ahead)', async () => {
@@ -255,19 +260,10 @@ describe('CAR stream chunking', () => {
   });
 
   test('breaking out early cancels a ReadableStream source', async () => {
-    const { bytes } = await smallCar();
-    let cancelled = false;
-    const stream = new ReadableStream<Uint8Array>({
-      start(controller) {
-        controller.enqueue(bytes);
-      },
-      cancel() {
-        cancelled = true;
-      },
-    });
+    const { stream, wasCancelled } = cancellableSource((await smallCar()).bytes);
     const car = await readCar(stream);
     for await (const _ of car.blocks) break;
-    assert.equal(cancelled, true);
+    assert.equal(wasCancelled(), true);
   });
 });
 
