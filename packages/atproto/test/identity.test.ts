@@ -78,6 +78,9 @@ describe('DID documents', () => {
     assert.equal(sameServiceUrl('https://example.com/pds', 'https://example.com'), false);
     assert.equal(sameServiceUrl(undefined, 'https://example.com'), false);
     assert.equal(sameServiceUrl('not a url', 'not a url'), false);
+    // Only http(s) names a service: other schemes have no origin to compare ("null").
+    assert.equal(sameServiceUrl('mailto:pds', 'data:pds'), false);
+    assert.equal(sameServiceUrl('blob:https://example.com/x', 'https://example.comhttps://example.com/x'), false);
   });
 
   it('refuses a document about another DID or with malformed fields', () => {

@@ -5,6 +5,7 @@
  */
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { createRenderer } from '@portage/migrate/terminal.node';
+import { normalizeServiceUrl } from '@portage/atproto/identity/did-document';
 
 export type CommandFlags = Record<string, string | boolean | undefined>;
 
@@ -78,13 +79,7 @@ export function badUrlFlag(values: CommandFlags, flags: string[]): string | unde
   for (const flag of flags) {
     const value = values[flag];
     if (typeof value !== 'string') continue;
-    let protocol: string | undefined;
-    try {
-      protocol = new URL(value).protocol;
-    } catch {
-      // not a URL at all
-    }
-    if (protocol !== 'http:' && protocol !== 'https:') return `--${flag} must be an http(s) URL, not "${value}"`;
+    if (normalizeServiceUrl(value) === undefined) return `--${flag} must be an http(s) URL, not "${value}"`;
   }
   return undefined;
 }

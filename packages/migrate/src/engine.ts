@@ -1145,8 +1145,7 @@ export function toMigrationError(err: unknown, step: StepName): MigrationError {
 
 function normalizeUrl(value: string, flag: string): string {
   const normalized = normalizeServiceUrl(value);
-  // The protocol of the URL itself: a blob: URL's origin is the http(s) URL inside it.
-  if (normalized !== undefined && /^https?:$/.test(new URL(value).protocol)) return normalized;
+  if (normalized !== undefined) return normalized;
   throw new MigrationError(
     'InvalidUrl',
     `${flag} is not an http(s) URL: "${value}"`,

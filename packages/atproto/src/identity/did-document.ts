@@ -32,13 +32,14 @@ function matchesId(entryId: string, did: string, fragment: string): boolean {
 }
 
 /**
- * A service URL in the one form that compares equal for the same endpoint: origin (so
+ * An http(s) service URL in the one form that compares equal for the same endpoint: origin (so
  * `HTTPS://Host:443` becomes `https://host`) and path, without trailing slashes; undefined when it
- * does not parse.
+ * does not parse or is not http(s) (a blob: URL's origin would be the https URL inside it).
  */
 export function normalizeServiceUrl(url: string): string | undefined {
   try {
     const parsed = new URL(url);
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return undefined;
     return parsed.origin + parsed.pathname.replace(/\/+$/, '');
   } catch {
     return undefined;
