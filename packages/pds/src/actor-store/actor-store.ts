@@ -216,6 +216,8 @@ export class ActorStore {
   private readonly readIndexedRoot: Stmt;
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly checkpointer = new WalCheckpointer();
+  /** Bulk writes per connection whose checkpoint has not ended yet (see bulkWrite). */
+  readonly #bulkWrites = new Map<SqliteDb, number>();
 
   constructor(options: ActorStoreOptions) {
     this.options = options;
@@ -385,11 +387,17 @@ export class ActorStore {
    * afterwards, and automatic checkpoints come back on once it has.
    */
   bulkWrite<T>(did: string, db: SqliteDb, write: () => T): T {
+    // Counted per connection: a second bulk write may start before the first one's checkpoint
+    // ends, and automatic checkpoints come back only after the last of them.
+    this.#bulkWrites.set(db, (this.#bulkWrites.get(db) ?? 0) + 1);
     db.pragma('wal_autocheckpoint = 0');
     try {
       return write();
     } finally {
       void this.checkpointer.checkpoint(this.dbPath(did)).then(() => {
+        const left = this.#bulkWrites.get(db)! - 1;
+        if (left > 0) return void this.#bulkWrites.set(db, left);
+        this.#bulkWrites.delete(db);
         if (db.open) db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
       });
     }
