@@ -7,15 +7,15 @@ import type { Cid } from '@portage/atproto/cid';
 import type { SqliteDb } from './db.ts';
 import type { BlockMap } from '@portage/atproto/repo/block-store';
 import type { ValidationStatus } from './prepare-writes.ts';
-import type { CommitOp } from '../sequencer/events.ts';
+import type { CommitOp as FirehoseCommitOp } from '../sequencer/events.ts';
 
 export interface RepoRoot {
   cid: Cid;
   rev: string;
 }
 
-/** One record operation of a commit: the firehose's own op shape, which the store fills in full. */
-export type { CommitOp } from '../sequencer/events.ts';
+/** One record operation of a commit: the firehose's op shape, `prev` always filled in by the store. */
+export type CommitOp = Required<FirehoseCommitOp>;
 
 /**
  * Everything a firehose #commit needs, handed to commit listeners synchronously inside the
