@@ -224,7 +224,7 @@ async function readBlobTypes(path: string): Promise<{ byCid: Map<string, string>
     if (!line) continue;
     try {
       const entry = JSON.parse(line) as { cid?: unknown; type?: unknown };
-      if (typeof entry.cid === 'string' && /^[a-z2-7]+$/.test(entry.cid) && isContentType(entry.type)) {
+      if (typeof entry.cid === 'string' && isSafeCid(entry.cid) && isContentType(entry.type)) {
         byCid.set(entry.cid, entry.type);
       }
     } catch {
@@ -243,9 +243,13 @@ function blobCorrupted(cid: string): MigrationError {
   return new MigrationError('BlobCorrupted', `blob ${cid} arrived with different bytes`, 'It is fetched again.');
 }
 
+/** CIDs are base32 lower-case; anything else in a file name would be a path trick. */
+function isSafeCid(cid: string): boolean {
+  return /^[a-z2-7]+$/.test(cid);
+}
+
 function safeCid(cid: string): string {
-  // CIDs are base32 lower-case; anything else would be a path trick.
-  if (!/^[a-z2-7]+$/.test(cid)) {
+  if (!isSafeCid(cid)) {
     throw new MigrationError('InvalidCid', `not a CID the backup can store: "${cid}"`, 'Report this server answer.');
   }
   return cid;

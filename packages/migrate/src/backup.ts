@@ -7,7 +7,7 @@
  * The engine also reads back: the repository CAR, downloaded while the sessions are set up, is
  * imported from the backup; blobs are fetched into it while the new server imports and uploaded
  * from there (by this run or, with their content types recorded, by a run started after a kill),
- * so the blob phase talks to one server.
+ * so an upload never waits on its own download.
  */
 export interface BackupSink {
   /** The repo commit CID of the CAR stored now, if any (to skip an unchanged repo). */

@@ -123,6 +123,7 @@ export async function collectBytes(chunks: AsyncIterable<Uint8Array>): Promise<U
   return out;
 }
 
+/** Adapts a chunk iterable (e.g. writeCar's) to a ReadableStream that pulls on demand. */
 export function toReadableStream(chunks: AsyncIterable<Uint8Array>): ReadableStream<Uint8Array> {
   const iterator = chunks[Symbol.asyncIterator]();
   return new ReadableStream<Uint8Array>({
