@@ -51,6 +51,33 @@ export function cidFromBytes(bytes: Uint8Array): Cid {
   }
 }
 
+/** A binary CID as atproto uses it: version, codec, hash code, digest length, 32-byte SHA-256. */
+export const ATPROTO_CID_LENGTH = 36;
+
+/**
+ * Why the binary CID at `bytes[at]` is not one atproto uses (CIDv1, DAG-CBOR or raw, 32-byte
+ * SHA-256), or null when it is. Reads only the 4-byte prefix; the caller has made sure all
+ * ATPROTO_CID_LENGTH bytes are there. The CAR reader, the MST node reader and the CBOR decoder
+ * all check CIDs on their hottest paths, so this is a few comparisons, not a parse.
+ */
+export function atprotoCidProblem(bytes: Uint8Array, at: number): string | null {
+  return bytes[at] !== 1
+    ? `CID version ${bytes[at]} is not supported (expected CIDv1)`
+    : bytes[at + 1] !== CODEC_DAG_CBOR && bytes[at + 1] !== CODEC_RAW
+      ? `CID codec 0x${bytes[at + 1]!.toString(16)} is not DAG-CBOR or raw`
+      : bytes[at + 2] !== 0x12 || bytes[at + 3] !== 32
+        ? 'CID hash is not a 32-byte SHA-256'
+        : null;
+}
+
+/**
+ * The Cid over ATPROTO_CID_LENGTH bytes that atprotoCidProblem accepted, built directly rather
+ * than parsed again. It views `bytes`: callers copy first when the CID must outlive them.
+ */
+export function cidFromCheckedBytes(bytes: Uint8Array): Cid {
+  return { version: 1, codec: bytes[1]!, digest: { codec: 0x12, contents: bytes.subarray(4) }, bytes };
+}
+
 export function cidEquals(a: Cid, b: Cid): boolean {
   const x = a.bytes;
   const y = b.bytes;

@@ -16,7 +16,7 @@
  * that: a repository of 40,000 blocks costs a promise per source chunk, not per block.
  */
 import { decode as decodeCbor, fromCidLink, isCidLink } from '@atcute/cbor';
-import { CODEC_DAG_CBOR, CODEC_RAW, type Cid, cidMatches } from '../cid.ts';
+import { ATPROTO_CID_LENGTH, atprotoCidProblem, type Cid, cidFromCheckedBytes, cidMatches } from '../cid.ts';
 import { CarError, type CarErrorCode, type CarSection } from './errors.ts';
 
 export interface CarBlock {
@@ -54,8 +54,6 @@ export const DEFAULT_MAX_BLOCK_SIZE = 2 * 1024 * 1024 + 64 * 1024;
 /** A header is a version and a few CIDs. */
 export const DEFAULT_MAX_HEADER_SIZE = 64 * 1024;
 
-/** CIDv1 + one-byte codec + sha2-256 multihash header + 32-byte digest: the only CIDs atproto uses. */
-const CID_LENGTH = 36;
 /** 8 varint bytes hold 56 bits: far past any size limit, short enough to stop garbage early. */
 const MAX_VARINT_BYTES = 8;
 const EMPTY = new Uint8Array(0);
@@ -222,10 +220,10 @@ class ByteInput {
         break;
       }
     }
-    if (length > maxBlockSize || length < CID_LENGTH || i + length > chunk.length) return undefined;
-    if (cidProblem(chunk, i) !== null) return undefined;
-    const cid = cidFromPrefixChecked(chunk.subarray(i, i + CID_LENGTH));
-    const bytes = chunk.subarray(i + CID_LENGTH, i + length);
+    if (length > maxBlockSize || length < ATPROTO_CID_LENGTH || i + length > chunk.length) return undefined;
+    if (atprotoCidProblem(chunk, i) !== null) return undefined;
+    const cid = cidFromCheckedBytes(chunk.slice(i, i + ATPROTO_CID_LENGTH));
+    const bytes = chunk.subarray(i + ATPROTO_CID_LENGTH, i + length);
     if (!cidMatches(cid, bytes)) return undefined;
     this.pos = i + length;
     return { cid, bytes };
@@ -311,30 +309,11 @@ async function readHeader(input: ByteInput, maxHeaderSize: number, requireRoot: 
   });
 }
 
-/** Why the 36 bytes at `at` are not a CID atproto uses, or null when they are one. */
-function cidProblem(bytes: Uint8Array, at: number): string | null {
-  return bytes[at] !== 1
-    ? `CID version ${bytes[at]} is not supported (expected CIDv1)`
-    : bytes[at + 1] !== CODEC_DAG_CBOR && bytes[at + 1] !== CODEC_RAW
-      ? `CID codec 0x${bytes[at + 1]!.toString(16)} is not DAG-CBOR or raw`
-      : bytes[at + 2] !== 0x12 || bytes[at + 3] !== 32
-        ? 'CID hash is not a 32-byte SHA-256'
-        : null;
-}
-
-/**
- * A Cid from 36 bytes whose prefix cidProblem accepted, built directly rather than re-parsed.
- * Copied: the CID outlives the chunk it came from (it becomes a map key in block stores).
- */
-function cidFromPrefixChecked(bytes: Uint8Array): Cid {
-  const copy = bytes.slice();
-  return { version: 1, codec: copy[1]!, digest: { codec: 0x12, contents: copy.subarray(4) }, bytes: copy };
-}
-
 function decodeBlockCid(input: ByteInput, bytes: Uint8Array, sectionStart: number): Cid {
-  const problem = cidProblem(bytes, 0);
+  const problem = atprotoCidProblem(bytes, 0);
   if (problem !== null) throw input.fail('CarBadCid', 'block CID', problem, sectionStart);
-  return cidFromPrefixChecked(bytes);
+  // Copied: the CID outlives the chunk it came from (it becomes a map key in block stores).
+  return cidFromCheckedBytes(bytes.slice());
 }
 
 /** Reads one block section part by part, awaiting the source wherever a part spans chunks. */
@@ -350,7 +329,7 @@ async function readSection(input: ByteInput, maxBlockSize: number): Promise<CarB
       sectionStart,
     );
   }
-  if (length < CID_LENGTH) {
+  if (length < ATPROTO_CID_LENGTH) {
     throw input.fail(
       'CarBadSection',
       'block length',
@@ -359,10 +338,10 @@ async function readSection(input: ByteInput, maxBlockSize: number): Promise<CarB
     );
   }
   const cidStart = input.offset;
-  const cidResult = input.readBytes(CID_LENGTH, 'block CID', cidStart);
+  const cidResult = input.readBytes(ATPROTO_CID_LENGTH, 'block CID', cidStart);
   const cid = decodeBlockCid(input, cidResult instanceof Uint8Array ? cidResult : await cidResult, cidStart);
   const dataStart = input.offset;
-  const bytesResult = input.readBytes(length - CID_LENGTH, 'block data', dataStart);
+  const bytesResult = input.readBytes(length - ATPROTO_CID_LENGTH, 'block data', dataStart);
   const bytes = bytesResult instanceof Uint8Array ? bytesResult : await bytesResult;
   if (!cidMatches(cid, bytes)) {
     throw input.fail('CarHashMismatch', 'block data', 'block bytes do not hash to the CID in front of them', dataStart);

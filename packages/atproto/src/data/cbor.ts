@@ -19,7 +19,7 @@ import { BytesWrapper, encode } from '@atcute/cbor';
 import { CidLinkWrapper } from '@atcute/cid';
 import { fromBase64 } from '@atcute/multibase';
 import { decodeUtf8From } from '@atcute/uint8array';
-import { parseCid } from '../cid.ts';
+import { ATPROTO_CID_LENGTH, atprotoCidProblem, parseCid } from '../cid.ts';
 import { DataModelError, describeValue } from './error.ts';
 import type { DataValue } from './types.ts';
 
@@ -27,7 +27,7 @@ import type { DataValue } from './types.ts';
 export const MAX_DEPTH = 256;
 
 const CID_TAG = 42;
-const CID_BINARY_LENGTH = 37; // 0x00 multibase-identity prefix + CIDv1 (1) + codec (1) + sha2-256 (1) + length (1) + 32
+const CID_BINARY_LENGTH = 1 + ATPROTO_CID_LENGTH; // the 0x00 multibase-identity prefix, then the binary CID
 
 // Decoder state lives in module variables: decoding is synchronous and not re-entrant, and this is
 // measurably faster than threading a state object through every call on the hot path.
@@ -192,11 +192,8 @@ function checkCidLink(): number {
   if (length !== CID_BINARY_LENGTH || buf[pos] !== 0x00) {
     fail(`CID link must be 0x00 + a 36-byte CIDv1 with SHA-256 (got ${length} bytes)`, start);
   }
-  const version = buf[pos + 1];
-  const codec = buf[pos + 2];
-  if (version !== 1 || (codec !== 0x71 && codec !== 0x55) || buf[pos + 3] !== 0x12 || buf[pos + 4] !== 0x20) {
-    fail('CID link must be CIDv1, dag-cbor or raw codec, SHA-256', start);
-  }
+  const problem = atprotoCidProblem(buf, pos + 1);
+  if (problem !== null) fail(`CID link: ${problem}`, start);
   pos += length;
   return pos - CID_BINARY_LENGTH + 1;
 }

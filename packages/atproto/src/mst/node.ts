@@ -17,7 +17,7 @@
  * differ in speed only.
  */
 import { decode } from '@atcute/cbor';
-import { CODEC_DAG_CBOR, CODEC_RAW, type Cid, cidFromBytes } from '../cid.ts';
+import { ATPROTO_CID_LENGTH, atprotoCidProblem, type Cid, cidFromBytes, cidFromCheckedBytes } from '../cid.ts';
 import { asciiCommonPrefixLength, findMstKeyProblem, MstError } from './keys.ts';
 
 /** A node's content with keys expanded (prefix compression undone). */
@@ -157,7 +157,7 @@ export function decodeNode(bytes: Uint8Array, strict = false): NodeContent {
 /** Tag 42, bytes(37), the 0x00 multibase prefix, CIDv1: how every CID link in a node starts. */
 const CID_LINK_HEADER = [0xd8, 0x2a, 0x58, 0x25, 0x00, 0x01];
 /** That header minus the CIDv1 byte (5 bytes), then the 36-byte CID. */
-const CID_LINK_LENGTH = 5 + 36;
+const CID_LINK_LENGTH = 5 + ATPROTO_CID_LENGTH;
 /** Longest key suffix the fast reader takes (the longest valid key); longer ones go the general way. */
 const MAX_SUFFIX = 1024;
 
@@ -207,13 +207,10 @@ function readCidLink(bytes: Uint8Array, nullable: boolean): Cid | null | undefin
   }
   if (at + CID_LINK_LENGTH > bytes.length) return undefined;
   for (let j = 0; j < CID_LINK_HEADER.length; j++) if (bytes[at + j] !== CID_LINK_HEADER[j]) return undefined;
-  const codec = bytes[at + 6]!;
-  if ((codec !== CODEC_DAG_CBOR && codec !== CODEC_RAW) || bytes[at + 7] !== 0x12 || bytes[at + 8] !== 0x20) {
-    return undefined;
-  }
-  const cidBytes = bytes.subarray(at + 5, at + CID_LINK_LENGTH);
+  if (atprotoCidProblem(bytes, at + 5) !== null) return undefined;
+  const cid = cidFromCheckedBytes(bytes.subarray(at + 5, at + CID_LINK_LENGTH));
   at += CID_LINK_LENGTH;
-  return { version: 1, codec, digest: { codec: 0x12, contents: cidBytes.subarray(4) }, bytes: cidBytes };
+  return cid;
 }
 
 /**
