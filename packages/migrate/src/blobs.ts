@@ -26,6 +26,8 @@ export class AdaptivePool {
   #active = 0;
   #streak = 0;
   #waiters: (() => void)[] = [];
+  /** Urgent tasks waiting for a slot, first come first served, all ahead of #waiters. */
+  #urgentWaiters: (() => void)[] = [];
   #idle: (() => void)[] = [];
 
   constructor(max: number) {
@@ -43,12 +45,12 @@ export class AdaptivePool {
    */
   async add(task: () => Promise<void>, opts: { urgent?: boolean } = {}): Promise<void> {
     while (this.#active >= this.limit) {
-      await new Promise<void>((r) => (opts.urgent ? this.#waiters.unshift(r) : this.#waiters.push(r)));
+      await new Promise<void>((r) => (opts.urgent ? this.#urgentWaiters : this.#waiters).push(r));
     }
     this.#active++;
     void task().finally(() => {
       this.#active--;
-      this.#waiters.shift()?.();
+      (this.#urgentWaiters.shift() ?? this.#waiters.shift())?.();
       if (this.#active === 0) for (const resolve of this.#idle.splice(0)) resolve();
     });
   }
@@ -68,7 +70,7 @@ export class AdaptivePool {
     if (++this.#streak >= this.limit && this.limit < this.max) {
       this.limit++;
       this.#streak = 0;
-      this.#waiters.shift()?.();
+      (this.#urgentWaiters.shift() ?? this.#waiters.shift())?.();
     }
   }
 }
@@ -396,9 +398,12 @@ export class BlobPrefetch {
     } while (cursor && !this.#stopped);
   }
 
-  /** True for a blob this prefetch stored or is downloading. */
+  /**
+   * True for a blob this prefetch stored, is downloading, or gave up on: a failed blob is the blob
+   * phase's to fetch, so the listing must not queue it again behind that phase's back.
+   */
   #inHand(cid: string): boolean {
-    return this.#pending.has(cid) || this.#types.has(cid);
+    return this.#pending.has(cid) || this.#types.has(cid) || this.#failed.has(cid);
   }
 
   /** Queues one download: `started` once it has a slot, `done` when it ended either way. */

@@ -32,16 +32,37 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A session whose fetch records, in order, the CID of every getBlob it starts. */
-function countingSession(downloads: string[]): PdsSession {
+/**
+ * A session whose fetch records, in order, the CID of every getBlob it starts; the old server
+ * fails every request for the `broken` blob.
+ */
+function countingSession(downloads: string[], broken?: string): PdsSession {
   return new PdsSession(pds.url, account.did, async (input, init) => {
     const url = new URL(input instanceof Request ? input.url : String(input));
-    if (url.pathname.endsWith('/com.atproto.sync.getBlob')) downloads.push(url.searchParams.get('cid')!);
+    if (!url.pathname.endsWith('/com.atproto.sync.getBlob')) return fetch(input, init);
+    const cid = url.searchParams.get('cid')!;
+    downloads.push(cid);
+    if (cid === broken) return Response.json({ error: 'BlobNotFound', message: 'gone' }, { status: 404 });
     return fetch(input, init);
   });
 }
 
 describe('BlobPrefetch.stored', () => {
+  it('leaves a blob whose download failed to the blob phase: the listing does not fetch it again', async () => {
+    const { data } = await account.agent.com.atproto.sync.listBlobs({ did: account.did });
+    const broken = data.cids.at(-1)!;
+    const downloads: string[] = [];
+    const old = countingSession(downloads, broken);
+    const backup = await new DirectoryBackup(join(dir, 'failed'), account.did).open();
+    const prefetch = new BlobPrefetch({ did: account.did, old, backup, concurrency: 1 });
+    assert.equal(await prefetch.stored(broken), undefined);
+    const triesWhenAsked = downloads.filter((cid) => cid === broken).length;
+    // Let the listing reach the end of the page (every other blob downloaded) before stopping.
+    while (new Set(downloads).size < data.cids.length) await sleep(5);
+    await prefetch.stop();
+    assert.equal(downloads.filter((cid) => cid === broken).length, triesWhenAsked, `requests ${downloads.join(' ')}`);
+  });
+
   it('puts a blob the blob phase waits for first in line, and downloads every blob once', async () => {
     const { data } = await account.agent.com.atproto.sync.listBlobs({ did: account.did });
     const listed = data.cids;
