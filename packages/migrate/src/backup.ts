@@ -6,8 +6,9 @@
  *
  * The engine also reads back: the repository CAR, downloaded while the sessions are set up, is
  * imported from the backup; blobs are fetched into it while the new server imports and uploaded
- * from there (by this run or, with their content types recorded, by a run started after a kill),
- * so an upload never waits on its own download.
+ * from there (by this run or, with their content types recorded, by a run started after a kill):
+ * downloads run as their own stage ahead of the uploads, which wait only for a blob the prefetch
+ * has not got to yet.
  */
 export interface BackupSink {
   /** The repo commit CID of the CAR stored now, if any (to skip an unchanged repo). */

@@ -64,7 +64,6 @@ async function waitFor(child: ChildProcess, output: () => string, ready: () => P
 
 describe('a migration killed after the blob prefetch', () => {
   it('uploads the blobs the killed run stored from the backup, without downloading them again', async () => {
-    // createAccount only needs the server's URL.
     const nora = await createAccount(oldPds, 'nora', {
       records: 30,
       blobs: 6,
