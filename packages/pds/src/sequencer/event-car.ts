@@ -6,10 +6,10 @@
  * transaction, and better-sqlite3 transactions are synchronous, so an async generator cannot be
  * awaited there. Event CARs are capped at 2,000,000 bytes, so building them in memory is fine.
  */
-import { encode as encodeCbor, toCidLink } from '@atcute/cbor';
 import { varintLength, writeVarint } from '@portage/atproto/car/varint';
+import { encodeCarHeader } from '@portage/atproto/car/writer';
 import type { Cid } from '@portage/atproto/cid';
-import { formatCid } from '@portage/atproto/cid';
+import { cidKey } from '@portage/atproto/repo/block-store';
 
 export interface CarBlock {
   cid: Cid;
@@ -18,19 +18,18 @@ export interface CarBlock {
 
 /** Encodes a CAR with one root; blocks with the same CID are written once, in first-seen order. */
 export function encodeEventCar(root: Cid, blocks: Iterable<CarBlock>): Uint8Array {
-  const header = carHeader(root);
+  const header = encodeCarHeader([root]);
   const seen = new Set<string>();
   const unique: CarBlock[] = [];
   for (const block of blocks) {
-    const key = formatCid(block.cid);
+    const key = cidKey(block.cid);
     if (seen.has(key)) continue;
     seen.add(key);
     unique.push(block);
   }
   const out = new Uint8Array(carSize(header, unique));
-  let offset = writeVarint(header.length, out, 0);
-  out.set(header, offset);
-  offset += header.length;
+  out.set(header, 0);
+  let offset = header.length;
   for (const block of unique) {
     offset = writeVarint(block.cid.bytes.length + block.bytes.length, out, offset);
     out.set(block.cid.bytes, offset);
@@ -46,15 +45,12 @@ export function encodeEventCar(root: Cid, blocks: Iterable<CarBlock>): Uint8Arra
  * no two blocks share a CID (what the firehose's size limit is measured on).
  */
 export function eventCarSize(root: Cid, uniqueBlocks: Iterable<CarBlock>): number {
-  return carSize(carHeader(root), uniqueBlocks);
+  return carSize(encodeCarHeader([root]), uniqueBlocks);
 }
 
-function carHeader(root: Cid): Uint8Array {
-  return encodeCbor({ version: 1, roots: [toCidLink(root)] });
-}
-
+/** `header` is the length-prefixed header encodeCarHeader makes. */
 function carSize(header: Uint8Array, blocks: Iterable<CarBlock>): number {
-  let size = varintLength(header.length) + header.length;
+  let size = header.length;
   for (const block of blocks) {
     const section = block.cid.bytes.length + block.bytes.length;
     size += varintLength(section) + section;
