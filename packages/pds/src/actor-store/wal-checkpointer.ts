@@ -43,8 +43,11 @@ export class WalCheckpointer {
       this.#waiting.delete(job);
       if (this.#waiting.size === 0) worker.unref();
     });
+    // A worker that fails emits 'error' and then 'exit'. Only the current worker's end releases
+    // the jobs waiting: by the time an old worker's 'exit' arrives, they may be a new worker's.
     const gone = () => {
-      if (this.#worker === worker) this.#worker = undefined;
+      if (this.#worker !== worker) return;
+      this.#worker = undefined;
       this.#releaseAll();
     };
     worker.on('error', gone);
