@@ -76,7 +76,7 @@ export async function startTestPds(opts: TestPdsOptions = {}): Promise<TestPds> 
       host: '127.0.0.1',
       resolveTxt: async (name) => txt[name] ?? [],
       fetch: loopbackOnlyFetch(opts.externalFetch),
-      ...(opts.rateLimits ? { rateLimits: opts.rateLimits } : {}),
+      rateLimits: opts.rateLimits,
     });
     return {
       url: pds.localUrl,
