@@ -178,7 +178,7 @@ function readString(length: number, start: number): string {
 
 function readCid(): CidLinkWrapper {
   const cidStart = checkCidLink();
-  return new CidLinkWrapper(buf.subarray(cidStart, cidStart + CID_BINARY_LENGTH - 1));
+  return new CidLinkWrapper(buf.subarray(cidStart, cidStart + ATPROTO_CID_LENGTH));
 }
 
 /** Checks the byte string a tag 42 wraps and steps over it; returns where the binary CID starts. */
@@ -192,10 +192,11 @@ function checkCidLink(): number {
   if (length !== CID_BINARY_LENGTH || buf[pos] !== 0x00) {
     fail(`CID link must be 0x00 + a 36-byte CIDv1 with SHA-256 (got ${length} bytes)`, start);
   }
-  const problem = atprotoCidProblem(buf, pos + 1);
+  const cidStart = pos + 1;
+  const problem = atprotoCidProblem(buf, cidStart);
   if (problem !== null) fail(`CID link: ${problem}`, start);
   pos += length;
-  return pos - CID_BINARY_LENGTH + 1;
+  return cidStart;
 }
 
 function readMap(count: number, start: number, depth: number): Record<string, DataValue> {
@@ -259,13 +260,16 @@ function checkMapKey(
   }
 }
 
-const RESERVED_KEYS = [new TextEncoder().encode('$link'), new TextEncoder().encode('$bytes')];
-
+/**
+ * True for "$link" (5 bytes) or "$bytes" (6 bytes) at `keyStart`, whose "$" the caller has seen.
+ * Spelled out byte by byte: every record has a 5-byte "$type" key that comes through here.
+ */
 function isReservedKey(keyStart: number, keyLength: number): boolean {
-  for (const reserved of RESERVED_KEYS) {
-    if (reserved.length === keyLength && bytesAt(keyStart, reserved)) return true;
-  }
-  return false;
+  const b = buf;
+  const k = keyStart;
+  return keyLength === 5
+    ? b[k + 1] === 0x6c && b[k + 2] === 0x69 && b[k + 3] === 0x6e && b[k + 4] === 0x6b
+    : b[k + 1] === 0x62 && b[k + 2] === 0x79 && b[k + 3] === 0x74 && b[k + 4] === 0x65 && b[k + 5] === 0x73;
 }
 
 /** True when `expected` sits at `start` in the input. */
