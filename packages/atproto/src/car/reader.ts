@@ -416,6 +416,6 @@ export async function readCarBytes(
 ): Promise<{ roots: Cid[]; blocks: CarBlock[] }> {
   const car = await readCar(bytes, options);
   const blocks: CarBlock[] = [];
-  for await (const block of car.blocks) blocks.push(block);
+  await car.forEachBlock((block) => blocks.push(block));
   return { roots: car.roots, blocks };
 }

@@ -59,13 +59,7 @@ export function getPdsEndpoint(doc: DidDocument): string | undefined {
     (s) => matchesId(s.id, doc.id, '#atproto_pds') && s.type === 'AtprotoPersonalDataServer',
   );
   if (!service || typeof service.serviceEndpoint !== 'string') return undefined;
-  try {
-    const url = new URL(service.serviceEndpoint);
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') return undefined;
-  } catch {
-    return undefined;
-  }
-  return service.serviceEndpoint;
+  return normalizeServiceUrl(service.serviceEndpoint) === undefined ? undefined : service.serviceEndpoint;
 }
 
 /** The repo signing key (`#atproto` verification method) as a did:key, or undefined. */
