@@ -8,6 +8,7 @@ import { Secp256k1Keypair } from '@atproto/crypto';
 import { CID } from 'multiformats/cid';
 import { type Cid, cidForCbor, formatCid, parseCid } from '../src/cid.ts';
 import { writeCarBytes } from '../src/car.ts';
+import { collectBytes } from '../src/car/writer.ts';
 import { generateSigningKey } from '../src/crypto.ts';
 import { coveringProof } from '../src/mst/proof.ts';
 import { Mst } from '../src/mst/tree.ts';
@@ -27,18 +28,6 @@ const create = (rkey: string, text = rkey, collection = 'app.bsky.feed.post'): R
   rkey,
   record: post(text),
 });
-
-async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  for await (const c of chunks) parts.push(c);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 async function newRepo(records = 300) {
   const key = await generateSigningKey();
@@ -217,7 +206,7 @@ describe('firehose proof blocks are enough to verify a commit by inversion', () 
 describe('export, import and proofs (with @atproto/repo as the judge)', () => {
   it('our CAR passes verifyRepoCar and re-imports with the same records', async () => {
     const { key, store, repo } = await newRepo(450);
-    const car = await collect(exportRepo(store, repo.cid));
+    const car = await collectBytes(exportRepo(store, repo.cid));
     const verified = await oracle.verifyRepoCar(car, DID, key.did());
     assert.equal(verified.creates.length, 451);
     const ours = await importRepo([car], { did: DID, signingKeys: key.did() });
@@ -241,7 +230,7 @@ describe('export, import and proofs (with @atproto/repo as the judge)', () => {
       record: { $type: 'app.bsky.feed.like', createdAt: '2024-01-01T00:00:00.000Z', n: i },
     }));
     const repo = await oracle.Repo.create(storage, DID, keypair, writes as unknown as oracle.RecordCreateOp[]);
-    const car = await collect(oracle.getFullRepo(storage, repo.cid));
+    const car = await collectBytes(oracle.getFullRepo(storage, repo.cid));
     const ours = await importRepo([car], { did: DID, signingKeys: keypair.did() });
     assert.equal(ours.recordCount, 150);
     assert.equal(formatCid(ours.data), repo.data.pointer.toString());
@@ -285,7 +274,7 @@ describe('export, import and proofs (with @atproto/repo as the judge)', () => {
     const { key, store, repo } = await newRepo(50);
     const next: CommitResult = await repo.applyWrites([create('3kzzzzzzzzzz2')], key);
     store.applyCommit(next);
-    const car = await collect(exportRepoSince(store, next.cid, repo.rev));
+    const car = await collectBytes(exportRepoSince(store, next.cid, repo.rev));
     const { oracleBlocks } = { oracleBlocks: await oracle.readCarWithRoot(car) };
     assert.equal(oracleBlocks.root.toString(), formatCid(next.cid));
     const got = oracleBlocks.blocks
