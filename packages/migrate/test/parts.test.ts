@@ -13,6 +13,7 @@ import { DirectoryBackup } from '../src/backup.node.ts';
 import { type MigrationCredentials, migrate } from '../src/engine.ts';
 import { AdaptivePool, ByteBudget } from '../src/blobs.ts';
 import type { MigrationEvent } from '../src/events.ts';
+import { memoryGuardCheck } from '../src/memory.node.ts';
 import { ProgressTracker } from '../src/progress.ts';
 import { isRetryable, RateGate, withRetry } from '../src/retry.ts';
 import { DirectoryStorage } from '../src/storage.node.ts';
@@ -145,6 +146,34 @@ describe('ByteBudget', () => {
     const huge = await budget.acquire(1000);
     assert.equal(huge, 16, 'an oversized transfer takes the whole budget');
     budget.release(huge);
+  });
+});
+
+describe('memory guard', () => {
+  it('collects on growth over the budget, measured from the lowest point since the last collection', () => {
+    const MB = 1024 * 1024;
+    let bytes = 0;
+    let collections = 0;
+    const tick = memoryGuardCheck({
+      budgetBytes: 8 * MB,
+      arrayBufferBytes: () => bytes,
+      collect: () => {
+        collections++;
+        bytes = Math.floor(bytes / 2); // what a collection leaves live
+      },
+    });
+    bytes = 6 * MB;
+    tick();
+    assert.equal(collections, 0, 'within the budget');
+    bytes = 60 * MB; // a busy moment
+    tick();
+    assert.equal(collections, 1);
+    assert.equal(bytes, 30 * MB);
+    bytes = 4 * MB; // freed by V8's own collections meanwhile
+    tick();
+    bytes = 20 * MB; // 16 MB of growth: over the budget, though below the busy moment's baseline
+    tick();
+    assert.equal(collections, 2, 'growth is measured from 4 MB, not from the 30 MB of the busy moment');
   });
 });
 
