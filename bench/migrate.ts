@@ -32,6 +32,7 @@ import {
   announceReady,
   closeOnSigterm,
   cpuProfileArgs,
+  portageNodeArgs,
   freePort,
   startBenchPortage,
   startBenchReference,
@@ -146,7 +147,7 @@ async function startServerProcess(
   // BENCH_SERVER_PROF=<dir> writes a CPU profile of each PDS process there.
   const child = await startChildServer(import.meta.filename, args, {
     env,
-    nodeArgs: cpuProfileArgs('BENCH_SERVER_PROF'),
+    nodeArgs: [...(portageDataDir ? portageNodeArgs() : []), ...cpuProfileArgs('BENCH_SERVER_PROF')],
     quiet: true,
     label: 'server process',
   });
@@ -287,10 +288,10 @@ function cpuSeconds(): number {
 function runClient(job: ClientJob): Promise<ClientResult> {
   return new Promise((resolve, reject) => {
     // BENCH_CLIENT_PROF=<dir> writes a CPU profile of each Portage client run there.
-    const prof = job.side === 'portage' ? cpuProfileArgs('BENCH_CLIENT_PROF') : [];
+    const nodeArgs = job.side === 'portage' ? [...portageNodeArgs(), ...cpuProfileArgs('BENCH_CLIENT_PROF')] : [];
     const child = spawn(
       process.execPath,
-      [...prof, '--expose-gc', import.meta.filename, '--client', JSON.stringify(job)],
+      [...nodeArgs, '--expose-gc', import.meta.filename, '--client', JSON.stringify(job)],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
       },

@@ -21,6 +21,7 @@ import {
   announceReady,
   closeOnSigterm,
   cpuProfileArgs,
+  portageNodeArgs,
   freePort,
   startBenchPortage,
   startBenchReference,
@@ -60,7 +61,7 @@ async function startServer(side: Side, plcUrl: string, dataDir: string, env: Nod
   // BENCH_SERVER_PROF=<dir> writes a CPU profile of each server process there.
   const child = await startChildServer(import.meta.filename, ['--server', side, JSON.stringify({ plcUrl, dataDir })], {
     env,
-    nodeArgs: cpuProfileArgs('BENCH_SERVER_PROF'),
+    nodeArgs: [...(side === 'portage' ? portageNodeArgs() : []), ...cpuProfileArgs('BENCH_SERVER_PROF')],
     label: `${side} server`,
   });
   return { url: child.ready, pid: child.pid, stop: child.stop };
