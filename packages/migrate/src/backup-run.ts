@@ -11,7 +11,7 @@ import { HandleResolver } from '@portage/atproto/identity/handle-resolver';
 import { XrpcClient } from '@portage/atproto/xrpc/client';
 import type { BackupSink } from './backup.ts';
 import { AdaptivePool } from './blobs.ts';
-import { formatBytes, toMigrationError } from './engine.ts';
+import { checkedServiceUrl, formatBytes, toMigrationError } from './engine.ts';
 import { MigrationError } from './errors.ts';
 import { type EventSink, STEP_TITLES, type StepName } from './events.ts';
 import { countingStream, ProgressTracker } from './progress.ts';
@@ -173,14 +173,16 @@ async function resolveAccount(
   fetchImpl: typeof fetch,
   resolveTxt?: (name: string) => Promise<string[]>,
 ): Promise<{ did: string; pds: string }> {
+  const givenPds = opts.pds === undefined ? undefined : checkedServiceUrl(opts.pds, '--from-pds');
+  const plcUrl = checkedServiceUrl(opts.plcUrl ?? 'https://plc.directory', '--plc-url');
   const from = opts.from.trim().replace(/^@/, '');
   let did = from;
   let handle: string | undefined;
   if (!from.startsWith('did:')) {
     handle = from.toLowerCase();
     let found: string | undefined;
-    if (opts.pds) {
-      found = await new XrpcClient({ service: opts.pds, fetch: fetchImpl })
+    if (givenPds) {
+      found = await new XrpcClient({ service: givenPds, fetch: fetchImpl })
         .query<{ did?: string }>('com.atproto.identity.resolveHandle', { handle })
         .then((r) => r?.did)
         .catch(() => undefined);
@@ -197,7 +199,7 @@ async function resolveAccount(
   }
   let doc: Awaited<ReturnType<DidResolver['resolve']>>;
   try {
-    doc = await new DidResolver({ plcUrl: opts.plcUrl ?? 'https://plc.directory', fetch: fetchImpl }).resolve(did);
+    doc = await new DidResolver({ plcUrl, fetch: fetchImpl }).resolve(did);
   } catch (err) {
     throw new MigrationError('DidNotResolved', describeError(err), 'Check --from (and --plc-url).', { cause: err });
   }
@@ -208,7 +210,7 @@ async function resolveAccount(
       'Check --from, or pass the DID.',
     );
   }
-  const pds = opts.pds ?? getPdsEndpoint(doc);
+  const pds = givenPds ?? getPdsEndpoint(doc);
   if (!pds)
     throw new MigrationError('NoPds', `the DID document of ${did} names no PDS`, 'Pass the server with --from-pds.');
   return { did, pds: pds.replace(/\/+$/, '') };

@@ -148,6 +148,8 @@ class Migration {
   readonly opts: MigrationOptions;
   readonly env: MigrationEnvironment;
   readonly to: string;
+  /** The old server given with --from-pds, checked; undefined to take it from the DID document. */
+  readonly fromPds: string | undefined;
   readonly plcUrl: string;
   readonly fetch: typeof fetch;
   readonly didResolver: DidResolver;
@@ -186,8 +188,10 @@ class Migration {
   constructor(opts: MigrationOptions, env: MigrationEnvironment) {
     this.opts = opts;
     this.env = env;
-    this.to = normalizeUrl(opts.to, '--to');
-    this.plcUrl = opts.plcUrl ?? 'https://plc.directory';
+    // Every URL is checked before anything runs, so a typo stops the run with nothing changed.
+    this.to = checkedServiceUrl(opts.to, '--to');
+    this.fromPds = opts.fromPds === undefined ? undefined : checkedServiceUrl(opts.fromPds, '--from-pds');
+    this.plcUrl = checkedServiceUrl(opts.plcUrl ?? 'https://plc.directory', '--plc-url');
     this.fetch = env.fetch ?? globalThis.fetch.bind(globalThis);
     this.didResolver = new DidResolver({ plcUrl: this.plcUrl, fetch: this.fetch });
   }
@@ -342,11 +346,7 @@ class Migration {
     this.identityMoved =
       docPds !== undefined &&
       (sameServiceUrl(docPds, this.to) || (published !== undefined && sameServiceUrl(docPds, published)));
-    const oldPds = this.opts.fromPds
-      ? normalizeUrl(this.opts.fromPds, '--from-pds')
-      : this.identityMoved
-        ? this.journal?.oldPds
-        : docPds;
+    const oldPds = this.fromPds ? this.fromPds : this.identityMoved ? this.journal?.oldPds : docPds;
     if (!oldPds) {
       if (this.identityMoved) {
         throw new MigrationError(
@@ -408,9 +408,9 @@ class Migration {
   async #resolveHandle(handle: string): Promise<string | undefined> {
     // With --from-pds, the old server knows its own handles: that also covers handles that only
     // exist inside a test network or behind split DNS.
-    if (this.opts.fromPds) {
+    if (this.fromPds) {
       try {
-        const client = new XrpcClient({ service: normalizeUrl(this.opts.fromPds, '--from-pds'), fetch: this.fetch });
+        const client = new XrpcClient({ service: this.fromPds, fetch: this.fetch });
         const out = await client.query<{ did?: string }>(
           'com.atproto.identity.resolveHandle',
           { handle },
@@ -1143,7 +1143,8 @@ export function toMigrationError(err: unknown, step: StepName): MigrationError {
   );
 }
 
-function normalizeUrl(value: string, flag: string): string {
+/** `value` as a normalized http(s) URL; anything else stops the run, naming the option (`flag`). */
+export function checkedServiceUrl(value: string, flag: string): string {
   const normalized = normalizeServiceUrl(value);
   if (normalized !== undefined) return normalized;
   throw new MigrationError(

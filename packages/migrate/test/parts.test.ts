@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { cidForRaw, formatCid } from '@portage/atproto/cid';
 import { XrpcClientError } from '@portage/atproto/xrpc/client';
 import { DirectoryBackup } from '../src/backup.node.ts';
+import { backupAccount } from '../src/backup-run.ts';
 import { type MigrationCredentials, migrate } from '../src/engine.ts';
 import { AdaptivePool, ByteBudget } from '../src/blobs.ts';
 import type { MigrationEvent } from '../src/events.ts';
@@ -296,6 +297,53 @@ describe('the new server URL', () => {
       }
     } finally {
       rmSync(storage.dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the other server URLs', () => {
+  const did = 'did:plc:abcdefghijklmnopqrstuvwx';
+  const bad = { '--from-pds': 'ftp://old.example', '--plc-url': 'file:///plc' };
+
+  it('migrate checks --from-pds and --plc-url before it starts', async () => {
+    const storage = new DirectoryStorage(mkdtempSync(join(tmpdir(), 'portage-url-')));
+    const requests: string[] = [];
+    const env = {
+      storage,
+      credentials: anyCredentials,
+      onEvent: () => {},
+      fetch: (async (input: RequestInfo | URL) => {
+        requests.push(String(input));
+        throw new Error('no request should be made');
+      }) as typeof fetch,
+    };
+    try {
+      await assert.rejects(migrate({ from: did, to: 'http://127.0.0.1:9', fromPds: bad['--from-pds'] }, env), {
+        code: 'InvalidUrl',
+        message: `--from-pds is not an http(s) URL: "${bad['--from-pds']}"`,
+      });
+      await assert.rejects(migrate({ from: did, to: 'http://127.0.0.1:9', plcUrl: bad['--plc-url'] }, env), {
+        code: 'InvalidUrl',
+        message: `--plc-url is not an http(s) URL: "${bad['--plc-url']}"`,
+      });
+      assert.deepEqual(requests, []);
+    } finally {
+      rmSync(storage.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('backup checks them too, and says which one is wrong', async () => {
+    for (const [flag, value] of Object.entries(bad)) {
+      const result = await backupAccount(
+        { from: did, ...(flag === '--from-pds' ? { pds: value } : { plcUrl: value }) },
+        {
+          openBackup: () => Promise.reject(new Error('no backup should be opened')),
+          onEvent: () => {},
+          fetch: (() => Promise.reject(new Error('no request should be made'))) as typeof fetch,
+        },
+      );
+      assert.equal(result.status, 'failed');
+      assert.equal(result.message, `${flag} is not an http(s) URL: "${value}". Fix ${flag}. Nothing was changed.`);
     }
   });
 });
