@@ -98,10 +98,6 @@ export async function startBenchReference(opts: { plcUrl: string; serviceDid?: s
 }
 
 /**
- * Node arguments that write a CPU profile of the process into the folder the environment
- * variable `name` names (BENCH_SERVER_PROF, BENCH_CLIENT_PROF), or none when it is unset.
- */
-/**
  * Node flags for a child running Portage's code: the ones `portage` and `npm start` use, so the
  * benchmarks measure Portage as it runs for its users (the reference's processes keep Node's
  * defaults, as the reference PDS runs).
@@ -110,6 +106,10 @@ export function portageNodeArgs(): string[] {
   return [...PORTAGE_NODE_FLAGS];
 }
 
+/**
+ * Node arguments that write a CPU profile of the process into the folder the environment
+ * variable `name` names (BENCH_SERVER_PROF, BENCH_CLIENT_PROF), or none when it is unset.
+ */
 export function cpuProfileArgs(name: 'BENCH_SERVER_PROF' | 'BENCH_CLIENT_PROF'): string[] {
   const dir = process.env[name];
   return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];

@@ -9,7 +9,7 @@
  * left below its old-generation limit is no larger than the young generation. With a 16 MB
  * young generation and a small old one that is true straight after every major collection, so
  * under a steady stream of requests (uploads, most of all) the server ran one major collection
- * after another, every 50-90 ms, and uploaded 25-45% slower in those runs. A 2 MB young
+ * after another, every 50-90 ms, and uploaded 20-35% slower in those runs. A 2 MB young
  * generation ends that loop; the extra minor collections each take under a millisecond.
  */
 export const PORTAGE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];

@@ -346,7 +346,7 @@ class Migration {
     this.identityMoved =
       docPds !== undefined &&
       (sameServiceUrl(docPds, this.to) || (published !== undefined && sameServiceUrl(docPds, published)));
-    const oldPds = this.fromPds ? this.fromPds : this.identityMoved ? this.journal?.oldPds : docPds;
+    const oldPds = this.fromPds ?? (this.identityMoved ? this.journal?.oldPds : docPds);
     if (!oldPds) {
       if (this.identityMoved) {
         throw new MigrationError(
