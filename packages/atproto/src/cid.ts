@@ -79,10 +79,16 @@ export function cidFromCheckedBytes(bytes: Uint8Array): Cid {
 }
 
 export function cidEquals(a: Cid, b: Cid): boolean {
-  const x = a.bytes;
-  const y = b.bytes;
-  if (x.length !== y.length) return false;
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return cidBytesEqual(a.bytes, b.bytes);
+}
+
+/**
+ * Whether two binary CIDs are the same. Compared from the end: CIDs share their first bytes
+ * (version, codec, hash type and length), and differ in the digest.
+ */
+export function cidBytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = a.length - 1; i >= 0; i--) if (a[i] !== b[i]) return false;
   return true;
 }
 

@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Cid } from '@portage/atproto/cid';
+import { type Cid, cidBytesEqual } from '@portage/atproto/cid';
 import type { BlockStore } from '@portage/atproto/repo/block-store';
 
 /** Default memory budget of one staging store. */
@@ -45,13 +45,6 @@ interface MemoryBlock {
  */
 function lookupKey(cid: Uint8Array): number {
   return (cid[4]! << 22) | (cid[5]! << 14) | (cid[6]! << 6) | (cid[7]! >> 2);
-}
-
-function sameCid(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  // From the end: the digest's last bytes differ between CIDs that share a lookup key.
-  for (let i = a.length - 1; i >= 0; i--) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 export class StagingBlockStore implements BlockStore {
@@ -102,7 +95,7 @@ export class StagingBlockStore implements BlockStore {
     const key = lookupKey(cid.bytes);
     let previous: MemoryBlock | undefined;
     for (let block = this.#memory.get(key); block !== undefined; previous = block, block = block.next) {
-      if (!sameCid(block.cid, cid.bytes)) continue;
+      if (!cidBytesEqual(block.cid, cid.bytes)) continue;
       if (previous) previous.next = block.next;
       else if (block.next) this.#memory.set(key, block.next);
       else this.#memory.delete(key);
@@ -113,7 +106,7 @@ export class StagingBlockStore implements BlockStore {
 
   /** The block with this CID in the chain starting at `block`. */
   #inMemory(block: MemoryBlock | undefined, cid: Uint8Array): MemoryBlock | undefined {
-    while (block !== undefined && !sameCid(block.cid, cid)) block = block.next;
+    while (block !== undefined && !cidBytesEqual(block.cid, cid)) block = block.next;
     return block;
   }
 
