@@ -113,9 +113,27 @@ export interface BlobCopyContext {
   inFlightBytes?: number;
   /**
    * Downloads into the backup (this run's BlobPrefetch): blobs it holds or gets are uploaded from
-   * the backup; the rest come straight from the old server.
+   * the backup (or from its hands, when the upload was waiting for the download); the rest come
+   * straight from the old server.
    */
-  prefetch?: Pick<BlobPrefetch, 'stored'>;
+  prefetch?: Pick<BlobPrefetch, 'fetched'>;
+}
+
+/** A blob the backup holds, as the blob phase uploads it. */
+export interface StoredCopy {
+  contentType: string;
+  /**
+   * True when this run stored it: writeBlob checked those bytes against the CID moments ago, so
+   * they are not hashed again before the upload. A copy from an earlier run is checked first.
+   */
+  checked: boolean;
+  /**
+   * The bytes, when the upload was waiting for this very download: handed over rather than read
+   * back from the backup. They count against the prefetch's in-flight budget until `release`.
+   */
+  bytes?: Uint8Array;
+  /** Ends the caller's use of `bytes` (a no-op without them); call it exactly once. */
+  release(): void;
 }
 
 /** A blob upload that ended with another CID: the bytes were damaged on the way; try again. */
@@ -179,19 +197,35 @@ export async function copyMissingBlobs(ctx: BlobCopyContext): Promise<number> {
 
 async function transferBlob(ctx: BlobCopyContext, pool: AdaptivePool, budget: ByteBudget, cid: string): Promise<void> {
   const backup = ctx.backup;
-  const storedType = !backup
-    ? undefined
-    : ctx.prefetch
-      ? await ctx.prefetch.stored(cid)
-      : await backup.blobContentType?.(cid).catch(() => undefined);
+  const stored = !backup ? undefined : ctx.prefetch ? await ctx.prefetch.fetched(cid) : await storedCopy(backup, cid);
+  try {
+    await transferBlobAttempts(ctx, pool, budget, cid, stored);
+  } finally {
+    stored?.release();
+  }
+}
+
+async function storedCopy(backup: BackupSink, cid: string): Promise<StoredCopy | undefined> {
+  const contentType = await backup.blobContentType?.(cid).catch(() => undefined);
+  return contentType === undefined ? undefined : { contentType, checked: false, release: () => {} };
+}
+
+async function transferBlobAttempts(
+  ctx: BlobCopyContext,
+  pool: AdaptivePool,
+  budget: ByteBudget,
+  cid: string,
+  stored: StoredCopy | undefined,
+): Promise<void> {
+  const backup = ctx.backup;
   // Cleared when the stored copy cannot be used (gone, or its bytes do not match the CID).
-  let useStored = storedType !== undefined;
+  let useStored = stored !== undefined;
   let storedCopyDamaged = false;
   await withRetry(
     async () => {
       if (useStored) {
         await ctx.neu.gate.wait();
-        const sent = await uploadFromBackup(ctx, budget, cid, storedType!).catch((err: unknown) => {
+        const sent = await uploadFromBackup(ctx, budget, cid, stored!).catch((err: unknown) => {
           if (!(err instanceof DamagedTransfer)) throw err;
           storedCopyDamaged = true;
           return false;
@@ -271,17 +305,19 @@ async function openDownload(
 }
 
 /**
- * Uploads the backup's copy; false when the backup does not hold it after all. A copy read whole
- * is checked against its CID first, so damaged bytes are never sent; a large one streams from
- * storage, and the CID the new server computes is the check (the backup only shows a blob once it
- * was written whole and matched its CID, so this catches damage done later).
+ * Uploads the backup's copy (or the bytes the prefetch handed over); false when the backup does
+ * not hold it after all. A copy from an earlier run, read whole, is checked against its CID
+ * first, so damaged bytes are never sent; a large one streams from storage, and the CID the new
+ * server computes is the check (the backup only shows a blob once it was written whole and
+ * matched its CID, so this catches damage done later).
  */
 async function uploadFromBackup(
   ctx: BlobCopyContext,
   budget: ByteBudget,
   cid: string,
-  contentType: string,
+  copy: StoredCopy,
 ): Promise<boolean> {
+  if (copy.bytes) return sendStored(ctx, cid, copy.bytes, copy.contentType);
   const stored = await ctx.backup!.readBlob(cid);
   if (stored === undefined) return false;
   // Reserved before reading: eight uploads of 4 MB read at once would pass the budget otherwise.
@@ -289,18 +325,27 @@ async function uploadFromBackup(
   try {
     const body = await stored.read();
     if (body === undefined) return false;
-    if (body instanceof Uint8Array && !bytesMatch(cid, body)) {
+    if (body instanceof Uint8Array && !copy.checked && !bytesMatch(cid, body)) {
       throw new DamagedTransfer(`the backup's copy of blob ${cid} does not match its CID`);
     }
-    const uploaded = await upload(ctx, body, contentType);
-    if (uploaded !== cid) {
-      throw new DamagedTransfer(`the backup's copy of blob ${cid} uploaded as ${String(uploaded)}`);
-    }
-    ctx.progress.addBytes(stored.size);
-    return true;
+    return await sendStored(ctx, cid, body, copy.contentType);
   } finally {
     budget.release(granted);
   }
+}
+
+async function sendStored(
+  ctx: BlobCopyContext,
+  cid: string,
+  body: Uint8Array | Blob,
+  contentType: string,
+): Promise<true> {
+  const uploaded = await upload(ctx, body, contentType);
+  if (uploaded !== cid) {
+    throw new DamagedTransfer(`the backup's copy of blob ${cid} uploaded as ${String(uploaded)}`);
+  }
+  ctx.progress.addBytes(body instanceof Uint8Array ? body.byteLength : body.size);
+  return true;
 }
 
 function bytesMatch(cid: string, bytes: Uint8Array): boolean {
@@ -327,10 +372,12 @@ async function upload(
  * Fills the backup from the old server, in the old server's listBlobs order, from the moment the
  * repository is stored (the old server's part of the repo step is over then) until the blob phase
  * ends. While the new server imports, this is all that happens; in the blob phase it becomes the
- * download half of a two-stage pipeline: the blob phase asks `stored(cid)` for each blob it
+ * download half of a two-stage pipeline: the blob phase asks `fetched(cid)` for each blob it
  * uploads, which returns at once for a blob already here, waits for one under way, and puts any
  * other at the head of the queue. So the old server always has `concurrency` downloads in flight
- * and the new one `concurrency` uploads, and neither waits for the other's round trips.
+ * and the new one `concurrency` uploads, and neither waits for the other's round trips. A small
+ * blob the blob phase was waiting for is handed over in memory as well as stored: reading it back
+ * and hashing it again would cost the client more than the download did.
  * Each blob's content type is kept with it (in memory, and in the backup for a later run).
  * Everything here is best effort: a blob it does not get, the blob phase fetches itself.
  */
@@ -344,6 +391,10 @@ export class BlobPrefetch {
   readonly #pending = new Map<string, Promise<void>>();
   /** Blobs this prefetch tried and could not get: left to the blob phase. */
   readonly #failed = new Set<string>();
+  /** Downloads the blob phase is waiting for: their bytes are handed over (#handoffs). */
+  readonly #awaited = new Set<string>();
+  /** Bytes of awaited downloads, from the download's end until `fetched` passes them on. */
+  readonly #handoffs = new Map<string, { bytes: Uint8Array; release: () => void }>();
   readonly #listing: Promise<void>;
   #stopped = false;
 
@@ -359,16 +410,38 @@ export class BlobPrefetch {
    * waiting for its download if needed; undefined when the prefetch did not get it.
    */
   async stored(cid: string): Promise<string | undefined> {
-    const known =
-      this.#types.get(cid) ??
-      (await this.#ctx.backup.blobContentType?.(cid).catch(() => undefined)) ??
-      // Stored by a download that ended while the backup was asked.
-      this.#types.get(cid);
-    if (known !== undefined) return known;
-    const pending = this.#pending.get(cid);
-    if (!pending && (this.#stopped || this.#failed.has(cid))) return undefined;
-    await (pending ?? this.#queue(cid, true).done);
-    return this.#types.get(cid);
+    const copy = await this.fetched(cid);
+    copy?.release();
+    return copy?.contentType;
+  }
+
+  /**
+   * Like `stored`, with what the upload needs to know: whether this run checked the stored bytes,
+   * and the bytes themselves when it waited for their download. The caller must `release` it.
+   */
+  async fetched(cid: string): Promise<StoredCopy | undefined> {
+    if (!this.#types.has(cid)) {
+      const earlier = await this.#ctx.backup.blobContentType?.(cid).catch(() => undefined);
+      // Stored meanwhile by a download of this run: that answer is the better one.
+      if (earlier !== undefined && !this.#types.has(cid)) {
+        return { contentType: earlier, checked: false, release: () => {} };
+      }
+    }
+    if (!this.#types.has(cid)) {
+      const pending = this.#pending.get(cid);
+      if (!pending && (this.#stopped || this.#failed.has(cid))) return undefined;
+      this.#awaited.add(cid);
+      try {
+        await (pending ?? this.#queue(cid, true).done);
+      } finally {
+        this.#awaited.delete(cid);
+      }
+    }
+    const contentType = this.#types.get(cid);
+    if (contentType === undefined) return undefined;
+    const handoff = this.#handoffs.get(cid);
+    this.#handoffs.delete(cid);
+    return { contentType, checked: true, bytes: handoff?.bytes, release: handoff?.release ?? (() => {}) };
   }
 
   /** Starts no more downloads and waits for those under way. */
@@ -376,6 +449,8 @@ export class BlobPrefetch {
     this.#stopped = true;
     await this.#listing;
     await this.#pool.drain();
+    for (const { release } of this.#handoffs.values()) release();
+    this.#handoffs.clear();
   }
 
   async #list(): Promise<void> {
@@ -432,11 +507,22 @@ export class BlobPrefetch {
     await withRetry(
       async () => {
         const { download: res, length, contentType, granted } = await openDownload(old, did, cid, this.#budget);
+        let handedOver = false;
         try {
           const body = length > 0 && length <= WHOLE_BODY_BYTES ? new Uint8Array(await res.arrayBuffer()) : res.body;
           await backup.writeBlob(cid, body, contentType);
+          if (body instanceof Uint8Array && this.#awaited.has(cid)) {
+            // Its budget goes with it: the bytes stay counted until the upload is done with them.
+            let released = false;
+            const release = () => {
+              if (!released) this.#budget.release(granted);
+              released = true;
+            };
+            this.#handoffs.set(cid, { bytes: body, release });
+            handedOver = true;
+          }
         } finally {
-          this.#budget.release(granted);
+          if (!handedOver) this.#budget.release(granted);
         }
         this.#types.set(cid, contentType);
       },

@@ -115,3 +115,41 @@ describe('BlobPrefetch.stored', () => {
     assert.deepEqual([...downloads].sort(), [...account.blobCids].sort(), `downloaded ${downloads.join(' ')}`);
   });
 });
+
+describe('BlobPrefetch.fetched', () => {
+  it('hands the bytes of a download the blob phase waited for over, counted in its budget until released', async () => {
+    const downloads: string[] = [];
+    const backup = await new DirectoryBackup(join(dir, 'handoff'), account.did).open();
+    // A budget of one byte lets one download hold memory at a time.
+    const prefetch = new BlobPrefetch({
+      did: account.did,
+      old: countingSession(downloads),
+      backup,
+      concurrency: 2,
+      inFlightBytes: 1,
+    });
+    while (downloads.length === 0) await sleep(2);
+    const last = account.blobCids.at(-1)!;
+    const copy = await prefetch.fetched(last);
+    assert.ok(copy?.bytes, 'the awaited download comes with its bytes');
+    assert.equal(copy.checked, true);
+    assert.equal(formatCid(cidForRaw(copy.bytes)), last);
+    assert.equal(await backup.hasBlob(last), true, 'and is stored as well');
+    const startedBefore = downloads.length;
+    await sleep(100);
+    assert.equal(downloads.length, startedBefore, 'no download starts while the handed-over bytes are held');
+    copy.release();
+    while (downloads.length === startedBefore) await sleep(2);
+    await prefetch.stop();
+
+    // A blob an earlier run stored is read from the backup, and checked again before it is sent.
+    const later = new BlobPrefetch({ did: account.did, old: countingSession([]), backup, concurrency: 1 });
+    const earlier = await later.fetched(last);
+    assert.deepEqual(
+      { ...earlier, release: undefined },
+      { contentType: 'image/jpeg', checked: false, release: undefined },
+    );
+    earlier!.release();
+    await later.stop();
+  });
+});
