@@ -11,7 +11,7 @@ import { HandleResolver } from '@portage/atproto/identity/handle-resolver';
 import { XrpcClient } from '@portage/atproto/xrpc/client';
 import type { BackupSink } from './backup.ts';
 import { AdaptivePool } from './blobs.ts';
-import { checkedServiceUrl, formatBytes, toMigrationError } from './engine.ts';
+import { checkedServiceUrl, formatBytes, toMigrationError, UNCOMPRESSED_REPO } from './engine.ts';
 import { MigrationError } from './errors.ts';
 import { type EventSink, STEP_TITLES, type StepName } from './events.ts';
 import { countingStream, ProgressTracker } from './progress.ts';
@@ -74,7 +74,11 @@ export async function backupAccount(opts: BackupOptions, env: BackupEnvironment)
       }
       const progress = new ProgressTracker('repo', 'bytes', emit);
       await withRetry(async () => {
-        const res = await sync.request('com.atproto.sync.getRepo', { method: 'GET', params: { did: account } });
+        const res = await sync.request('com.atproto.sync.getRepo', {
+          method: 'GET',
+          params: { did: account },
+          headers: UNCOMPRESSED_REPO,
+        });
         await backup.writeRepo(res.body!.pipeThrough(countingStream((n) => progress.addBytes(n))), head.cid);
       });
       progress.flush();

@@ -79,6 +79,7 @@ describe('migration through faults', () => {
     let step = '';
     const downloads: { cid: string; step: string }[] = [];
     const calls: string[] = [];
+    let repoEncoding: string | null | undefined;
     const watchingFetch: typeof fetch = async (input, init) => {
       const url = new URL(String(input));
       calls.push(url.pathname.replace('/xrpc/', ''));
@@ -93,7 +94,9 @@ describe('migration through faults', () => {
         }
         writeFileSync(join(backupDir, 'blobs', damaged), randomBytes(50_000));
       }
-      return fetch(input, init);
+      const res = await fetch(input, init);
+      if (url.pathname.endsWith('/com.atproto.sync.getRepo')) repoEncoding = res.headers.get('content-encoding');
+      return res;
     };
     const result = await migrate(
       { from: mia.did, fromPds: a!.url, to: b!.url, plcUrl: net.plc.url },
@@ -110,6 +113,7 @@ describe('migration through faults', () => {
     assert.equal(result.status, 'done', result.message);
     await checkMigrated(net, a!, b!, mia, before);
     assert.equal(calls.filter((c) => c === 'com.atproto.sync.getRepo').length, 1, 'the repo was downloaded once');
+    assert.equal(repoEncoding, null, 'the export came uncompressed (the reference gzips CARs unless told not to)');
     assert.ok(
       calls.indexOf('com.atproto.sync.getRepo') < calls.indexOf('com.atproto.server.createAccount'),
       'the repo download began before the new account existed (it is imported from the backup)',
