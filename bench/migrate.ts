@@ -406,7 +406,7 @@ async function main(): Promise<void> {
       ] as const) {
         const run = await move('portage', did, from, to, `backup-${to === p1 ? 'p1' : 'p2'}`);
         process.stderr.write(
-          `bench: portage ${route}: ${run.total.toFixed(3)} s, client CPU ${run.cpuSeconds.toFixed(2)} s, phases ${JSON.stringify(run.phases)}\n`,
+          `bench: portage ${route}: ${run.total.toFixed(3)} s, client CPU ${run.cpuSeconds.toFixed(2)} s, peak RSS ${Math.round(run.peakRssMb)} MB, phases ${JSON.stringify(run.phases)}\n`,
         );
       }
       return;

@@ -109,7 +109,10 @@ export interface BlobCopyContext {
   emit: EventSink;
   /** Blobs that failed for good in this run are not retried in it again. */
   failed: Map<string, MissingBlob>;
-  /** Bytes of blobs in flight at once (default 16 MB: eight typical images, or three 5 MB videos). */
+  /**
+   * Bytes of blobs in flight at once (default 8 MB: eight typical images, or one 5 MB video; more
+   * would not move them faster, and the memory guard's allowance for garbage is worth more).
+   */
   inFlightBytes?: number;
   /**
    * Downloads into the backup (this run's BlobPrefetch): blobs it holds or gets are uploaded from
@@ -144,7 +147,7 @@ class DamagedTransfer extends Error {
 
 const PAGE = 500;
 const MAX_PASSES = 3;
-const DEFAULT_IN_FLIGHT_BYTES = 16 * 1024 * 1024;
+const DEFAULT_IN_FLIGHT_BYTES = 8 * 1024 * 1024;
 /**
  * Blobs up to this size are read whole and sent with a Content-Length: a streamed request body
  * goes out chunk-encoded, one write per chunk plus its framing, which costs more than the copy
