@@ -409,18 +409,10 @@ export class BlobPrefetch {
   }
 
   /**
-   * The content type of `cid` once the backup holds it (stored by this prefetch or an earlier run),
-   * waiting for its download if needed; undefined when the prefetch did not get it.
-   */
-  async stored(cid: string): Promise<string | undefined> {
-    const copy = await this.fetched(cid);
-    copy?.release();
-    return copy?.contentType;
-  }
-
-  /**
-   * Like `stored`, with what the upload needs to know: whether this run checked the stored bytes,
-   * and the bytes themselves when it waited for their download. The caller must `release` it.
+   * `cid` once the backup holds it (stored by this prefetch or an earlier run), waiting for its
+   * download if needed; undefined when the prefetch did not get it. With its content type, whether
+   * this run checked the stored bytes, and the bytes themselves when the caller waited for their
+   * download. The caller must `release` it.
    */
   async fetched(cid: string): Promise<StoredCopy | undefined> {
     if (!this.#types.has(cid)) {

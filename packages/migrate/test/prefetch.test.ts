@@ -47,7 +47,14 @@ function countingSession(downloads: string[], broken?: string): PdsSession {
   });
 }
 
-describe('BlobPrefetch.stored', () => {
+/** The content type of a blob the prefetch holds or gets (undefined: left to the blob phase). */
+async function storedType(prefetch: BlobPrefetch, cid: string): Promise<string | undefined> {
+  const copy = await prefetch.fetched(cid);
+  copy?.release();
+  return copy?.contentType;
+}
+
+describe('BlobPrefetch', () => {
   it('leaves a blob whose download failed to the blob phase: the listing does not fetch it again', async () => {
     const { data } = await account.agent.com.atproto.sync.listBlobs({ did: account.did });
     const broken = data.cids.at(-1)!;
@@ -55,7 +62,7 @@ describe('BlobPrefetch.stored', () => {
     const old = countingSession(downloads, broken);
     const backup = await new DirectoryBackup(join(dir, 'failed'), account.did).open();
     const prefetch = new BlobPrefetch({ did: account.did, old, backup, concurrency: 1 });
-    assert.equal(await prefetch.stored(broken), undefined);
+    assert.equal(await storedType(prefetch, broken), undefined);
     const triesWhenAsked = downloads.filter((cid) => cid === broken).length;
     // Let the listing reach the end of the page (every other blob downloaded) before stopping.
     while (new Set(downloads).size < data.cids.length) await sleep(5);
@@ -74,9 +81,9 @@ describe('BlobPrefetch.stored', () => {
     // blob phase asks for the last blob: it goes next, ahead of the listing's own queue.
     while (downloads.length === 0) await sleep(2);
     const last = listed.at(-1)!;
-    assert.equal(await prefetch.stored(last), 'image/jpeg');
+    assert.equal(await storedType(prefetch, last), 'image/jpeg');
     assert.equal(downloads.indexOf(last), 1, `downloaded in order ${downloads.join(' ')}`);
-    for (const cid of listed) assert.equal(await prefetch.stored(cid), 'image/jpeg');
+    for (const cid of listed) assert.equal(await storedType(prefetch, cid), 'image/jpeg');
     await prefetch.stop();
     assert.deepEqual([...downloads].sort(), [...listed].sort(), 'each blob downloaded exactly once');
     for (const cid of listed) assert.equal(await backup.hasBlob(cid), true);
@@ -87,7 +94,7 @@ describe('BlobPrefetch.stored', () => {
     const backup = await new DirectoryBackup(join(dir, 'second'), account.did).open();
     const prefetch = new BlobPrefetch({ did: account.did, old: countingSession(downloads), backup, concurrency: 2 });
     const absent = formatCid(cidForRaw(new TextEncoder().encode('never uploaded')));
-    assert.equal(await prefetch.stored(absent), undefined);
+    assert.equal(await storedType(prefetch, absent), undefined);
     assert.equal(await backup.hasBlob(absent), false);
     await prefetch.stop();
 
@@ -100,7 +107,7 @@ describe('BlobPrefetch.stored', () => {
       concurrency: 2,
     });
     await stopped.stop();
-    assert.equal(await stopped.stored(account.blobCids[0]!), undefined);
+    assert.equal(await storedType(stopped, account.blobCids[0]!), undefined);
     assert.deepEqual(stoppedDownloads, [], 'a stopped prefetch starts no download');
   });
 
@@ -110,13 +117,13 @@ describe('BlobPrefetch.stored', () => {
     const downloads: string[] = [];
     const backup = await new DirectoryBackup(join(dir, 'crossing'), account.did).open();
     const prefetch = new BlobPrefetch({ did: account.did, old: countingSession(downloads), backup, concurrency: 1 });
-    for (const cid of account.blobCids) assert.equal(await prefetch.stored(cid), 'image/jpeg');
+    for (const cid of account.blobCids) assert.equal(await storedType(prefetch, cid), 'image/jpeg');
     await prefetch.stop();
     assert.deepEqual([...downloads].sort(), [...account.blobCids].sort(), `downloaded ${downloads.join(' ')}`);
   });
 });
 
-describe('BlobPrefetch.fetched', () => {
+describe('BlobPrefetch handing over', () => {
   it('hands the bytes of a download the blob phase waited for over, counted in its budget until released', async () => {
     const downloads: string[] = [];
     const backup = await new DirectoryBackup(join(dir, 'handoff'), account.did).open();
