@@ -417,7 +417,7 @@ export class BlobPrefetch {
   async fetched(cid: string): Promise<StoredCopy | undefined> {
     if (!this.#types.has(cid)) {
       const earlier = await this.#ctx.backup.blobContentType?.(cid).catch(() => undefined);
-      // Stored meanwhile by a download of this run: that answer is the better one.
+      // Unless a download of this run stored it while the backup was asked (then it is checked).
       if (earlier !== undefined && !this.#types.has(cid)) {
         return { contentType: earlier, checked: false, release: () => {} };
       }
