@@ -25,7 +25,8 @@ import {
 
 const KILLS = Number(process.env.PORTAGE_MIGRATE_KILLS ?? 20);
 const MAX_ACCOUNTS = 12;
-let seed = Number(process.env.PORTAGE_MIGRATE_KILL_SEED ?? Date.now() % 100000);
+const firstSeed = Number(process.env.PORTAGE_MIGRATE_KILL_SEED ?? Date.now() % 100000);
+let seed = firstSeed;
 function random(): number {
   seed = (seed * 1103515245 + 12345) % 2147483648;
   return seed / 2147483648;
@@ -41,6 +42,8 @@ interface KillRun {
   code: number | null;
   killed: boolean;
   lastStep: string | undefined;
+  /** What the run printed on stderr: the reason, when it failed. */
+  stderr: string;
 }
 
 /** Runs the CLI and SIGKILLs it after `afterEvents` JSON events plus `delayMs`. */
@@ -56,7 +59,8 @@ function runAndKill(
     let buffer = '';
     let lastStep: string | undefined;
     let armed = false;
-    child.stderr.resume();
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       buffer += chunk;
       const lines = buffer.split('\n');
@@ -73,7 +77,7 @@ function runAndKill(
       }
     });
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, killed: signal === 'SIGKILL', lastStep }));
+    child.on('close', (code, signal) => resolve({ code, killed: signal === 'SIGKILL', lastStep, stderr }));
   });
 }
 
@@ -113,7 +117,10 @@ describe(`portage migrate killed ${KILLS} times`, () => {
           : await runAndKill(await withToken(), env, Number.POSITIVE_INFINITY, 0);
         if (run.killed) killedAt.push(run.lastStep ?? 'startup');
         else {
-          assert.ok(run.code === 0 || run.code === 3, `exit ${run.code} (1 would mean a failure)`);
+          assert.ok(
+            run.code === 0 || run.code === 3,
+            `exit ${run.code} (1 would mean a failure) after kills at ${killedAt.join(', ')}; seed ${firstSeed}; stderr:\n${run.stderr}`,
+          );
           done = run.code === 0;
         }
       }
@@ -130,9 +137,7 @@ describe(`portage migrate killed ${KILLS} times`, () => {
     // Which step each kill interrupted (for the log; the spread depends on the random draws).
     const spread: Record<string, number> = {};
     for (const step of killedAt) spread[step] = (spread[step] ?? 0) + 1;
-    process.stdout.write(
-      `# kills: ${killedAt.length}, by step: ${JSON.stringify(spread)}, seed ${process.env.PORTAGE_MIGRATE_KILL_SEED ?? 'random'}\n`,
-    );
+    process.stdout.write(`# kills: ${killedAt.length}, by step: ${JSON.stringify(spread)}, seed ${firstSeed}\n`);
     assert.ok(killedAt.length >= KILLS, `${killedAt.length} kills landed`);
   });
 });
