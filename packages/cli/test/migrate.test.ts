@@ -215,7 +215,7 @@ describe('portage migrate (two reference PDSes, one PLC)', () => {
     assert.equal(res.status, 400);
   });
 
-  it('stops before the identity step on an expired PLC token', async () => {
+  it('on an expired PLC token, has a new one emailed without moving the identity, then finishes with it', async () => {
     const [a, b] = net.pdses;
     const erin = await createAccount(a!, 'erin', { records: 5, blobs: 1 });
     const first = await runCli(baseArgs(erin), accountPasswordEnv(erin));
@@ -223,10 +223,14 @@ describe('portage migrate (two reference PDSes, one PLC)', () => {
     const token = await plcToken(a!, erin.did);
     await expirePlcToken(a!, erin.did);
     const run = await runCli(baseArgs(erin, ['--plc-token', token!]), accountPasswordEnv(erin));
-    assert.equal(run.code, 1);
-    const f = failure(run);
-    assert.match(f.message, /did not accept the PLC token/);
-    assert.match(f.next, /without --plc-token/);
+    assert.equal(run.code, 3, run.stderr);
+    const refused = run.events.find(
+      (e) => e.type === 'notice' && /did not accept the PLC token/.test(String(e.message)),
+    );
+    assert.ok(refused, 'the refusal is explained');
+    assert.match(String(refused.message), /emailed a new confirmation code/);
+    const waiting = run.events.find((e) => e.type === 'waiting-for-plc-token');
+    assert.match(String(waiting?.next), /--plc-token/);
     const doc = (await (await fetch(`${net.plc.url}/${erin.did}`)).json()) as {
       service: { serviceEndpoint: string }[];
     };
@@ -235,6 +239,11 @@ describe('portage migrate (two reference PDSes, one PLC)', () => {
     assert.equal(status.data.activated, true, 'the old account is still active');
     const res = await fetch(`${b!.url}/xrpc/com.atproto.sync.getRepoStatus?did=${erin.did}`);
     assert.equal(((await res.json()) as { active: boolean }).active, false, 'the new account is not active');
+
+    const fresh = await plcToken(a!, erin.did);
+    assert.ok(fresh && fresh !== token, 'a new code was emailed');
+    const last = await runCli(baseArgs(erin, ['--plc-token', fresh]), accountPasswordEnv(erin));
+    assert.equal(last.code, 0, last.stderr);
   });
 
   it('stops before changing anything when the DID does not match the handle', async () => {

@@ -604,6 +604,8 @@ class Migration {
       .then((r) => r?.did)
       .catch(() => undefined);
     if (holder === this.did) {
+      // A createAccount sent by a run that was stopped may have landed since the sign-in above.
+      if (await signsIn(neu, password)) return 'the account from an earlier run is there (not yet active)';
       throw new MigrationError(
         'NewPasswordMismatch',
         `${this.to} already has this account (from an earlier attempt), but refused the new password`,
@@ -649,13 +651,12 @@ class Migration {
       } catch (err) {
         if (err instanceof XrpcClientError && err.retryable && attempt < 6) {
           await sleep(err.status === 429 ? (retryDelayFromHeaders(err.headers) ?? 5000) : 300 * 2 ** attempt);
-          const exists = await neu.login(input.password).then(
-            () => true,
-            () => false,
-          );
-          if (exists) return undefined;
+          if (await signsIn(neu, input.password)) return undefined;
           continue;
         }
+        // Refused as a duplicate: a run stopped after sending createAccount may have made the
+        // account moments ago. Signing in with this password tells whether it is ours.
+        if (err instanceof XrpcClientError && (await signsIn(neu, input.password))) return undefined;
         if (err instanceof XrpcClientError) {
           const next =
             err.error === 'InvalidInviteCode'
@@ -987,56 +988,60 @@ class Migration {
       await this.saveJournal();
     }
 
-    let token = await this.env.credentials.plcToken(false);
-    if (!token) {
-      await this.old!.procedure('com.atproto.identity.requestPlcOperationSignature');
-      this.journal!.plcTokenRequestedAt = new Date().toISOString();
-      await this.saveJournal();
-      this.emit({
-        type: 'notice',
-        step: 'identity',
-        message: `The old server emailed a confirmation code (PLC token, like ABCDE-12345) to the account's address. It is valid for about 15 minutes.`,
-      });
-      token = await this.env.credentials.plcToken(true);
-      if (!token) {
-        const message = 'All data is copied and verified; the identity update waits for the emailed code (PLC token).';
-        this.emit({
-          type: 'waiting-for-plc-token',
-          step: 'identity',
-          message,
-          next: 'Run the same command again with --plc-token <code from the email>.',
-        });
-        throw new Waiting(message);
-      }
-    }
-
-    let operation: Record<string, unknown>;
-    try {
-      ({ operation } = await this.old!.procedure<{ operation: Record<string, unknown> }>(
-        'com.atproto.identity.signPlcOperation',
-        {
-          token,
-          rotationKeys,
-          alsoKnownAs: rec.alsoKnownAs,
-          verificationMethods: rec.verificationMethods,
-          services: rec.services,
-        },
-      ));
-    } catch (err) {
-      if (err instanceof XrpcClientError && err.status === 400 && /token/i.test(`${err.error} ${err.message}`)) {
-        throw new MigrationError(
-          'PlcTokenRejected',
-          `the old server did not accept the PLC token (${err.error}; codes expire about 15 minutes after the email)`,
-          'Run the same command again without --plc-token to get a new code emailed. The identity was NOT changed; all data stays copied.',
-          { cause: err },
+    let token = (await this.env.credentials.plcToken(false)) ?? (await this.#emailPlcToken('The old server emailed a'));
+    let operation: Record<string, unknown> | undefined;
+    while (!operation) {
+      try {
+        ({ operation } = await this.old!.procedure<{ operation: Record<string, unknown> }>(
+          'com.atproto.identity.signPlcOperation',
+          {
+            token,
+            rotationKeys,
+            alsoKnownAs: rec.alsoKnownAs,
+            verificationMethods: rec.verificationMethods,
+            services: rec.services,
+          },
+        ));
+      } catch (err) {
+        if (!(err instanceof XrpcClientError && err.status === 400 && /token/i.test(`${err.error} ${err.message}`))) {
+          throw err;
+        }
+        // The code expired (they last about 15 minutes), was mistyped, or was used by a run that
+        // was stopped while signing. Asking for a new one now saves the user a run.
+        token = await this.#emailPlcToken(
+          `The old server did not accept the PLC token (${err.error}). The identity was NOT changed; all data stays copied. It emailed a new`,
         );
       }
-      throw err;
     }
     this.journal!.signedOperation = operation as Journal['signedOperation'];
     await this.saveJournal();
     await this.#submit(operation);
     return 'the DID now points to the new server';
+  }
+
+  /**
+   * Has the old server email a PLC token and asks for it. Stops the run (waiting-for-plc-token)
+   * when it cannot be asked now: the next run is given it with --plc-token.
+   */
+  async #emailPlcToken(emailed: string): Promise<string> {
+    await this.old!.procedure('com.atproto.identity.requestPlcOperationSignature');
+    this.journal!.plcTokenRequestedAt = new Date().toISOString();
+    await this.saveJournal();
+    this.emit({
+      type: 'notice',
+      step: 'identity',
+      message: `${emailed} confirmation code (PLC token, like ABCDE-12345) to the account's address. It is valid for about 15 minutes.`,
+    });
+    const token = await this.env.credentials.plcToken(true);
+    if (token) return token;
+    const message = 'All data is copied and verified; the identity update waits for the emailed code (PLC token).';
+    this.emit({
+      type: 'waiting-for-plc-token',
+      step: 'identity',
+      message,
+      next: 'Run the same command again with --plc-token <code from the email>.',
+    });
+    throw new Waiting(message);
   }
 
   async #submit(operation: Record<string, unknown>): Promise<void> {
@@ -1134,6 +1139,14 @@ class Migration {
   async saveJournal(): Promise<void> {
     await saveJournal(this.env.storage, this.journal!);
   }
+}
+
+/** Whether the account exists on that server with this password (the session is kept if so). */
+function signsIn(session: PdsSession, password: string): Promise<boolean> {
+  return session.login(password).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Any failure as a MigrationError with a next-step sentence. */

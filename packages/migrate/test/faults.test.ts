@@ -255,4 +255,68 @@ describe('migration through faults', () => {
       await new Promise<void>((r) => gate.close(() => r()));
     }
   });
+
+  // A run stopped (killed, or its connection lost) after sending createAccount leaves that request
+  // to finish on the new server while the next run is already going. Both orders must still end
+  // in a migrated account, since the account was made with this run's password.
+  for (const landing of ['between the sign-in check and the handle check', 'just before its own createAccount']) {
+    it(`goes on when a stopped run's createAccount lands ${landing}`, async () => {
+      const [a, b] = net.pdses;
+      const name = landing.startsWith('between') ? 'nora' : 'otto';
+      const acct = await createAccount(a!, name, { records: 20, blobs: 2 });
+      const before = await snapshot(a!, acct);
+      const newServiceDid = (
+        (await (await fetch(`${b!.url}/xrpc/com.atproto.server.describeServer`)).json()) as {
+          did: string;
+        }
+      ).did;
+      // What the stopped run had sent: createAccount with a service token from the old server.
+      const landStoppedRunsCreateAccount = async () => {
+        const { data } = await acct.agent.com.atproto.server.getServiceAuth({
+          aud: newServiceDid,
+          lxm: 'com.atproto.server.createAccount',
+        });
+        const res = await fetch(`${b!.url}/xrpc/com.atproto.server.createAccount`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${data.token}` },
+          body: JSON.stringify({
+            did: acct.did,
+            handle: acct.handle,
+            email: `${name}@example.com`,
+            password: acct.password,
+          }),
+        });
+        assert.equal(res.status, 200, await res.text());
+      };
+      let landed = false;
+      let refusedAsDuplicate = false;
+      const interleaving: typeof fetch = async (input, init) => {
+        const url = new URL(String(input));
+        const onNew = url.origin === new URL(b!.url).origin;
+        const trigger = landing.startsWith('between')
+          ? 'com.atproto.identity.resolveHandle'
+          : 'com.atproto.server.createAccount';
+        if (onNew && !landed && url.pathname.endsWith(trigger)) {
+          landed = true;
+          await landStoppedRunsCreateAccount();
+        }
+        const res = await fetch(input, init);
+        if (onNew && url.pathname.endsWith('com.atproto.server.createAccount')) refusedAsDuplicate = !res.ok;
+        return res;
+      };
+      const result = await migrate(
+        { from: acct.did, fromPds: a!.url, to: b!.url, plcUrl: net.plc.url },
+        {
+          storage: new MemoryStorage(),
+          fetch: interleaving,
+          credentials: credentials(acct.password, () => plcToken(a!, acct.did)),
+          onEvent: () => {},
+        },
+      );
+      assert.ok(landed, "the stopped run's request landed");
+      if (!landing.startsWith('between')) assert.ok(refusedAsDuplicate, "this run's own createAccount was refused");
+      assert.equal(result.status, 'done', result.message);
+      await checkMigrated(net, a!, b!, acct, before);
+    });
+  }
 });
