@@ -1,6 +1,7 @@
 /** A directory as MigrationStorage (Node): one file per key, replaced atomically by rename. */
 import { hostname } from 'node:os';
-import { type FileHandle, mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { link, mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { LockAttempt, MigrationStorage } from './storage.ts';
@@ -35,7 +36,7 @@ export class DirectoryStorage implements MigrationStorage {
   }
 
   /**
-   * A lock file created with O_EXCL, holding this process's pid. A file whose process is gone
+   * A lock file created exclusively and whole (createWhole), holding this process's pid. A file whose process is gone
    * (on this host) is stale: it is removed (breakStaleLock) and the lock taken. A pid reused by an
    * unrelated process keeps the lock held; the refusal names the file to remove by hand then.
    */
@@ -45,12 +46,7 @@ export class DirectoryStorage implements MigrationStorage {
     const me: LockOwner = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
     for (let attempt = 0; ; attempt++) {
       try {
-        const file = await open(path, 'wx', 0o600);
-        try {
-          await file.writeFile(`${JSON.stringify(me)}\n`);
-        } finally {
-          await file.close();
-        }
+        await createWhole(path, me);
         return {
           acquired: true,
           release: async () => {
@@ -63,7 +59,8 @@ export class DirectoryStorage implements MigrationStorage {
         if ((err as { code?: string }).code !== 'EEXIST') throw err;
       }
       const owner = await readOwner(path);
-      // Unreadable (being written right now) or alive: held. Dead on this host: stale.
+      // Unreadable (damaged, or being written on a filesystem without hard links) or alive: held.
+      // Dead on this host: stale.
       const stale = owner !== undefined && owner.host === me.host && !processAlive(owner.pid);
       if (!stale || attempt >= 5) {
         const holder = owner
@@ -95,9 +92,8 @@ function safeName(key: string): string {
  */
 async function breakStaleLock(path: string, stale: LockOwner, me: LockOwner): Promise<void> {
   const guard = `${path}.breaking`;
-  let file: FileHandle;
   try {
-    file = await open(guard, 'wx', 0o600);
+    await createWhole(guard, me);
   } catch (err) {
     if ((err as { code?: string }).code !== 'EEXIST') throw err;
     const breaker = await readOwner(guard);
@@ -106,12 +102,36 @@ async function breakStaleLock(path: string, stale: LockOwner, me: LockOwner): Pr
     return;
   }
   try {
-    await file.writeFile(`${JSON.stringify(me)}\n`);
-    await file.close();
     const current = await readOwner(path);
     if (current?.pid === stale.pid && current.startedAt === stale.startedAt) await rm(path, { force: true });
   } finally {
     await rm(guard, { force: true });
+  }
+}
+
+/**
+ * Creates `path` holding `owner`, failing with EEXIST when it exists (like O_EXCL). The file
+ * appears with its content: it is a hard link to a finished temporary file. Opening the lock with
+ * O_EXCL and then writing would leave an empty file when the process is killed in between, and
+ * an empty lock names no process, so it would read as held until removed by hand.
+ */
+async function createWhole(path: string, owner: LockOwner): Promise<void> {
+  const tmp = `${path}.${process.pid}.${randomUUID()}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(owner)}\n`, { mode: 0o600, flag: 'wx' });
+  try {
+    await link(tmp, path);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    // Filesystems without hard links (FAT, some network mounts): O_EXCL, then the content.
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+    const file = await open(path, 'wx', 0o600);
+    try {
+      await file.writeFile(`${JSON.stringify(owner)}\n`);
+    } finally {
+      await file.close();
+    }
+  } finally {
+    await rm(tmp, { force: true });
   }
 }
 

@@ -1,6 +1,6 @@
 /** The engine's building blocks on their own: retry policy, adaptive pool, storage, progress, rendering. */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -233,6 +233,34 @@ describe('one run per account', () => {
         assert.equal(winners.length, 1, `round ${round}: ${winners.length} runs took the lock`);
         await winners[0]!.release();
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a run killed at any moment while taking or releasing its lock never leaves one that blocks the next', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portage-lock-'));
+    const storageModule = new URL('../src/storage.node.ts', import.meta.url).href;
+    // A child that takes and releases the lock as fast as it can, killed at a random moment.
+    const churn = `const { DirectoryStorage } = await import(${JSON.stringify(storageModule)});
+      const s = new DirectoryStorage(${JSON.stringify(dir)});
+      process.stdout.write('ready\\n');
+      for (;;) { const l = await s.lock('migration-did:plc:abc'); if (l.acquired) await l.release(); }`;
+    try {
+      for (let round = 0; round < 20; round++) {
+        const child = spawn(process.execPath, ['--input-type=module', '-e', churn], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+        await new Promise((r) => setTimeout(r, 5 + Math.random() * 30));
+        child.kill('SIGKILL');
+        await new Promise((r) => child.once('close', r));
+        const next = await new DirectoryStorage(dir).lock('migration-did:plc:abc');
+        assert.ok(next.acquired, `round ${round}: the lock is held by ${next.acquired ? '' : next.holder}`);
+        await next.release();
+      }
+      const left = readdirSync(dir).filter((n) => !n.endsWith('.tmp'));
+      assert.deepEqual(left, [], 'no lock or guard file is left behind');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
