@@ -25,7 +25,7 @@ import {
   announceReady,
   closeOnSigterm,
   freePort,
-  portageNodeArgs,
+  benchNodeArgs,
   startBenchPortage,
   startBenchReference,
   startChildServer,
@@ -64,7 +64,7 @@ interface Server {
 async function startServer(side: Side, plcUrl: string, dataDir: string, env: NodeJS.ProcessEnv): Promise<Server> {
   const child = await startChildServer(import.meta.filename, ['--server', side, JSON.stringify({ plcUrl, dataDir })], {
     env,
-    nodeArgs: side === 'portage' ? portageNodeArgs() : [],
+    nodeArgs: benchNodeArgs(side),
     label: `${side} server`,
   });
   const [url, wsUrl] = child.ready.split(' ');

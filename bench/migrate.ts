@@ -31,9 +31,8 @@ import { parseArgs } from 'node:util';
 import {
   announceReady,
   closeOnSigterm,
-  cpuProfileArgs,
   freePort,
-  portageNodeArgs,
+  benchNodeArgs,
   startBenchPortage,
   startBenchReference,
   startChildServer,
@@ -147,7 +146,7 @@ async function startServerProcess(
   // BENCH_SERVER_PROF=<dir> writes a CPU profile of each PDS process there.
   const child = await startChildServer(import.meta.filename, args, {
     env,
-    nodeArgs: [...(portageDataDir ? portageNodeArgs() : []), ...cpuProfileArgs('BENCH_SERVER_PROF')],
+    nodeArgs: benchNodeArgs(portageDataDir ? 'portage' : 'reference', 'BENCH_SERVER_PROF'),
     quiet: true,
     label: 'server process',
   });
@@ -288,7 +287,7 @@ function cpuSeconds(): number {
 function runClient(job: ClientJob): Promise<ClientResult> {
   return new Promise((resolve, reject) => {
     // BENCH_CLIENT_PROF=<dir> writes a CPU profile of each Portage client run there.
-    const nodeArgs = job.side === 'portage' ? [...portageNodeArgs(), ...cpuProfileArgs('BENCH_CLIENT_PROF')] : [];
+    const nodeArgs = benchNodeArgs(job.side, 'BENCH_CLIENT_PROF');
     const child = spawn(
       process.execPath,
       [...nodeArgs, '--expose-gc', import.meta.filename, '--client', JSON.stringify(job)],

@@ -20,9 +20,8 @@ import { parseArgs, promisify } from 'node:util';
 import {
   announceReady,
   closeOnSigterm,
-  cpuProfileArgs,
   freePort,
-  portageNodeArgs,
+  benchNodeArgs,
   startBenchPortage,
   startBenchReference,
   startChildServer,
@@ -61,7 +60,7 @@ async function startServer(side: Side, plcUrl: string, dataDir: string, env: Nod
   // BENCH_SERVER_PROF=<dir> writes a CPU profile of each server process there.
   const child = await startChildServer(import.meta.filename, ['--server', side, JSON.stringify({ plcUrl, dataDir })], {
     env,
-    nodeArgs: [...(side === 'portage' ? portageNodeArgs() : []), ...cpuProfileArgs('BENCH_SERVER_PROF')],
+    nodeArgs: benchNodeArgs(side, 'BENCH_SERVER_PROF'),
     label: `${side} server`,
   });
   return { url: child.ready, pid: child.pid, stop: child.stop };

@@ -98,21 +98,17 @@ export async function startBenchReference(opts: { plcUrl: string; serviceDid?: s
 }
 
 /**
- * Node flags for a child running Portage's code: the ones `portage` and `npm start` use, so the
- * benchmarks measure Portage as it runs for its users (the reference's processes keep Node's
- * defaults, as the reference PDS runs).
+ * Node arguments for a benchmark child. Portage's side gets the flags `portage` and `npm start`
+ * use, so the benchmarks measure Portage as it runs for its users; the reference's side keeps
+ * Node's defaults, as the reference PDS runs. `profile` names the environment variable
+ * (BENCH_SERVER_PROF, BENCH_CLIENT_PROF) whose folder receives a CPU profile of the child, when set.
  */
-export function portageNodeArgs(): string[] {
-  return [...PORTAGE_NODE_FLAGS];
-}
-
-/**
- * Node arguments that write a CPU profile of the process into the folder the environment
- * variable `name` names (BENCH_SERVER_PROF, BENCH_CLIENT_PROF), or none when it is unset.
- */
-export function cpuProfileArgs(name: 'BENCH_SERVER_PROF' | 'BENCH_CLIENT_PROF'): string[] {
-  const dir = process.env[name];
-  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+export function benchNodeArgs(
+  side: 'portage' | 'reference',
+  profile?: 'BENCH_SERVER_PROF' | 'BENCH_CLIENT_PROF',
+): string[] {
+  const dir = profile && process.env[profile];
+  return [...(side === 'portage' ? PORTAGE_NODE_FLAGS : []), ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])];
 }
 
 /** In a child: runs `close` and exits on SIGTERM (how the parent stops a child server). */
