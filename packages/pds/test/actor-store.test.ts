@@ -339,13 +339,11 @@ describe('bulk writes checkpoint off the event loop', () => {
       const path = join(store.accountDirectory(did), 'store.sqlite');
       const sizeBefore = statSync(path).size;
       const filler = Buffer.alloc(4000, 7);
-      await store.withRepoDb(did, (db) =>
-        store.bulkWrite(did, db, () =>
-          db.transaction(() => {
-            const insert = db.prepare('INSERT INTO repo_block (cid, repo_rev, size, content) VALUES (?, ?, ?, ?)');
-            for (let i = 0; i < 3000; i++) insert.run(Buffer.from(`bulk-${i}`), 'rev', filler.length, filler);
-          })(),
-        ),
+      await store.bulkWrite(did, (db) =>
+        db.transaction(() => {
+          const insert = db.prepare('INSERT INTO repo_block (cid, repo_rev, size, content) VALUES (?, ?, ?, ?)');
+          for (let i = 0; i < 3000; i++) insert.run(Buffer.from(`bulk-${i}`), 'rev', filler.length, filler);
+        })(),
       );
       const db = store.database(did)!;
       // The commit left its 12 MB in the WAL: the database file did not grow inside it.
@@ -359,6 +357,34 @@ describe('bulk writes checkpoint off the event loop', () => {
       assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 1000);
       assert.ok(statSync(path).size > sizeBefore + 3000 * 4000, 'the pages are in the database file');
       assert.equal((db.prepare('SELECT count(*) AS n FROM repo_block').get() as { n: number }).n > 3000, true);
+    } finally {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a bulk write that throws rolls back and turns automatic checkpoints back on', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portage-bulk-write-'));
+    const store = new ActorStore({ directory: join(dir, 'actors'), blobstore: new DiskBlobStore(join(dir, 'blobs')) });
+    try {
+      await store.create(did, await generateSigningKey());
+      const db = store.database(did)!;
+      const blocks = () => (db.prepare('SELECT count(*) AS n FROM repo_block').get() as { n: number }).n;
+      const before = blocks();
+      await assert.rejects(
+        store.bulkWrite(did, (conn) =>
+          conn.transaction(() => {
+            conn
+              .prepare('INSERT INTO repo_block (cid, repo_rev, size, content) VALUES (?, ?, ?, ?)')
+              .run(Buffer.from('doomed'), 'rev', 1, Buffer.alloc(1));
+            throw new Error('the import found a missing block');
+          })(),
+        ),
+        /missing block/,
+      );
+      assert.equal(blocks(), before, 'nothing of the failed write is stored');
+      await new Promise((r) => setImmediate(r));
+      assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 1000);
     } finally {
       store.close();
       rmSync(dir, { recursive: true, force: true });

@@ -380,27 +380,34 @@ export class ActorStore {
   }
 
   /**
-   * Runs `write`, a bulk transaction on `db` (the account's connection, from withRepoDb), with
+   * Runs `write`, a bulk transaction on the account's own connection (through withRepoDb), with
    * automatic WAL checkpoints off: its commit would otherwise also copy every page it wrote into
    * the database file, and fsync both, before the caller could answer (about 0.1 s for a 20k-record
    * import, during which no other request is served). The checkpointer's thread makes that copy
    * afterwards, and automatic checkpoints come back on once it has.
    */
-  bulkWrite<T>(did: string, db: SqliteDb, write: () => T): T {
-    // Counted per connection: a second bulk write may start before the first one's checkpoint
-    // ends, and automatic checkpoints come back only after the last of them.
-    this.#bulkWrites.set(db, (this.#bulkWrites.get(db) ?? 0) + 1);
-    db.pragma('wal_autocheckpoint = 0');
-    try {
-      return write();
-    } finally {
-      void this.checkpointer.checkpoint(this.dbPath(did)).then(() => {
-        const left = this.#bulkWrites.get(db)! - 1;
-        if (left > 0) return void this.#bulkWrites.set(db, left);
-        this.#bulkWrites.delete(db);
-        if (db.open) db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
-      });
-    }
+  bulkWrite<T>(did: string, write: (db: SqliteDb) => T): Promise<T> {
+    return this.withRepoDb(did, (db) => {
+      // Counted per connection: a second bulk write may start before the first one's checkpoint
+      // ends, and automatic checkpoints come back only after the last of them.
+      this.#bulkWrites.set(db, (this.#bulkWrites.get(db) ?? 0) + 1);
+      db.pragma('wal_autocheckpoint = 0');
+      let committed = false;
+      try {
+        const result = write(db);
+        committed = true;
+        return result;
+      } finally {
+        // A write that threw rolled back: it left nothing in the WAL to copy.
+        const copied = committed ? this.checkpointer.checkpoint(this.dbPath(did)) : Promise.resolve();
+        void copied.then(() => {
+          const left = this.#bulkWrites.get(db)! - 1;
+          if (left > 0) return void this.#bulkWrites.set(db, left);
+          this.#bulkWrites.delete(db);
+          if (db.open) db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
+        });
+      }
+    });
   }
 
   /** Deletes an account's repository, records and blobs. */

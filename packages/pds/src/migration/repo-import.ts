@@ -90,9 +90,7 @@ export async function importRepository(
     } catch (err) {
       throw importError(err);
     }
-    const summary = await deps.actorStore.withRepoDb(did, (db) =>
-      deps.actorStore.bulkWrite(did, db, () => replaceRepository(db, did, staged, staging)),
-    );
+    const summary = await deps.actorStore.bulkWrite(did, (db) => replaceRepository(db, did, staged, staging));
     await promoteReferencedBlobs(deps, did);
     return summary;
   } finally {
