@@ -136,14 +136,8 @@ export class DiskBlobStore implements BlobStore {
   }
 
   /** Creates the upload's file, and the account's temporary directory the first time it is missing. */
-  private async openTempFile(did: string, path: string): Promise<FileHandle> {
-    try {
-      return await open(path, 'wx', 0o600);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      await mkdir(this.tempDir(did), { recursive: true });
-      return open(path, 'wx', 0o600);
-    }
+  private openTempFile(did: string, path: string): Promise<FileHandle> {
+    return creatingDirWhenMissing(this.tempDir(did), () => open(path, 'wx', 0o600));
   }
 
   /**
@@ -156,7 +150,12 @@ export class DiskBlobStore implements BlobStore {
     const target = this.permanentPath(did, cid);
     const source = this.tempPath(did, tempKey);
     try {
-      await renameCreatingDir(source, target, this.permanentDir(did));
+      // ENOENT with the source present means the account's directory is missing.
+      await creatingDirWhenMissing(
+        this.permanentDir(did),
+        () => rename(source, target),
+        () => exists(source),
+      );
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' && (await exists(target))) return; // made permanent by an earlier call
@@ -221,14 +220,22 @@ export class DiskBlobStore implements BlobStore {
   }
 }
 
-/** rename, creating `dir` (the target's directory) and retrying once when it does not exist yet. */
-async function renameCreatingDir(source: string, target: string, dir: string): Promise<void> {
+/**
+ * Runs `op` (a file operation inside `dir`), and once more after creating `dir` when it failed
+ * with ENOENT for want of it: the directory is made the first time it is needed, not checked for
+ * on every operation. `dirWasMissing` tells, when ENOENT could have another cause.
+ */
+async function creatingDirWhenMissing<T>(
+  dir: string,
+  op: () => Promise<T>,
+  dirWasMissing: () => Promise<boolean> = async () => true,
+): Promise<T> {
   try {
-    await rename(source, target);
+    return await op();
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !(await exists(source))) throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !(await dirWasMissing())) throw err;
     await mkdir(dir, { recursive: true });
-    await rename(source, target);
+    return op();
   }
 }
 
