@@ -38,6 +38,8 @@ export class DirectoryBackup implements BackupSink {
   #types: Promise<{ byCid: Map<string, string>; cutLine: boolean }> | undefined;
   /** Appends to blob-types.jsonl, one after the other, so two lines never interleave. */
   #typeAppends: Promise<void> = Promise.resolve();
+  /** Lines waiting for the append after the one under way: they go in together. */
+  #nextTypeAppend: { lines: string[]; written: Promise<void> } | undefined;
 
   constructor(dir: string, did: string) {
     this.dir = dir;
@@ -120,13 +122,22 @@ export class DirectoryBackup implements BackupSink {
   async #recordType(cid: string, contentType: string): Promise<void> {
     const types = await this.#blobTypes();
     if (types.byCid.get(cid) === contentType) return;
-    const line = `${JSON.stringify({ cid, type: contentType })}\n`;
-    const append = this.#typeAppends.then(async () => {
-      await appendFile(join(this.dir, BLOB_TYPES), types.cutLine ? `\n${line}` : line, { mode: 0o600 });
-      types.cutLine = false;
-    });
-    this.#typeAppends = append.catch(() => {});
-    await append;
+    // Parallel transfers store blobs together: their lines share one append (one open, write and
+    // close) instead of taking one each.
+    let batch = this.#nextTypeAppend;
+    if (!batch) {
+      const lines: string[] = [];
+      const written = this.#typeAppends.then(async () => {
+        this.#nextTypeAppend = undefined; // lines from now on wait for the next append
+        const text = lines.join('');
+        await appendFile(join(this.dir, BLOB_TYPES), types.cutLine ? `\n${text}` : text, { mode: 0o600 });
+        types.cutLine = false;
+      });
+      batch = this.#nextTypeAppend = { lines, written };
+      this.#typeAppends = written.catch(() => {});
+    }
+    batch.lines.push(`${JSON.stringify({ cid, type: contentType })}\n`);
+    await batch.written;
     types.byCid.set(cid, contentType);
   }
 

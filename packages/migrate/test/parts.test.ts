@@ -458,6 +458,18 @@ describe('DirectoryBackup blobs', () => {
       assert.equal(await fourth.blobContentType(d), 'image/webp', 'a line after a cut one starts on its own line');
       assert.equal(await fourth.blobContentType(a), 'image/jpeg', 'the last line for a blob wins');
 
+      // Blobs stored together (parallel transfers) share appends, and every line arrives whole.
+      const many = Array.from({ length: 24 }, (_, i) => randomBytes(100 + i));
+      const manyCids = many.map((bytes) => formatCid(cidForRaw(bytes)));
+      await Promise.all(many.map((bytes, i) => fourth.writeBlob(manyCids[i]!, bytes, `image/x-test-${i}`)));
+      const fifthRun = await new DirectoryBackup(dir, 'did:plc:abc').open();
+      for (let i = 0; i < many.length; i++) {
+        assert.equal(await fifthRun.blobContentType(manyCids[i]!), `image/x-test-${i}`);
+      }
+      const lines = readFileSync(types, 'utf8').split('\n');
+      assert.equal(lines.at(-1), '', 'the file ends with a whole line');
+      assert.equal(lines.filter((l) => l.includes('image/x-test-')).length, many.length, 'one line per blob');
+
       // An unreadable record of types only means fetching again.
       writeFileSync(types, Buffer.from([0xff, 0xfe, 0x00, 0x7b]));
       const fifth = await new DirectoryBackup(dir, 'did:plc:abc').open();
