@@ -561,8 +561,7 @@ class Migration {
         if (!(refused instanceof XrpcClientError) || refused.error !== 'AuthFactorTokenRequired') throw refused;
         await this.#login(neu, password, 'new');
       }
-      const status = await neu.query<AccountStatus>('com.atproto.server.checkAccountStatus');
-      return `the account from an earlier run is there (${status.activated ? 'active' : 'not yet active'})`;
+      return await this.#earlierAccount(neu);
     } catch (err) {
       if (!(err instanceof XrpcClientError) || err.status !== 401) throw err;
     }
@@ -605,7 +604,7 @@ class Migration {
       .catch(() => undefined);
     if (holder === this.did) {
       // A createAccount sent by a run that was stopped may have landed since the sign-in above.
-      if (await signsIn(neu, password)) return 'the account from an earlier run is there (not yet active)';
+      if (await signsIn(neu, password)) return this.#earlierAccount(neu);
       throw new MigrationError(
         'NewPasswordMismatch',
         `${this.to} already has this account (from an earlier attempt), but refused the new password`,
@@ -625,6 +624,12 @@ class Migration {
     this.journal!.newHandle = handle;
     await this.saveJournal();
     return `created the account as ${handle} (deactivated until the migration finishes)`;
+  }
+
+  /** Says that the new server has the account already (signed in to, from an earlier run). */
+  async #earlierAccount(neu: PdsSession): Promise<string> {
+    const status = await neu.query<AccountStatus>('com.atproto.server.checkAccountStatus');
+    return `the account from an earlier run is there (${status.activated ? 'active' : 'not yet active'})`;
   }
 
   /**

@@ -11,12 +11,20 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DirectoryBackup, verifyBackup } from '../src/backup.node.ts';
-import { migrate } from '../src/engine.ts';
+import { type MigrationEnvironment, migrate } from '../src/engine.ts';
 import type { MigrationEvent } from '../src/events.ts';
 import { sleep } from '../src/retry.ts';
 import { MemoryStorage } from '../src/storage.ts';
 import { startFaultProxy } from './helpers/fault-proxy.ts';
-import { checkMigrated, createAccount, type Network, plcToken, snapshot, startNetwork } from './helpers/network.ts';
+import {
+  type Account,
+  checkMigrated,
+  createAccount,
+  type Network,
+  plcToken,
+  snapshot,
+  startNetwork,
+} from './helpers/network.ts';
 
 let net: Network;
 before(async () => {
@@ -31,6 +39,20 @@ function credentials(password: string, token: () => Promise<string | undefined>)
     authFactorToken: async () => undefined,
     plcToken: async (requested: boolean) => (requested ? token() : undefined),
   };
+}
+
+/** Migrates `acct` from the first PDS to the second, straight; `env` adds to or replaces the defaults. */
+function migrateAcross(acct: Account, env: Partial<MigrationEnvironment> = {}) {
+  const [a, b] = net.pdses;
+  return migrate(
+    { from: acct.did, fromPds: a!.url, to: b!.url, plcUrl: net.plc.url },
+    {
+      storage: new MemoryStorage(),
+      credentials: credentials(acct.password, () => plcToken(a!, acct.did)),
+      onEvent: () => {},
+      ...env,
+    },
+  );
 }
 
 describe('migration through faults', () => {
@@ -98,18 +120,13 @@ describe('migration through faults', () => {
       if (url.pathname.endsWith('/com.atproto.sync.getRepo')) repoEncoding = res.headers.get('content-encoding');
       return res;
     };
-    const result = await migrate(
-      { from: mia.did, fromPds: a!.url, to: b!.url, plcUrl: net.plc.url },
-      {
-        storage: new MemoryStorage(),
-        fetch: watchingFetch,
-        credentials: credentials(mia.password, () => plcToken(a!, mia.did)),
-        onEvent: (e) => {
-          if (e.type === 'step-started') step = e.step;
-        },
-        openBackup: (did) => new DirectoryBackup(backupDir, did).open(),
+    const result = await migrateAcross(mia, {
+      fetch: watchingFetch,
+      onEvent: (e) => {
+        if (e.type === 'step-started') step = e.step;
       },
-    );
+      openBackup: (did) => new DirectoryBackup(backupDir, did).open(),
+    });
     assert.equal(result.status, 'done', result.message);
     await checkMigrated(net, a!, b!, mia, before);
     assert.equal(calls.filter((c) => c === 'com.atproto.sync.getRepo').length, 1, 'the repo was downloaded once');
@@ -142,23 +159,19 @@ describe('migration through faults', () => {
   });
 
   it('reports a blob the old server no longer has, with its record, and does not move the identity', async () => {
-    const [a, b] = net.pdses;
+    const [a] = net.pdses;
     const ivan = await createAccount(a!, 'ivan', { records: 10, blobs: 3 });
     const lost = ivan.blobCids[1]!;
     await a!.ctx.blobstore(ivan.did).delete({ toString: () => lost } as never);
     const events: MigrationEvent[] = [];
     let tokenAsked = false;
-    const result = await migrate(
-      { from: ivan.did, fromPds: a!.url, to: b!.url, plcUrl: net.plc.url },
-      {
-        storage: new MemoryStorage(),
-        credentials: credentials(ivan.password, async () => {
-          tokenAsked = true;
-          return plcToken(a!, ivan.did);
-        }),
-        onEvent: (e) => events.push(e),
-      },
-    );
+    const result = await migrateAcross(ivan, {
+      credentials: credentials(ivan.password, async () => {
+        tokenAsked = true;
+        return plcToken(a!, ivan.did);
+      }),
+      onEvent: (e) => events.push(e),
+    });
     assert.equal(result.status, 'failed');
     assert.equal(result.missingBlobs?.length, 1);
     const missing = result.missingBlobs![0]!;
@@ -304,15 +317,7 @@ describe('migration through faults', () => {
         if (onNew && url.pathname.endsWith('com.atproto.server.createAccount')) refusedAsDuplicate = !res.ok;
         return res;
       };
-      const result = await migrate(
-        { from: acct.did, fromPds: a!.url, to: b!.url, plcUrl: net.plc.url },
-        {
-          storage: new MemoryStorage(),
-          fetch: interleaving,
-          credentials: credentials(acct.password, () => plcToken(a!, acct.did)),
-          onEvent: () => {},
-        },
-      );
+      const result = await migrateAcross(acct, { fetch: interleaving });
       assert.ok(landed, "the stopped run's request landed");
       if (!landing.startsWith('between')) assert.ok(refusedAsDuplicate, "this run's own createAccount was refused");
       assert.equal(result.status, 'done', result.message);
