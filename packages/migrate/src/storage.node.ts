@@ -36,9 +36,10 @@ export class DirectoryStorage implements MigrationStorage {
   }
 
   /**
-   * A lock file created exclusively and whole (createWhole), holding this process's pid. A file whose process is gone
-   * (on this host) is stale: it is removed (breakStaleLock) and the lock taken. A pid reused by an
-   * unrelated process keeps the lock held; the refusal names the file to remove by hand then.
+   * A lock file created exclusively and whole (createWhole), holding this process's pid. A file
+   * whose process is gone (on this host) is stale: it is removed (breakStaleLock) and the lock
+   * taken. A pid reused by an unrelated process keeps the lock held; the refusal names the file to
+   * remove by hand then.
    */
   async lock(name: string): Promise<LockAttempt> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
@@ -85,10 +86,11 @@ function safeName(key: string): string {
 /**
  * Removes the stale lock at `path` whose owner was `stale`. Runs started together after a crash
  * all find the same stale file, and removing it by name would let a slower one delete the lock a
- * faster one has just created in its place. So removal happens only under a second O_EXCL file
- * (`<lock>.breaking`), after reading the lock again: while one run holds it nobody else removes
- * anything, and a lock file is only ever replaced after being removed. A breaker that died holding
- * it (on this host) has its file removed, and the next attempt breaks the lock.
+ * faster one has just created in its place. So removal happens only under a second exclusive
+ * file (`<lock>.breaking`, made by createWhole too), after reading the lock again: while one run
+ * holds it nobody else removes anything, and a lock file is only ever replaced after being
+ * removed. A breaker that died holding it (on this host) has its file removed, and the next
+ * attempt breaks the lock.
  */
 async function breakStaleLock(path: string, stale: LockOwner, me: LockOwner): Promise<void> {
   const guard = `${path}.breaking`;
