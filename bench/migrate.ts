@@ -21,9 +21,9 @@
  * `--rss-blobs <n>` additionally moves n blobs of 5 MB with Portage alone and reports its peak
  * RSS (n = 200 is the 1 GB target; off by default because creating them takes minutes).
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -131,6 +131,7 @@ async function serveWithTokens(
 interface ServerHandle {
   url: string;
   tokenUrl: string;
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -150,7 +151,7 @@ async function startServerProcess(
     quiet: true,
     label: 'server process',
   });
-  return { ...(JSON.parse(child.ready) as { url: string; tokenUrl: string }), stop: child.stop };
+  return { ...(JSON.parse(child.ready) as { url: string; tokenUrl: string }), pid: child.pid, stop: child.stop };
 }
 
 async function fetchToken(job: ClientJob): Promise<string> {
@@ -279,6 +280,36 @@ async function runReference(job: ClientJob): Promise<ClientResult> {
   return { phases, total: (performance.now() - t0) / 1000, peakRssMb: peakRssMb(), cpuSeconds: cpuSeconds() };
 }
 
+/**
+ * Writes every dirty page to disk and lets the machine go quiet before a timed move: the setup
+ * (and the move before) leave tens of MB in the page cache, which the kernel would otherwise
+ * write back, on the same two cores, during whichever run comes next.
+ */
+async function settle(): Promise<void> {
+  execFileSync('sync');
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+}
+
+/**
+ * CPU seconds (user + system, all threads) a process has used so far, from /proc; undefined
+ * where there is no /proc (the figure is then left out).
+ */
+function processCpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // In 1/100 s (USER_HZ) on every architecture Node runs on.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+function sumDefined(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || b === undefined ? undefined : a + b;
+}
+
 function cpuSeconds(): number {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1e6;
@@ -380,15 +411,21 @@ async function main(): Promise<void> {
 
     const did = await fill('bench', records, blobs, blobBytes);
     const label = `${records} records + ${blobs} blobs x ${blobBytes / 1024} KB`;
-    /** One client run moving `account` between two servers; with `backupName`, Portage's engine keeps its backup there. */
-    const move = (
+    /**
+     * One client run moving `account` between two servers, after the machine settled; with
+     * `backupName`, Portage's engine keeps its backup there. Also counts the two servers' CPU.
+     */
+    const move = async (
       side: ClientJob['side'],
       account: string,
       from: ServerHandle,
       to: ServerHandle,
       backupName?: string,
-    ) =>
-      runClient({
+    ): Promise<ClientResult & { serverCpuSeconds: number | undefined }> => {
+      await settle();
+      const serversCpu = () => sumDefined(processCpuSeconds(from.pid), processCpuSeconds(to.pid));
+      const before = serversCpu();
+      const run = await runClient({
         side,
         did: account,
         fromPds: from.url,
@@ -398,6 +435,15 @@ async function main(): Promise<void> {
         tokenUrl: from.tokenUrl,
         backupDir: backupName && !process.env.BENCH_NO_BACKUP ? join(dir, backupName) : undefined,
       });
+      const after = serversCpu();
+      return { ...run, serverCpuSeconds: before === undefined || after === undefined ? undefined : after - before };
+    };
+    /** How a run used the machine: both servers' and the client's CPU, and the cores that kept busy. */
+    const cpuLine = (run: ClientResult & { serverCpuSeconds: number | undefined }) =>
+      run.serverCpuSeconds === undefined
+        ? `client CPU ${run.cpuSeconds.toFixed(2)} s`
+        : `CPU: servers ${run.serverCpuSeconds.toFixed(2)} s + client ${run.cpuSeconds.toFixed(2)} s = ` +
+          `about ${((run.serverCpuSeconds + run.cpuSeconds) / run.total).toFixed(2)} cores busy on average`;
     if (intoPortageOnly) {
       for (const [route, from, to] of [
         ['reference -> Portage', a, p1],
@@ -405,7 +451,7 @@ async function main(): Promise<void> {
       ] as const) {
         const run = await move('portage', did, from, to, `backup-${to === p1 ? 'p1' : 'p2'}`);
         process.stderr.write(
-          `bench: portage ${route}: ${run.total.toFixed(3)} s, client CPU ${run.cpuSeconds.toFixed(2)} s, peak RSS ${Math.round(run.peakRssMb)} MB, phases ${JSON.stringify(run.phases)}\n`,
+          `bench: portage ${route}: ${run.total.toFixed(3)} s, ${cpuLine(run)}, peak RSS ${Math.round(run.peakRssMb)} MB, phases ${JSON.stringify(run.phases)}\n`,
         );
       }
       return;
@@ -454,8 +500,19 @@ async function main(): Promise<void> {
       portage: ours.cpuSeconds,
       reference: ref.cpuSeconds,
     });
+    if (ours.serverCpuSeconds !== undefined && ref.serverCpuSeconds !== undefined) {
+      report({
+        bench: 'migrate',
+        metric: `both servers' CPU seconds during the move, user + system (${label}; reference PDSes on both sides)`,
+        unit: 's',
+        better: 'lower',
+        portage: ours.serverCpuSeconds,
+        reference: ref.serverCpuSeconds,
+      });
+    }
     process.stderr.write(
-      `bench: portage phases ${JSON.stringify(ours.phases)}\nbench: reference phases ${JSON.stringify(ref.phases)}\n`,
+      `bench: portage phases ${JSON.stringify(ours.phases)}, ${cpuLine(ours)}\n` +
+        `bench: reference phases ${JSON.stringify(ref.phases)}, ${cpuLine(ref)}\n`,
     );
 
     // The same account moves on into Portage's PDS, then between two Portage PDSes.
@@ -474,7 +531,7 @@ async function main(): Promise<void> {
         portage: run.total,
         reference: ref.total,
       });
-      process.stderr.write(`bench: portage ${route} phases ${JSON.stringify(run.phases)}\n`);
+      process.stderr.write(`bench: portage ${route} phases ${JSON.stringify(run.phases)}, ${cpuLine(run)}\n`);
     }
 
     if (rssBlobs > 0) {
