@@ -16,14 +16,16 @@
  * Options: --records <n> (20000) --blobs <n> (200) --blob-kb <n> (256).
  * `--into-portage-only` skips the reference-style flow and B -> C: the engine moves the account
  * A -> P1 and P1 -> P2 (for quick measurements of those two rows; nothing is written to results).
+ * Every timed move starts after the machine settled (settle()), and prints the CPU both servers
+ * and the client used, and so how many of the cores the move kept busy.
  * BENCH_TRACE=1 prints every request of the engine's runs with its start and end (ms since the
  * run began).
  * `--rss-blobs <n>` additionally moves n blobs of 5 MB with Portage alone and reports its peak
  * RSS (n = 200 is the 1 GB target; off by default because creating them takes minutes).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +39,7 @@ import {
   startBenchReference,
   startChildServer,
 } from './lib/child-server.ts';
+import { processCpuSeconds, settle } from './lib/machine.ts';
 import { peakRssMb, report, writeResults } from './lib/report.ts';
 
 interface ClientJob {
@@ -278,32 +281,6 @@ async function runReference(job: ClientJob): Promise<ClientResult> {
     await oldAgent.com.atproto.server.deactivateAccount({});
   });
   return { phases, total: (performance.now() - t0) / 1000, peakRssMb: peakRssMb(), cpuSeconds: cpuSeconds() };
-}
-
-/**
- * Writes every dirty page to disk and lets the machine go quiet before a timed move: the setup
- * (and the move before) leave tens of MB in the page cache, which the kernel would otherwise
- * write back, on the same two cores, during whichever run comes next.
- */
-async function settle(): Promise<void> {
-  execFileSync('sync');
-  await new Promise((resolve) => setTimeout(resolve, 1000));
-}
-
-/**
- * CPU seconds (user + system, all threads) a process has used so far, from /proc; undefined
- * where there is no /proc (the figure is then left out).
- */
-function processCpuSeconds(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // In 1/100 s (USER_HZ) on every architecture Node runs on.
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return undefined;
-  }
 }
 
 function sumDefined(a: number | undefined, b: number | undefined): number | undefined {

@@ -5,7 +5,9 @@
  *   createRecord with 8 in flight, applyWrites of 200, getRecord with 16 in flight,
  *   listRecords paging, getRepo MB/s on a 20k-record repo (downloaded by a client process of
  *   its own), uploadBlob MB/s (256 KB, 4 in flight), and the server's idle and loaded RSS.
- * getRecord and uploadBlob run an untimed warm-up first, on both sides alike.
+ * getRecord and uploadBlob run an untimed warm-up first, on both sides alike. Every phase starts
+ * after the machine settled (settle()), and prints how many cores the server and the client
+ * kept busy: a figure near the core count means the phase was bound by the CPU of the machine.
  * Options: --records 20000 --creates 1000 --gets 10000 --blobs 600
  *          --side portage|reference (run one side only, for profiling; results are not written)
  */
@@ -26,6 +28,7 @@ import {
   startBenchReference,
   startChildServer,
 } from './lib/child-server.ts';
+import { processCpuSeconds, settle } from './lib/machine.ts';
 import { report, writeResults } from './lib/report.ts';
 
 type Side = 'portage' | 'reference';
@@ -216,7 +219,12 @@ type Opts = { records: number; creates: number; gets: number; blobs: number };
  * both see the same machine: other work on a shared machine drifts over minutes, and running
  * the whole workload on one side first would hand that drift to the comparison.
  */
-const phases: { name: string; run(s: Session, opts: Opts): Promise<Partial<Figures>> }[] = [
+const phases: {
+  name: string;
+  /** The load comes from a child process, whose CPU this process does not see. */
+  clientInChild?: boolean;
+  run(s: Session, opts: Opts): Promise<Partial<Figures>>;
+}[] = [
   {
     name: 'createRecord (8 in flight)',
     async run({ base, did, token }, opts) {
@@ -290,6 +298,7 @@ const phases: { name: string; run(s: Session, opts: Opts): Promise<Partial<Figur
   },
   {
     name: 'getRepo (best of 5, after 2 warm-up)',
+    clientInChild: true,
     async run({ base, did }) {
       const url = `${base}/xrpc/com.atproto.sync.getRepo?did=${encodeURIComponent(did)}`;
       const { stdout } = await execFileAsync(process.execPath, [import.meta.filename, '--download', url, '2', '5']);
@@ -360,8 +369,20 @@ async function main(): Promise<void> {
       // Alternate which side goes first, so neither always runs on the warmer machine.
       const order: Side[] = i % 2 === 0 ? ['portage', 'reference'] : ['reference', 'portage'];
       for (const side of order.filter((s) => sides.includes(s))) {
-        process.stderr.write(`bench pds: ${phase.name} on ${side}\n`);
+        process.stderr.write(`bench pds: ${phase.name} on ${side}`);
+        await settle();
+        const pid = sessions[side].server.pid;
+        const [serverBefore, clientBefore, t0] = [processCpuSeconds(pid), process.cpuUsage(), performance.now()];
         Object.assign(results[side], await phase.run(sessions[side], opts));
+        const serverCpu = (processCpuSeconds(pid) ?? NaN) - (serverBefore ?? NaN);
+        const { user, system } = process.cpuUsage(clientBefore);
+        // How much of the machine the phase used: a phase near the core count is bound by the CPU.
+        const cores = (serverCpu + (user + system) / 1e6) / ((performance.now() - t0) / 1000);
+        process.stderr.write(
+          Number.isNaN(cores) || phase.clientInChild
+            ? '\n'
+            : `: server and client kept ${cores.toFixed(2)} cores busy\n`,
+        );
       }
     }
     for (const side of sides) {

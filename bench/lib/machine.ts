@@ -1,0 +1,29 @@
+/** What the benchmarks ask of the machine itself: quiet before a timed run, CPU used by a process. */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+/**
+ * Writes every dirty page to disk and lets the machine go quiet before a timed run: the setup
+ * (and the run before) leave tens of MB in the page cache, which the kernel would otherwise
+ * write back, on the same two cores, during whichever run comes next, and bill it to that run.
+ */
+export async function settle(): Promise<void> {
+  execFileSync('sync');
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+}
+
+/**
+ * CPU seconds (user + system, all threads) a process has used so far, from /proc; undefined
+ * where there is no /proc (the figure is then left out).
+ */
+export function processCpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // In 1/100 s (USER_HZ) on every architecture Node runs on.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
