@@ -5,7 +5,7 @@
  * server). Reads only public sync endpoints, plus getPreferences when a password is given.
  * Browser-safe like the engine.
  */
-import { getHandle, getPdsEndpoint } from '@portage/atproto/identity/did-document';
+import { getHandle, getPdsEndpoint, normalizeServiceUrl } from '@portage/atproto/identity/did-document';
 import { DidResolver } from '@portage/atproto/identity/did-resolver';
 import { HandleResolver } from '@portage/atproto/identity/handle-resolver';
 import { XrpcClient } from '@portage/atproto/xrpc/client';
@@ -214,8 +214,9 @@ async function resolveAccount(
       'Check --from, or pass the DID.',
     );
   }
-  const pds = givenPds ?? getPdsEndpoint(doc);
+  // getPdsEndpoint gives only an endpoint that normalizes (like --from-pds, checked already).
+  const pds = givenPds ?? normalizeServiceUrl(getPdsEndpoint(doc) ?? '');
   if (!pds)
     throw new MigrationError('NoPds', `the DID document of ${did} names no PDS`, 'Pass the server with --from-pds.');
-  return { did, pds: pds.replace(/\/+$/, '') };
+  return { did, pds };
 }

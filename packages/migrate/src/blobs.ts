@@ -392,20 +392,25 @@ export class BlobPrefetch {
   readonly #types = new Map<string, string>();
   /** Downloads queued or under way, settled when they end either way. */
   readonly #pending = new Map<string, Promise<void>>();
-  /** Blobs this prefetch tried and could not get: left to the blob phase. */
-  readonly #failed = new Set<string>();
+  /** Blobs this prefetch tried and could not get (left to the blob phase), with the reason. */
+  readonly #failed = new Map<string, string>();
   /** Downloads the blob phase is waiting for: their bytes are handed over (#handoffs). */
   readonly #awaited = new Set<string>();
   /** Bytes of awaited downloads, from the download's end until `fetched` passes them on. */
   readonly #handoffs = new Map<string, { bytes: Uint8Array; release: () => void }>();
   readonly #listing: Promise<void>;
+  #listingError: unknown;
+  /** Blobs the old server listed so far. */
+  #listed = 0;
   #stopped = false;
 
   constructor(ctx: { did: string; old: PdsSession; backup: BackupSink; concurrency: number; inFlightBytes?: number }) {
     this.#ctx = ctx;
     this.#pool = new AdaptivePool(ctx.concurrency);
     this.#budget = new ByteBudget(ctx.inFlightBytes ?? DEFAULT_IN_FLIGHT_BYTES);
-    this.#listing = this.#list().catch(() => {});
+    this.#listing = this.#list().catch((err: unknown) => {
+      this.#listingError = err;
+    });
   }
 
   /**
@@ -439,6 +444,18 @@ export class BlobPrefetch {
     return { contentType, checked: true, bytes: handoff?.bytes, release: handoff?.release ?? (() => {}) };
   }
 
+  /**
+   * Waits until every blob the old server lists is in the backup or has failed: the backup step's
+   * way to make the backup whole, with the same parallel, budgeted downloads. Throws when the old
+   * server's listing failed; `failed` gives each blob not stored with the reason.
+   */
+  async complete(): Promise<{ listed: number; fetched: number; failed: Map<string, string> }> {
+    await this.#listing;
+    await this.#pool.drain();
+    if (this.#listingError !== undefined) throw this.#listingError;
+    return { listed: this.#listed, fetched: this.#types.size, failed: this.#failed };
+  }
+
   /** Starts no more downloads and waits for those under way. */
   async stop(): Promise<void> {
     this.#stopped = true;
@@ -459,6 +476,7 @@ export class BlobPrefetch {
       );
       for (const cid of page.cids) {
         if (this.#stopped) return;
+        this.#listed++;
         if (this.#inHand(cid) || (await backup.hasBlob(cid))) continue;
         // The blob phase may have asked for it while the backup was checked.
         if (this.#inHand(cid)) continue;
@@ -487,7 +505,7 @@ export class BlobPrefetch {
         await this.#fetch(cid);
         this.#pool.succeeded();
       } catch (err) {
-        this.#failed.add(cid);
+        this.#failed.set(cid, blobFailureReason(err));
         if (isOverload(err)) this.#pool.shrink();
       } finally {
         this.#pending.delete(cid);

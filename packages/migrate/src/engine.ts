@@ -859,41 +859,21 @@ class Migration {
     return `copied ${preferences.length} preferences`;
   }
 
-  /** Makes the backup whole even when earlier runs were killed mid-way (blobs copied but not saved). */
+  /**
+   * Makes the backup whole even when earlier runs were killed mid-way or kept no backup (blobs
+   * copied but not saved): a prefetch of its own, run to the end, downloads what the backup lacks.
+   */
   async completeBackup(): Promise<string> {
-    const backup = this.backup!;
-    let cursor: string | undefined;
-    let fetched = 0;
-    let total = 0;
-    do {
-      const page = await this.old!.query<{ cids: string[]; cursor?: string }>('com.atproto.sync.listBlobs', {
-        did: this.did,
-        limit: 1000,
-        cursor,
-      });
-      for (const cid of page.cids) {
-        total++;
-        if (await backup.hasBlob(cid)) continue;
-        try {
-          await withRetry(async () => {
-            const res = await this.old!.request('com.atproto.sync.getBlob', {
-              method: 'GET',
-              params: { did: this.did, cid },
-            });
-            await backup.writeBlob(cid, res.body!, res.headers.get('content-type') || undefined);
-          });
-          fetched++;
-        } catch (err) {
-          this.emit({
-            type: 'warning',
-            step: 'backup',
-            message: `blob ${cid} is not in the backup: ${describeError(err)}`,
-          });
-        }
-      }
-      cursor = page.cids.length > 0 ? page.cursor : undefined;
-    } while (cursor);
-    return `the backup holds the repo, preferences and ${total} blobs${fetched ? ` (${fetched} fetched now)` : ''}`;
+    const { listed, fetched, failed } = await new BlobPrefetch({
+      did: this.did,
+      old: this.old!,
+      backup: this.backup!,
+      concurrency: this.opts.concurrency ?? 8,
+    }).complete();
+    for (const [cid, reason] of failed) {
+      this.emit({ type: 'warning', step: 'backup', message: `blob ${cid} is not in the backup: ${reason}` });
+    }
+    return `the backup holds the repo, preferences and ${listed - failed.size} blobs${fetched ? ` (${fetched} fetched now)` : ''}`;
   }
 
   async verify(): Promise<string> {

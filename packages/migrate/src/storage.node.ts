@@ -1,7 +1,7 @@
 /** A directory as MigrationStorage (Node): one file per key, replaced atomically by rename. */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { link, mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { LockAttempt, MigrationStorage } from './storage.ts';
@@ -48,6 +48,7 @@ export class DirectoryStorage implements MigrationStorage {
     for (let attempt = 0; ; attempt++) {
       try {
         await createWhole(path, me);
+        await removeStrayTemporaries(this.dir);
         return {
           acquired: true,
           release: async () => {
@@ -134,6 +135,20 @@ async function createWhole(path: string, owner: LockOwner): Promise<void> {
     }
   } finally {
     await rm(tmp, { force: true });
+  }
+}
+
+/**
+ * Removes the temporary files (`<name>.<pid>[.<uuid>].tmp`, from set and createWhole) that runs
+ * killed between writing and renaming or linking them left in `dir`. Only those of processes
+ * gone: a live run's file may be about to be renamed. Best effort; taking the lock never fails
+ * for it.
+ */
+async function removeStrayTemporaries(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const pid = /\.(\d+)(?:\.[0-9a-f-]{36})?\.tmp$/.exec(name)?.[1];
+    if (pid !== undefined && !processAlive(Number(pid))) await rm(join(dir, name), { force: true }).catch(() => {});
   }
 }
 

@@ -160,3 +160,58 @@ describe('BlobPrefetch handing over', () => {
     await later.stop();
   });
 });
+
+describe('BlobPrefetch.complete (the backup step)', () => {
+  it('downloads every blob the backup lacks, several at once, and names each one it could not get', async () => {
+    const { data } = await account.agent.com.atproto.sync.listBlobs({ did: account.did });
+    const [kept, broken] = [data.cids[0]!, data.cids.at(-1)!];
+    const backup = await new DirectoryBackup(join(dir, 'complete'), account.did).open();
+    // One blob is in the backup already (an earlier run stored it): it is not downloaded again.
+    const bytes = new Uint8Array(
+      await (await fetch(`${pds.url}/xrpc/com.atproto.sync.getBlob?did=${account.did}&cid=${kept}`)).arrayBuffer(),
+    );
+    await backup.writeBlob(kept, bytes, 'image/jpeg');
+    const downloads: string[] = [];
+    let inFlight = 0;
+    let mostInFlight = 0;
+    const old = new PdsSession(pds.url, account.did, async (input, init) => {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      if (!url.pathname.endsWith('/com.atproto.sync.getBlob')) return fetch(input, init);
+      const cid = url.searchParams.get('cid')!;
+      downloads.push(cid);
+      if (cid === broken) return Response.json({ error: 'BlobNotFound', message: 'gone' }, { status: 404 });
+      mostInFlight = Math.max(mostInFlight, ++inFlight);
+      try {
+        await sleep(20); // a slow old server: downloads overlap only if they are started together
+        return await fetch(input, init);
+      } finally {
+        inFlight--;
+      }
+    });
+    const { listed, fetched, failed } = await new BlobPrefetch({
+      did: account.did,
+      old,
+      backup,
+      concurrency: 4,
+    }).complete();
+    assert.equal(listed, data.cids.length);
+    assert.equal(fetched, data.cids.length - 2, 'all but the one kept and the one the server lacks');
+    assert.deepEqual([...failed.keys()], [broken]);
+    assert.match(failed.get(broken)!, /no longer has this blob/);
+    assert.ok(!downloads.includes(kept), 'the blob already in the backup is not downloaded');
+    assert.ok(mostInFlight > 1, `downloads ran one at a time (${mostInFlight} at most)`);
+    for (const cid of data.cids) assert.equal(await backup.hasBlob(cid), cid !== broken);
+  });
+
+  it('fails when the old server cannot list the blobs', async () => {
+    const backup = await new DirectoryBackup(join(dir, 'unlisted'), account.did).open();
+    const old = new PdsSession(pds.url, account.did, async (input, init) => {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      if (url.pathname.endsWith('/com.atproto.sync.listBlobs')) {
+        return Response.json({ error: 'InternalServerError', message: 'down' }, { status: 500 });
+      }
+      return fetch(input, init);
+    });
+    await assert.rejects(new BlobPrefetch({ did: account.did, old, backup, concurrency: 2 }).complete(), /down/);
+  });
+});
