@@ -254,10 +254,12 @@ export class AccountManager {
     handle: string;
     email: string | null;
     password: string;
+    /** hashPassword(password), when the caller started it earlier to run beside other work. */
+    passwordHash?: Promise<string>;
     inviteCode?: string;
     deactivated?: boolean;
   }): Promise<void> {
-    const passwordHash = await hashPassword(args.password);
+    const passwordHash = await (args.passwordHash ?? hashPassword(args.password));
     const now = new Date(this.#now() * 1000).toISOString();
     const insert = () =>
       this.#changeAccounts(() => {

@@ -15,6 +15,7 @@ import type { AppContext } from '../context.ts';
 import { submitToPlc } from '../identity/plc-identity.ts';
 import { InvalidRequest } from '../xrpc/errors.ts';
 import { NEW_PASSWORD_MAX_LENGTH, type Session } from './account-manager.ts';
+import { hashPassword } from './passwords.ts';
 import { isValidEmail } from './email.ts';
 import { checkHandle } from './handles.ts';
 
@@ -66,6 +67,11 @@ export async function createAccount(ctx: AppContext, input: CreateAccountInput):
     throw InvalidRequest(`Account already exists: ${input.did}`, 'AlreadyExists');
   }
 
+  // The password's scrypt (tens of ms on the thread pool) runs while the keys, the DID and the
+  // repository are made; started only now, when the cheap checks have passed.
+  const passwordHash = hashPassword(password);
+  passwordHash.catch(() => {}); // a sign-up that fails before the account is recorded leaves it unused
+
   const signingKey = await generateSigningKey('secp256k1');
   let did: string;
   let genesis: Awaited<ReturnType<typeof createGenesisOperation>>['operation'] | undefined;
@@ -97,6 +103,7 @@ export async function createAccount(ctx: AppContext, input: CreateAccountInput):
       handle,
       email,
       password,
+      passwordHash,
       inviteCode: config.inviteRequired ? inviteCode : undefined,
       // A migrating account starts deactivated and announces itself when it is activated;
       // a new one announces itself (#identity, #account) in the transaction that records it.
