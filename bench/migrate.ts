@@ -39,7 +39,7 @@ import {
   startBenchReference,
   startChildServer,
 } from './lib/child-server.ts';
-import { processCpuSeconds, settle } from './lib/machine.ts';
+import { measureCpu, settle } from './lib/machine.ts';
 import { peakRssMb, report, writeResults } from './lib/report.ts';
 
 interface ClientJob {
@@ -53,12 +53,17 @@ interface ClientJob {
   backupDir?: string;
 }
 
+/** A client run, with both servers' CPU seconds while it ran (undefined without /proc). */
+type MeasuredMove = ClientResult & { serverCpuSeconds: number | undefined };
+
 interface ClientResult {
   phases: Record<string, number>;
   total: number;
   peakRssMb: number;
   /** CPU time the client process used (user + system), in seconds, start-up included. */
   cpuSeconds: number;
+  /** The part of cpuSeconds used from the start of the move (what `total` times) to its end. */
+  runCpuSeconds: number;
 }
 
 const argv = process.argv.slice(2);
@@ -179,6 +184,7 @@ async function runPortage(job: ClientJob): Promise<ClientResult> {
   const started = new Map<string, number>();
   const phases: Record<string, number> = {};
   const t0 = performance.now();
+  const cpuAtStart = cpuSeconds();
   let fetchImpl: typeof fetch | undefined;
   if (process.env.BENCH_TRACE) {
     fetchImpl = async (input, init) => {
@@ -220,7 +226,13 @@ async function runPortage(job: ClientJob): Promise<ClientResult> {
     },
   );
   if (result.status !== 'done') throw new Error(`portage migration ended ${result.status}: ${result.message}`);
-  return { phases, total: (performance.now() - t0) / 1000, peakRssMb: peakRssMb(), cpuSeconds: cpuSeconds() };
+  return {
+    phases,
+    total: (performance.now() - t0) / 1000,
+    peakRssMb: peakRssMb(),
+    cpuSeconds: cpuSeconds(),
+    runCpuSeconds: cpuSeconds() - cpuAtStart,
+  };
 }
 
 /** The canonical sequence as the reference documents it, one request at a time. */
@@ -234,6 +246,7 @@ async function runReference(job: ClientJob): Promise<ClientResult> {
     return value;
   };
   const t0 = performance.now();
+  const cpuAtStart = cpuSeconds();
   const oldAgent = new AtpAgent({ service: job.fromPds });
   const newAgent = new AtpAgent({ service: job.to });
   await time('setup', async () => {
@@ -280,11 +293,13 @@ async function runReference(job: ClientJob): Promise<ClientResult> {
     await newAgent.com.atproto.server.activateAccount();
     await oldAgent.com.atproto.server.deactivateAccount({});
   });
-  return { phases, total: (performance.now() - t0) / 1000, peakRssMb: peakRssMb(), cpuSeconds: cpuSeconds() };
-}
-
-function sumDefined(a: number | undefined, b: number | undefined): number | undefined {
-  return a === undefined || b === undefined ? undefined : a + b;
+  return {
+    phases,
+    total: (performance.now() - t0) / 1000,
+    peakRssMb: peakRssMb(),
+    cpuSeconds: cpuSeconds(),
+    runCpuSeconds: cpuSeconds() - cpuAtStart,
+  };
 }
 
 function cpuSeconds(): number {
@@ -398,29 +413,28 @@ async function main(): Promise<void> {
       from: ServerHandle,
       to: ServerHandle,
       backupName?: string,
-    ): Promise<ClientResult & { serverCpuSeconds: number | undefined }> => {
+    ): Promise<MeasuredMove> => {
       await settle();
-      const serversCpu = () => sumDefined(processCpuSeconds(from.pid), processCpuSeconds(to.pid));
-      const before = serversCpu();
-      const run = await runClient({
-        side,
-        did: account,
-        fromPds: from.url,
-        to: to.url,
-        plcUrl: plc.url,
-        password,
-        tokenUrl: from.tokenUrl,
-        backupDir: backupName && !process.env.BENCH_NO_BACKUP ? join(dir, backupName) : undefined,
-      });
-      const after = serversCpu();
-      return { ...run, serverCpuSeconds: before === undefined || after === undefined ? undefined : after - before };
+      const { result, cpuSeconds } = await measureCpu([from.pid, to.pid], () =>
+        runClient({
+          side,
+          did: account,
+          fromPds: from.url,
+          to: to.url,
+          plcUrl: plc.url,
+          password,
+          tokenUrl: from.tokenUrl,
+          backupDir: backupName && !process.env.BENCH_NO_BACKUP ? join(dir, backupName) : undefined,
+        }),
+      );
+      return { ...result, serverCpuSeconds: cpuSeconds };
     };
     /** How a run used the machine: both servers' and the client's CPU, and the cores that kept busy. */
-    const cpuLine = (run: ClientResult & { serverCpuSeconds: number | undefined }) =>
+    const cpuLine = (run: MeasuredMove) =>
       run.serverCpuSeconds === undefined
-        ? `client CPU ${run.cpuSeconds.toFixed(2)} s`
-        : `CPU: servers ${run.serverCpuSeconds.toFixed(2)} s + client ${run.cpuSeconds.toFixed(2)} s = ` +
-          `about ${((run.serverCpuSeconds + run.cpuSeconds) / run.total).toFixed(2)} cores busy on average`;
+        ? `client CPU during the move ${run.runCpuSeconds.toFixed(2)} s`
+        : `CPU during the move: servers ${run.serverCpuSeconds.toFixed(2)} s + client ${run.runCpuSeconds.toFixed(2)} s = ` +
+          `about ${((run.serverCpuSeconds + run.runCpuSeconds) / run.total).toFixed(2)} cores busy on average`;
     if (intoPortageOnly) {
       for (const [route, from, to] of [
         ['reference -> Portage', a, p1],

@@ -28,7 +28,7 @@ import {
   startBenchReference,
   startChildServer,
 } from './lib/child-server.ts';
-import { processCpuSeconds, settle } from './lib/machine.ts';
+import { measureCpu, settle } from './lib/machine.ts';
 import { report, writeResults } from './lib/report.ts';
 
 type Side = 'portage' | 'reference';
@@ -371,17 +371,16 @@ async function main(): Promise<void> {
       for (const side of order.filter((s) => sides.includes(s))) {
         process.stderr.write(`bench pds: ${phase.name} on ${side}`);
         await settle();
-        const pid = sessions[side].server.pid;
-        const [serverBefore, clientBefore, t0] = [processCpuSeconds(pid), process.cpuUsage(), performance.now()];
-        Object.assign(results[side], await phase.run(sessions[side], opts));
-        const serverCpu = (processCpuSeconds(pid) ?? NaN) - (serverBefore ?? NaN);
-        const { user, system } = process.cpuUsage(clientBefore);
+        // The server and this process (the load client).
+        const { result, cpuSeconds, seconds } = await measureCpu([sessions[side].server.pid, process.pid], () =>
+          phase.run(sessions[side], opts),
+        );
+        Object.assign(results[side], result);
         // How much of the machine the phase used: a phase near the core count is bound by the CPU.
-        const cores = (serverCpu + (user + system) / 1e6) / ((performance.now() - t0) / 1000);
         process.stderr.write(
-          Number.isNaN(cores) || phase.clientInChild
+          cpuSeconds === undefined || phase.clientInChild
             ? '\n'
-            : `: server and client kept ${cores.toFixed(2)} cores busy\n`,
+            : `: server and client kept ${(cpuSeconds / seconds).toFixed(2)} cores busy\n`,
         );
       }
     }

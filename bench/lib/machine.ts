@@ -1,4 +1,4 @@
-/** What the benchmarks ask of the machine itself: quiet before a timed run, CPU used by a process. */
+/** What the benchmarks ask of the machine itself: quiet before a timed run, the CPU a run used. */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
@@ -16,7 +16,7 @@ export async function settle(): Promise<void> {
  * CPU seconds (user + system, all threads) a process has used so far, from /proc; undefined
  * where there is no /proc (the figure is then left out).
  */
-export function processCpuSeconds(pid: number): number | undefined {
+function processCpuSeconds(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
@@ -26,4 +26,24 @@ export function processCpuSeconds(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Runs `run` and measures the CPU seconds the processes `pids` used meanwhile (together), and
+ * the wall-clock seconds it took; cpuSeconds is undefined where /proc cannot tell.
+ */
+export async function measureCpu<T>(
+  pids: number[],
+  run: () => Promise<T>,
+): Promise<{ result: T; cpuSeconds: number | undefined; seconds: number }> {
+  const total = () => {
+    const each = pids.map(processCpuSeconds);
+    return each.includes(undefined) ? undefined : (each as number[]).reduce((a, b) => a + b, 0);
+  };
+  const before = total();
+  const t0 = performance.now();
+  const result = await run();
+  const seconds = (performance.now() - t0) / 1000;
+  const after = total();
+  return { result, cpuSeconds: before === undefined || after === undefined ? undefined : after - before, seconds };
 }
