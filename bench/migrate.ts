@@ -226,13 +226,7 @@ async function runPortage(job: ClientJob): Promise<ClientResult> {
     },
   );
   if (result.status !== 'done') throw new Error(`portage migration ended ${result.status}: ${result.message}`);
-  return {
-    phases,
-    total: (performance.now() - t0) / 1000,
-    peakRssMb: peakRssMb(),
-    cpuSeconds: cpuSeconds(),
-    runCpuSeconds: cpuSeconds() - cpuAtStart,
-  };
+  return clientResult(phases, t0, cpuAtStart);
 }
 
 /** The canonical sequence as the reference documents it, one request at a time. */
@@ -293,12 +287,18 @@ async function runReference(job: ClientJob): Promise<ClientResult> {
     await newAgent.com.atproto.server.activateAccount();
     await oldAgent.com.atproto.server.deactivateAccount({});
   });
+  return clientResult(phases, t0, cpuAtStart);
+}
+
+/** What a client run reports, at its end: `t0` and `cpuAtStart` taken when the move began. */
+function clientResult(phases: Record<string, number>, t0: number, cpuAtStart: number): ClientResult {
+  const cpu = cpuSeconds();
   return {
     phases,
     total: (performance.now() - t0) / 1000,
     peakRssMb: peakRssMb(),
-    cpuSeconds: cpuSeconds(),
-    runCpuSeconds: cpuSeconds() - cpuAtStart,
+    cpuSeconds: cpu,
+    runCpuSeconds: cpu - cpuAtStart,
   };
 }
 
