@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env -S node --max-semi-space-size=2 --initial-old-space-size=64
 /**
  * The `portage` command. Each subcommand is one file in ./commands exporting
  * `description` (one line for --help) and `run(args)` (resolves to the process exit code),
