@@ -139,6 +139,8 @@ class Waiting extends Error {}
 
 const CAR = 'application/vnd.ipld.car';
 const DATA_ROUNDS = 3;
+/** What the new server's sign-in check gives when that server does not host the DID at all. */
+const NOT_ON_NEW_SERVER = Symbol('not on the new server');
 
 /**
  * Asks for a repository export without gzip. The reference PDS compresses CARs in its own
@@ -449,10 +451,7 @@ class Migration {
     // Both passwords are asked first, then both servers check theirs at once.
     this.newPassword = await this.env.credentials.newPassword();
     this.neu = new PdsSession(this.to, this.did, this.fetch);
-    this.newLogin = this.neu.login(this.newPassword).then(
-      () => undefined,
-      (err: unknown) => err,
-    );
+    this.newLogin = this.#loginNewIfHosted(this.neu, this.newPassword);
     try {
       await this.#login(old, password, 'old');
     } catch (err) {
@@ -474,6 +473,27 @@ class Migration {
       );
     }
     return `signed in to ${old.service} as ${info.handle}${info.active === false ? ` (account ${info.status ?? 'deactivated'})` : ''}`;
+  }
+
+  /**
+   * Signs in to the new server when it may hold the account already (made by an earlier run, or
+   * by hand), to resume with it. Most runs start on a server that has never seen the DID: a public
+   * getRepoStatus says so, and the sign-in, doomed to fail, is not sent. A failed sign-in is not
+   * free: the server spends a password hash on it (or a padded wait), and it counts against the
+   * account's sign-in rate limit and may alarm its operator. Resolves to undefined once signed in,
+   * NOT_ON_NEW_SERVER, or the sign-in's refusal.
+   */
+  async #loginNewIfHosted(neu: PdsSession, password: string): Promise<unknown> {
+    try {
+      await neu.anonymous.query('com.atproto.sync.getRepoStatus', { did: this.did }, { timeoutMs: 30_000 });
+    } catch (err) {
+      // Any other answer (an older server without the method, a failure) proves nothing: sign in.
+      if (err instanceof XrpcClientError && err.error === 'RepoNotFound') return NOT_ON_NEW_SERVER;
+    }
+    return neu.login(password).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
   }
 
   async #login(session: PdsSession, password: string, which: 'old' | 'new'): Promise<void> {
@@ -553,17 +573,19 @@ class Migration {
   async createAccount(): Promise<string> {
     const neu = this.neu!;
     const password = this.newPassword;
-    try {
-      const refused = await this.newLogin;
-      if (refused !== undefined) {
-        // A sign-in code, like any other answer, is asked for here, not while the old server's
-        // sign-in may be asking for its own.
-        if (!(refused instanceof XrpcClientError) || refused.error !== 'AuthFactorTokenRequired') throw refused;
-        await this.#login(neu, password, 'new');
+    const refused = await this.newLogin;
+    if (refused !== NOT_ON_NEW_SERVER) {
+      try {
+        if (refused !== undefined) {
+          // A sign-in code, like any other answer, is asked for here, not while the old server's
+          // sign-in may be asking for its own.
+          if (!(refused instanceof XrpcClientError) || refused.error !== 'AuthFactorTokenRequired') throw refused;
+          await this.#login(neu, password, 'new');
+        }
+        return await this.#earlierAccount(neu);
+      } catch (err) {
+        if (!(err instanceof XrpcClientError) || err.status !== 401) throw err;
       }
-      return await this.#earlierAccount(neu);
-    } catch (err) {
-      if (!(err instanceof XrpcClientError) || err.status !== 401) throw err;
     }
     if (this.identityMoved) {
       throw new MigrationError(

@@ -91,6 +91,32 @@ describe('migration through faults', () => {
     assert.equal(backup.blobs, hana.blobCids.length);
   });
 
+  it('signs in to the new server only once it holds the account', async () => {
+    const [, b] = net.pdses;
+    const mira = await createAccount(net.pdses[0]!, 'mira', { records: 3, blobs: 1 });
+    const recording = () => {
+      const sent: string[] = [];
+      const fetchImpl: typeof fetch = (input, init) => {
+        sent.push(new URL(input instanceof Request ? input.url : String(input)).toString());
+        return fetch(input, init);
+      };
+      const signInsToNew = () => sent.filter((u) => u.startsWith(`${b!.url}/xrpc/com.atproto.server.createSession`));
+      return { fetchImpl, sent, signInsToNew };
+    };
+    // A server that has never seen the DID says so publicly: no sign-in is tried there (it could
+    // only fail, costing the server a password hash and the account a try of its rate limit).
+    const first = recording();
+    const moved = await migrateAcross(mira, { fetch: first.fetchImpl });
+    assert.equal(moved.status, 'done', moved.message);
+    assert.ok(first.sent.some((u) => u.startsWith(`${b!.url}/xrpc/com.atproto.sync.getRepoStatus`)));
+    assert.deepEqual(first.signInsToNew(), []);
+    // A run that finds the account there (an earlier run made it) signs in to carry on with it.
+    const again = recording();
+    const rerun = await migrateAcross(mira, { fetch: again.fetchImpl });
+    assert.equal(rerun.status, 'done', rerun.message);
+    assert.equal(again.signInsToNew().length, 1);
+  });
+
   it('fills the backup before the blob phase, uploads from it, and refetches a stored copy that proves damaged', async () => {
     const [a, b] = net.pdses;
     const mia = await createAccount(a!, 'mia', { records: 50, blobs: 6, blobSize: 50_000 });
