@@ -249,17 +249,20 @@ export class AccountManager {
    * announces itself (#identity, #account) in that transaction; one created deactivated (moving
    * in) does so when it is activated.
    */
-  async createAccount(args: {
-    did: string;
-    handle: string;
-    email: string | null;
-    password: string;
-    /** hashPassword(password), when the caller started it earlier to run beside other work. */
-    passwordHash?: Promise<string>;
-    inviteCode?: string;
-    deactivated?: boolean;
-  }): Promise<void> {
-    const passwordHash = await (args.passwordHash ?? hashPassword(args.password));
+  async createAccount(
+    args: {
+      did: string;
+      handle: string;
+      email: string | null;
+      inviteCode?: string;
+      deactivated?: boolean;
+    } & (
+      | { password: string }
+      /** hashPassword(password), when the caller started it earlier to run beside other work. */
+      | { passwordHash: Promise<string> }
+    ),
+  ): Promise<void> {
+    const passwordHash = await ('passwordHash' in args ? args.passwordHash : hashPassword(args.password));
     const now = new Date(this.#now() * 1000).toISOString();
     const insert = () =>
       this.#changeAccounts(() => {

@@ -102,7 +102,6 @@ export async function createAccount(ctx: AppContext, input: CreateAccountInput):
       did,
       handle,
       email,
-      password,
       passwordHash,
       inviteCode: config.inviteRequired ? inviteCode : undefined,
       // A migrating account starts deactivated and announces itself when it is activated;
