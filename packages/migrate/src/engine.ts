@@ -141,6 +141,8 @@ const CAR = 'application/vnd.ipld.car';
 const DATA_ROUNDS = 3;
 /** What the new server's sign-in check gives when that server does not host the DID at all. */
 const NOT_ON_NEW_SERVER = Symbol('not on the new server');
+/** PLC tokens the old server may refuse in one run before it stops asking for new ones. */
+const MAX_PLC_TOKEN_REFUSALS = 3;
 
 /**
  * Asks for a repository export without gzip. The reference PDS compresses CARs in its own
@@ -997,6 +999,7 @@ class Migration {
 
     let token = (await this.env.credentials.plcToken(false)) ?? (await this.#emailPlcToken('The old server emailed a'));
     let operation: Record<string, unknown> | undefined;
+    let refused = 0;
     while (!operation) {
       try {
         ({ operation } = await this.old!.procedure<{ operation: Record<string, unknown> }>(
@@ -1012,6 +1015,15 @@ class Migration {
       } catch (err) {
         if (!(err instanceof XrpcClientError && err.status === 400 && /token/i.test(`${err.error} ${err.message}`))) {
           throw err;
+        }
+        // A caller that gives the same wrong code every time must not have codes emailed forever.
+        if (++refused >= MAX_PLC_TOKEN_REFUSALS) {
+          throw new MigrationError(
+            'PlcTokenRejected',
+            `the old server refused ${MAX_PLC_TOKEN_REFUSALS} PLC tokens in a row (${err.error})`,
+            'Run the same command again without --plc-token to have a new code emailed, and give it exactly as the email shows it. The identity was NOT changed; all data stays copied.',
+            { cause: err },
+          );
         }
         // The code expired (they last about 15 minutes), was mistyped, or was used by a run that
         // was stopped while signing. Asking for a new one now saves the user a run.

@@ -117,6 +117,22 @@ describe('migration through faults', () => {
     assert.equal(again.signInsToNew().length, 1);
   });
 
+  it('stops having PLC tokens emailed after three are refused, with the identity unmoved', async () => {
+    const pia = await createAccount(net.pdses[0]!, 'pia', { records: 2, blobs: 0 });
+    let asked = 0;
+    const result = await migrateAcross(pia, {
+      credentials: credentials(pia.password, async () => {
+        asked++;
+        return 'WRONG-CODE1';
+      }),
+    });
+    assert.equal(result.status, 'failed');
+    assert.match(result.message, /refused 3 PLC tokens/);
+    assert.equal(asked, 3);
+    const status = await pia.agent.com.atproto.server.checkAccountStatus();
+    assert.equal(status.data.activated, true, 'the old account is untouched');
+  });
+
   it('fills the backup before the blob phase, uploads from it, and refetches a stored copy that proves damaged', async () => {
     const [a, b] = net.pdses;
     const mia = await createAccount(a!, 'mia', { records: 50, blobs: 6, blobSize: 50_000 });
