@@ -4,14 +4,16 @@
  * bad writes change nothing.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { verifyProofs, verifyRepoCar } from '@atproto/repo';
+import Database from 'better-sqlite3';
 import { formatCid, parseCid } from '@portage/atproto/cid';
 import { type ExportableSigningKey, generateSigningKey } from '@portage/atproto/crypto';
 import { ActorStore, ActorStoreError } from '../src/actor-store/actor-store.ts';
+import type { SqliteDb } from '../src/actor-store/db.ts';
 import { prepareWrites, type WriteRequest, WriteRequestError } from '../src/actor-store/prepare-writes.ts';
 import type { CommitEvent } from '../src/actor-store/types.ts';
 import { DiskBlobStore } from '../src/blobstore/disk.ts';
@@ -330,40 +332,71 @@ describe('actor store', () => {
   });
 });
 
-describe('bulk writes checkpoint off the event loop', () => {
-  it('commits without copying the WAL, has the worker copy it, then turns automatic checkpoints back on', async () => {
+describe('bulk writes go straight into the database file', () => {
+  const fillRepoBlocks = (db: SqliteDb, count: number) =>
+    db.transaction(() => {
+      const insert = db.prepare('INSERT INTO repo_block (cid, repo_rev, size, content) VALUES (?, ?, ?, ?)');
+      for (let i = 0; i < count; i++) insert.run(Buffer.from(`bulk-${i}`), 'rev', 4000, Buffer.alloc(4000, 7));
+    })();
+  const walBytes = (path: string) => (existsSync(`${path}-wal`) ? statSync(`${path}-wal`).size : 0);
+
+  it('writes through a rollback journal, not the WAL, and is back in WAL mode afterwards', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'portage-bulk-write-'));
     const store = new ActorStore({ directory: join(dir, 'actors'), blobstore: new DiskBlobStore(join(dir, 'blobs')) });
     try {
       await store.create(did, await generateSigningKey());
       const path = join(store.accountDirectory(did), 'store.sqlite');
       const sizeBefore = statSync(path).size;
-      const filler = Buffer.alloc(4000, 7);
-      await store.bulkWrite(did, (db) =>
-        db.transaction(() => {
-          const insert = db.prepare('INSERT INTO repo_block (cid, repo_rev, size, content) VALUES (?, ?, ?, ?)');
-          for (let i = 0; i < 3000; i++) insert.run(Buffer.from(`bulk-${i}`), 'rev', filler.length, filler);
-        })(),
-      );
+      let modeInside: unknown;
+      await store.bulkWrite(did, (db) => {
+        modeInside = db.pragma('journal_mode', { simple: true });
+        fillRepoBlocks(db, 3000);
+      });
+      assert.equal(modeInside, 'delete');
       const db = store.database(did)!;
-      // The commit left its 12 MB in the WAL: the database file did not grow inside it.
-      assert.equal(statSync(path).size, sizeBefore);
-      assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 0);
-      // The worker copies the pages into the database file; then automatic checkpoints are back.
-      const deadline = Date.now() + 10_000;
-      while (db.pragma('wal_autocheckpoint', { simple: true }) === 0 && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 1000);
+      assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+      // The 12 MB are in the database file, and no WAL holds a second copy of them.
       assert.ok(statSync(path).size > sizeBefore + 3000 * 4000, 'the pages are in the database file');
+      assert.ok(walBytes(path) < 1_000_000, `the WAL holds ${walBytes(path)} bytes`);
       assert.equal((db.prepare('SELECT count(*) AS n FROM repo_block').get() as { n: number }).n > 3000, true);
+      // Ordinary commits go through the WAL again.
+      await store.applyWrites(
+        did,
+        prepareWrites([{ action: 'create', collection: 'com.example.item', rkey: 'after', record: { n: 1 } }]),
+      );
+      assert.ok(walBytes(path) > 0, 'the next commit is in the WAL');
     } finally {
       store.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
 
-  it('a bulk write that throws rolls back and turns automatic checkpoints back on', async () => {
+  it('runs in WAL mode when another connection has the file open', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portage-bulk-write-'));
+    const store = new ActorStore({ directory: join(dir, 'actors'), blobstore: new DiskBlobStore(join(dir, 'blobs')) });
+    try {
+      await store.create(did, await generateSigningKey());
+      const path = join(store.accountDirectory(did), 'store.sqlite');
+      const reader = new Database(path, { readonly: true });
+      try {
+        reader.prepare('SELECT count(*) FROM repo_block').get();
+        let modeInside: unknown;
+        await store.bulkWrite(did, (db) => {
+          modeInside = db.pragma('journal_mode', { simple: true });
+          fillRepoBlocks(db, 300);
+        });
+        assert.equal(modeInside, 'wal');
+        assert.equal((reader.prepare('SELECT count(*) AS n FROM repo_block').get() as { n: number }).n > 300, true);
+      } finally {
+        reader.close();
+      }
+    } finally {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a bulk write that throws rolls back and leaves the database in WAL mode', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'portage-bulk-write-'));
     const store = new ActorStore({ directory: join(dir, 'actors'), blobstore: new DiskBlobStore(join(dir, 'blobs')) });
     try {
@@ -374,17 +407,14 @@ describe('bulk writes checkpoint off the event loop', () => {
       await assert.rejects(
         store.bulkWrite(did, (conn) =>
           conn.transaction(() => {
-            conn
-              .prepare('INSERT INTO repo_block (cid, repo_rev, size, content) VALUES (?, ?, ?, ?)')
-              .run(Buffer.from('doomed'), 'rev', 1, Buffer.alloc(1));
+            fillRepoBlocks(conn, 300);
             throw new Error('the import found a missing block');
           })(),
         ),
         /missing block/,
       );
       assert.equal(blocks(), before, 'nothing of the failed write is stored');
-      await new Promise((r) => setImmediate(r));
-      assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 1000);
+      assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
     } finally {
       store.close();
       rmSync(dir, { recursive: true, force: true });

@@ -21,7 +21,7 @@ import { AtprotoError } from '@portage/atproto/errors';
 import type { BlobStore } from '../blobstore/blobstore.ts';
 import { MAX_COMMIT_BLOCKS_BYTES } from '../sequencer/events.ts';
 import { SqliteBlockStore } from './block-store.ts';
-import { openActorDb, openRootIndex, type SqliteDb, WAL_AUTOCHECKPOINT_PAGES } from './db.ts';
+import { openActorDb, openRootIndex, type SqliteDb, useRollbackJournal } from './db.ts';
 import { MAX_WRITES_PER_COMMIT, type PreparedWrite } from './prepare-writes.ts';
 import {
   createRepo,
@@ -42,7 +42,6 @@ import type {
   StoredRecord,
   WriteResult,
 } from './types.ts';
-import { WalCheckpointer } from './wal-checkpointer.ts';
 
 /** Errors the endpoints map to XRPC errors by `code` (RepoNotFound, InvalidSwap, BlobNotFound...). */
 export class ActorStoreError extends AtprotoError {}
@@ -215,9 +214,6 @@ export class ActorStore {
   private readonly indexRoot: Stmt;
   private readonly readIndexedRoot: Stmt;
   private sweepTimer: NodeJS.Timeout | undefined;
-  private readonly checkpointer = new WalCheckpointer();
-  /** Bulk writes per connection whose checkpoint has not ended yet (see bulkWrite). */
-  readonly #bulkWrites = new Map<SqliteDb, number>();
 
   constructor(options: ActorStoreOptions) {
     this.options = options;
@@ -381,31 +377,22 @@ export class ActorStore {
 
   /**
    * Runs `write`, a bulk transaction on the account's own connection (through withRepoDb), with
-   * automatic WAL checkpoints off: its commit would otherwise also copy every page it wrote into
-   * the database file, and fsync both, before the caller could answer (about 0.1 s for a 20k-record
-   * import, during which no other request is served). The checkpointer's thread makes that copy
-   * afterwards, and automatic checkpoints come back on once it has.
+   * the database in rollback-journal mode for its duration. In WAL mode every page it writes
+   * would be written twice: into the WAL by its commit, and into the database file again by a
+   * checkpoint (12 MB each way for a 20k-record import, and the checkpoint stalls whichever
+   * request's commit sets it off). With a rollback journal the new pages go straight into the
+   * database file and the journal keeps only the few existing pages the write changes; the commit
+   * syncs both, so the write is durable once it returns. Switching modes needs the connection to
+   * be the file's only one: when another is open (a tool reading the file), SQLite refuses at
+   * once and the write runs in WAL mode like any other.
    */
   bulkWrite<T>(did: string, write: (db: SqliteDb) => T): Promise<T> {
     return this.withRepoDb(did, (db) => {
-      // Counted per connection: a second bulk write may start before the first one's checkpoint
-      // ends, and automatic checkpoints come back only after the last of them.
-      this.#bulkWrites.set(db, (this.#bulkWrites.get(db) ?? 0) + 1);
-      db.pragma('wal_autocheckpoint = 0');
-      let committed = false;
+      const journaled = useRollbackJournal(db);
       try {
-        const result = write(db);
-        committed = true;
-        return result;
+        return write(db);
       } finally {
-        // A write that threw rolled back: it left nothing in the WAL to copy.
-        const copied = committed ? this.checkpointer.checkpoint(this.dbPath(did)) : Promise.resolve();
-        void copied.then(() => {
-          const left = this.#bulkWrites.get(db)! - 1;
-          if (left > 0) return void this.#bulkWrites.set(db, left);
-          this.#bulkWrites.delete(db);
-          if (db.open) db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
-        });
+        if (journaled) db.pragma('journal_mode = WAL');
       }
     });
   }
@@ -867,6 +854,5 @@ export class ActorStore {
     for (const handle of this.open.values()) handle.db.close();
     this.open.clear();
     this.rootIndex.close();
-    void this.checkpointer.close();
   }
 }

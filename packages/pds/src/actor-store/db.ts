@@ -53,15 +53,11 @@ CREATE TABLE IF NOT EXISTS record_blob (
 CREATE INDEX IF NOT EXISTS record_blob_uri ON record_blob (record_uri);
 `;
 
-/** Pages in the WAL before a commit also checkpoints (SQLite's default; bulkWrite lifts it for a while). */
-export const WAL_AUTOCHECKPOINT_PAGES = 1000;
-
 export function openActorDb(path: string): SqliteDb {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const db = new Database(path);
   chmodSync(path, 0o600);
   db.pragma('journal_mode = WAL');
-  db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
   // NORMAL: a commit is in the WAL file before it is acknowledged, so it survives the process
   // being killed at any point (the kill -9 test shows it); the WAL is fsynced at checkpoints, so a
   // power cut may lose the last moments of writes but never corrupts a repository. FULL would
@@ -75,6 +71,19 @@ export function openActorDb(path: string): SqliteDb {
   db.pragma('mmap_size = 1073741824');
   db.exec(SCHEMA);
   return db;
+}
+
+/**
+ * Leaves WAL mode for a rollback journal, when `db` is the only connection to its file (SQLite
+ * answers SQLITE_BUSY at once otherwise, without waiting for the busy timeout). True when it
+ * switched: the caller switches back with `journal_mode = WAL`.
+ */
+export function useRollbackJournal(db: SqliteDb): boolean {
+  try {
+    return db.pragma('journal_mode = DELETE', { simple: true }) === 'delete';
+  } catch {
+    return false;
+  }
 }
 
 /** The shared index of every repository's current root (see ActorStore.getRootIndexed). */
