@@ -901,20 +901,20 @@ class Migration {
   }
 
   async verify(): Promise<string> {
-    const [head, newStatus, oldStatus] = await Promise.all([
+    // Every read at once: they are independent, and this step sits between the copy and the
+    // identity update, with nothing else running.
+    const [head, newStatus, oldStatus, firstMissing, oldPrefs, newPrefs] = await Promise.all([
       this.oldHead(),
       this.neu!.query<AccountStatus>('com.atproto.server.checkAccountStatus'),
       this.old!.query<AccountStatus>('com.atproto.server.checkAccountStatus'),
+      this.#missingBlobsPage(undefined),
+      this.old!.query<{ preferences: unknown[] }>('app.bsky.actor.getPreferences'),
+      this.neu!.query<{ preferences: unknown[] }>('app.bsky.actor.getPreferences'),
     ]);
     if (newStatus.repoCommit !== head.cid) throw new RepoMoved(`the old repository changed (now rev ${head.rev})`);
 
     const stillMissing: MissingBlob[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await this.neu!.query<{ cursor?: string; blobs: { cid: string; recordUri?: string }[] }>(
-        'com.atproto.repo.listMissingBlobs',
-        { limit: 1000, cursor },
-      );
+    for (let page = firstMissing; ; page = await this.#missingBlobsPage(page.cursor)) {
       for (const { cid, recordUri } of page.blobs) {
         const known = this.failedBlobs.get(cid);
         const entry: MissingBlob = { cid, reason: known?.reason ?? 'not copied (unknown reason)' };
@@ -922,8 +922,8 @@ class Migration {
         stillMissing.push(entry);
         this.failedBlobs.set(cid, entry);
       }
-      cursor = page.blobs.length > 0 ? page.cursor : undefined;
-    } while (cursor);
+      if (page.blobs.length === 0 || !page.cursor) break;
+    }
     if (stillMissing.length > 0) {
       const list = stillMissing.map((b) => `${b.cid}${b.record ? ` (${b.record})` : ''}: ${b.reason}`).join('; ');
       throw new MigrationError(
@@ -939,26 +939,31 @@ class Migration {
         'The identity was NOT moved. Run again; if it persists, report it to the new server operator.',
       );
     }
-    const [oldPrefs, newPrefs] = await Promise.all([
-      this.old!.query<{ preferences: unknown[] }>('app.bsky.actor.getPreferences'),
-      this.neu!.query<{ preferences: unknown[] }>('app.bsky.actor.getPreferences'),
-    ]);
     if (canonicalJson(oldPrefs.preferences) !== canonicalJson(newPrefs.preferences)) {
       throw new RepoMoved('the preferences changed while they were copied');
     }
     return `same commit (rev ${head.rev}), ${newStatus.indexedRecords} records, all ${newStatus.expectedBlobs} blobs, equal preferences`;
   }
 
+  #missingBlobsPage(cursor: string | undefined) {
+    return this.neu!.query<{ cursor?: string; blobs: { cid: string; recordUri?: string }[] }>(
+      'com.atproto.repo.listMissingBlobs',
+      { limit: 1000, cursor },
+    );
+  }
+
   // ---- identity --------------------------------------------------------------------------
 
   async updateIdentity(): Promise<string | { summary: string; skipped: true }> {
     const neu = this.neu!;
-    const rec = await neu.query<RecommendedCredentials>('com.atproto.identity.getRecommendedDidCredentials');
+    const [rec, doc] = await Promise.all([
+      neu.query<RecommendedCredentials>('com.atproto.identity.getRecommendedDidCredentials'),
+      this.didResolver.resolve(this.did, { noCache: true }),
+    ]);
     const newKey = rec.verificationMethods?.atproto;
     const endpoint = rec.services?.atproto_pds?.endpoint ?? this.to;
     this.journal!.newPdsEndpoint = endpoint;
     await this.saveJournal();
-    const doc = await this.didResolver.resolve(this.did, { noCache: true });
     if (sameServiceUrl(getPdsEndpoint(doc), endpoint) && getAtprotoSigningKey(doc) === newKey) {
       return { summary: 'the DID document already names the new server', skipped: true };
     }
@@ -1133,8 +1138,12 @@ class Migration {
   // ---- finish ----------------------------------------------------------------------------
 
   async activate(): Promise<string | { summary: string; skipped: true }> {
-    const status = await this.neu!.query<AccountStatus>('com.atproto.server.checkAccountStatus');
-    if (status.activated) return { summary: 'already active', skipped: true };
+    // Only a run that found the identity moved can follow one that activated the account (the
+    // identity moves first): a fresh run activates without asking.
+    if (this.identityMoved || this.journal!.activatedAt) {
+      const status = await this.neu!.query<AccountStatus>('com.atproto.server.checkAccountStatus');
+      if (status.activated) return { summary: 'already active', skipped: true };
+    }
     await this.neu!.procedure('com.atproto.server.activateAccount');
     this.journal!.activatedAt = new Date().toISOString();
     await this.saveJournal();

@@ -212,18 +212,20 @@ export class MigrationService {
   async activateAccount(did: string): Promise<void> {
     const account = this.#account(did);
     if (account.deactivatedAt === null) return;
-    const problem = await this.#didDocumentProblem(did);
-    if (problem) throw InvalidRequest(problem, 'InvalidDidDocument');
-    if (did.startsWith('did:plc:')) {
-      const data = await this.#ctx.plcClient.getDocumentData(did).catch((err: unknown) => {
-        throw plcUnavailable(err, did);
-      });
-      if (!data.rotationKeys.includes(this.#ctx.plcRotationKey.did())) {
-        throw InvalidRequest(
-          "The DID's PLC rotation keys do not include this server's rotation key",
-          'InvalidDidDocument',
-        );
-      }
+    // Both reads at once (two round trips to the directory otherwise); the document's problem,
+    // if any, is the one reported.
+    const [problem, data] = await Promise.allSettled([
+      this.#didDocumentProblem(did),
+      did.startsWith('did:plc:') ? this.#ctx.plcClient.getDocumentData(did) : Promise.resolve(undefined),
+    ]);
+    if (problem.status === 'rejected') throw problem.reason;
+    if (problem.value) throw InvalidRequest(problem.value, 'InvalidDidDocument');
+    if (data.status === 'rejected') throw plcUnavailable(data.reason, did);
+    if (data.value && !data.value.rotationKeys.includes(this.#ctx.plcRotationKey.did())) {
+      throw InvalidRequest(
+        "The DID's PLC rotation keys do not include this server's rotation key",
+        'InvalidDidDocument',
+      );
     }
     await promoteReferencedBlobs(this.#ctx, did);
     const head = await this.#resignHead(did);
