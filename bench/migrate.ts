@@ -5,17 +5,21 @@
  * phase. Each reference PDS runs in its own process (the PLC in this one), and each client in its
  * own child process, so nobody shares an event loop and each side's peak RSS is its own.
  *
- * To move identical data, the account is created once on A; the reference flow moves it A -> B,
- * then Portage moves it B -> C (same records, same blobs). Portage runs with its local backup on,
- * as the CLI does by default.
+ * To move identical data, an account is created on A; the reference flow moves it A -> B, then
+ * Portage moves it B -> C (same records, same blobs). Portage runs with its local backup on, as
+ * the CLI does by default. Two more rows move the same account on with Portage's engine into
+ * Portage's PDS (two of them, each in its own process, on the same PLC): reference -> Portage
+ * (C -> P1), then Portage -> Portage (P1 -> P2), each beside the reference-style flow into the
+ * reference PDS.
  *
- * Two more rows move the same account on with Portage's engine into Portage's PDS (two of them,
- * each in its own process, on the same PLC): reference -> Portage (C -> P1), then
- * Portage -> Portage (P1 -> P2), each beside the reference-style flow into the reference PDS.
+ * All of that happens --rounds times (3), each round with an account of its own, and every figure
+ * is the median of the rounds, on both sides alike: on a shared two-core machine a single run
+ * can be 15% off either way.
  *
- * Options: --records <n> (20000) --blobs <n> (200) --blob-kb <n> (256).
- * `--into-portage-only` skips the reference-style flow and B -> C: the engine moves the account
- * A -> P1 and P1 -> P2 (for quick measurements of those two rows; nothing is written to results).
+ * Options: --records <n> (20000) --blobs <n> (200) --blob-kb <n> (256) --rounds <n> (3).
+ * `--into-portage-only` skips the reference-style flow and B -> C: the engine moves each round's
+ * account A -> P1 and P1 -> P2 (for quick measurements of those two rows; nothing is written to
+ * results).
  * Every timed move starts after the machine settled (settle()), and prints the CPU both servers
  * and the client used, and so how many of the cores the move kept busy.
  * BENCH_TRACE=1 prints every request of the engine's runs with its start and end (ms since the
@@ -40,7 +44,7 @@ import {
   startChildServer,
 } from './lib/child-server.ts';
 import { measureCpu, settle } from './lib/machine.ts';
-import { peakRssMb, report, writeResults } from './lib/report.ts';
+import { median, peakRssMb, report, writeResults } from './lib/report.ts';
 
 interface ClientJob {
   side: 'portage' | 'reference';
@@ -339,6 +343,7 @@ async function main(): Promise<void> {
       'blob-kb': { type: 'string', default: '256' },
       'rss-blobs': { type: 'string', default: '0' },
       'into-portage-only': { type: 'boolean', default: false },
+      rounds: { type: 'string', default: '3' },
     },
   });
   const intoPortageOnly = values['into-portage-only'];
@@ -346,6 +351,8 @@ async function main(): Promise<void> {
   const blobs = Number(values.blobs);
   const blobBytes = Number(values['blob-kb']) * 1024;
   const rssBlobs = Number(values['rss-blobs']);
+  const rounds = Math.max(1, Number(values.rounds));
+  const medianNote = rounds > 1 ? `; median of ${rounds} rounds` : '';
 
   const dir = mkdtempSync(join(tmpdir(), 'portage-bench-migrate-'));
   process.env.TMPDIR = dir; // the reference servers write under os.tmpdir() and never clean up
@@ -401,7 +408,6 @@ async function main(): Promise<void> {
       return did;
     };
 
-    const did = await fill('bench', records, blobs, blobBytes);
     const label = `${records} records + ${blobs} blobs x ${blobBytes / 1024} KB`;
     /**
      * One client run moving `account` between two servers, after the machine settled; with
@@ -435,94 +441,84 @@ async function main(): Promise<void> {
         ? `client CPU during the move ${run.runCpuSeconds.toFixed(2)} s`
         : `CPU during the move: servers ${run.serverCpuSeconds.toFixed(2)} s + client ${run.runCpuSeconds.toFixed(2)} s = ` +
           `about ${((run.serverCpuSeconds + run.runCpuSeconds) / run.total).toFixed(2)} cores busy on average`;
-    if (intoPortageOnly) {
-      for (const [route, from, to] of [
+
+    // Each round moves an account of its own (the same size) through every route; each figure is
+    // the median of the rounds, for both sides alike (single runs on a shared machine are noisy).
+    const ref: MeasuredMove[] = [];
+    const ours: MeasuredMove[] = [];
+    const intoPortage: Record<string, MeasuredMove[]> = { 'reference -> Portage': [], 'Portage -> Portage': [] };
+    for (let round = 0; round < rounds; round++) {
+      process.stderr.write(`bench: round ${round + 1} of ${rounds}\n`);
+      const did = await fill(`bench${round}`, records, blobs, blobBytes);
+      // The same account moves on into Portage's PDS, then between two Portage PDSes.
+      let into: [string, ServerHandle, ServerHandle][] = [
         ['reference -> Portage', a, p1],
         ['Portage -> Portage', p1, p2],
-      ] as const) {
-        const run = await move('portage', did, from, to, `backup-${to === p1 ? 'p1' : 'p2'}`);
+      ];
+      if (!intoPortageOnly) {
+        process.stderr.write('bench: reference-style flow A -> B...\n');
+        ref.push(await move('reference', did, a, b));
+        process.stderr.write(
+          `bench: reference phases ${JSON.stringify(ref.at(-1)!.phases)}, ${cpuLine(ref.at(-1)!)}\n`,
+        );
+        process.stderr.write('bench: portage B -> C...\n');
+        ours.push(await move('portage', did, b, c, `backup-${round}`));
+        process.stderr.write(
+          `bench: portage phases ${JSON.stringify(ours.at(-1)!.phases)}, ${cpuLine(ours.at(-1)!)}\n`,
+        );
+        into = [
+          ['reference -> Portage', c, p1],
+          ['Portage -> Portage', p1, p2],
+        ];
+      }
+      for (const [route, from, to] of into) {
+        const run = await move('portage', did, from, to, `backup-${round}-${to === p1 ? 'p1' : 'p2'}`);
+        intoPortage[route]!.push(run);
         process.stderr.write(
           `bench: portage ${route}: ${run.total.toFixed(3)} s, ${cpuLine(run)}, peak RSS ${Math.round(run.peakRssMb)} MB, phases ${JSON.stringify(run.phases)}\n`,
         );
       }
-      return;
     }
-    process.stderr.write('bench: reference-style flow A -> B...\n');
-    const ref = await move('reference', did, a, b);
-    process.stderr.write('bench: portage B -> C...\n');
-    const ours = await move('portage', did, b, c, 'backup');
-    report({
-      bench: 'migrate',
-      metric: `repo phase seconds (${label})`,
-      unit: 's',
-      better: 'lower',
-      portage: ours.phases.repo!,
-      reference: ref.phases.repo!,
-    });
-    report({
-      bench: 'migrate',
-      metric: `blob phase seconds (${label})`,
-      unit: 's',
-      better: 'lower',
-      portage: ours.phases.blobs!,
-      reference: ref.phases.blobs!,
-    });
-    report({
-      bench: 'migrate',
-      metric: `total seconds, login to old deactivated (${label}; portage includes verification and local backup)`,
-      unit: 's',
-      better: 'lower',
-      portage: ours.total,
-      reference: ref.total,
-    });
-    report({
-      bench: 'migrate',
-      metric: `client peak RSS (${label})`,
-      unit: 'MB',
-      better: 'lower',
-      portage: ours.peakRssMb,
-      reference: ref.peakRssMb,
-    });
-    report({
-      bench: 'migrate',
-      metric: `client CPU seconds, user + system, start-up included (${label})`,
-      unit: 's',
-      better: 'lower',
-      portage: ours.cpuSeconds,
-      reference: ref.cpuSeconds,
-    });
-    if (ours.serverCpuSeconds !== undefined && ref.serverCpuSeconds !== undefined) {
-      report({
-        bench: 'migrate',
-        metric: `both servers' CPU seconds during the move, user + system (${label}; reference PDSes on both sides)`,
-        unit: 's',
-        better: 'lower',
-        portage: ours.serverCpuSeconds,
-        reference: ref.serverCpuSeconds,
-      });
-    }
-    process.stderr.write(
-      `bench: portage phases ${JSON.stringify(ours.phases)}, ${cpuLine(ours)}\n` +
-        `bench: reference phases ${JSON.stringify(ref.phases)}, ${cpuLine(ref)}\n`,
-    );
+    if (intoPortageOnly) return;
 
-    // The same account moves on into Portage's PDS, then between two Portage PDSes.
-    const intoPortage: [string, ServerHandle, ServerHandle][] = [
-      ['reference -> Portage', c, p1],
-      ['Portage -> Portage', p1, p2],
+    const of = (runs: MeasuredMove[], figure: (run: MeasuredMove) => number | undefined) => {
+      const values = runs.map(figure);
+      return values.includes(undefined) ? undefined : median(values as number[]);
+    };
+    const rows: [string, 'MB' | 's', (run: MeasuredMove) => number | undefined][] = [
+      [`repo phase seconds (${label})`, 's', (run) => run.phases.repo],
+      [`blob phase seconds (${label})`, 's', (run) => run.phases.blobs],
+      [
+        `total seconds, login to old deactivated (${label}; portage includes verification and local backup)`,
+        's',
+        (run) => run.total,
+      ],
+      [`client peak RSS (${label})`, 'MB', (run) => run.peakRssMb],
+      [`client CPU seconds, user + system, start-up included (${label})`, 's', (run) => run.cpuSeconds],
+      [
+        `both servers' CPU seconds during the move, user + system (${label}; reference PDSes on both sides)`,
+        's',
+        (run) => run.serverCpuSeconds,
+      ],
     ];
-    for (const [route, from, to] of intoPortage) {
-      process.stderr.write(`bench: portage ${route}...\n`);
-      const run = await move('portage', did, from, to, `backup-${to === p1 ? 'p1' : 'p2'}`);
+    for (const [metric, unit, figure] of rows) {
+      const portage = of(ours, figure);
+      const reference = of(ref, figure);
+      if (portage === undefined || reference === undefined) continue;
+      report({ bench: 'migrate', metric: `${metric}${medianNote}`, unit, better: 'lower', portage, reference });
+    }
+    for (const [route, runs] of Object.entries(intoPortage)) {
       report({
         bench: 'migrate',
-        metric: `total seconds, ${route} PDS (${label}; portage = our engine into Portage's PDS with verification and local backup, reference = reference-style flow into the reference PDS)`,
+        metric: `total seconds, ${route} PDS (${label}; portage = our engine into Portage's PDS with verification and local backup, reference = reference-style flow into the reference PDS)${medianNote}`,
         unit: 's',
         better: 'lower',
-        portage: run.total,
-        reference: ref.total,
+        portage: of(runs, (run) => run.total)!,
+        reference: of(ref, (run) => run.total)!,
       });
-      process.stderr.write(`bench: portage ${route} phases ${JSON.stringify(run.phases)}, ${cpuLine(run)}\n`);
+      process.stderr.write(
+        `bench: ${route} totals ${runs.map((run) => run.total.toFixed(3)).join(', ')} s; reference-style flow ${ref.map((run) => run.total.toFixed(3)).join(', ')} s\n`,
+      );
     }
 
     if (rssBlobs > 0) {

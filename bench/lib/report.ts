@@ -66,3 +66,10 @@ export async function timeIt<T>(fn: () => Promise<T> | T): Promise<{ seconds: nu
   const value = await fn();
   return { seconds: (performance.now() - start) / 1000, value };
 }
+
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
