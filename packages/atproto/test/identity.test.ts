@@ -101,6 +101,19 @@ describe('DidResolver', () => {
     await resolver.resolve(DID, { noCache: true });
     assert.equal(requests - before, 2);
   });
+  it('takes a cached document only when it is as recent as asked, and forgets one on request', async () => {
+    const resolver = new DidResolver({ plcUrl: base });
+    const before = requests;
+    await resolver.resolve(DID);
+    await resolver.resolve(DID, { maxAgeMs: 60_000 });
+    assert.equal(requests - before, 1);
+    await new Promise((r) => setTimeout(r, 5));
+    await resolver.resolve(DID, { maxAgeMs: 1 });
+    assert.equal(requests - before, 2, 'a document older than maxAgeMs is read again');
+    resolver.forget(DID);
+    await resolver.resolve(DID);
+    assert.equal(requests - before, 3, 'a forgotten document is read again');
+  });
   it('says when a DID does not exist, and refuses a document about someone else', async () => {
     const resolver = new DidResolver({ plcUrl: base });
     await assert.rejects(resolver.resolve('did:plc:cccccccccccccccccccccccc'), (e: unknown) => {

@@ -34,12 +34,22 @@ export class DidResolver {
     this.#ttl = opts.cacheTtlMs ?? 60_000;
   }
 
-  async resolve(did: string, opts: { noCache?: boolean } = {}): Promise<DidDocument> {
+  /**
+   * `noCache` reads afresh; `maxAgeMs` accepts a cached document only when it is younger than
+   * that (for answers that should be close to current without a round trip each time).
+   */
+  async resolve(did: string, opts: { noCache?: boolean; maxAgeMs?: number } = {}): Promise<DidDocument> {
     const cached = this.#cache.get(did);
-    if (!opts.noCache && cached && Date.now() - cached.at < this.#ttl) return cached.doc;
+    const maxAge = opts.noCache ? 0 : Math.min(opts.maxAgeMs ?? this.#ttl, this.#ttl);
+    if (cached && Date.now() - cached.at < maxAge) return cached.doc;
     const doc = await this.#fetchDocument(did, documentUrl(did, this.plcUrl));
     if (this.#ttl > 0) this.#cache.set(did, { doc, at: Date.now() });
     return doc;
+  }
+
+  /** Drops the cached document of `did` (it is known to have changed). */
+  forget(did: string): void {
+    this.#cache.delete(did);
   }
 
   async #fetchDocument(did: string, url: string): Promise<DidDocument> {

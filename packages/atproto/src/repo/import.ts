@@ -41,9 +41,10 @@ export interface ImportOptions {
   did?: string;
   /**
    * The account's signing key(s) as did:key; the commit must be signed by one of them.
-   * `null` skips the signature check (only for trusted input, e.g. a local backup).
+   * `null` skips the signature check (only for trusted input, e.g. a local backup). A promise is
+   * awaited only once the CAR is read, so looking the keys up can overlap with receiving it.
    */
-  signingKeys: string | readonly string[] | null;
+  signingKeys: string | readonly string[] | null | PromiseLike<string | readonly string[]>;
   /** Where blocks are staged while verifying. Default: a new MemoryBlockStore. */
   staging?: BlockStore;
   maxBlockSize?: number;
@@ -174,7 +175,8 @@ async function checkCommit(
   if (options.did !== undefined && commit.did !== options.did) {
     throw new RepoError('WrongDid', `the repository belongs to ${commit.did}, not ${options.did}`);
   }
-  if (options.signingKeys !== null && !(await verifyCommitSignature(commit, options.signingKeys))) {
+  const signingKeys = await options.signingKeys;
+  if (signingKeys !== null && !(await verifyCommitSignature(commit, signingKeys))) {
     throw new RepoError(
       'BadSignature',
       `the commit ${formatCid(commitCid)} is not signed by the account's signing key`,

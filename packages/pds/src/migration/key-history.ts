@@ -19,16 +19,16 @@ export interface KeyHistorySources {
 /** The account's signing keys, current first; empty when the DID cannot be resolved. */
 export async function signingKeysHeldBy(sources: KeyHistorySources, did: string): Promise<string[]> {
   const keys = new Set<string>();
-  const doc = await sources.didResolver.resolve(did, { noCache: true }).catch(() => undefined);
+  const [doc, log] = await Promise.all([
+    sources.didResolver.resolve(did, { noCache: true }).catch(() => undefined),
+    did.startsWith('did:plc:') ? sources.plcClient.getAuditLog(did).catch(() => []) : [],
+  ]);
   const current = doc ? getAtprotoSigningKey(doc) : undefined;
   if (current) keys.add(current);
-  if (did.startsWith('did:plc:')) {
-    const log = await sources.plcClient.getAuditLog(did).catch(() => []);
-    for (const entry of [...log].reverse()) {
-      if (entry.nullified || entry.operation.type === 'plc_tombstone') continue;
-      const key = normalizePlcOperation(entry.operation).verificationMethods.atproto;
-      if (key) keys.add(key);
-    }
+  for (const entry of [...log].reverse()) {
+    if (entry.nullified || entry.operation.type === 'plc_tombstone') continue;
+    const key = normalizePlcOperation(entry.operation).verificationMethods.atproto;
+    if (key) keys.add(key);
   }
   return [...keys];
 }

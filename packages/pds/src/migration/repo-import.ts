@@ -74,14 +74,16 @@ export async function importRepository(
   did: string,
   body: AsyncIterable<Uint8Array>,
 ): Promise<ImportSummary> {
-  const keys = await signingKeysHeldBy(deps, did);
-  if (keys.length === 0) {
+  // Looked up (round trips to the directory) while the CAR streams in; the commit check awaits it.
+  const keys = signingKeysHeldBy(deps, did).then((held) => {
+    if (held.length > 0) return held;
     throw new XrpcError(
       400,
       'InvalidDid',
       `Could not resolve a signing key for ${did}, so the import cannot be verified`,
     );
-  }
+  });
+  keys.catch(() => {}); // a CAR that fails before its commit is checked never awaits it
   const staging = new StagingBlockStore(deps.stagingDirectory);
   try {
     let staged: StagedRepo;

@@ -71,19 +71,18 @@ export interface PlcOperationChanges {
 }
 
 /**
- * How long accountStatus reuses a DID document it read: a migration tool asks for the status
- * several times within seconds, and each fresh read is a round trip to the directory. Activation
- * always reads afresh, and relaying a PLC operation forgets the DID's entry.
+ * How old a DID document accountStatus accepts from the resolver's cache: a migration tool asks
+ * for the status several times within seconds (the first time just after createAccount resolved
+ * the DID to check the service JWT), and each fresh read is a round trip to the directory.
+ * Activation always reads afresh, and relaying a PLC operation drops the cached document.
  */
-const STATUS_DOCUMENT_TTL_MS = 5_000;
-const STATUS_DOCUMENT_ENTRIES = 1_000;
+const STATUS_DOCUMENT_MAX_AGE_MS = 5_000;
 
 const PDS_SERVICE_ID = 'atproto_pds';
 const PDS_SERVICE_TYPE = 'AtprotoPersonalDataServer';
 
 export class MigrationService {
   readonly #ctx: AppContext;
-  readonly #statusDocuments = new Map<string, { doc: DidDocument; at: number }>();
 
   constructor(ctx: AppContext) {
     this.#ctx = ctx;
@@ -199,7 +198,7 @@ export class MigrationService {
       throw InvalidRequest(`Incorrect handle in alsoKnownAs (expected at://${account.handle} first)`);
     }
     await submitToPlc(this.#ctx, did, op);
-    this.#statusDocuments.delete(did);
+    this.#ctx.didResolver.forget(did);
     sequencerOf(this.#ctx)?.sequenceIdentity(null, { did, handle: account.handle ?? undefined });
   }
 
@@ -290,17 +289,13 @@ export class MigrationService {
    */
   async #didDocumentProblem(did: string, opts: { reuseRecent?: boolean } = {}): Promise<string | undefined> {
     let doc: DidDocument;
-    const recent = this.#statusDocuments.get(did);
-    if (opts.reuseRecent && recent && Date.now() - recent.at < STATUS_DOCUMENT_TTL_MS) {
-      doc = recent.doc;
-    } else {
-      try {
-        doc = await this.#ctx.didResolver.resolve(did, { noCache: true });
-      } catch (err) {
-        return `Could not resolve the DID document of ${did}: ${(err as Error).message}`;
-      }
-      if (this.#statusDocuments.size >= STATUS_DOCUMENT_ENTRIES) this.#statusDocuments.clear();
-      this.#statusDocuments.set(did, { doc, at: Date.now() });
+    try {
+      doc = await this.#ctx.didResolver.resolve(
+        did,
+        opts.reuseRecent ? { maxAgeMs: STATUS_DOCUMENT_MAX_AGE_MS } : { noCache: true },
+      );
+    } catch (err) {
+      return `Could not resolve the DID document of ${did}: ${(err as Error).message}`;
     }
     const endpoint = getPdsEndpoint(doc);
     if (!sameServiceUrl(endpoint, this.#ctx.config.publicUrl)) {
