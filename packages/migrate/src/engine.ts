@@ -181,6 +181,8 @@ class Migration {
    * again whatever it did not get).
    */
   repoDownload: Promise<void> | undefined;
+  /** The old head the backup's CAR was exported at, when repoDownload stored it (or had it). */
+  #downloadedHead: LatestCommit | undefined;
   readonly #stopDownload = new AbortController();
   /** The new server's describeServer, asked while the old server checks the password. */
   description: Promise<NewServerDescription> | undefined;
@@ -723,7 +725,7 @@ class Migration {
         { did: this.did },
         { signal, timeoutMs: 30_000 },
       );
-      if ((await backup.repoCommit()) === head.cid) return;
+      if ((await backup.repoCommit()) === head.cid) return void (this.#downloadedHead = head);
       const res = await this.old!.request('com.atproto.sync.getRepo', {
         method: 'GET',
         params: { did: this.did },
@@ -733,6 +735,7 @@ class Migration {
       });
       if (!res.body) return;
       await backup.writeRepo(res.body, head.cid);
+      this.#downloadedHead = head;
     } catch {
       // A deactivated account's export needs the session, a cut connection a new attempt:
       // copyRepo does both.
@@ -755,8 +758,12 @@ class Migration {
   async copyRepo(): Promise<string | { summary: string; skipped: true }> {
     await this.repoDownload;
     this.repoDownload = undefined;
+    // The head the export was taken at will do (the old server is busiest now, serving blobs):
+    // verify compares the heads again at the end, and a change since then means another round.
+    const exportedHead = this.#downloadedHead;
+    this.#downloadedHead = undefined;
     const [head, status, backupCommit] = await Promise.all([
-      this.oldHead(),
+      exportedHead ?? this.oldHead(),
       this.neu!.query<AccountStatus>('com.atproto.server.checkAccountStatus'),
       this.backup?.repoCommit(),
     ]);
