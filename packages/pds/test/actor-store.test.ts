@@ -339,13 +339,23 @@ describe('bulk writes go straight into the database file', () => {
       for (let i = 0; i < count; i++) insert.run(Buffer.from(`bulk-${i}`), 'rev', 4000, Buffer.alloc(4000, 7));
     })();
   const walBytes = (path: string) => (existsSync(`${path}-wal`) ? statSync(`${path}-wal`).size : 0);
-
-  it('writes through a rollback journal, not the WAL, and is back in WAL mode afterwards', async () => {
+  const blockCount = (db: Pick<SqliteDb, 'prepare'>) =>
+    (db.prepare('SELECT count(*) AS n FROM repo_block').get() as { n: number }).n;
+  /** A store in a temporary folder with one account, and the path of that account's database. */
+  const withAccount = async (run: (store: ActorStore, path: string) => Promise<void>) => {
     const dir = mkdtempSync(join(tmpdir(), 'portage-bulk-write-'));
     const store = new ActorStore({ directory: join(dir, 'actors'), blobstore: new DiskBlobStore(join(dir, 'blobs')) });
     try {
       await store.create(did, await generateSigningKey());
-      const path = join(store.accountDirectory(did), 'store.sqlite');
+      await run(store, join(store.accountDirectory(did), 'store.sqlite'));
+    } finally {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('writes through a rollback journal, not the WAL, and is back in WAL mode afterwards', () =>
+    withAccount(async (store, path) => {
       const sizeBefore = statSync(path).size;
       let modeInside: unknown;
       await store.bulkWrite(did, (db) => {
@@ -358,52 +368,36 @@ describe('bulk writes go straight into the database file', () => {
       // The 12 MB are in the database file, and no WAL holds a second copy of them.
       assert.ok(statSync(path).size > sizeBefore + 3000 * 4000, 'the pages are in the database file');
       assert.ok(walBytes(path) < 1_000_000, `the WAL holds ${walBytes(path)} bytes`);
-      assert.equal((db.prepare('SELECT count(*) AS n FROM repo_block').get() as { n: number }).n > 3000, true);
+      assert.ok(blockCount(db) > 3000);
       // Ordinary commits go through the WAL again.
       await store.applyWrites(
         did,
         prepareWrites([{ action: 'create', collection: 'com.example.item', rkey: 'after', record: { n: 1 } }]),
       );
       assert.ok(walBytes(path) > 0, 'the next commit is in the WAL');
-    } finally {
-      store.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 
-  it('runs in WAL mode when another connection has the file open', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'portage-bulk-write-'));
-    const store = new ActorStore({ directory: join(dir, 'actors'), blobstore: new DiskBlobStore(join(dir, 'blobs')) });
-    try {
-      await store.create(did, await generateSigningKey());
-      const path = join(store.accountDirectory(did), 'store.sqlite');
+  it('runs in WAL mode when another connection has the file open', () =>
+    withAccount(async (store, path) => {
       const reader = new Database(path, { readonly: true });
       try {
-        reader.prepare('SELECT count(*) FROM repo_block').get();
+        blockCount(reader);
         let modeInside: unknown;
         await store.bulkWrite(did, (db) => {
           modeInside = db.pragma('journal_mode', { simple: true });
           fillRepoBlocks(db, 300);
         });
         assert.equal(modeInside, 'wal');
-        assert.equal((reader.prepare('SELECT count(*) AS n FROM repo_block').get() as { n: number }).n > 300, true);
+        assert.ok(blockCount(reader) > 300, 'the other connection sees the write');
       } finally {
         reader.close();
       }
-    } finally {
-      store.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 
-  it('a bulk write that throws rolls back and leaves the database in WAL mode', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'portage-bulk-write-'));
-    const store = new ActorStore({ directory: join(dir, 'actors'), blobstore: new DiskBlobStore(join(dir, 'blobs')) });
-    try {
-      await store.create(did, await generateSigningKey());
+  it('a bulk write that throws rolls back and leaves the database in WAL mode', () =>
+    withAccount(async (store) => {
       const db = store.database(did)!;
-      const blocks = () => (db.prepare('SELECT count(*) AS n FROM repo_block').get() as { n: number }).n;
-      const before = blocks();
+      const before = blockCount(db);
       await assert.rejects(
         store.bulkWrite(did, (conn) =>
           conn.transaction(() => {
@@ -413,13 +407,9 @@ describe('bulk writes go straight into the database file', () => {
         ),
         /missing block/,
       );
-      assert.equal(blocks(), before, 'nothing of the failed write is stored');
+      assert.equal(blockCount(db), before, 'nothing of the failed write is stored');
       assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
-    } finally {
-      store.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 });
 
 describe('actor store with more accounts than open databases', () => {
