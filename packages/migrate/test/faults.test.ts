@@ -117,6 +117,41 @@ describe('migration through faults', () => {
     assert.equal(again.signInsToNew().length, 1);
   });
 
+  it('copies a record written on the old server after its export, in another round', async () => {
+    const [a, b] = net.pdses;
+    const noa = await createAccount(a!, 'noa', { records: 5, blobs: 1 });
+    const before = await snapshot(a!, noa);
+    const backupDir = mkdtempSync(join(net.dir, 'backup-'));
+    let late: { uri: string; cid: string } | undefined;
+    const warnings: string[] = [];
+    const result = await migrateAcross(noa, {
+      // The export is in the backup by the time the import starts; the owner posts just then.
+      fetch: async (input, init) => {
+        if (!late && String(input).includes('/xrpc/com.atproto.repo.importRepo')) {
+          const written = await noa.agent.com.atproto.repo.createRecord({
+            repo: noa.did,
+            collection: 'com.example.item',
+            record: { $type: 'com.example.item', text: 'written during the move' },
+          });
+          late = written.data;
+        }
+        return fetch(input, init);
+      },
+      onEvent: (e) => {
+        if (e.type === 'warning') warnings.push(e.message);
+      },
+      openBackup: (did) => new DirectoryBackup(backupDir, did).open(),
+    });
+    assert.equal(result.status, 'done', result.message);
+    assert.ok(late, 'the record was written mid-move');
+    assert.ok(
+      warnings.some((w) => /changed.*copying the changes/.test(w)),
+      `a second round copied the change: ${warnings.join(' | ')}`,
+    );
+    const records = new Map(before.records).set(`com.example.item/${late.uri.split('/').at(-1)}`, late.cid);
+    await checkMigrated(net, a!, b!, noa, { ...before, records });
+  });
+
   it('stops having PLC tokens emailed after three are refused, with the identity unmoved', async () => {
     const pia = await createAccount(net.pdses[0]!, 'pia', { records: 2, blobs: 0 });
     let asked = 0;
