@@ -177,12 +177,11 @@ class Migration {
   /**
    * The old server's repository export into the backup, started as soon as the account is
    * resolved: getRepo is public, so it runs while the sign-ins and the account creation happen,
-   * and the import then reads the backup. Best effort: it resolves either way (copyRepo fetches
+   * and the import then reads the backup. Best effort: it resolves either way, to the old head the
+   * backup's CAR was exported at when it stored it (or had it), else undefined (copyRepo fetches
    * again whatever it did not get).
    */
-  repoDownload: Promise<void> | undefined;
-  /** The old head the backup's CAR was exported at, when repoDownload stored it (or had it). */
-  #downloadedHead: LatestCommit | undefined;
+  repoDownload: Promise<LatestCommit | undefined> | undefined;
   readonly #stopDownload = new AbortController();
   /** The new server's describeServer, asked while the old server checks the password. */
   description: Promise<NewServerDescription> | undefined;
@@ -717,7 +716,7 @@ class Migration {
    * is the slowest part of a migration from most servers, and it only needs the DID. The blob
    * prefetch starts when it ends, so the two never compete for the old server.
    */
-  async #downloadRepo(backup: BackupSink): Promise<void> {
+  async #downloadRepo(backup: BackupSink): Promise<LatestCommit | undefined> {
     const signal = this.#stopDownload.signal;
     try {
       const head = await this.old!.client.query<LatestCommit>(
@@ -725,7 +724,7 @@ class Migration {
         { did: this.did },
         { signal, timeoutMs: 30_000 },
       );
-      if ((await backup.repoCommit()) === head.cid) return void (this.#downloadedHead = head);
+      if ((await backup.repoCommit()) === head.cid) return head;
       const res = await this.old!.request('com.atproto.sync.getRepo', {
         method: 'GET',
         params: { did: this.did },
@@ -733,12 +732,13 @@ class Migration {
         signal,
         timeoutMs: 60_000,
       });
-      if (!res.body) return;
+      if (!res.body) return undefined;
       await backup.writeRepo(res.body, head.cid);
-      this.#downloadedHead = head;
+      return head;
     } catch {
       // A deactivated account's export needs the session, a cut connection a new attempt:
       // copyRepo does both.
+      return undefined;
     } finally {
       if (!signal.aborted) this.#startPrefetch();
     }
@@ -756,12 +756,10 @@ class Migration {
   }
 
   async copyRepo(): Promise<string | { summary: string; skipped: true }> {
-    await this.repoDownload;
-    this.repoDownload = undefined;
     // The head the export was taken at will do (the old server is busiest now, serving blobs):
     // verify compares the heads again at the end, and a change since then means another round.
-    const exportedHead = this.#downloadedHead;
-    this.#downloadedHead = undefined;
+    const exportedHead = await this.repoDownload;
+    this.repoDownload = undefined;
     const [head, status, backupCommit] = await Promise.all([
       exportedHead ?? this.oldHead(),
       this.neu!.query<AccountStatus>('com.atproto.server.checkAccountStatus'),

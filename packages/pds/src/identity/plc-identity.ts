@@ -14,6 +14,9 @@ export async function submitToPlc(ctx: AppContext, did: string, op: AnyPlcOperat
     await ctx.plcClient.submitOperation(did, op);
   } catch (err) {
     throw plcFailure(ctx, did, err);
+  } finally {
+    // The document changed (or may have, if the answer was lost): no cached copy may stand for it.
+    ctx.didResolver.forget(did);
   }
 }
 

@@ -74,7 +74,7 @@ export interface PlcOperationChanges {
  * How old a DID document accountStatus accepts from the resolver's cache: a migration tool asks
  * for the status several times within seconds (the first time just after createAccount resolved
  * the DID to check the service JWT), and each fresh read is a round trip to the directory.
- * Activation always reads afresh, and relaying a PLC operation drops the cached document.
+ * Activation always reads afresh, and every PLC operation sent (submitToPlc) drops the cached document.
  */
 const STATUS_DOCUMENT_MAX_AGE_MS = 5_000;
 
@@ -198,7 +198,6 @@ export class MigrationService {
       throw InvalidRequest(`Incorrect handle in alsoKnownAs (expected at://${account.handle} first)`);
     }
     await submitToPlc(this.#ctx, did, op);
-    this.#ctx.didResolver.forget(did);
     sequencerOf(this.#ctx)?.sequenceIdentity(null, { did, handle: account.handle ?? undefined });
   }
 
