@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -191,13 +191,80 @@ export function migrateCliArgs(
   ];
 }
 
-/** Starts `portage <args>` in a child process from the repository root, stdout and stderr piped. */
+/**
+ * How long one CLI run may take in a test before it counts as hung. Every run here takes seconds;
+ * a run that never ends would otherwise keep its test file, and the whole suite, waiting forever.
+ */
+const CLI_HANG_MS = Number(process.env.PORTAGE_TEST_CLI_HANG_MS ?? 120_000);
+let reportDir: string | undefined;
+
+/**
+ * Starts `portage <args>` in a child process from the repository root, stdout and stderr piped.
+ * A run still going after CLI_HANG_MS is killed and the child emits an 'error' naming it, with
+ * its last output and what it was waiting on (Node's diagnostic report: its stack and open handles).
+ */
 export function spawnCli(args: string[], env: Record<string, string>): ChildProcessByStdio<null, Readable, Readable> {
-  return spawn(process.execPath, [CLI, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const reports = (reportDir ??= reportsFolder());
+  const child = spawn(
+    process.execPath,
+    ['--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reports}`, CLI, ...args],
+    { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let tail = '';
+  const keep = (chunk: unknown) => {
+    tail = (tail + String(chunk)).slice(-4000);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  const timer = setTimeout(() => {
+    void describeWait(child.pid!, reports).then((waitingOn) => {
+      child.kill('SIGKILL');
+      child.emit(
+        'error',
+        new Error(
+          `portage ${args[0]} did not finish within ${CLI_HANG_MS / 1000} s and was killed.\n` +
+            `Its last output:\n${tail}\n${waitingOn}`,
+        ),
+      );
+    });
+  }, CLI_HANG_MS);
+  child.on('close', () => clearTimeout(timer));
+  return child;
+}
+
+/** A folder for the CLI runs' diagnostic reports, removed when this process exits. */
+function reportsFolder(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'portage-cli-reports-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** The JavaScript stack and the open handles of a running CLI, from the report SIGUSR2 makes it write. */
+async function describeWait(pid: number, dir: string): Promise<string> {
+  try {
+    process.kill(pid, 'SIGUSR2');
+  } catch {
+    return 'No diagnostic report: the process is gone.';
+  }
+  for (let i = 0; i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const name = readdirSync(dir).find((f) => f.includes(`.${pid}.`) && f.endsWith('.json'));
+    if (!name) continue;
+    try {
+      const report = JSON.parse(readFileSync(join(dir, name), 'utf8')) as {
+        javascriptStack?: { message?: string; stack?: string[] };
+        libuv?: { type: string; is_active?: boolean; is_referenced?: boolean; [k: string]: unknown }[];
+      };
+      const handles = (report.libuv ?? [])
+        .filter((h) => h.is_active && h.is_referenced)
+        .map((h) => `  ${JSON.stringify(h)}`);
+      const stack = report.javascriptStack?.stack ?? [];
+      return `Its stack: ${report.javascriptStack?.message ?? ''}\n${stack.join('\n')}\nIts open handles:\n${handles.join('\n')}`;
+    } catch {
+      // Still being written.
+    }
+  }
+  return 'No diagnostic report came within 5 s.';
 }
 
 /**
