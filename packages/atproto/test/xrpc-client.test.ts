@@ -131,6 +131,53 @@ describe('XrpcClient', () => {
     assert.equal(await res.text(), 'part1-part2');
   });
 
+  it('fails a body the server stops sending for timeoutMs, but not a long body that keeps coming or a slow reader', async () => {
+    // Headers and half an answer, then silence with the connection open.
+    let stalled: ServerResponse | undefined;
+    handler = (_r, _b, res) => {
+      stalled = res;
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.write('first half');
+    };
+    const client = new XrpcClient({ service: base });
+    const started = Date.now();
+    const res = await client.request('com.atproto.sync.getBlob', { method: 'GET', timeoutMs: 200 });
+    const err = await res.arrayBuffer().catch((e: unknown) => e);
+    assert.ok(err instanceof XrpcClientError, String(err));
+    assert.equal(err.error, 'Timeout');
+    assert.equal(err.status, 0);
+    assert.equal(err.retryable, true);
+    assert.match(
+      err.message,
+      /com\.atproto\.sync\.getBlob at http:\/\/127\.0\.0\.1:\d+: the answer stopped for 200 ms/,
+    );
+    assert.ok(Date.now() - started < 2000);
+    // The request was aborted: the server sees its connection closed.
+    await new Promise<void>((r) => (stalled!.destroyed ? r() : stalled!.on('close', () => r())));
+
+    // Ten chunks 60 ms apart: 600 ms in all, never 200 ms of silence.
+    handler = (_r, _b, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      let sent = 0;
+      const next = () => (++sent === 10 ? res.end(`${sent}.`) : (res.write(`${sent}.`), setTimeout(next, 60)));
+      next();
+    };
+    const long = await client.request('com.atproto.sync.getBlob', { method: 'GET', timeoutMs: 200 });
+    assert.equal(await long.text(), '1.2.3.4.5.6.7.8.9.10.');
+
+    // A reader that pauses 400 ms between reads is not a silent server.
+    const paused = await client.request('com.atproto.sync.getBlob', { method: 'GET', timeoutMs: 200 });
+    const reader = paused.body!.getReader();
+    let text = '';
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += Buffer.from(value).toString();
+      await new Promise((r) => setTimeout(r, 400));
+    }
+    assert.equal(text, '1.2.3.4.5.6.7.8.9.10.');
+  });
+
   it('rejects bad service URLs and NSIDs with typed errors', async () => {
     assert.throws(() => new XrpcClient({ service: 'not a url' }), /not a valid service URL/);
     assert.throws(() => new XrpcClient({ service: 'ftp://x' }), /must be http/);

@@ -21,8 +21,10 @@ export interface XrpcCallOptions {
   headers?: Record<string, string>;
   signal?: AbortSignal;
   /**
-   * Abort when no response headers arrived within this time. Off by default: big repo exports
-   * and imports legitimately take minutes, and a fixed client timeout is what breaks them.
+   * Abort when the server stays silent this long: no response headers within it, or no new bytes
+   * of the body while the caller waits for them (a body may take as long as it needs in all, and
+   * a caller that reads slowly is not the server's silence). Off by default: big repo exports and
+   * imports legitimately take minutes, and a fixed client timeout is what breaks them.
    */
   timeoutMs?: number;
   /** Content type of a binary body (default application/octet-stream). */
@@ -136,7 +138,6 @@ export class XrpcClient {
       }
     }
 
-    // The timeout covers waiting for the response headers only; the body may then take its time.
     const controller = new AbortController();
     const onAbort = () => controller.abort(req.signal?.reason);
     if (req.signal?.aborted) onAbort();
@@ -175,10 +176,62 @@ export class XrpcClient {
     }
     // Detach the caller's signal only after the body is consumed would be ideal, but the caller
     // owns the Response from here; keep forwarding aborts so they can still cancel a stream.
-    if (res.ok) return res;
+    if (res.ok) {
+      return req.timeoutMs === undefined || !res.body
+        ? res
+        : abortingOnSilence(
+            res,
+            req.timeoutMs,
+            controller,
+            () =>
+              new XrpcClientError(
+                nsid,
+                0,
+                'Timeout',
+                `${nsid} at ${this.service}: the answer stopped for ${req.timeoutMs} ms`,
+              ),
+          );
+    }
     req.signal?.removeEventListener('abort', onAbort);
     throw await errorFromResponse(nsid, this.service, res);
   }
+}
+
+/**
+ * The response with a body that fails (and aborts the request, freeing the connection) when a read
+ * waits `ms` without a byte: a server that stalls mid-answer would otherwise hold the caller, and
+ * a process that has nothing else to do, forever. Only waiting reads count, so a consumer that
+ * pauses (backpressure from an upload it feeds) is never taken for a silent server.
+ */
+function abortingOnSilence(
+  res: Response,
+  ms: number,
+  controller: AbortController,
+  silence: () => XrpcClientError,
+): Response {
+  const reader = res.body!.getReader();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(out) {
+      let silent = false;
+      const timer = setTimeout(() => {
+        silent = true;
+        controller.abort(new Error('silence'));
+      }, ms);
+      try {
+        const { done, value } = await reader.read();
+        if (done) out.close();
+        else out.enqueue(value);
+      } catch (err) {
+        out.error(silent ? silence() : err);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
+  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
 
 function isBinaryBody(body: unknown): boolean {
