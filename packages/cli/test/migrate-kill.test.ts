@@ -82,7 +82,7 @@ function runAndKill(
 }
 
 describe(`portage migrate killed ${KILLS} times`, () => {
-  it('always ends in the same verified state', { timeout: 300_000 }, async () => {
+  it(`always ends in the same verified state (seed ${firstSeed})`, { timeout: 300_000 }, async () => {
     const [a, b] = net.pdses;
     const killedAt: string[] = [];
     // Each account is killed again and again until a run gets through on its own; then it is
