@@ -218,6 +218,7 @@ export function spawnCli(args: string[], env: Record<string, string>): ChildProc
   child.stderr.on('data', keep);
   const timer = setTimeout(() => {
     void describeWait(child.pid!, reports).then((waitingOn) => {
+      if (child.exitCode !== null || child.signalCode !== null) return; // it ended meanwhile
       child.kill('SIGKILL');
       child.emit(
         'error',
