@@ -155,6 +155,11 @@ describe('XrpcClient', () => {
     // The request was aborted: the server sees its connection closed.
     await new Promise<void>((r) => (stalled!.destroyed ? r() : stalled!.on('close', () => r())));
 
+    // The same through query(): the JSON answer's silence keeps its name.
+    const query = await client.query('com.example.x', {}, { timeoutMs: 200 }).catch((e: unknown) => e);
+    assert.ok(query instanceof XrpcClientError, String(query));
+    assert.equal(query.error, 'Timeout');
+
     // Ten chunks 60 ms apart: 600 ms in all, never 200 ms of silence.
     handler = (_r, _b, res) => {
       res.writeHead(200, { 'content-type': 'application/octet-stream' });

@@ -177,20 +177,16 @@ export class XrpcClient {
     // Detach the caller's signal only after the body is consumed would be ideal, but the caller
     // owns the Response from here; keep forwarding aborts so they can still cancel a stream.
     if (res.ok) {
-      return req.timeoutMs === undefined || !res.body
-        ? res
-        : abortingOnSilence(
-            res,
-            req.timeoutMs,
-            controller,
-            () =>
-              new XrpcClientError(
-                nsid,
-                0,
-                'Timeout',
-                `${nsid} at ${this.service}: the answer stopped for ${req.timeoutMs} ms`,
-              ),
-          );
+      if (req.timeoutMs === undefined || !res.body) return res;
+      // Made only if it happens: an error's stack is not free, and most answers just arrive.
+      const silence = () =>
+        new XrpcClientError(
+          nsid,
+          0,
+          'Timeout',
+          `${nsid} at ${this.service}: the answer stopped for ${req.timeoutMs} ms`,
+        );
+      return abortingOnSilence(res, req.timeoutMs, controller, silence);
     }
     req.signal?.removeEventListener('abort', onAbort);
     throw await errorFromResponse(nsid, this.service, res);
@@ -260,6 +256,7 @@ async function readJsonBody(nsid: string, res: Response): Promise<unknown> {
   try {
     text = await res.text();
   } catch (err) {
+    if (err instanceof XrpcClientError) throw err; // the server fell silent (timeoutMs)
     throw new XrpcClientError(
       nsid,
       0,
