@@ -155,6 +155,14 @@ const DEFAULT_IN_FLIGHT_BYTES = 8 * 1024 * 1024;
  */
 const WHOLE_BODY_BYTES = 4 * 1024 * 1024;
 
+/** One page of the blobs the new server's records reference and it does not hold. */
+export function missingBlobsPage(
+  neu: PdsSession,
+  cursor: string | undefined,
+): Promise<{ cursor?: string; blobs: { cid: string; recordUri?: string }[] }> {
+  return neu.query('com.atproto.repo.listMissingBlobs', { limit: PAGE, cursor });
+}
+
 /** Copies every blob the new server reports missing; returns how many arrived. */
 export async function copyMissingBlobs(ctx: BlobCopyContext): Promise<number> {
   const pool = new AdaptivePool(ctx.concurrency);
@@ -164,10 +172,7 @@ export async function copyMissingBlobs(ctx: BlobCopyContext): Promise<number> {
     let cursor: string | undefined;
     let started = 0;
     for (;;) {
-      const page = await ctx.neu.query<{ cursor?: string; blobs: { cid: string; recordUri?: string }[] }>(
-        'com.atproto.repo.listMissingBlobs',
-        { limit: PAGE, cursor },
-      );
+      const page = await missingBlobsPage(ctx.neu, cursor);
       for (const { cid, recordUri } of page.blobs) {
         if (ctx.failed.has(cid)) continue;
         started++;

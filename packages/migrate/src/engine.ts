@@ -32,7 +32,7 @@ import { PlcClient } from '@portage/atproto/plc/client';
 import { XrpcClient, XrpcClientError } from '@portage/atproto/xrpc/client';
 import { retryDelayFromHeaders } from '@portage/atproto/xrpc/rate-limit';
 import type { BackupSink } from './backup.ts';
-import { BlobPrefetch, copyMissingBlobs } from './blobs.ts';
+import { BlobPrefetch, copyMissingBlobs, missingBlobsPage } from './blobs.ts';
 import { MigrationError } from './errors.ts';
 import {
   type EventSink,
@@ -763,7 +763,8 @@ class Migration {
     const [head, status, backupCommit] = await Promise.all([
       exportedHead ?? this.oldHead(),
       this.neu!.query<AccountStatus>('com.atproto.server.checkAccountStatus'),
-      this.backup?.repoCommit(),
+      // The export's head is what the download just stored in the backup.
+      exportedHead ? exportedHead.cid : this.backup?.repoCommit(),
     ]);
     const backupCurrent = !this.backup || backupCommit === head.cid;
     if (status.repoCommit === head.cid && backupCurrent) {
@@ -912,14 +913,14 @@ class Migration {
       this.oldHead(),
       this.neu!.query<AccountStatus>('com.atproto.server.checkAccountStatus'),
       this.old!.query<AccountStatus>('com.atproto.server.checkAccountStatus'),
-      this.#missingBlobsPage(undefined),
+      missingBlobsPage(this.neu!, undefined),
       this.old!.query<{ preferences: unknown[] }>('app.bsky.actor.getPreferences'),
       this.neu!.query<{ preferences: unknown[] }>('app.bsky.actor.getPreferences'),
     ]);
     if (newStatus.repoCommit !== head.cid) throw new RepoMoved(`the old repository changed (now rev ${head.rev})`);
 
     const stillMissing: MissingBlob[] = [];
-    for (let page = firstMissing; ; page = await this.#missingBlobsPage(page.cursor)) {
+    for (let page = firstMissing; ; page = await missingBlobsPage(this.neu!, page.cursor)) {
       for (const { cid, recordUri } of page.blobs) {
         const known = this.failedBlobs.get(cid);
         const entry: MissingBlob = { cid, reason: known?.reason ?? 'not copied (unknown reason)' };
@@ -948,13 +949,6 @@ class Migration {
       throw new RepoMoved('the preferences changed while they were copied');
     }
     return `same commit (rev ${head.rev}), ${newStatus.indexedRecords} records, all ${newStatus.expectedBlobs} blobs, equal preferences`;
-  }
-
-  #missingBlobsPage(cursor: string | undefined) {
-    return this.neu!.query<{ cursor?: string; blobs: { cid: string; recordUri?: string }[] }>(
-      'com.atproto.repo.listMissingBlobs',
-      { limit: 1000, cursor },
-    );
   }
 
   // ---- identity --------------------------------------------------------------------------
