@@ -4,8 +4,8 @@
  * ./commands rather than in it: every file there is listed as a subcommand.
  */
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
-import { createRenderer } from '@portage/migrate/terminal.node';
-import { normalizeServiceUrl } from '@portage/atproto/identity/did-document';
+import type { createRenderer } from '@portage/migrate/terminal.node';
+import { normalizeServiceUrl } from '@portage/atproto/identity/service-url';
 
 export type CommandFlags = Record<string, string | boolean | undefined>;
 
@@ -88,7 +88,11 @@ export function badUrlFlag(values: CommandFlags, flags: string[]): string | unde
  * The progress renderer: with --json one event per line on stdout (for scripts), otherwise human
  * lines on stderr, redrawn in place only when `terminal` says a person is watching.
  */
-export function createProgressRenderer(json: boolean, terminal: boolean): ReturnType<typeof createRenderer> {
+export async function createProgressRenderer(
+  json: boolean,
+  terminal: boolean,
+): Promise<ReturnType<typeof createRenderer>> {
+  const { createRenderer } = await import('@portage/migrate/terminal.node');
   return createRenderer({ json, tty: !json && terminal, out: json ? process.stdout : process.stderr });
 }
 

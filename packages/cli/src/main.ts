@@ -1,8 +1,9 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --initial-old-space-size=64
 /**
- * The `portage` command. Each subcommand is one file in ./commands exporting
- * `description` (one line for --help) and `run(args)` (resolves to the process exit code),
- * so adding a command never touches this dispatcher.
+ * The `portage` command (started through ../bin/portage.js). Each subcommand is one file in
+ * ./commands exporting `description` (one line for --help) and `run(args)` (resolves to the
+ * process exit code), so adding a command never touches this dispatcher. --help loads every
+ * command file, so a command file imports what its work needs inside `run`, once its command
+ * line is known to be good: a start loads only what that command uses.
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 
 const root = join(import.meta.dirname, '..', '..', '..');
-const main = join(root, 'packages', 'cli', 'src', 'main.ts');
+const main = join(root, 'packages', 'cli', 'bin', 'portage.js');
 
 async function freePort(): Promise<number> {
   const server = createServer();

@@ -5,6 +5,9 @@
  */
 import { didKeyFromVerificationMethod } from '../crypto.ts';
 import { IdentityError } from './errors.ts';
+import { normalizeServiceUrl } from './service-url.ts';
+
+export { normalizeServiceUrl, sameServiceUrl } from './service-url.ts';
 
 export interface DidVerificationMethod {
   id: string;
@@ -29,28 +32,6 @@ export interface DidDocument {
 
 function matchesId(entryId: string, did: string, fragment: string): boolean {
   return entryId === fragment || entryId === `${did}${fragment}`;
-}
-
-/**
- * An http(s) service URL in the one form that compares equal for the same endpoint: origin (so
- * `HTTPS://Host:443` becomes `https://host`) and path, without trailing slashes; undefined when it
- * does not parse or is not http(s) (a blob: URL's origin would be the https URL inside it).
- */
-export function normalizeServiceUrl(url: string): string | undefined {
-  try {
-    const parsed = new URL(url);
-    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return undefined;
-    return parsed.origin + parsed.pathname.replace(/\/+$/, '');
-  } catch {
-    return undefined;
-  }
-}
-
-/** Whether two service URLs name the same endpoint (see normalizeServiceUrl); undefined never matches. */
-export function sameServiceUrl(a: string | undefined, b: string | undefined): boolean {
-  if (a === undefined || b === undefined) return false;
-  const x = normalizeServiceUrl(a);
-  return x !== undefined && x === normalizeServiceUrl(b);
 }
 
 /** The PDS URL from the `#atproto_pds` service, or undefined when the document names none. */

@@ -3,11 +3,6 @@
  * only what changed. Exit codes: 0 done, 1 failed (safe to run again), 2 bad usage.
  */
 import { resolve } from 'node:path';
-import { nodeResolveTxt } from '@portage/atproto/identity/dns.node';
-import { DirectoryBackup } from '@portage/migrate/backup.node';
-import { fetchWithoutClientTimeouts } from '@portage/migrate/fetch.node';
-import { backupAccount } from '@portage/migrate/backup-run';
-import { startMemoryGuard } from '@portage/migrate/memory.node';
 import {
   badUrlFlag,
   CONCURRENCY_RANGE_MESSAGE,
@@ -53,7 +48,13 @@ export async function run(args: string[]): Promise<number> {
     return USAGE_EXIT_CODE;
   }
   const json = values.json === true;
-  const render = createProgressRenderer(json, process.stderr.isTTY === true);
+  const render = await createProgressRenderer(json, process.stderr.isTTY === true);
+  // The engine is loaded only once the command line is known to be good (see main.ts).
+  const { nodeResolveTxt } = await import('@portage/atproto/identity/dns.node');
+  const { DirectoryBackup } = await import('@portage/migrate/backup.node');
+  const { fetchWithoutClientTimeouts } = await import('@portage/migrate/fetch.node');
+  const { backupAccount } = await import('@portage/migrate/backup-run');
+  const { startMemoryGuard } = await import('@portage/migrate/memory.node');
   const out = values.out as string | undefined;
   startMemoryGuard();
   const result = await backupAccount(

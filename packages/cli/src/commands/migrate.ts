@@ -6,14 +6,7 @@
  */
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { nodeResolveTxt } from '@portage/atproto/identity/dns.node';
-import { DirectoryBackup } from '@portage/migrate/backup.node';
-import { fetchWithoutClientTimeouts } from '@portage/migrate/fetch.node';
-import { migrate, type MigrationCredentials } from '@portage/migrate/engine';
-import { startMemoryGuard } from '@portage/migrate/memory.node';
-import { FileRecoveryKeyStore } from '@portage/migrate/recovery-key.node';
-import { DirectoryStorage } from '@portage/migrate/storage.node';
-import { prompt } from '@portage/migrate/terminal.node';
+import type { MigrationCredentials } from '@portage/migrate/engine';
 import {
   badUrlFlag,
   CONCURRENCY_RANGE_MESSAGE,
@@ -81,7 +74,11 @@ export async function run(args: string[]): Promise<number> {
 
   const json = values.json === true;
   const interactive = process.stdin.isTTY === true && process.stderr.isTTY === true;
-  const render = createProgressRenderer(json, interactive);
+  const render = await createProgressRenderer(json, interactive);
+  // The engine starts loading once the command line is known to be good, and loads while the
+  // person types the password (see main.ts).
+  const engine = loadEngine();
+  const { prompt } = await import('@portage/migrate/terminal.node');
 
   let oldPassword = process.env.PORTAGE_OLD_PASSWORD;
   let newPassword = process.env.PORTAGE_NEW_PASSWORD;
@@ -119,6 +116,15 @@ export async function run(args: string[]): Promise<number> {
     }
   }
 
+  const {
+    nodeResolveTxt,
+    DirectoryBackup,
+    fetchWithoutClientTimeouts,
+    migrate,
+    startMemoryGuard,
+    FileRecoveryKeyStore,
+    DirectoryStorage,
+  } = await engine;
   startMemoryGuard();
   const stateDir = resolve(str('state-dir') ?? join(homedir(), '.portage', 'migrations'));
   const backupRoot = str('backup-dir');
@@ -152,4 +158,25 @@ export async function run(args: string[]): Promise<number> {
   if (result.status === 'done') return 0;
   if (result.status === 'waiting-for-plc-token') return 3;
   return 1;
+}
+
+async function loadEngine() {
+  const [dns, backup, fetch, engine, memory, recoveryKey, storage] = await Promise.all([
+    import('@portage/atproto/identity/dns.node'),
+    import('@portage/migrate/backup.node'),
+    import('@portage/migrate/fetch.node'),
+    import('@portage/migrate/engine'),
+    import('@portage/migrate/memory.node'),
+    import('@portage/migrate/recovery-key.node'),
+    import('@portage/migrate/storage.node'),
+  ]);
+  return {
+    nodeResolveTxt: dns.nodeResolveTxt,
+    DirectoryBackup: backup.DirectoryBackup,
+    fetchWithoutClientTimeouts: fetch.fetchWithoutClientTimeouts,
+    migrate: engine.migrate,
+    startMemoryGuard: memory.startMemoryGuard,
+    FileRecoveryKeyStore: recoveryKey.FileRecoveryKeyStore,
+    DirectoryStorage: storage.DirectoryStorage,
+  };
 }

@@ -3,7 +3,6 @@
  * between several local Portage instances (point each at it with PDS_DID_PLC_URL).
  */
 import { join, resolve } from 'node:path';
-import { startPlcDirectory } from '@portage/pds/plc/server';
 import {
   DEFAULT_PLC_PORT,
   handleHelpAndStrayArguments,
@@ -36,6 +35,7 @@ export async function run(args: string[]): Promise<number> {
   }
   const dataDirectory = join(resolve(process.env.PDS_DATA_DIRECTORY || './data'), 'plc');
   const host = process.env.PORTAGE_PLC_HOST || '127.0.0.1';
+  const { startPlcDirectory } = await import('@portage/pds/plc/server');
   const running = await startPlcDirectory({ port, host, dataDirectory });
   process.stdout.write(`PLC directory listening on ${running.url} (data in ${dataDirectory})\n`);
   process.stdout.write(`Point a PDS at it with PDS_DID_PLC_URL=${running.url}\n`);

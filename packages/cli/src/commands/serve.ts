@@ -6,8 +6,8 @@
  * the databases.
  */
 import { join } from 'node:path';
-import { ConfigError, loadConfig, type PdsConfig, startPds } from '@portage/pds';
-import { type RunningPlcDirectory, startPlcDirectory } from '@portage/pds/plc/server';
+import type { PdsConfig } from '@portage/pds';
+import type { RunningPlcDirectory } from '@portage/pds/plc/server';
 import { DEFAULT_PLC_PORT, handleHelpAndStrayArguments, parsePortNumber, waitForStopSignal } from '../command-line.ts';
 
 export const description = 'Run the PDS (embedded PLC directory and dev defaults unless configured)';
@@ -31,6 +31,9 @@ Defaults for a laptop:
 export async function run(args: string[]): Promise<number> {
   const early = handleHelpAndStrayArguments('serve', HELP, args);
   if (early !== undefined) return early;
+  // Loaded only now, so that `portage --help` and the other commands never pay for the server.
+  const { ConfigError, loadConfig, startPds } = await import('@portage/pds');
+  const { startPlcDirectory } = await import('@portage/pds/plc/server');
 
   let config: PdsConfig;
   try {

@@ -15,7 +15,7 @@ import type { TestPds, TestPlc } from '@atproto/dev-env';
 import { startReferencePds, startReferencePlc } from '../../../../test/support/reference-peers.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..', '..', '..');
-export const CLI = join(ROOT, 'packages', 'cli', 'src', 'main.ts');
+export const CLI = join(ROOT, 'packages', 'cli', 'bin', 'portage.js');
 
 export interface Network {
   dir: string;
