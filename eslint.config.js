@@ -29,6 +29,11 @@ export default tseslint.config(
     },
   },
   {
+    // The few plain-JavaScript files (the launcher, the install step) run in Node.
+    files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
+  },
+  {
     // The protocol package must load in browsers: Node built-ins only in *.node.ts files.
     files: ['packages/atproto/src/**/*.ts', 'packages/migrate/src/**/*.ts'],
     ignores: ['**/*.node.ts'],

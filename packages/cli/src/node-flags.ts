@@ -1,7 +1,7 @@
 /**
  * The V8 flags every `portage` process starts with. They are written out three times, because
  * each launcher needs them before any code runs: here (for the benchmarks, which start Portage's
- * processes themselves), in package.json's `start` script and on main.ts's first line. A test
+ * processes themselves), in package.json's `start` script and on the first line of bin/portage.js. A test
  * keeps the three the same.
  *
  * --max-semi-space-size=2 (MB; V8's default lets the young generation grow to 16 MB per half).
