@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AtprotoError } from '@portage/atproto/errors';
-import { methods as allMethods } from './api/index.ts';
+import * as api from './api/index.ts';
 import type { AppContext } from './context.ts';
 import { clientIp } from './rate-limit/rate-limiter.ts';
 import { allowedMethods, plainRoutes, type PlainRoute } from './routes.ts';
@@ -37,6 +37,8 @@ const CORS_EXPOSED_HEADERS = [
 ].join(', ');
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+const allMethods: readonly XrpcMethod[] = Object.values(api);
 
 export function createRequestHandler(
   ctx: AppContext,
