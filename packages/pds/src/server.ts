@@ -150,9 +150,10 @@ async function dispatch(
     limiter.check(call.ip, res, charges);
   }
   const output = await method.handler({ ctx, nsid, params, input, inputEncoding, auth, req, res });
-  // Outputs are checked against the lexicon in development (and so in the tests), where a
-  // mismatch is a bug to see at once; in production a full walk of every answer would cost
-  // more than the check is worth on paths like getRecord, and the client validates anyway.
+  // Outputs are checked against the lexicon in development mode (the tests, the benchmarks),
+  // as the reference checks its own (validateResponse: devMode): there a mismatch is a bug to
+  // see at once. In production the walk of every answer on hot paths like getRecord would cost
+  // more than it could catch, since the handler built the answer from data we checked going in.
   if (ctx.config.devMode && output && 'json' in output && lexicon.output?.type === 'lex') {
     checkOutput(nsid, lexicon.output.schema, output.json);
   }
