@@ -144,6 +144,74 @@ describe('lexicon errors, compared with the reference PDS', () => {
     assert.deepEqual(ours, theirs);
     assert.equal(ours.body.message, 'Invalid com.atproto.repo.getRecord params: Invalid NSID (got "nope")');
   });
+
+  it('the same words for every kind of check', async () => {
+    const query = (path: string) => (s: Server) => fetch(`${s.url}/xrpc/${path.replaceAll('$did', s.did)}`);
+    const body = (nsid: string, input: Record<string, unknown>) => (s: Server) =>
+      post(s, nsid, JSON.parse(JSON.stringify(input).replaceAll('$did', s.did)));
+    const cases: [string, (s: Server) => Promise<Response>][] = [
+      ['integer over its maximum', query('com.atproto.sync.listRepos?limit=5000')],
+      ['integer under its minimum', query('com.atproto.sync.listRepos?limit=0')],
+      ['boolean param', query('com.atproto.repo.listRecords?repo=$did&collection=app.bsky.feed.post&reverse=maybe')],
+      ['repeated single param', query('com.atproto.sync.getRepoStatus?did=$did&did=$did')],
+      ['DID param', query('com.atproto.sync.getRepoStatus?did=notadid')],
+      ['AT identifier param', query('com.atproto.repo.describeRepo?repo=!!')],
+      [
+        'record key too long',
+        body('com.atproto.repo.createRecord', {
+          repo: '$did',
+          collection: 'app.bsky.feed.post',
+          rkey: 'x'.repeat(600),
+          record: {},
+        }),
+      ],
+      [
+        'record key syntax',
+        body('com.atproto.repo.putRecord', { repo: '$did', collection: 'app.bsky.feed.post', rkey: 'a/b', record: {} }),
+      ],
+      [
+        'CID syntax',
+        body('com.atproto.repo.deleteRecord', {
+          repo: '$did',
+          collection: 'app.bsky.feed.post',
+          rkey: 'x',
+          swapCommit: 'nope',
+        }),
+      ],
+      [
+        'null for an optional string',
+        body('com.atproto.repo.createRecord', {
+          repo: '$did',
+          collection: 'app.bsky.feed.post',
+          record: {},
+          swapCommit: null,
+        }),
+      ],
+      [
+        'record not an object',
+        body('com.atproto.repo.createRecord', { repo: '$did', collection: 'app.bsky.feed.post', record: 'text' }),
+      ],
+      ['body not an object', body('com.atproto.server.createSession', [1, 2, 3] as never)],
+      ['array expected', body('app.bsky.actor.putPreferences', { preferences: { a: 1, b: 2, c: 3 } })],
+      [
+        'nested union member field',
+        body('app.bsky.actor.putPreferences', {
+          preferences: [{ $type: 'app.bsky.actor.defs#adultContentPref', enabled: 'yes' }],
+        }),
+      ],
+      ['datetime syntax', body('com.atproto.server.deactivateAccount', { deleteAfter: 'tomorrow' })],
+    ];
+    for (const [name, request] of cases) {
+      const [ours, theirs] = await both(request);
+      // Each server names its own account where a message quotes the DID sent.
+      const [mine, reference] = servers.map((server) => server.did);
+      assert.equal(
+        JSON.stringify(ours).replaceAll(mine!, '$did'),
+        JSON.stringify(theirs).replaceAll(reference!, '$did'),
+        name,
+      );
+    }
+  });
 });
 
 /** A message with its `one of "a", "b" or "c"` list in sorted order. */

@@ -47,7 +47,7 @@ export function withInputProperties<S extends LexProcedure, O extends ObjectShap
 export function validateInput<T>(schema: BaseSchema, value: unknown): T {
   const result = safeParse(schema, value);
   if (result.ok) return result.value as T;
-  const issue = result.issues[0]!;
+  const issue = lengthBeforeFormat(schema, value, result.issues[0]!);
   throw InvalidRequest(`${issueMessage(issue, value)} at ${jsonPath(issuePath(issue))}`);
 }
 
@@ -56,7 +56,9 @@ export function validateParams<T>(nsid: string, schema: ObjectSchema, search: UR
   const value = decodeQueryParams(schema, search);
   const result = safeParse(schema, value);
   if (result.ok) return result.value as T;
-  throw InvalidRequest(`Invalid ${nsid} params: ${issueMessage(result.issues[0]!, value)}`);
+  throw InvalidRequest(
+    `Invalid ${nsid} params: ${issueMessage(lengthBeforeFormat(schema, value, result.issues[0]!), value)}`,
+  );
 }
 
 /** A handler's JSON output checked against the lexicon; a mismatch is our fault, so an Error, not an XrpcError. */
@@ -65,7 +67,7 @@ export function checkOutput(nsid: string, schema: BaseSchema, value: unknown): v
   if (result.ok) return;
   const issue = result.issues[0]!;
   throw new Error(
-    `${nsid} output does not match its lexicon: ${issueMessage(issue, value)} at ${jsonPath(issue.path)}`,
+    `${nsid} output does not match its lexicon: ${issueMessage(issue, value)} at ${jsonPath(issuePath(issue))}`,
   );
 }
 
@@ -80,7 +82,7 @@ export function acceptsEmptyObject(schema: BaseSchema): boolean {
  * otherwise, so the check names the type), an array parameter collects its repeats and a
  * repeated single one becomes an array (which its check refuses).
  */
-export function decodeQueryParams(schema: ObjectSchema, search: URLSearchParams): Record<string, unknown> {
+function decodeQueryParams(schema: ObjectSchema, search: URLSearchParams): Record<string, unknown> {
   const out: Record<string, unknown> = Object.create(null);
   const shape = schema.shape as Record<string, BaseSchema>;
   for (const [name, value] of search) {
@@ -109,6 +111,42 @@ function decodeScalar(type: string | undefined, value: string): unknown {
   if (type === 'integer') return /^-?\d+$/.test(value) ? Number(value) : value;
   if (type === 'boolean') return value === 'true' ? true : value === 'false' ? false : value;
   return value;
+}
+
+/**
+ * The reference checks a string's length before its format, @atcute after: a string failing
+ * both is reported as too long (or short), as the reference reports it.
+ */
+function lengthBeforeFormat(schema: BaseSchema, input: unknown, issue: Issue): Issue {
+  if (issue.code !== 'invalid_string_format') return issue;
+  const value = valueAt(input, issue.path);
+  if (typeof value !== 'string') return issue;
+  const constraints = (schemaAt(schema, issue.path) as { constraints?: unknown[] } | undefined)?.constraints ?? [];
+  const size = utf8Length(value);
+  for (const constraint of constraints as { type: string; minLength: number; maxLength: number }[]) {
+    if (constraint.type === 'string_length' && (size < constraint.minLength || size > constraint.maxLength)) {
+      const { minLength, maxLength } = constraint;
+      return { code: 'invalid_string_length', path: issue.path, minLength, maxLength };
+    }
+  }
+  return issue;
+}
+
+/** The schema that checks the value at `path`, through objects, optionals and arrays. */
+function schemaAt(schema: BaseSchema, path: readonly (string | number)[]): BaseSchema | undefined {
+  let current: BaseSchema | undefined = unwrap(schema);
+  for (const key of path) {
+    if (!current) return undefined;
+    if (current.type === 'object' && typeof key === 'string') {
+      current = (current as ObjectSchema).shape[key] as BaseSchema | undefined;
+    } else if (current.type === 'array' && typeof key === 'number') {
+      current = (current as unknown as { item: BaseSchema }).item;
+    } else {
+      return undefined;
+    }
+    current = current && unwrap(current);
+  }
+  return current;
 }
 
 // The reference's names for value types and string formats.
