@@ -1,21 +1,33 @@
 /**
  * Plain HTTP routes outside XRPC: the health check, the home page, robots.txt and the
- * handle-verification file. Same error mapping as XRPC methods.
+ * handle-verification file, and where pages and OAuth endpoints go. Each route says which HTTP
+ * methods it answers; any other gets 405 Method Not Allowed with an Allow header. Same error
+ * mapping as XRPC methods.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppContext } from './context.ts';
-import type { Params } from './xrpc/params.ts';
+
+export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 export interface PlainRouteContext {
   ctx: AppContext;
   req: IncomingMessage;
   res: ServerResponse;
-  params: Params;
+  /** The query string. */
+  search: URLSearchParams;
 }
 
 export interface PlainRoute {
   path: string;
+  /** The methods this route answers (default GET); GET brings HEAD with it. */
+  methods?: readonly HttpMethod[];
   handler(c: PlainRouteContext): Promise<void>;
+}
+
+/** The methods a route answers, HEAD included wherever GET is (its answer without the body). */
+export function allowedMethods(route: PlainRoute): HttpMethod[] {
+  const methods = route.methods ?? ['GET'];
+  return methods.includes('GET') && !methods.includes('HEAD') ? [...methods, 'HEAD'] : [...methods];
 }
 
 function sendText(c: PlainRouteContext, status: number, text: string, contentType = 'text/plain; charset=utf-8'): void {

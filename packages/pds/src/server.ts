@@ -9,13 +9,14 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AtprotoError } from '@portage/atproto/errors';
-import { methods as allMethods } from './api/index.ts';
+import * as api from './api/index.ts';
 import type { AppContext } from './context.ts';
-import { plainRoutes, type PlainRoute } from './routes.ts';
+import { clientIp } from './rate-limit/rate-limiter.ts';
+import { allowedMethods, plainRoutes, type PlainRoute } from './routes.ts';
 import { hasRequestBody, readJsonBody, requestBodyStream, requestContentType } from './xrpc/body.ts';
 import { InvalidRequest, MethodNotImplemented, NotFound, XrpcError } from './xrpc/errors.ts';
-import type { XrpcMethod, XrpcOutput } from './xrpc/handler.ts';
-import { Params } from './xrpc/params.ts';
+import type { RateLimitedCall, XrpcMethod, XrpcOutput } from './xrpc/handler.ts';
+import { acceptsEmptyObject, checkOutput, validateInput, validateParams } from './xrpc/lexicon.ts';
 
 const NO_AUTH = Object.freeze({ type: 'none' as const });
 
@@ -37,6 +38,8 @@ const CORS_EXPOSED_HEADERS = [
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
+const allMethods: readonly XrpcMethod[] = Object.values(api);
+
 export function createRequestHandler(
   ctx: AppContext,
   methods: readonly XrpcMethod[] = allMethods,
@@ -47,7 +50,7 @@ export function createRequestHandler(
     if (table.has(method.nsid)) throw new Error(`XRPC method ${method.nsid} is registered twice`);
     table.set(method.nsid, method);
   }
-  const plain = new Map(routes.map((r) => [r.path, r]));
+  const plain = new Map(routes.map((route) => [route.path, { route, allowed: allowedMethods(route) }]));
 
   return (req, res) => {
     // Only when request logs are wanted: the listener and clock read cost a few microseconds,
@@ -98,7 +101,7 @@ function setCorsHeaders(req: IncomingMessage, res: ServerResponse): void {
 async function dispatch(
   ctx: AppContext,
   table: Map<string, XrpcMethod>,
-  plain: Map<string, PlainRoute>,
+  plain: Map<string, { route: PlainRoute; allowed: string[] }>,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
@@ -107,11 +110,13 @@ async function dispatch(
   const path = queryStart < 0 ? rawUrl : rawUrl.slice(0, queryStart);
   const search = new URLSearchParams(queryStart < 0 ? '' : rawUrl.slice(queryStart + 1));
 
-  const route = plain.get(path);
-  if (route) {
-    if (req.method !== 'GET' && req.method !== 'HEAD')
-      throw InvalidRequest(`Incorrect HTTP method (${req.method}) expected GET`);
-    await route.handler({ ctx, req, res, params: new Params(search) });
+  const plainRoute = plain.get(path);
+  if (plainRoute) {
+    const { route, allowed } = plainRoute;
+    if (!allowed.includes(req.method ?? '')) {
+      throw new XrpcError(405, 'MethodNotAllowed', `Method Not Allowed: ${req.method}`, { Allow: allowed.join(', ') });
+    }
+    await route.handler({ ctx, req, res, search });
     return;
   }
   if (!path.startsWith('/xrpc/')) throw NotFound(`Not Found: ${path}`);
@@ -124,37 +129,71 @@ async function dispatch(
     throw InvalidRequest(`Incorrect HTTP method (${req.method}) expected ${expected}`);
   }
 
+  // The reference's order: params, auth, input, rate limits.
+  const { lexicon } = method;
+  const params = lexicon.params ? validateParams(nsid, lexicon.params, search) : {};
   const auth =
     method.auth === 'none'
       ? NO_AUTH
       : await ctx.authVerifier.verify(method.auth, req, { nsid, allowTakendown: method.allowTakendown });
   const inputEncoding = requestContentType(req);
-  let input: unknown;
-  if (method.type === 'procedure' && hasRequestBody(req)) {
-    const limit = inputLimit(ctx, method);
-    if (method.rawInput) {
-      input = requestBodyStream(req, limit);
-    } else {
-      if (!inputEncoding) throw InvalidRequest('Request encoding (Content-Type) required but not provided');
-      if (inputEncoding !== 'application/json') {
-        throw InvalidRequest(`Wrong request encoding (Content-Type): ${inputEncoding}`);
-      }
-      input = await readJsonBody(req, limit);
-    }
-  } else if (method.rawInput) {
-    input = emptyStream();
-  }
+  const input = await readInput(ctx, method, req, inputEncoding);
 
-  ctx.rateLimiter?.check({ nsid, req, res, auth, input }); // undefined unless PDS_RATE_LIMITS_ENABLED
-  const output = await method.handler({ ctx, nsid, params: new Params(search), input, inputEncoding, auth, req, res });
+  const limiter = ctx.rateLimiter; // undefined unless PDS_RATE_LIMITS_ENABLED
+  if (limiter) {
+    const call: RateLimitedCall = { params, input, auth, ip: clientIp(req) };
+    const charges = (method.rateLimit ?? []).map((rule) => ({
+      policy: rule.policy,
+      key: rule.key(call),
+      points: rule.points ? rule.points(call) : 1,
+    }));
+    limiter.check(call.ip, res, charges);
+  }
+  const output = await method.handler({ ctx, nsid, params, input, inputEncoding, auth, req, res });
+  // Outputs are checked against the lexicon in development mode (the tests, the benchmarks),
+  // as the reference checks its own (validateResponse: devMode): there a mismatch is a bug to
+  // see at once. In production the walk of every answer on hot paths like getRecord would cost
+  // more than it could catch, since the handler built the answer from data we checked going in.
+  if (ctx.config.devMode && output && 'json' in output && lexicon.output?.type === 'lex') {
+    checkOutput(nsid, lexicon.output.schema, output.json);
+  }
   await sendOutput(req, res, output);
+}
+
+/**
+ * The request body as the method's lexicon declares it: a JSON body checked against the
+ * schema, a binary body as a size-limited stream, or nothing. A procedure whose input has no
+ * required property may be called without a body, as if it were `{}`.
+ */
+async function readInput(
+  ctx: AppContext,
+  method: XrpcMethod,
+  req: IncomingMessage,
+  inputEncoding: string | undefined,
+): Promise<unknown> {
+  const { lexicon } = method;
+  if (lexicon.type !== 'xrpc_procedure' || !lexicon.input) return undefined;
+  const limit = inputLimit(ctx, method);
+  if (lexicon.input.type === 'blob') return hasRequestBody(req) ? requestBodyStream(req, limit) : emptyStream();
+  const { schema } = lexicon.input;
+  if (!hasRequestBody(req)) {
+    if (acceptsEmptyObject(schema)) return validateInput(schema, {});
+    throw InvalidRequest('A request body is expected but none was provided');
+  }
+  if (!inputEncoding) throw InvalidRequest('Request encoding (Content-Type) required but not provided');
+  if (inputEncoding !== 'application/json') {
+    throw InvalidRequest(`Wrong request encoding (Content-Type): ${inputEncoding}`);
+  }
+  return validateInput(schema, await readJsonBody(req, limit));
 }
 
 function inputLimit(ctx: AppContext, method: XrpcMethod): number {
   const { maxInputBytes } = method;
   if (typeof maxInputBytes === 'function') return maxInputBytes(ctx);
   if (typeof maxInputBytes === 'number') return maxInputBytes;
-  return method.rawInput ? ctx.config.blobUploadLimit : DEFAULT_MAX_JSON_BYTES;
+  return method.lexicon.type === 'xrpc_procedure' && method.lexicon.input?.type === 'blob'
+    ? ctx.config.blobUploadLimit
+    : DEFAULT_MAX_JSON_BYTES;
 }
 
 async function* emptyStream(): AsyncGenerator<Uint8Array> {}

@@ -186,7 +186,10 @@ describe('accounts and sessions through @atproto/api', () => {
       body: JSON.stringify({ preferences: [{ enabled: true }] }),
     });
     assert.equal(noType.status, 400);
-    assert.equal((await noType.json()).message, 'Preference is missing a $type');
+    assert.equal(
+      (await noType.json()).message,
+      'Expected an object which includes the "$type" property value type (got {"enabled": ...}) at $.preferences[0]',
+    );
     assert.deepEqual((await agent.app.bsky.actor.getPreferences()).data.preferences, prefs, 'unchanged');
 
     const other = new AtpAgent({ service: pds.url });
@@ -277,13 +280,19 @@ describe('accounts and sessions through @atproto/api', () => {
     const missing = await post('com.atproto.server.createSession', JSON.stringify({ identifier: 'alice2.test' }));
     assert.deepEqual(await missing.json(), {
       error: 'InvalidRequest',
-      message: 'Input must have the property "password"',
+      message: 'Missing required key "password" at $',
     });
     const wrongType = await post('com.atproto.server.createAccount', JSON.stringify({ handle: 5 }));
-    assert.deepEqual(await wrongType.json(), { error: 'InvalidRequest', message: 'Input/handle must be a string' });
+    assert.deepEqual(await wrongType.json(), {
+      error: 'InvalidRequest',
+      message: 'Expected string value type (got 5) at $.handle',
+    });
     const noParam = await fetch(`${pds.url}/xrpc/com.atproto.identity.resolveHandle`);
     assert.equal(noParam.status, 400);
-    assert.equal((await noParam.json()).message, 'Params must have the property "handle"');
+    assert.equal(
+      (await noParam.json()).message,
+      'Invalid com.atproto.identity.resolveHandle params: Missing required key "handle"',
+    );
     const unknown = await fetch(`${pds.url}/xrpc/com.atproto.server.noSuchMethod`);
     assert.equal(unknown.status, 501);
     assert.equal((await unknown.json()).error, 'MethodNotImplemented');

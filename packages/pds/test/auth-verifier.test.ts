@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { Nsid } from '@atcute/lexicons';
+import * as v from '@atcute/lexicons/validations';
 import { SignJWT } from 'jose';
 import { AuthScope } from '../src/auth/scopes.ts';
 import { jwtKeyFromSecret } from '../src/auth/tokens.ts';
@@ -8,9 +10,7 @@ import { type XrpcMethod, xrpcMethod } from '../src/xrpc/handler.ts';
 import { startTestPds, type TestPds } from './harness.ts';
 
 const whoami = (nsid: string, auth: 'access' | 'accessFull' | 'refresh' | 'admin' | 'optionalAccess'): XrpcMethod =>
-  xrpcMethod({
-    nsid,
-    type: 'query',
+  xrpcMethod(v.query(nsid as Nsid, { params: null, output: null }), {
     auth,
     async handler({ auth }) {
       return { json: auth };

@@ -2,60 +2,120 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { createRequestHandler, listen, type RunningServer } from '../src/server.ts';
+import type { Nsid } from '@atcute/lexicons';
+import * as v from '@atcute/lexicons/validations';
+import type { PlainRoute } from '../src/routes.ts';
+import { readJsonBody } from '../src/xrpc/body.ts';
 import { InvalidRequest } from '../src/xrpc/errors.ts';
-import { rawInputStream, type XrpcMethod, xrpcMethod } from '../src/xrpc/handler.ts';
-import { inputObject, requiredString } from '../src/xrpc/input.ts';
+import { type XrpcMethod, xrpcMethod } from '../src/xrpc/handler.ts';
 import { startTestPds, type TestPds } from './harness.ts';
+
+const nsid = (name: string) => `test.portage.${name}` as Nsid;
 
 // A small method table exercising each part of the framework without any real service.
 const testMethods: XrpcMethod[] = [
-  xrpcMethod({
-    nsid: 'test.portage.echo',
-    type: 'procedure',
-    auth: 'none',
-    maxInputBytes: 1000,
-    async handler({ input }) {
-      const body = inputObject(input);
-      return { json: { text: requiredString(body, 'text') } };
+  xrpcMethod(
+    v.procedure(nsid('echo'), {
+      params: null,
+      input: { type: 'lex', schema: v.object({ text: v.string() }) },
+      output: { type: 'lex', schema: v.object({ text: v.string() }) },
+    }),
+    {
+      auth: 'none',
+      maxInputBytes: 1000,
+      async handler({ input }) {
+        return { json: { text: input.text } };
+      },
     },
-  }),
-  xrpcMethod({
-    nsid: 'test.portage.query',
-    type: 'query',
-    auth: 'none',
-    async handler({ params }) {
-      const limit = params.integer('limit', { min: 1, max: 100 }) ?? 50;
-      return { json: { name: params.requiredString('name'), limit } };
+  ),
+  xrpcMethod(
+    v.query(nsid('query'), {
+      params: v.object({
+        name: v.string(),
+        limit: v.optional(v.constrain(v.integer(), [v.integerRange(1, 100)]), 50),
+      }),
+      output: null,
+    }),
+    {
+      auth: 'none',
+      async handler({ params }) {
+        return { json: params };
+      },
     },
-  }),
-  xrpcMethod({
-    nsid: 'test.portage.count',
-    type: 'procedure',
-    auth: 'none',
-    rawInput: true,
-    maxInputBytes: 64,
-    async handler(c) {
-      let total = 0;
-      for await (const chunk of rawInputStream(c)) total += chunk.byteLength;
-      return { json: { total, encoding: c.inputEncoding } };
+  ),
+  xrpcMethod(
+    v.procedure(nsid('count'), {
+      params: null,
+      input: { type: 'blob' },
+      output: null,
+    }),
+    {
+      auth: 'none',
+      maxInputBytes: 64,
+      async handler({ input, inputEncoding }) {
+        let total = 0;
+        for await (const chunk of input) total += chunk.byteLength;
+        return { json: { total, encoding: inputEncoding } };
+      },
     },
-  }),
-  xrpcMethod({
-    nsid: 'test.portage.boom',
-    type: 'query',
+  ),
+  xrpcMethod(
+    v.query(nsid('enum'), {
+      params: v.object({ color: v.literalEnum(['red', 'green']) }),
+      output: { type: 'lex', schema: v.object({ color: v.string() }) },
+    }),
+    {
+      auth: 'none',
+      async handler({ params }) {
+        return { json: { color: params.color } };
+      },
+    },
+  ),
+  xrpcMethod(
+    v.query(nsid('badOutput'), {
+      params: null,
+      output: { type: 'lex', schema: v.object({ count: v.integer() }) },
+    }),
+    {
+      auth: 'none',
+      async handler() {
+        return { json: { count: 'many' } };
+      },
+    },
+  ),
+  xrpcMethod(v.query(nsid('boom'), { params: null, output: null }), {
     auth: 'none',
     async handler() {
       throw new Error('secret internal detail');
     },
   }),
-  xrpcMethod({
-    nsid: 'test.portage.reject',
-    type: 'query',
+  xrpcMethod(v.query(nsid('reject'), { params: null, output: null }), {
     auth: 'none',
     async handler() {
       throw InvalidRequest('nope', 'CustomName');
     },
   }),
+];
+
+// Plain routes beyond GET: a form post and a resource that can be replaced and deleted.
+const testRoutes: PlainRoute[] = [
+  {
+    path: '/test/form',
+    methods: ['POST'],
+    async handler({ req, res }) {
+      const body = JSON.stringify({ received: await readJsonBody(req, 1000) });
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(body);
+    },
+  },
+  {
+    path: '/test/resource',
+    methods: ['GET', 'PUT', 'DELETE'],
+    async handler({ req, res }) {
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      res.end(req.method === 'HEAD' ? undefined : `${req.method} ok`);
+    },
+  },
 ];
 
 describe('XRPC framework', () => {
@@ -64,7 +124,7 @@ describe('XRPC framework', () => {
   let base: string;
   before(async () => {
     pds = await startTestPds();
-    server = await listen(createRequestHandler(pds.ctx, testMethods), 0, '127.0.0.1');
+    server = await listen(createRequestHandler(pds.ctx, testMethods, testRoutes), 0, '127.0.0.1');
     base = server.localUrl;
   });
   after(async () => {
@@ -112,7 +172,7 @@ describe('XRPC framework', () => {
     assert.deepEqual(await ok.json(), { text: 'hi' });
     const missing = await post(base, 'test.portage.echo', JSON.stringify({}));
     assert.equal(missing.status, 400);
-    assert.deepEqual(await missing.json(), { error: 'InvalidRequest', message: 'Input must have the property "text"' });
+    assert.deepEqual(await missing.json(), { error: 'InvalidRequest', message: 'Missing required key "text" at $' });
   });
 
   it('rejects malformed JSON with 400 InvalidRequest', async () => {
@@ -196,14 +256,69 @@ describe('XRPC framework', () => {
     assert.equal(missing.status, 400);
     assert.deepEqual(await missing.json(), {
       error: 'InvalidRequest',
-      message: 'Params must have the property "name"',
+      message: 'Invalid test.portage.query params: Missing required key "name"',
     });
     const notInt = await fetch(`${base}/xrpc/test.portage.query?name=a&limit=ten`);
     assert.equal(notInt.status, 400);
-    assert.equal((await notInt.json()).message, 'limit must be an integer');
+    assert.equal(
+      (await notInt.json()).message,
+      'Invalid test.portage.query params: Expected integer value type (got "ten")',
+    );
     const tooHigh = await fetch(`${base}/xrpc/test.portage.query?name=a&limit=101`);
     assert.equal(tooHigh.status, 400);
-    assert.equal((await tooHigh.json()).message, 'limit can not be greater than 100');
+    assert.equal(
+      (await tooHigh.json()).message,
+      'Invalid test.portage.query params: integer too big (maximum 100, got 101)',
+    );
+  });
+
+  it('refuses a value outside a closed enum, naming the allowed ones', async () => {
+    assert.deepEqual(await (await fetch(`${base}/xrpc/test.portage.enum?color=red`)).json(), { color: 'red' });
+    const res = await fetch(`${base}/xrpc/test.portage.enum?color=blue`);
+    assert.equal(res.status, 400);
+    assert.deepEqual(await res.json(), {
+      error: 'InvalidRequest',
+      message: 'Invalid test.portage.enum params: Expected one of "red" or "green" (got "blue")',
+    });
+  });
+
+  it('checks JSON input types and outputs against the lexicon', async () => {
+    const wrongType = await post(base, 'test.portage.echo', JSON.stringify({ text: ['a', 'b', 'c'] }));
+    assert.deepEqual(await wrongType.json(), {
+      error: 'InvalidRequest',
+      message: 'Expected string value type (got ["a", "b", ...]) at $.text',
+    });
+    // Development mode (the test harness) checks outputs: a handler that breaks its lexicon is a 500.
+    const badOutput = await fetch(`${base}/xrpc/test.portage.badOutput`);
+    assert.equal(badOutput.status, 500);
+    assert.equal((await badOutput.json()).error, 'InternalServerError');
+  });
+
+  it('serves plain routes for the methods they declare, and 405 with Allow for others', async () => {
+    const form = await fetch(`${base}/test/form`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ a: 1 }),
+    });
+    assert.equal(form.status, 200);
+    assert.deepEqual(await form.json(), { received: { a: 1 } });
+    const getForm = await fetch(`${base}/test/form`);
+    assert.equal(getForm.status, 405);
+    assert.equal(getForm.headers.get('allow'), 'POST');
+    assert.equal((await getForm.json()).error, 'MethodNotAllowed');
+    for (const method of ['GET', 'PUT', 'DELETE']) {
+      const res = await fetch(`${base}/test/resource`, { method });
+      assert.equal(res.status, 200, method);
+      assert.equal(await res.text(), `${method} ok`);
+    }
+    const head = await fetch(`${base}/test/resource`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    const patch = await fetch(`${base}/test/resource`, { method: 'PATCH' });
+    assert.equal(patch.status, 405);
+    assert.equal(patch.headers.get('allow'), 'GET, PUT, DELETE, HEAD');
+    const postHealth = await fetch(`${pds.url}/xrpc/_health`, { method: 'POST' });
+    assert.equal(postHealth.status, 405);
+    assert.equal(postHealth.headers.get('allow'), 'GET, HEAD');
   });
 
   it('rejects the wrong HTTP method', async () => {

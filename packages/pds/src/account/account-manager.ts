@@ -130,6 +130,9 @@ export interface AccountManagerOptions {
   now?: () => number;
 }
 
+/** The most uses one invite code may have, and the most codes one call may create. */
+const MAX_INVITE_CODES = 10_000;
+
 export class AccountManager {
   readonly db: AccountDb;
   readonly #tokens: TokenIssuer;
@@ -540,6 +543,13 @@ export class AccountManager {
     account: string;
     codes: string[];
   }[] {
+    // The lexicon leaves these unbounded: a code is used at least once, and one call is bounded.
+    if (args.useCount < 1 || args.useCount > MAX_INVITE_CODES) {
+      throw InvalidRequest(`useCount must be between 1 and ${MAX_INVITE_CODES}`);
+    }
+    if (args.forAccounts.length * args.count > MAX_INVITE_CODES) {
+      throw InvalidRequest(`Too many codes requested at once (max ${MAX_INVITE_CODES})`);
+    }
     const createdAt = new Date(this.#now() * 1000).toISOString();
     const insert = this.#prepared(
       'INSERT INTO invite_code (code, available_uses, for_account, created_by, created_at) VALUES (?, ?, ?, ?, ?)',

@@ -7,7 +7,6 @@
 import type { AccessAuth } from '../auth/verifier.ts';
 import { AuthScope } from '../auth/scopes.ts';
 import { InvalidRequest } from '../xrpc/errors.ts';
-import { isJsonObject } from '../xrpc/input.ts';
 import type { AccountManager } from './account-manager.ts';
 
 const NAMESPACE = 'app.bsky';
@@ -40,8 +39,9 @@ export function storePreferences(accounts: AccountManager, auth: AccessAuth, ite
   if (items.length > MAX_PREFERENCES) throw InvalidRequest(`Too many preferences (max ${MAX_PREFERENCES})`);
   const checked: { $type: string }[] = [];
   items.forEach((item, i) => {
-    if (!isJsonObject(item)) throw InvalidRequest(`Input/preferences/${i} must be an object`);
-    if (typeof item.$type !== 'string') throw InvalidRequest('Preference is missing a $type');
+    if (typeof item !== 'object' || item === null || Array.isArray(item))
+      throw InvalidRequest(`Input/preferences/${i} must be an object`);
+    if (typeof (item as { $type?: unknown }).$type !== 'string') throw InvalidRequest('Preference is missing a $type');
     checked.push(item as { $type: string });
   });
   if (!checked.every((p) => p.$type === NAMESPACE || p.$type.startsWith(`${NAMESPACE}.`))) {

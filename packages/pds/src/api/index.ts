@@ -1,99 +1,54 @@
 /**
- * The routing table: every XRPC method this PDS serves, one import per file under api/
- * (the file path mirrors the NSID). A method not listed here answers 501 MethodNotImplemented.
+ * The routing table: every XRPC method this PDS serves, one line per method file under api/
+ * (the file path mirrors the NSID; the file's declaration says everything else about the
+ * method). The server serves every export of this module, so it exports nothing else. A method
+ * not listed here answers 501 MethodNotImplemented.
  */
-import type { XrpcMethod } from '../xrpc/handler.ts';
-import applyWrites from './com/atproto/repo/applyWrites.ts';
-import createRecord from './com/atproto/repo/createRecord.ts';
-import deleteRecord from './com/atproto/repo/deleteRecord.ts';
-import describeRepo from './com/atproto/repo/describeRepo.ts';
-import getRecord from './com/atproto/repo/getRecord.ts';
-import listRecords from './com/atproto/repo/listRecords.ts';
-import putRecord from './com/atproto/repo/putRecord.ts';
-import uploadBlob from './com/atproto/repo/uploadBlob.ts';
-import syncGetBlob from './com/atproto/sync/getBlob.ts';
-import syncGetBlocks from './com/atproto/sync/getBlocks.ts';
-import syncGetLatestCommit from './com/atproto/sync/getLatestCommit.ts';
-import syncGetRecord from './com/atproto/sync/getRecord.ts';
-import syncGetRepo from './com/atproto/sync/getRepo.ts';
-import syncGetRepoStatus from './com/atproto/sync/getRepoStatus.ts';
-import syncListBlobs from './com/atproto/sync/listBlobs.ts';
-import syncListRepos from './com/atproto/sync/listRepos.ts';
-import getPreferences from './app/bsky/actor/getPreferences.ts';
-import putPreferences from './app/bsky/actor/putPreferences.ts';
-import resolveHandle from './com/atproto/identity/resolveHandle.ts';
-import updateHandle from './com/atproto/identity/updateHandle.ts';
-import createAccount from './com/atproto/server/createAccount.ts';
-import createAppPassword from './com/atproto/server/createAppPassword.ts';
-import createInviteCode from './com/atproto/server/createInviteCode.ts';
-import createInviteCodes from './com/atproto/server/createInviteCodes.ts';
-import createSession from './com/atproto/server/createSession.ts';
-import deleteSession from './com/atproto/server/deleteSession.ts';
-import describeServer from './com/atproto/server/describeServer.ts';
-import getAccountInviteCodes from './com/atproto/server/getAccountInviteCodes.ts';
-import getSession from './com/atproto/server/getSession.ts';
-import listAppPasswords from './com/atproto/server/listAppPasswords.ts';
-import refreshSession from './com/atproto/server/refreshSession.ts';
-import revokeAppPassword from './com/atproto/server/revokeAppPassword.ts';
-// Accounts moving in and out (migration)
-import getRecommendedDidCredentials from './com/atproto/identity/getRecommendedDidCredentials.ts';
-import requestPlcOperationSignature from './com/atproto/identity/requestPlcOperationSignature.ts';
-import signPlcOperation from './com/atproto/identity/signPlcOperation.ts';
-import submitPlcOperation from './com/atproto/identity/submitPlcOperation.ts';
-import importRepo from './com/atproto/repo/importRepo.ts';
-import listMissingBlobs from './com/atproto/repo/listMissingBlobs.ts';
-import activateAccount from './com/atproto/server/activateAccount.ts';
-import checkAccountStatus from './com/atproto/server/checkAccountStatus.ts';
-import deactivateAccount from './com/atproto/server/deactivateAccount.ts';
-import getServiceAuth from './com/atproto/server/getServiceAuth.ts';
-
-export const methods: XrpcMethod[] = [
-  // com.atproto.server
-  describeServer,
-  createAccount,
-  createSession,
-  refreshSession,
-  getSession,
-  deleteSession,
-  createAppPassword,
-  listAppPasswords,
-  revokeAppPassword,
-  createInviteCode,
-  createInviteCodes,
-  getAccountInviteCodes,
-  // com.atproto.identity
-  resolveHandle,
-  updateHandle,
-  // app.bsky.actor (served locally; other app.bsky methods are not proxied yet)
-  getPreferences,
-  putPreferences,
-  // com.atproto.repo
-  createRecord,
-  putRecord,
-  deleteRecord,
-  applyWrites,
-  getRecord,
-  listRecords,
-  describeRepo,
-  uploadBlob,
-  // com.atproto.sync
-  syncGetRepo,
-  syncGetLatestCommit,
-  syncGetRecord,
-  syncGetBlocks,
-  syncGetBlob,
-  syncListBlobs,
-  syncListRepos,
-  syncGetRepoStatus,
-  // accounts moving in and out (migration)
-  getServiceAuth,
-  checkAccountStatus,
-  activateAccount,
-  deactivateAccount,
-  importRepo,
-  listMissingBlobs,
-  getRecommendedDidCredentials,
-  requestPlcOperationSignature,
-  signPlcOperation,
-  submitPlcOperation,
-];
+// com.atproto.server
+export { default as describeServer } from './com/atproto/server/describeServer.ts';
+export { default as createAccount } from './com/atproto/server/createAccount.ts';
+export { default as createSession } from './com/atproto/server/createSession.ts';
+export { default as refreshSession } from './com/atproto/server/refreshSession.ts';
+export { default as getSession } from './com/atproto/server/getSession.ts';
+export { default as deleteSession } from './com/atproto/server/deleteSession.ts';
+export { default as createAppPassword } from './com/atproto/server/createAppPassword.ts';
+export { default as listAppPasswords } from './com/atproto/server/listAppPasswords.ts';
+export { default as revokeAppPassword } from './com/atproto/server/revokeAppPassword.ts';
+export { default as createInviteCode } from './com/atproto/server/createInviteCode.ts';
+export { default as createInviteCodes } from './com/atproto/server/createInviteCodes.ts';
+export { default as getAccountInviteCodes } from './com/atproto/server/getAccountInviteCodes.ts';
+// com.atproto.identity
+export { default as resolveHandle } from './com/atproto/identity/resolveHandle.ts';
+export { default as updateHandle } from './com/atproto/identity/updateHandle.ts';
+// app.bsky.actor (served locally; other app.bsky methods are not proxied yet)
+export { default as getPreferences } from './app/bsky/actor/getPreferences.ts';
+export { default as putPreferences } from './app/bsky/actor/putPreferences.ts';
+// com.atproto.repo
+export { default as createRecord } from './com/atproto/repo/createRecord.ts';
+export { default as putRecord } from './com/atproto/repo/putRecord.ts';
+export { default as deleteRecord } from './com/atproto/repo/deleteRecord.ts';
+export { default as applyWrites } from './com/atproto/repo/applyWrites.ts';
+export { default as getRecord } from './com/atproto/repo/getRecord.ts';
+export { default as listRecords } from './com/atproto/repo/listRecords.ts';
+export { default as describeRepo } from './com/atproto/repo/describeRepo.ts';
+export { default as uploadBlob } from './com/atproto/repo/uploadBlob.ts';
+// com.atproto.sync
+export { default as syncGetRepo } from './com/atproto/sync/getRepo.ts';
+export { default as syncGetLatestCommit } from './com/atproto/sync/getLatestCommit.ts';
+export { default as syncGetRecord } from './com/atproto/sync/getRecord.ts';
+export { default as syncGetBlocks } from './com/atproto/sync/getBlocks.ts';
+export { default as syncGetBlob } from './com/atproto/sync/getBlob.ts';
+export { default as syncListBlobs } from './com/atproto/sync/listBlobs.ts';
+export { default as syncListRepos } from './com/atproto/sync/listRepos.ts';
+export { default as syncGetRepoStatus } from './com/atproto/sync/getRepoStatus.ts';
+// accounts moving in and out (migration)
+export { default as getServiceAuth } from './com/atproto/server/getServiceAuth.ts';
+export { default as checkAccountStatus } from './com/atproto/server/checkAccountStatus.ts';
+export { default as activateAccount } from './com/atproto/server/activateAccount.ts';
+export { default as deactivateAccount } from './com/atproto/server/deactivateAccount.ts';
+export { default as importRepo } from './com/atproto/repo/importRepo.ts';
+export { default as listMissingBlobs } from './com/atproto/repo/listMissingBlobs.ts';
+export { default as getRecommendedDidCredentials } from './com/atproto/identity/getRecommendedDidCredentials.ts';
+export { default as requestPlcOperationSignature } from './com/atproto/identity/requestPlcOperationSignature.ts';
+export { default as signPlcOperation } from './com/atproto/identity/signPlcOperation.ts';
+export { default as submitPlcOperation } from './com/atproto/identity/submitPlcOperation.ts';

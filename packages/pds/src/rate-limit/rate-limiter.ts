@@ -1,8 +1,9 @@
 /**
  * Rate limits as the reference PDS applies them (on when PDS_RATE_LIMITS_ENABLED=true):
- * every XRPC call counts against its client IP (3000 / 5 min); createSession also against
- * `<identifier>-<ip>` (30 / 5 min, 300 / day); repository writes against the account, in
- * points (create 3, update 2, delete 1; 5000 / hour, 35000 / day).
+ * every XRPC call counts against its client IP (3000 / 5 min); a method adds its own limits in
+ * its declaration (`rateLimit`): createSession counts against `<identifier>-<ip>` (30 / 5 min,
+ * 300 / day), repository writes against the account, in points (create 3, update 2, delete 1;
+ * 5000 / hour, 35000 / day).
  *
  * Each limit is a fixed window per key, opened by the key's first request, as the
  * reference's in-memory limiter counts. A request over any limit gets 429 RateLimitExceeded;
@@ -46,17 +47,25 @@ export const REFERENCE_RATE_LIMITS: RateLimitPolicies = {
 };
 
 /** Points of each write action, as the reference counts them. */
-const WRITE_POINTS = { create: 3, update: 2, delete: 1 } as const;
+export const WRITE_POINTS = { create: 3, update: 2, delete: 1 } as const;
 
-/** What the server knows of a request once its auth and body are parsed. */
-export interface RateLimitedCall {
-  nsid: string;
-  req: IncomingMessage;
-  res: ServerResponse;
-  /** The verified auth (`did` when an account is signed in). */
-  auth: unknown;
-  /** The parsed JSON body, if any. */
-  input: unknown;
+/** The limits a method can name in its declaration (the global one applies to every call). */
+export type MethodRateLimit = Exclude<keyof RateLimitPolicies, 'global'>;
+
+/** One limit a method's calls count against, declared on the method (`rateLimit`). */
+export interface RateLimitRule<Call> {
+  policy: MethodRateLimit;
+  /** Whose allowance the call spends. */
+  key(call: Call): string;
+  /** What the call costs (1 when absent); a call that costs nothing is not counted. */
+  points?(call: Call): number;
+}
+
+/** A rule applied to one call. */
+export interface RateLimitCharge {
+  policy: MethodRateLimit;
+  key: string;
+  points: number;
 }
 
 interface Status {
@@ -106,38 +115,33 @@ class WindowCounter {
 const SWEEP_INTERVAL_MS = MINUTE;
 
 export class RateLimiter {
-  readonly #global: WindowCounter[];
-  readonly #createSession: WindowCounter[];
-  readonly #repoWrite: WindowCounter[];
+  readonly #counters: { [P in keyof RateLimitPolicies]: WindowCounter[] };
   readonly #now: () => number;
   #nextSweepMs: number;
 
   constructor(policies: RateLimitPolicies = REFERENCE_RATE_LIMITS, now: () => number = Date.now) {
-    this.#global = policies.global.map((l) => new WindowCounter(l));
-    this.#createSession = policies.createSession.map((l) => new WindowCounter(l));
-    this.#repoWrite = policies.repoWrite.map((l) => new WindowCounter(l));
+    this.#counters = {
+      global: policies.global.map((l) => new WindowCounter(l)),
+      createSession: policies.createSession.map((l) => new WindowCounter(l)),
+      repoWrite: policies.repoWrite.map((l) => new WindowCounter(l)),
+    };
     this.#now = now;
     this.#nextSweepMs = now() + SWEEP_INTERVAL_MS;
   }
 
   /**
-   * Counts the call against every limit that applies, sets the RateLimit-* headers of the
-   * tightest, and throws 429 RateLimitExceeded when any is exceeded.
+   * Counts a call from `ip` against the global limit and the method's `charges`, sets the
+   * RateLimit-* headers of the tightest on `res`, and throws 429 RateLimitExceeded when any
+   * is exceeded.
    */
-  check(call: RateLimitedCall): void {
+  check(ip: string, res: ServerResponse, charges: readonly RateLimitCharge[]): void {
     const nowMs = this.#now();
     if (nowMs >= this.#nextSweepMs) this.#sweep(nowMs);
-    const ip = clientIp(call.req);
     const statuses: (Status & { exceeded: boolean })[] = [];
-    for (const counter of this.#global) statuses.push(counter.consume(ip, 1, nowMs));
-    if (call.nsid === 'com.atproto.server.createSession') {
-      const identifier = stringField(call.input, 'identifier') ?? '';
-      for (const counter of this.#createSession) statuses.push(counter.consume(`${identifier}-${ip}`, 1, nowMs));
-    }
-    const points = writePoints(call.nsid, call.input);
-    const did = stringField(call.auth, 'did');
-    if (points > 0 && did) {
-      for (const counter of this.#repoWrite) statuses.push(counter.consume(did, points, nowMs));
+    for (const counter of this.#counters.global) statuses.push(counter.consume(ip, 1, nowMs));
+    for (const { policy, key, points } of charges) {
+      if (points <= 0) continue;
+      for (const counter of this.#counters[policy]) statuses.push(counter.consume(key, points, nowMs));
     }
     const exceeded = statuses.find((s) => s.exceeded);
     const reported = exceeded ?? tightest(statuses);
@@ -147,11 +151,11 @@ export class RateLimiter {
       headers['Retry-After'] = String(Math.max(0, Math.ceil((exceeded.resetAtMs - nowMs) / 1000)));
       throw new XrpcError(429, 'RateLimitExceeded', 'Rate Limit Exceeded', headers);
     }
-    for (const [name, value] of Object.entries(headers)) call.res.setHeader(name, value);
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
   }
 
   #sweep(nowMs: number): void {
-    for (const counter of [...this.#global, ...this.#createSession, ...this.#repoWrite]) counter.sweep(nowMs);
+    for (const counters of Object.values(this.#counters)) for (const counter of counters) counter.sweep(nowMs);
     this.#nextSweepMs = nowMs + SWEEP_INTERVAL_MS;
   }
 }
@@ -169,38 +173,6 @@ function statusHeaders(status: Status): Record<string, string> {
     'RateLimit-Reset': String(Math.floor(status.resetAtMs / 1000)),
     'RateLimit-Policy': `${status.limit};w=${Math.floor(status.windowMs / 1000)}`,
   };
-}
-
-function stringField(value: unknown, field: string): string | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  const v = (value as Record<string, unknown>)[field];
-  return typeof v === 'string' ? v : undefined;
-}
-
-/** Points a repository write costs; 0 for anything else. */
-function writePoints(nsid: string, input: unknown): number {
-  switch (nsid) {
-    case 'com.atproto.repo.createRecord':
-      return WRITE_POINTS.create;
-    case 'com.atproto.repo.putRecord':
-      return WRITE_POINTS.update;
-    case 'com.atproto.repo.deleteRecord':
-      return WRITE_POINTS.delete;
-    case 'com.atproto.repo.applyWrites': {
-      const writes = typeof input === 'object' && input !== null ? (input as { writes?: unknown }).writes : undefined;
-      if (!Array.isArray(writes)) return 0;
-      let points = 0;
-      for (const write of writes) {
-        const type = stringField(write, '$type');
-        if (type === 'com.atproto.repo.applyWrites#create') points += WRITE_POINTS.create;
-        else if (type === 'com.atproto.repo.applyWrites#update') points += WRITE_POINTS.update;
-        else points += WRITE_POINTS.delete;
-      }
-      return points;
-    }
-    default:
-      return 0;
-  }
 }
 
 /**

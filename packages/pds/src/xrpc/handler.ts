@@ -1,12 +1,27 @@
 /**
- * The shape of one XRPC method. Each file under api/ default-exports one of these; the
- * server parses params and body, runs the auth verifier for `auth`, calls `handler`, and
- * writes its output (or maps its error to `{error, message}`).
+ * The declaration of one XRPC method: everything the server needs to know about it in one
+ * place. Each file under api/ default-exports one, made by `xrpcMethod(lexicon, {...})` from
+ * the method's lexicon schema (`@atcute/atproto`, `@atcute/bluesky`): the NSID, whether it is a
+ * query or a procedure, and the shape of its params, input and output come from the schema;
+ * the declaration adds the auth mode, rate limits and the handler.
+ *
+ * The server checks params and input against the schema before the handler runs, so a handler
+ * receives them typed and valid; bad input is a 400 InvalidRequest naming the field, worded as
+ * the reference's lexicon validator words it (xrpc/lexicon.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type {
+  InferOutput,
+  ObjectSchema,
+  XRPCBlobBodyParam,
+  XRPCLexBodyParam,
+  XRPCProcedureMetadata,
+  XRPCQueryMetadata,
+} from '@atcute/lexicons/validations';
 import type { AuthMode, AuthResultByMode } from '../auth/verifier.ts';
 import type { AppContext } from '../context.ts';
-import type { Params } from './params.ts';
+import type { RateLimitRule } from '../rate-limit/rate-limiter.ts';
+import type { LexMethod } from './lexicon.ts';
 
 export type XrpcOutput =
   | { json: unknown; headers?: Record<string, string> }
@@ -15,15 +30,26 @@ export type XrpcOutput =
   // Handlers that answer with an empty 200 simply return.
   | void;
 
-export interface XrpcHandlerContext<M extends AuthMode = AuthMode> {
+/** The params a lexicon declares, as the handler receives them (defaults applied). */
+export type ParamsOf<S extends LexMethod> = S['params'] extends ObjectSchema ? InferOutput<S['params']> : object;
+
+/**
+ * The input a lexicon declares: the checked JSON body; for a binary (`blob`) body the decoded
+ * request body as a size-limited stream of chunks; nothing for a query or a procedure without one.
+ */
+export type InputOf<S extends LexMethod> = S extends XRPCProcedureMetadata
+  ? S['input'] extends XRPCLexBodyParam
+    ? InferOutput<S['input']['schema']>
+    : S['input'] extends XRPCBlobBodyParam
+      ? AsyncIterable<Uint8Array>
+      : undefined
+  : undefined;
+
+export interface XrpcHandlerContext<M extends AuthMode = AuthMode, P = unknown, I = unknown> {
   ctx: AppContext;
   nsid: string;
-  params: Params;
-  /**
-   * The parsed JSON body (undefined when none was sent), or for `rawInput` methods the
-   * decoded request body as a size-limited stream of chunks.
-   */
-  input: unknown;
+  params: P;
+  input: I;
   /** Media type of the request body, lower-cased, without parameters. */
   inputEncoding: string | undefined;
   auth: AuthResultByMode[M];
@@ -31,24 +57,49 @@ export interface XrpcHandlerContext<M extends AuthMode = AuthMode> {
   res: ServerResponse;
 }
 
-export interface XrpcMethod<M extends AuthMode = AuthMode> {
-  nsid: string;
-  type: 'query' | 'procedure';
+/** What a rate-limit rule may key and count a call by: its checked params and input, its auth. */
+export interface RateLimitedCall<M extends AuthMode = AuthMode, P = unknown, I = unknown> {
+  params: P;
+  input: I;
+  auth: AuthResultByMode[M];
+  /** The client's address (rate-limit/rate-limiter.ts `clientIp`). */
+  ip: string;
+}
+
+/** A method as its file declares it; `xrpcMethod` adds what the lexicon says. */
+export interface XrpcMethodDeclaration<M extends AuthMode = AuthMode, P = unknown, I = unknown> {
   auth: M;
   /** Let taken-down sessions call this (access, optionalAccess and optionalAccessOrAdmin modes only). */
   allowTakendown?: boolean;
-  /** Hand the body to the handler as a stream (`input`) instead of parsing it as JSON. */
-  rawInput?: true;
-  /** Body size limit in bytes (default DEFAULT_MAX_JSON_BYTES for JSON, the blob limit for raw input). */
+  /** Body size limit in bytes (default DEFAULT_MAX_JSON_BYTES for JSON, the blob limit for binary input). */
   maxInputBytes?: number | ((ctx: AppContext) => number);
-  handler(c: XrpcHandlerContext<M>): Promise<XrpcOutput>;
+  /**
+   * The limits a call counts against besides the global per-IP one (the reference's, when
+   * PDS_RATE_LIMITS_ENABLED): checked after auth and input, before the handler.
+   */
+  rateLimit?: readonly RateLimitRule<RateLimitedCall<M, P, I>>[];
+  handler(c: XrpcHandlerContext<M, P, I>): Promise<XrpcOutput>;
 }
 
-/** Declares a method with its handler's auth result typed from the mode. */
-export function xrpcMethod<M extends AuthMode>(method: XrpcMethod<M>): XrpcMethod<M> {
-  return method;
+export interface XrpcMethod<M extends AuthMode = AuthMode, P = unknown, I = unknown> extends XrpcMethodDeclaration<
+  M,
+  P,
+  I
+> {
+  nsid: string;
+  type: 'query' | 'procedure';
+  lexicon: LexMethod;
 }
 
-export function rawInputStream(c: XrpcHandlerContext): AsyncIterable<Uint8Array> {
-  return c.input as AsyncIterable<Uint8Array>;
+/** Declares a method of `lexicon`, its handler's params, input and auth typed from the schema and the mode. */
+export function xrpcMethod<S extends XRPCQueryMetadata | XRPCProcedureMetadata, M extends AuthMode>(
+  lexicon: S,
+  declaration: XrpcMethodDeclaration<M, ParamsOf<S>, InputOf<S>>,
+): XrpcMethod<M, ParamsOf<S>, InputOf<S>> {
+  return {
+    ...declaration,
+    nsid: lexicon.nsid,
+    type: lexicon.type === 'xrpc_query' ? 'query' : 'procedure',
+    lexicon,
+  };
 }

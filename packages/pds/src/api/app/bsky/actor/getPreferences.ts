@@ -1,9 +1,8 @@
+import { AppBskyActorGetPreferences } from '@atcute/bluesky';
 import { preferencesFor } from '../../../../account/preferences.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 
-export default xrpcMethod({
-  nsid: 'app.bsky.actor.getPreferences',
-  type: 'query',
+export default xrpcMethod(AppBskyActorGetPreferences.mainSchema, {
   auth: 'access',
   allowTakendown: true,
   async handler({ ctx, auth }) {

@@ -1,27 +1,24 @@
+import { ComAtprotoIdentityUpdateHandle } from '@atcute/atproto';
+import * as v from '@atcute/lexicons/validations';
 import { checkHandle } from '../../../../account/handles.ts';
 import { updatePlcHandle } from '../../../../identity/plc-identity.ts';
 import { resolveHandleToDid } from '../../../../identity/handles.ts';
 import { InvalidRequest } from '../../../../xrpc/errors.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
-import { inputObject, requiredString } from '../../../../xrpc/input.ts';
+import { withInputProperties } from '../../../../xrpc/lexicon.ts';
 
 /**
  * Changes the account's handle: a hosted handle under our rules, or a custom domain that
  * already resolves to the account. The DID document changes first (a PLC operation), then
  * the account DB; if the second step fails, calling again finishes the job.
  */
-export default xrpcMethod({
-  nsid: 'com.atproto.identity.updateHandle',
-  type: 'procedure',
+// The handle's syntax is checked by checkHandle, which names the problem (InvalidHandle, "Handle too short").
+const lexicon = withInputProperties(ComAtprotoIdentityUpdateHandle.mainSchema, { handle: v.string() });
+
+export default xrpcMethod(lexicon, {
   auth: 'access',
   async handler({ ctx, auth, input }) {
-    const { handle, hosted } = checkHandle(
-      requiredString(inputObject(input), 'handle'),
-      ctx.config.serviceHandleDomains,
-      {
-        allowExternal: true,
-      },
-    );
+    const { handle, hosted } = checkHandle(input.handle, ctx.config.serviceHandleDomains, { allowExternal: true });
     const existing = ctx.accountManager.getAccount(handle);
     if (existing && existing.did !== auth.did) {
       throw InvalidRequest(`Handle already taken: ${handle}`, 'HandleNotAvailable');

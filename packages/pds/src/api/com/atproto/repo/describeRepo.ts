@@ -1,14 +1,13 @@
+import { ComAtprotoRepoDescribeRepo } from '@atcute/atproto';
 import { getHandle } from '@portage/atproto/identity/did-document';
 import { readableRepo } from '../../../../actor-store/repo-access.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 
 /** Who a repository belongs to, its DID document, and which collections it holds. */
-export default xrpcMethod({
-  nsid: 'com.atproto.repo.describeRepo',
-  type: 'query',
+export default xrpcMethod(ComAtprotoRepoDescribeRepo.mainSchema, {
   auth: 'none',
   async handler({ ctx, params }) {
-    const account = readableRepo(ctx.accountManager, params.requiredString('repo'));
+    const account = readableRepo(ctx.accountManager, params.repo);
     let didDoc: unknown = {};
     let handleIsCorrect = false;
     try {

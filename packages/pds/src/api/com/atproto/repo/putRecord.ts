@@ -1,34 +1,19 @@
-import { writeOwnRepo, writtenRecordView } from '../../../../actor-store/repo-access.ts';
+import { ComAtprotoRepoPutRecord } from '@atcute/atproto';
+import { writtenRecordView } from '../../../../actor-store/repo-access.ts';
+import { WRITE_POINTS } from '../../../../rate-limit/rate-limiter.ts';
 import { InvalidRequest } from '../../../../xrpc/errors.ts';
-import { xrpcMethod } from '../../../../xrpc/handler.ts';
-import { inputObject, optionalBoolean, optionalString, requiredString } from '../../../../xrpc/input.ts';
+import { repoWriteMethod } from '../../../repo-write.ts';
 
 /** Writes a record at a given rkey: an update when one is there, else a create. */
-export default xrpcMethod({
-  nsid: 'com.atproto.repo.putRecord',
-  type: 'procedure',
-  auth: 'access',
-  async handler({ ctx, input, auth }) {
-    const body = inputObject(input);
-    const repo = requiredString(body, 'repo');
-    const collection = requiredString(body, 'collection');
-    const rkey = requiredString(body, 'rkey', { maxLength: 512 });
-    const validate = optionalBoolean(body, 'validate');
-    const swapCommit = optionalString(body, 'swapCommit');
+export default repoWriteMethod(ComAtprotoRepoPutRecord.mainSchema, {
+  points: () => WRITE_POINTS.update,
+  writes({ collection, rkey, record, validate, swapRecord }, did, ctx) {
     // swapRecord: null means "must not exist yet"; absent means no check.
-    const swapRecord = body.swapRecord === null ? null : optionalString(body, 'swapRecord');
-    if (body.record === undefined) throw InvalidRequest('Input must have the property "record"');
-    const written = await writeOwnRepo(ctx, auth.did, {
-      repo,
-      swapCommit,
-      writes: (did) => {
-        if (ctx.actorStore.getRecordCid(did, collection, rkey) !== undefined) {
-          return [{ action: 'update', collection, rkey, record: body.record, validate, swapRecord }];
-        }
-        if (swapRecord) throw InvalidRequest('Record was at null', 'InvalidSwap');
-        return [{ action: 'create', collection, rkey, record: body.record, validate }];
-      },
-    });
-    return { json: writtenRecordView(written) };
+    if (ctx.actorStore.getRecordCid(did, collection, rkey) !== undefined) {
+      return [{ action: 'update', collection, rkey, record, validate, swapRecord }];
+    }
+    if (swapRecord) throw InvalidRequest('Record was at null', 'InvalidSwap');
+    return [{ action: 'create', collection, rkey, record, validate }];
   },
+  output: writtenRecordView,
 });

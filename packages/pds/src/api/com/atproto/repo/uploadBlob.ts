@@ -1,23 +1,20 @@
+import { ComAtprotoRepoUploadBlob } from '@atcute/atproto';
 import { formatCid } from '@portage/atproto/cid';
 import { withRepoErrors } from '../../../../actor-store/xrpc-errors.ts';
-import { rawInputStream, xrpcMethod } from '../../../../xrpc/handler.ts';
+import { xrpcMethod } from '../../../../xrpc/handler.ts';
 
 /**
  * Streams an upload to a temporary blob (hashing, size limit and type sniffing on the way).
  * It becomes part of the repository when a record referencing it is committed.
  */
-export default xrpcMethod({
-  nsid: 'com.atproto.repo.uploadBlob',
-  type: 'procedure',
+export default xrpcMethod(ComAtprotoRepoUploadBlob.mainSchema, {
   auth: 'access',
-  rawInput: true,
   maxInputBytes: (ctx) => ctx.config.blobUploadLimit,
-  async handler(c) {
-    const { ctx, auth, inputEncoding } = c;
+  async handler({ ctx, auth, input, inputEncoding }) {
     return withRepoErrors(async () => {
       const blob = await ctx.actorStore.uploadBlob(
         auth.did,
-        rawInputStream(c),
+        input,
         inputEncoding && inputEncoding !== '*/*' ? inputEncoding : undefined,
         ctx.config.blobUploadLimit,
       );

@@ -1,9 +1,8 @@
+import { ComAtprotoServerCheckAccountStatus } from '@atcute/atproto';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 
 /** Where a migration stands: activation, DID document, repository and blob counts. */
-export default xrpcMethod({
-  nsid: 'com.atproto.server.checkAccountStatus',
-  type: 'query',
+export default xrpcMethod(ComAtprotoServerCheckAccountStatus.mainSchema, {
   auth: 'access',
   async handler({ ctx, auth }) {
     return { json: await ctx.migration.accountStatus(auth.did) };

@@ -1,18 +1,10 @@
+import { ComAtprotoServerCreateAppPassword } from '@atcute/atproto';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
-import { inputObject, optionalBoolean, requiredString } from '../../../../xrpc/input.ts';
 
 /** Full access only: an app password must not be able to mint more app passwords. */
-export default xrpcMethod({
-  nsid: 'com.atproto.server.createAppPassword',
-  type: 'procedure',
+export default xrpcMethod(ComAtprotoServerCreateAppPassword.mainSchema, {
   auth: 'accessFull',
-  async handler({ ctx, auth, input }) {
-    const body = inputObject(input);
-    const created = await ctx.accountManager.createAppPassword(
-      auth.did,
-      requiredString(body, 'name'),
-      optionalBoolean(body, 'privileged') ?? false,
-    );
-    return { json: created };
+  async handler({ ctx, auth, input: { name, privileged } }) {
+    return { json: await ctx.accountManager.createAppPassword(auth.did, name, privileged ?? false) };
   },
 });

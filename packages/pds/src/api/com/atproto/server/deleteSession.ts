@@ -1,3 +1,4 @@
+import { ComAtprotoServerDeleteSession } from '@atcute/atproto';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 
 /**
@@ -5,9 +6,7 @@ import { xrpcMethod } from '../../../../xrpc/handler.ts';
  * checked here rather than by the `refresh` mode because an expired one must still be able
  * to end its session.
  */
-export default xrpcMethod({
-  nsid: 'com.atproto.server.deleteSession',
-  type: 'procedure',
+export default xrpcMethod(ComAtprotoServerDeleteSession.mainSchema, {
   auth: 'none',
   async handler({ ctx, req }) {
     const auth = await ctx.authVerifier.refresh(req, { allowExpired: true });

@@ -1,9 +1,8 @@
+import { ComAtprotoServerDescribeServer } from '@atcute/atproto';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 
 /** What a client needs before signing up: our DID, handle domains, whether invites are needed. */
-export default xrpcMethod({
-  nsid: 'com.atproto.server.describeServer',
-  type: 'query',
+export default xrpcMethod(ComAtprotoServerDescribeServer.mainSchema, {
   auth: 'none',
   async handler({ ctx }) {
     const { config } = ctx;

@@ -1,5 +1,5 @@
+import { ComAtprotoServerGetServiceAuth } from '@atcute/atproto';
 import { isValidDid } from '@portage/atproto/syntax/did';
-import { isValidNsid } from '@portage/atproto/syntax/nsid';
 import { AuthScope } from '../../../../auth/scopes.ts';
 import { checkRequestedExpiry, mintServiceJwt } from '../../../../auth/service-auth.ts';
 import { InvalidRequest } from '../../../../xrpc/errors.ts';
@@ -32,17 +32,13 @@ const PROTECTED_METHODS = new Set([
 const PRIVILEGED_METHODS = new Set(['com.atproto.server.createAccount']);
 
 /** A short-lived JWT, signed with the account's signing key, for calling another service. */
-export default xrpcMethod({
-  nsid: 'com.atproto.server.getServiceAuth',
-  type: 'query',
+export default xrpcMethod(ComAtprotoServerGetServiceAuth.mainSchema, {
   auth: 'access',
   allowTakendown: true,
-  async handler({ ctx, auth, params }) {
-    const aud = params.requiredString('aud');
+  async handler({ ctx, auth, params: { aud, lxm, exp: requestedExp } }) {
+    // The lexicon's `did` format has no room for a did#serviceId reference, which is allowed.
     if (!isValidDid(aud.split('#')[0])) throw InvalidRequest('aud must be a DID');
-    const lxm = params.string('lxm');
-    if (lxm !== undefined && !isValidNsid(lxm)) throw InvalidRequest('lxm must be an NSID');
-    const exp = checkRequestedExpiry(params.integer('exp'), lxm);
+    const exp = checkRequestedExpiry(requestedExp, lxm);
     if (lxm !== undefined && PROTECTED_METHODS.has(lxm)) {
       throw InvalidRequest(`cannot request a service auth token for the following protected method: ${lxm}`);
     }

@@ -1,10 +1,9 @@
+import { ComAtprotoServerGetSession } from '@atcute/atproto';
 import { sessionView } from '../../../../account/session-view.ts';
 import { InvalidRequest } from '../../../../xrpc/errors.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 
-export default xrpcMethod({
-  nsid: 'com.atproto.server.getSession',
-  type: 'query',
+export default xrpcMethod(ComAtprotoServerGetSession.mainSchema, {
   auth: 'access',
   allowTakendown: true,
   async handler({ ctx, auth }) {

@@ -1,8 +1,7 @@
+import { ComAtprotoServerListAppPasswords } from '@atcute/atproto';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 
-export default xrpcMethod({
-  nsid: 'com.atproto.server.listAppPasswords',
-  type: 'query',
+export default xrpcMethod(ComAtprotoServerListAppPasswords.mainSchema, {
   auth: 'access',
   async handler({ ctx, auth }) {
     return { json: { passwords: ctx.accountManager.listAppPasswords(auth.did) } };

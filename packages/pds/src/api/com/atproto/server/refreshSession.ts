@@ -1,11 +1,10 @@
+import { ComAtprotoServerRefreshSession } from '@atcute/atproto';
 import { sessionView } from '../../../../account/session-view.ts';
 import { AuthRequired, InvalidRequest } from '../../../../xrpc/errors.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 
 /** New tokens for a refresh token; the old one keeps a short grace period (see AccountManager). */
-export default xrpcMethod({
-  nsid: 'com.atproto.server.refreshSession',
-  type: 'procedure',
+export default xrpcMethod(ComAtprotoServerRefreshSession.mainSchema, {
   auth: 'refresh',
   async handler({ ctx, auth }) {
     const account = ctx.accountManager.getAccount(auth.did);

@@ -1,12 +1,10 @@
+import { ComAtprotoServerRevokeAppPassword } from '@atcute/atproto';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
-import { inputObject, requiredString } from '../../../../xrpc/input.ts';
 
 /** Deletes an app password and ends every session that logged in with it. */
-export default xrpcMethod({
-  nsid: 'com.atproto.server.revokeAppPassword',
-  type: 'procedure',
+export default xrpcMethod(ComAtprotoServerRevokeAppPassword.mainSchema, {
   auth: 'access',
   async handler({ ctx, auth, input }) {
-    ctx.accountManager.revokeAppPassword(auth.did, requiredString(inputObject(input), 'name'));
+    ctx.accountManager.revokeAppPassword(auth.did, input.name);
   },
 });

@@ -1,3 +1,4 @@
+import { ComAtprotoSyncGetBlob } from '@atcute/atproto';
 import { parseCid } from '@portage/atproto/cid';
 import { syncRepo } from '../../../../actor-store/repo-access.ts';
 import { withRepoErrors } from '../../../../actor-store/xrpc-errors.ts';
@@ -8,17 +9,13 @@ import { xrpcMethod } from '../../../../xrpc/handler.ts';
  * A blob's bytes, streamed, with its recorded type and length. Blobs are user content served
  * from our origin, so the headers stop browsers from sniffing or running it.
  */
-export default xrpcMethod({
-  nsid: 'com.atproto.sync.getBlob',
-  type: 'query',
+export default xrpcMethod(ComAtprotoSyncGetBlob.mainSchema, {
   auth: 'optionalAccessOrAdmin',
   allowTakendown: true,
-  async handler({ ctx, params, auth }) {
-    const did = params.requiredString('did');
-    const cidParam = params.requiredString('cid');
+  async handler({ ctx, params: { did, cid }, auth }) {
     syncRepo(ctx.accountManager, did, auth);
     return withRepoErrors(async () => {
-      const blob = await ctx.actorStore.readBlob(did, parseCid(cidParam));
+      const blob = await ctx.actorStore.readBlob(did, parseCid(cid));
       if (!blob) throw InvalidRequest('Blob not found', 'BlobNotFound');
       return {
         body: blob.stream,

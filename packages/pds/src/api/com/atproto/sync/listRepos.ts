@@ -1,15 +1,11 @@
-import { accountStatus } from '../../../../actor-store/repo-access.ts';
-import { commitMeta } from '../../../../actor-store/repo-access.ts';
+import { ComAtprotoSyncListRepos } from '@atcute/atproto';
+import { accountStatus, commitMeta } from '../../../../actor-store/repo-access.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
 
 /** Every hosted repository with its head and status, paged by DID. */
-export default xrpcMethod({
-  nsid: 'com.atproto.sync.listRepos',
-  type: 'query',
+export default xrpcMethod(ComAtprotoSyncListRepos.mainSchema, {
   auth: 'none',
-  async handler({ ctx, params }) {
-    const limit = params.integer('limit', { min: 1, max: 1000 }) ?? 500;
-    const cursor = params.string('cursor');
+  async handler({ ctx, params: { limit, cursor } }) {
     const accounts = ctx.accountManager.listAccounts({ limit, cursor });
     const repos = [];
     for (const account of accounts) {
