@@ -438,6 +438,46 @@ describe('forwarding to local services', () => {
     await ok.arrayBuffer();
   });
 
+  it('uploadBlob accepts a service JWT the account minted for this server', async () => {
+    const token = async (lxm: string, aud = 'did:web:localhost') => {
+      const res = await xrpc('com.atproto.server.getServiceAuth', {
+        query: new URLSearchParams({ aud, lxm }).toString(),
+        headers: authed(),
+      });
+      return ((await res.json()) as { token: string }).token;
+    };
+    const upload = async (jwt: string) =>
+      xrpc('com.atproto.repo.uploadBlob', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${jwt}`, 'content-type': 'text/plain' },
+        body: 'a processed video, say',
+      });
+    const ok = await upload(await token('com.atproto.repo.uploadBlob'));
+    assert.equal(ok.status, 200);
+    const { blob } = (await ok.json()) as { blob: { mimeType: string; size: number } };
+    assert.equal(blob.size, 'a processed video, say'.length);
+    await expectError(await upload(await token('com.atproto.repo.createRecord')), 401, 'BadJwtLexiconMethod');
+    await expectError(
+      await upload(await token('com.atproto.repo.uploadBlob', 'did:web:elsewhere.test')),
+      401,
+      'BadJwtAudience',
+    );
+    // Only uploadBlob: elsewhere a service JWT is no session.
+    const other = await xrpc('com.atproto.repo.createRecord', {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${await token('com.atproto.repo.createRecord')}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({
+        repo: did,
+        collection: 'app.bsky.feed.post',
+        record: { text: 'x', createdAt: new Date().toISOString() },
+      }),
+    });
+    await expectError(other, 400, 'InvalidToken');
+  });
+
   it('still serves its own methods and forwards after all of that', async () => {
     const session = await xrpc('com.atproto.server.getSession', { headers: authed() });
     assert.equal(session.status, 200);
