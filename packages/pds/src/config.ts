@@ -49,6 +49,8 @@ export interface PdsConfig {
   repoBackfillLimitMs: number | undefined;
   bskyAppViewUrl: string | undefined;
   bskyAppViewDid: string | undefined;
+  /** How the AppView's CDN names images (%s: avatar|banner|feed_thumbnail|feed_fullsize, DID, CID), for read-after-write views. */
+  bskyAppViewCdnUrlPattern: string | undefined;
   reportServiceUrl: string | undefined;
   reportServiceDid: string | undefined;
   /** How long a forwarded call may take to connect and answer with headers (PDS_PROXY_HEADERS_TIMEOUT, ms). */
@@ -263,6 +265,7 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
     repoBackfillLimitMs: r.int('PDS_REPO_BACKFILL_LIMIT_MS', { min: 0 }),
     bskyAppViewUrl,
     bskyAppViewDid,
+    bskyAppViewCdnUrlPattern: r.str('PDS_BSKY_APP_VIEW_CDN_URL_PATTERN'),
     reportServiceUrl,
     reportServiceDid,
     proxyHeadersTimeoutMs: r.int('PDS_PROXY_HEADERS_TIMEOUT', { min: 1 }) ?? DEFAULT_PROXY_HEADERS_TIMEOUT_MS,

@@ -607,3 +607,176 @@ describe('forwarding configuration', () => {
     }
   });
 });
+
+describe('read-after-write', () => {
+  let pds: TestPds;
+  let appView: FakeService;
+  let did = '';
+  let accessJwt = '';
+  let appViewRev = '';
+  let oldPost = '';
+  const OTHER = 'did:plc:bbbbbbbbbbbbbbbbbbbbbbbb';
+  const OLD_TIME = '2000-01-01T00:00:00.000Z';
+
+  const call = async (nsid: string, params: Record<string, string>, authorized = true) => {
+    const res = await fetch(`${pds.url}/xrpc/${nsid}?${new URLSearchParams(params)}`, {
+      headers: authorized ? { authorization: `Bearer ${accessJwt}` } : {},
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+    return { body: (await res.json()) as Record<string, any>, lag: res.headers.get('atproto-upstream-lag') }; // eslint-disable-line @typescript-eslint/no-explicit-any
+  };
+  const write = async (nsid: string, input: unknown) => {
+    const res = await fetch(`${pds.url}/xrpc/${nsid}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${accessJwt}`, 'content-type': 'application/json' },
+      body: JSON.stringify(input),
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+    return (await res.json()) as { uri: string; cid: string };
+  };
+  const post = (text: string, extra: Record<string, unknown> = {}) =>
+    write('com.atproto.repo.createRecord', {
+      repo: did,
+      collection: 'app.bsky.feed.post',
+      record: { $type: 'app.bsky.feed.post', text, createdAt: new Date().toISOString(), ...extra },
+    });
+
+  before(async () => {
+    appView = await fakeService((req, res) => {
+      const url = new URL(req.url!, 'http://x');
+      const nsid = url.pathname.slice('/xrpc/'.length);
+      const author = { did, handle: 'alice.test', displayName: 'Old name' };
+      const answers: Record<string, unknown> = {
+        'app.bsky.actor.getProfile': { ...author, followersCount: 3 },
+        'app.bsky.actor.getProfiles': {
+          profiles: [{ ...author }, { did: OTHER, handle: 'bob.test', displayName: 'Bob' }],
+        },
+        'app.bsky.feed.getTimeline': {
+          feed: [{ post: { uri: `at://${OTHER}/app.bsky.feed.post/1`, indexedAt: OLD_TIME, author: { did: OTHER } } }],
+          cursor: 'next',
+        },
+        'app.bsky.feed.getAuthorFeed': { feed: [{ post: { uri: oldPost, indexedAt: OLD_TIME, author } }] },
+        'app.bsky.feed.getActorLikes': { feed: [{ post: { uri: oldPost, indexedAt: OLD_TIME, author } }] },
+      };
+      let answer = answers[nsid];
+      if (nsid === 'app.bsky.feed.getPostThread') {
+        answer =
+          url.searchParams.get('uri') === oldPost
+            ? {
+                thread: {
+                  $type: 'app.bsky.feed.defs#threadViewPost',
+                  post: { uri: oldPost, author, record: { text: 'old' } },
+                  replies: [],
+                },
+              }
+            : undefined;
+      }
+      if (!answer) {
+        res.writeHead(400, { 'content-type': 'application/json', 'atproto-repo-rev': appViewRev });
+        res.end(JSON.stringify({ error: 'NotFound', message: 'Post not found' }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json', 'atproto-repo-rev': appViewRev });
+      res.end(JSON.stringify(answer));
+    });
+    pds = await startTestPds({ env: { PDS_BSKY_APP_VIEW_URL: appView.url, PDS_BSKY_APP_VIEW_DID: APPVIEW_DID } });
+    const created = await fetch(`${pds.url}/xrpc/com.atproto.server.createAccount`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ handle: 'alice.test', email: 'alice@example.com', password: 'correct horse battery' }),
+    });
+    ({ did, accessJwt } = (await created.json()) as { did: string; accessJwt: string });
+    oldPost = (await post('old')).uri;
+    // The AppView has indexed up to here...
+    appViewRev = pds.ctx.actorStore.getRoot(did)!.rev;
+  });
+
+  after(async () => {
+    await pds?.close();
+    await appView?.close();
+  });
+
+  it('answers from the AppView untouched while it is up to date', async () => {
+    const { body, lag } = await call('app.bsky.actor.getProfile', { actor: did });
+    assert.equal(body.displayName, 'Old name');
+    assert.equal(lag, null);
+  });
+
+  it("merges the caller's newer profile and posts when the AppView is behind", async () => {
+    // ...and these it has not seen yet.
+    const upload = await fetch(`${pds.url}/xrpc/com.atproto.repo.uploadBlob`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${accessJwt}`, 'content-type': 'image/png' },
+      body: Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'),
+    });
+    const { blob } = (await upload.json()) as { blob: { ref: { $link: string } } };
+    await write('com.atproto.repo.putRecord', {
+      repo: did,
+      collection: 'app.bsky.actor.profile',
+      rkey: 'self',
+      record: { $type: 'app.bsky.actor.profile', displayName: 'New name', description: 'hello', avatar: blob },
+    });
+    const oldRef = {
+      uri: oldPost,
+      cid: pds.ctx.actorStore.getRecord(did, 'app.bsky.feed.post', oldPost.split('/').pop()!)!.cid,
+    };
+    const reply = await post('a reply', { reply: { root: oldRef, parent: oldRef } });
+    const fresh = await post('fresh', {
+      embed: { $type: 'app.bsky.embed.images', images: [{ image: blob, alt: 'pic' }] },
+    });
+
+    const profile = await call('app.bsky.actor.getProfile', { actor: did });
+    assert.equal(profile.body.displayName, 'New name');
+    assert.equal(profile.body.description, 'hello');
+    assert.equal(profile.body.followersCount, 3);
+    assert.match(profile.body.avatar, new RegExp(`/xrpc/com.atproto.sync.getBlob\\?did=.*&cid=${blob.ref.$link}$`));
+    assert.ok(Number(profile.lag) >= 0);
+
+    const profiles = await call('app.bsky.actor.getProfiles', { actors: did });
+    assert.deepEqual(
+      profiles.body.profiles.map((p: { displayName: string }) => p.displayName),
+      ['New name', 'Bob'],
+    );
+
+    const timeline = await call('app.bsky.feed.getTimeline', {});
+    assert.deepEqual(
+      timeline.body.feed.map((f: { post: { uri: string } }) => f.post.uri),
+      [fresh.uri, reply.uri, `at://${OTHER}/app.bsky.feed.post/1`],
+    );
+    assert.equal(timeline.body.cursor, 'next');
+    const mine = timeline.body.feed[0].post;
+    assert.equal(mine.author.displayName, 'New name');
+    assert.equal(mine.author.handle, 'alice.test');
+    assert.equal(mine.embed.images[0].alt, 'pic');
+    assert.equal(mine.likeCount, 0);
+
+    const authorFeed = await call('app.bsky.feed.getAuthorFeed', { actor: did });
+    assert.equal(authorFeed.body.feed.length, 3);
+    assert.equal(authorFeed.body.feed[2].post.author.displayName, 'New name');
+
+    const likes = await call('app.bsky.feed.getActorLikes', { actor: did });
+    assert.equal(likes.body.feed[0].post.author.displayName, 'New name');
+
+    const thread = await call('app.bsky.feed.getPostThread', { uri: oldPost });
+    assert.deepEqual(
+      thread.body.thread.replies.map((r: { post: { uri: string } }) => r.post.uri),
+      [reply.uri],
+    );
+    // A post the AppView has not seen at all is built from the local record.
+    const own = await call('app.bsky.feed.getPostThread', { uri: fresh.uri });
+    assert.equal(own.body.thread.post.uri, fresh.uri);
+    assert.equal(own.body.thread.post.record.text, 'fresh');
+
+    // Someone else's view (no session) is the AppView's.
+    const anonymous = await call('app.bsky.actor.getProfile', { actor: did }, false);
+    assert.equal(anonymous.body.displayName, 'Old name');
+    const missing = await fetch(
+      `${pds.url}/xrpc/app.bsky.feed.getPostThread?uri=${encodeURIComponent(`at://${OTHER}/app.bsky.feed.post/2`)}`,
+      {
+        headers: { authorization: `Bearer ${accessJwt}` },
+      },
+    );
+    assert.equal(missing.status, 400);
+    assert.equal(((await missing.json()) as { error: string }).error, 'NotFound');
+  });
+});

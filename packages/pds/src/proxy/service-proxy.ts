@@ -14,6 +14,7 @@ import type { DidResolver } from '@portage/atproto/identity/did-resolver';
 import { parseAtUri } from '@portage/atproto/syntax/at-uri';
 import { isValidDid } from '@portage/atproto/syntax/did';
 import { isValidNsid } from '@portage/atproto/syntax/nsid';
+import type { AccountManager } from '../account/account-manager.ts';
 import type { ActorStore } from '../actor-store/actor-store.ts';
 import { AuthScope } from '../auth/scopes.ts';
 import { mintServiceJwt } from '../auth/service-auth.ts';
@@ -30,6 +31,15 @@ import {
   resolutionFailure,
   type ServiceTarget,
 } from './targets.ts';
+import {
+  type LocalRecords,
+  type LocalViewDeps,
+  localThread,
+  mergeLocal,
+  READ_AFTER_WRITE_METHODS,
+  recordsSinceRev,
+  upstreamLag,
+} from './read-after-write.ts';
 import { headerValue, readSmallBody, Upstream } from './upstream.ts';
 
 /** Headers of the client's request the service may need (the reference's list). */
@@ -44,7 +54,11 @@ const MAX_SMALL_JSON_BYTES = 64 * 1024;
 const TARGET_CACHE_TTL_MS = 5 * 60_000;
 const TARGET_CACHE_MAX = 10_000;
 
+/** An AppView answer merged with local records is read whole; past this it is refused. */
+const MAX_MERGED_BODY_BYTES = 10 * 1024 * 1024;
+
 const GET_FEED = 'app.bsky.feed.getFeed';
+const GET_POST_THREAD = 'app.bsky.feed.getPostThread';
 const REGISTER_PUSH = 'app.bsky.notification.registerPush';
 
 export interface ServiceProxyDeps {
@@ -52,6 +66,7 @@ export interface ServiceProxyDeps {
   didResolver: DidResolver;
   authVerifier: AuthVerifier;
   actorStore: ActorStore;
+  accountManager: AccountManager;
   logger: Logger;
 }
 
@@ -72,6 +87,7 @@ export class ServiceProxy {
   readonly #deps: ServiceProxyDeps;
   readonly upstream: Upstream;
   readonly #targets = new Map<string, { target: Promise<ServiceTarget>; at: number }>();
+  readonly #local: LocalViewDeps;
 
   constructor(deps: ServiceProxyDeps) {
     this.#deps = deps;
@@ -81,6 +97,15 @@ export class ServiceProxy {
       bodyTimeoutMs: config.proxyBodyTimeoutMs,
       policy: { allowLoopback: config.devMode || config.hostname === 'localhost' },
     });
+    const pattern = config.bskyAppViewCdnUrlPattern;
+    this.#local = {
+      actorStore: deps.actorStore,
+      accountManager: deps.accountManager,
+      imageUrl: (kind, did, cid) =>
+        pattern
+          ? pattern.replace('%s', kind).replace('%s', did).replace('%s', cid)
+          : `${config.publicUrl}/xrpc/com.atproto.sync.getBlob?did=${encodeURIComponent(did)}&cid=${cid}`,
+    };
   }
 
   /** Answers `req` (for `/xrpc/<nsid>`, a method not served here) from the service that serves it. */
@@ -131,6 +156,9 @@ export class ServiceProxy {
       body: post ? req : undefined,
       trusted: target.configured,
     });
+    if (auth.type === 'access' && req.method === 'GET' && READ_AFTER_WRITE_METHODS.has(nsid)) {
+      return this.#respondReadAfterWrite(nsid, auth.did, query, upstream, req, res);
+    }
     await this.#respond(upstream, req, res);
   }
 
@@ -224,6 +252,53 @@ export class ServiceProxy {
     }
   }
 
+  /** #respond, with the caller's writes the AppView has not indexed yet merged in (read-after-write.ts). */
+  async #respondReadAfterWrite(
+    nsid: string,
+    did: string,
+    query: string,
+    upstream: IncomingMessage,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> {
+    const status = upstream.statusCode ?? 502;
+    const rev = headerValue(upstream.headers, 'atproto-repo-rev');
+    if (status >= 400) {
+      const err = await upstreamError(upstream, status);
+      const uri = new URLSearchParams(query).get('uri');
+      if (nsid === GET_POST_THREAD && err.error === 'NotFound' && rev && uri?.startsWith(`at://${did}/`)) {
+        const local = this.#recordsSince(did, rev);
+        const thread = local && localThread(this.#local, did, uri, local);
+        if (thread) return sendMerged(res, thread, rev, local);
+      }
+      throw err;
+    }
+    const contentType = headerValue(upstream.headers, 'content-type') ?? '';
+    const encoding = (headerValue(upstream.headers, 'content-encoding') ?? 'identity').trim().toLowerCase();
+    const readable = ['identity', 'gzip', 'x-gzip', 'deflate', 'br'].includes(encoding);
+    const local = rev && readable && /application\/json/i.test(contentType) ? this.#recordsSince(did, rev) : undefined;
+    if (!local) return this.#respond(upstream, req, res);
+    const body = await readSmallBody(upstream, MAX_MERGED_BODY_BYTES);
+    const data = parseJson(body);
+    if (!data) throw new XrpcError(502, 'UpstreamFailure', 'the AppView answer could not be read');
+    let merged = data;
+    try {
+      merged = mergeLocal(this.#local, nsid, did, data, local);
+    } catch (err) {
+      this.#deps.logger.warn({ err, nsid }, 'read-after-write merge failed; the AppView answer goes out as it came');
+    }
+    sendMerged(res, merged, rev!, local, headerValue(upstream.headers, 'atproto-content-labelers'));
+  }
+
+  #recordsSince(did: string, rev: string): LocalRecords | undefined {
+    try {
+      return recordsSinceRev(this.#local, did, rev);
+    } catch (err) {
+      this.#deps.logger.warn({ err }, 'read-after-write: local records could not be read');
+      return undefined;
+    }
+  }
+
   /** The DID of the feed generator a getFeed `feed` URI names, from its record at the AppView. */
   async #feedGeneratorDid(feed: string | null): Promise<string> {
     let uri;
@@ -287,6 +362,19 @@ export class ServiceProxy {
   close(): void {
     this.upstream.close();
   }
+}
+
+function sendMerged(res: ServerResponse, data: unknown, rev: string, local: LocalRecords, labelers?: string): void {
+  const body = Buffer.from(JSON.stringify(data), 'utf8');
+  const lag = upstreamLag(local);
+  res.writeHead(200, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(body.byteLength),
+    'atproto-repo-rev': rev,
+    ...(labelers ? { 'atproto-content-labelers': labelers } : {}),
+    ...(lag !== undefined ? { 'atproto-upstream-lag': String(lag) } : {}),
+  });
+  res.end(body);
 }
 
 /** An upstream 4xx/5xx as the client should see it: its own error name and message. */
