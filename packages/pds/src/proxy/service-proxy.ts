@@ -138,7 +138,13 @@ export class ServiceProxy {
       lxm = 'app.bsky.feed.getFeedSkeleton';
     }
     const post = req.method === 'POST';
+    // A client that goes away before the answer ends the upstream call too.
+    const gone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
     const upstream = await this.upstream.send({
+      signal: gone.signal,
       url: new URL(`/xrpc/${nsid}${query ? `?${query}` : ''}`, target.origin),
       method: req.method!,
       headers: {

@@ -28,6 +28,8 @@ export interface UpstreamRequest {
   body?: Readable | Uint8Array;
   /** Skip the address policy: the operator configured this endpoint. */
   trusted?: boolean;
+  /** Abandons the call (the client went away). */
+  signal?: AbortSignal;
 }
 
 export function UpstreamTimeout(message: string): XrpcError {
@@ -67,7 +69,7 @@ export class Upstream {
     for (const [k, v] of Object.entries(r.headers)) if (v !== undefined) headers[k] = v;
 
     return new Promise((resolve, reject) => {
-      const req = (https ? httpsRequest : httpRequest)(r.url, { method: r.method, headers, agent });
+      const req = (https ? httpsRequest : httpRequest)(r.url, { method: r.method, headers, agent, signal: r.signal });
       let settled = false;
       const fail = (err: XrpcError): void => {
         if (!settled) {
