@@ -195,6 +195,22 @@ describe(
       assert.equal(feed.data.feed[0]?.post.uri, postUri);
     });
 
+    it("shows the caller's own writes at once, indexed or not (read-after-write)", async () => {
+      const { uri } = await bob.agent.post({ text: 'just now', createdAt: new Date().toISOString() });
+      await bob.agent.com.atproto.repo.putRecord({
+        repo: bob.did,
+        collection: 'app.bsky.actor.profile',
+        rkey: 'self',
+        record: { $type: 'app.bsky.actor.profile', displayName: 'Bob, renamed' },
+      });
+      const feed = await bob.agent.getAuthorFeed({ actor: bob.did });
+      assert.equal(feed.data.feed[0]?.post.uri, uri);
+      const profile = await bob.agent.getProfile({ actor: bob.did });
+      assert.equal(profile.data.displayName, 'Bob, renamed');
+      const thread = await bob.agent.getPostThread({ uri });
+      assert.equal((thread.data.thread as { post: { uri: string } }).post.uri, uri);
+    });
+
     it('passes the AppView own errors through unchanged', async () => {
       await assert.rejects(
         alice.agent.getPostThread({ uri: `at://${bob.did}/app.bsky.feed.post/3jzfcijpj2z2a` }),
