@@ -571,6 +571,26 @@ describe('address policy', () => {
     }
   });
 
+  it('refuses plain http and loopback addresses before connecting in production', async () => {
+    const upstream = new Upstream({ headersTimeoutMs: 2000, bodyTimeoutMs: 2000, policy: production });
+    try {
+      for (const url of [
+        'http://example.com/xrpc/x',
+        'https://127.0.0.1:1/xrpc/x',
+        'https://[::1]:1/xrpc/x',
+        'https://169.254.169.254/xrpc/x',
+      ]) {
+        await assert.rejects(
+          upstream.send({ url: new URL(url), method: 'GET', headers: {} }),
+          (err: unknown) => err instanceof XrpcError && err.status === 400 && /may not be reached/.test(err.message),
+          url,
+        );
+      }
+    } finally {
+      upstream.close();
+    }
+  });
+
   it('parses atproto-proxy headers as the spec writes them', () => {
     assert.deepEqual(parseProxyHeader('did:web:api.bsky.chat#bsky_chat'), {
       did: 'did:web:api.bsky.chat',
