@@ -49,8 +49,14 @@ export interface PdsConfig {
   repoBackfillLimitMs: number | undefined;
   bskyAppViewUrl: string | undefined;
   bskyAppViewDid: string | undefined;
+  /** How the AppView's CDN names images (%s: avatar|banner|feed_thumbnail|feed_fullsize, DID, CID), for read-after-write views. */
+  bskyAppViewCdnUrlPattern: string | undefined;
   reportServiceUrl: string | undefined;
   reportServiceDid: string | undefined;
+  /** How long a forwarded call may take to connect and answer with headers (PDS_PROXY_HEADERS_TIMEOUT, ms). */
+  proxyHeadersTimeoutMs: number;
+  /** How long a forwarded body may fall silent, either way (PDS_PROXY_BODY_TIMEOUT, ms). */
+  proxyBodyTimeoutMs: number;
   rateLimitsEnabled: boolean;
   contactEmailAddress: string | undefined;
   privacyPolicyUrl: string | undefined;
@@ -69,6 +75,14 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 const SECRETS_FILE = 'secrets.json';
 const DEFAULT_PORT = 2583;
 const DEFAULT_BLOB_UPLOAD_LIMIT = 100 * 1024 * 1024;
+// The reference's defaults for forwarded calls.
+const DEFAULT_PROXY_HEADERS_TIMEOUT_MS = 10_000;
+const DEFAULT_PROXY_BODY_TIMEOUT_MS = 30_000;
+
+function pairedService(urlName: string, url: string | undefined, didName: string, did: string | undefined): void {
+  if (url !== undefined && did === undefined) throw new ConfigError(didName, `must be set when ${urlName} is`);
+  if (did !== undefined && url === undefined) throw new ConfigError(urlName, `must be set when ${didName} is`);
+}
 
 /** Parses `KEY=value` lines (comments, blank lines, optional quotes, `export ` prefix). */
 export function parseEnvFile(text: string, source: string): Env {
@@ -215,6 +229,14 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
     throw new ConfigError('PDS_EMAIL_SMTP_URL', 'must start with smtp:// or smtps://');
   }
 
+  // A service is named by both: the URL to reach it and the DID its service JWTs are addressed to.
+  const bskyAppViewUrl = r.url('PDS_BSKY_APP_VIEW_URL');
+  const bskyAppViewDid = r.did('PDS_BSKY_APP_VIEW_DID');
+  pairedService('PDS_BSKY_APP_VIEW_URL', bskyAppViewUrl, 'PDS_BSKY_APP_VIEW_DID', bskyAppViewDid);
+  const reportServiceUrl = r.url('PDS_REPORT_SERVICE_URL');
+  const reportServiceDid = r.did('PDS_REPORT_SERVICE_DID');
+  pairedService('PDS_REPORT_SERVICE_URL', reportServiceUrl, 'PDS_REPORT_SERVICE_DID', reportServiceDid);
+
   const secretsPath = join(dataDirectory, SECRETS_FILE);
   const { secrets, generated } = resolveSecrets(r, secretsPath);
 
@@ -241,10 +263,13 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
     devMode: r.bool('PDS_DEV_MODE') ?? false,
     crawlers: r.list('PDS_CRAWLERS') ?? [],
     repoBackfillLimitMs: r.int('PDS_REPO_BACKFILL_LIMIT_MS', { min: 0 }),
-    bskyAppViewUrl: r.url('PDS_BSKY_APP_VIEW_URL'),
-    bskyAppViewDid: r.did('PDS_BSKY_APP_VIEW_DID'),
-    reportServiceUrl: r.url('PDS_REPORT_SERVICE_URL'),
-    reportServiceDid: r.did('PDS_REPORT_SERVICE_DID'),
+    bskyAppViewUrl,
+    bskyAppViewDid,
+    bskyAppViewCdnUrlPattern: r.str('PDS_BSKY_APP_VIEW_CDN_URL_PATTERN'),
+    reportServiceUrl,
+    reportServiceDid,
+    proxyHeadersTimeoutMs: r.int('PDS_PROXY_HEADERS_TIMEOUT', { min: 1 }) ?? DEFAULT_PROXY_HEADERS_TIMEOUT_MS,
+    proxyBodyTimeoutMs: r.int('PDS_PROXY_BODY_TIMEOUT', { min: 1 }) ?? DEFAULT_PROXY_BODY_TIMEOUT_MS,
     rateLimitsEnabled: r.bool('PDS_RATE_LIMITS_ENABLED') ?? false,
     contactEmailAddress: r.str('PDS_CONTACT_EMAIL_ADDRESS'),
     privacyPolicyUrl: r.url('PDS_PRIVACY_POLICY_URL'),

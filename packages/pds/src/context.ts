@@ -20,6 +20,7 @@ import type { PdsConfig } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { Mailer } from './mailer/mailer.ts';
 import { MigrationService } from './migration/service.ts';
+import { ServiceProxy } from './proxy/service-proxy.ts';
 import { type RateLimitPolicies, RateLimiter } from './rate-limit/rate-limiter.ts';
 import { FirehoseService } from './sequencer/firehose-service.ts';
 import type { Sequencer } from './sequencer/sequencer.ts';
@@ -57,6 +58,8 @@ export class AppContext {
   readonly sequencer: Sequencer;
   /** Request rate limits; undefined unless PDS_RATE_LIMITS_ENABLED=true. */
   readonly rateLimiter: RateLimiter | undefined;
+  /** Forwarding of the methods this server does not serve (AppView, atproto-proxy). */
+  readonly proxy: ServiceProxy;
   #streamsClosed = false;
 
   private constructor(fields: {
@@ -91,6 +94,7 @@ export class AppContext {
     this.sequencer = fields.firehose.sequencer;
     this.rateLimiter = fields.rateLimiter;
     this.migration = new MigrationService(this);
+    this.proxy = new ServiceProxy(this);
   }
 
   static async create(config: PdsConfig, opts: AppContextOptions = {}): Promise<AppContext> {
@@ -161,6 +165,7 @@ export class AppContext {
   async close(): Promise<void> {
     this.closeStreams();
     this.mailer.close();
+    this.proxy.close();
     this.actorStore.close();
     this.accountManager.close();
   }

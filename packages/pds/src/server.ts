@@ -14,7 +14,7 @@ import type { AppContext } from './context.ts';
 import { clientIp } from './rate-limit/rate-limiter.ts';
 import { allowedMethods, plainRoutes, type PlainRoute } from './routes.ts';
 import { hasRequestBody, readJsonBody, requestBodyStream, requestContentType } from './xrpc/body.ts';
-import { InvalidRequest, MethodNotImplemented, NotFound, XrpcError } from './xrpc/errors.ts';
+import { InvalidRequest, NotFound, XrpcError } from './xrpc/errors.ts';
 import type { RateLimitedCall, XrpcMethod, XrpcOutput } from './xrpc/handler.ts';
 import { acceptsEmptyObject, checkOutput, validateInput, validateParams } from './xrpc/lexicon.ts';
 
@@ -123,7 +123,8 @@ async function dispatch(
 
   const nsid = path.slice('/xrpc/'.length);
   const method = table.get(nsid);
-  if (!method) throw MethodNotImplemented();
+  // Everything not served here goes to the service that serves it (proxy/).
+  if (!method) return ctx.proxy.forward(nsid, req, res, queryStart < 0 ? '' : rawUrl.slice(queryStart + 1));
   const expected = method.type === 'query' ? 'GET' : 'POST';
   if (req.method !== expected && !(method.type === 'query' && req.method === 'HEAD')) {
     throw InvalidRequest(`Incorrect HTTP method (${req.method}) expected ${expected}`);

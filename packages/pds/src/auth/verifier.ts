@@ -19,6 +19,14 @@ import { AuthRequired, InvalidRequest } from '../xrpc/errors.ts';
 import { type AccessScope, AuthScope, FULL_ACCESS_SCOPES, isAccessScope, STANDARD_SCOPES } from './scopes.ts';
 import { verifyServiceJwt } from './service-auth.ts';
 
+/**
+ * Methods that also accept a service JWT the account minted for this server (aud = us, lxm =
+ * the method), as the reference does: the video service uploads a user's processed video with
+ * the token the user's app obtained from getServiceAuth. Such a call acts with app-password
+ * rights.
+ */
+const USER_SERVICE_AUTH_METHODS = new Set(['com.atproto.repo.uploadBlob']);
+
 export type AuthMode =
   'none' | 'access' | 'accessFull' | 'refresh' | 'admin' | 'optionalAccess' | 'optionalAccessOrAdmin' | 'service';
 
@@ -100,6 +108,10 @@ export class AuthVerifier {
       case 'none':
         return { type: 'none' };
       case 'access':
+        if (USER_SERVICE_AUTH_METHODS.has(opts.nsid) && isServiceJwt(req)) {
+          const service = await this.service(req, opts.nsid);
+          return { type: 'access', did: service.did, scope: AuthScope.AppPass };
+        }
         return this.access(req, opts.allowTakendown ? [...STANDARD_SCOPES, AuthScope.Takendown] : STANDARD_SCOPES);
       case 'accessFull':
         return this.access(req, FULL_ACCESS_SCOPES);
@@ -197,6 +209,20 @@ export class AuthVerifier {
  */
 export function isOwnerOrAdmin(auth: AuthResult, did: string): boolean {
   return auth.type === 'admin' || (auth.type === 'access' && auth.did === did);
+}
+
+/** A Bearer token whose payload names a method (lxm): a service JWT, never a session token. */
+function isServiceJwt(req: IncomingMessage): boolean {
+  const header = req.headers.authorization;
+  if (!header?.startsWith('Bearer ')) return false;
+  const payload = header.slice('Bearer '.length).split('.')[1];
+  if (!payload) return false;
+  try {
+    const decoded: unknown = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+    return typeof decoded === 'object' && decoded !== null && 'lxm' in decoded;
+  } catch {
+    return false;
+  }
 }
 
 interface Credentials {
