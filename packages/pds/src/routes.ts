@@ -1,11 +1,12 @@
 /**
- * Plain HTTP routes outside XRPC: the health check, the home page, robots.txt and the
- * handle-verification file, and where pages and OAuth endpoints go. Each route says which HTTP
+ * Plain HTTP routes outside XRPC: the health check, the home page, robots.txt, the
+ * handle-verification file, the TLS proxy's certificate check, and where pages and OAuth endpoints go. Each route says which HTTP
  * methods it answers; any other gets 405 Method Not Allowed with an Allow header. Same error
  * mapping as XRPC methods.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppContext } from './context.ts';
+import { InvalidRequest, NotFound } from './xrpc/errors.ts';
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -71,6 +72,23 @@ export const plainRoutes: PlainRoute[] = [
     path: '/robots.txt',
     async handler(c) {
       sendText(c, 200, '# Hello!\n\n# Crawling the public API is allowed\nUser-agent: *\nAllow: /\n');
+    },
+  },
+  {
+    // A TLS proxy's question before it gets a certificate for a name (Caddy's on-demand TLS
+    // `ask`): yes for this server's name and the handles of its accounts, so nobody can make the
+    // proxy request certificates for arbitrary names under the handle domains.
+    path: '/tls-check',
+    async handler(c) {
+      const domain = c.search.get('domain')?.toLowerCase();
+      if (!domain) throw InvalidRequest('bad or missing domain query param');
+      if (domain !== c.ctx.config.hostname) {
+        if (!c.ctx.config.serviceHandleDomains.some((suffix) => domain.endsWith(suffix))) {
+          throw InvalidRequest('handles are not provided on this domain');
+        }
+        if (!c.ctx.accountManager.getAccount(domain)) throw NotFound('handle not found for this domain');
+      }
+      sendText(c, 200, JSON.stringify({ success: true }), 'application/json; charset=utf-8');
     },
   },
 ];
