@@ -17,20 +17,14 @@ import { isValidNsid } from '@portage/atproto/syntax/nsid';
 import type { AccountManager } from '../account/account-manager.ts';
 import type { ActorStore } from '../actor-store/actor-store.ts';
 import { AuthScope } from '../auth/scopes.ts';
+import { isPrivilegedMethod, isProtectedMethod } from '../auth/protected-methods.ts';
 import { mintServiceJwt } from '../auth/service-auth.ts';
 import type { AccessAuth, AuthVerifier, NoAuth } from '../auth/verifier.ts';
 import type { PdsConfig } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { readJsonBody } from '../xrpc/body.ts';
 import { AuthRequired, InvalidRequest, XrpcError } from '../xrpc/errors.ts';
-import {
-  defaultTarget,
-  isPrivileged,
-  isProtected,
-  parseProxyHeader,
-  resolutionFailure,
-  type ServiceTarget,
-} from './targets.ts';
+import { defaultTarget, parseProxyHeader, resolutionFailure, type ServiceTarget } from './targets.ts';
 import {
   type LocalRecords,
   type LocalViewDeps,
@@ -114,14 +108,14 @@ export class ServiceProxy {
     if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'POST') {
       throw InvalidRequest('XRPC requests only support GET and POST');
     }
-    if (isProtected(nsid)) {
+    if (isProtectedMethod(nsid)) {
       throw InvalidRequest(
         `Bad token method: ${nsid} manages the account and is never forwarded to another service`,
         'InvalidToken',
       );
     }
     const auth = await this.#deps.authVerifier.verify('optionalAccess', req, { nsid });
-    if (auth.type === 'access' && auth.scope === AuthScope.AppPass && isPrivileged(nsid)) {
+    if (auth.type === 'access' && auth.scope === AuthScope.AppPass && isPrivilegedMethod(nsid)) {
       throw InvalidRequest(
         `Bad token method: an app password without direct-message access cannot call ${nsid}`,
         'InvalidToken',

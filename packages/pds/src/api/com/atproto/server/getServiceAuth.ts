@@ -1,35 +1,10 @@
 import { ComAtprotoServerGetServiceAuth } from '@atcute/atproto';
 import { isValidDid } from '@portage/atproto/syntax/did';
 import { AuthScope } from '../../../../auth/scopes.ts';
+import { isPrivilegedMethod, isProtectedMethod } from '../../../../auth/protected-methods.ts';
 import { checkRequestedExpiry, mintServiceJwt } from '../../../../auth/service-auth.ts';
 import { InvalidRequest } from '../../../../xrpc/errors.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
-
-/**
- * Methods no service token may be minted for: they act on the account itself here, so a
- * token for them would let whoever holds it take the account over.
- */
-const PROTECTED_METHODS = new Set([
-  'com.atproto.admin.sendEmail',
-  'com.atproto.identity.requestPlcOperationSignature',
-  'com.atproto.identity.signPlcOperation',
-  'com.atproto.identity.updateHandle',
-  'com.atproto.server.activateAccount',
-  'com.atproto.server.confirmEmail',
-  'com.atproto.server.createAppPassword',
-  'com.atproto.server.deactivateAccount',
-  'com.atproto.server.getAccountInviteCodes',
-  'com.atproto.server.getSession',
-  'com.atproto.server.listAppPasswords',
-  'com.atproto.server.requestAccountDelete',
-  'com.atproto.server.requestEmailConfirmation',
-  'com.atproto.server.requestEmailUpdate',
-  'com.atproto.server.revokeAppPassword',
-  'com.atproto.server.updateEmail',
-]);
-
-/** Only the account password (or a privileged app password) may mint tokens for these. */
-const PRIVILEGED_METHODS = new Set(['com.atproto.server.createAccount']);
 
 /** A short-lived JWT, signed with the account's signing key, for calling another service. */
 export default xrpcMethod(ComAtprotoServerGetServiceAuth.mainSchema, {
@@ -39,10 +14,10 @@ export default xrpcMethod(ComAtprotoServerGetServiceAuth.mainSchema, {
     // The lexicon's `did` format has no room for a did#serviceId reference, which is allowed.
     if (!isValidDid(aud.split('#')[0])) throw InvalidRequest('aud must be a DID');
     const exp = checkRequestedExpiry(requestedExp, lxm);
-    if (lxm !== undefined && PROTECTED_METHODS.has(lxm)) {
+    if (lxm !== undefined && isProtectedMethod(lxm)) {
       throw InvalidRequest(`cannot request a service auth token for the following protected method: ${lxm}`);
     }
-    if (auth.scope === AuthScope.AppPass && (lxm === undefined || PRIVILEGED_METHODS.has(lxm))) {
+    if (auth.scope === AuthScope.AppPass && (lxm === undefined || isPrivilegedMethod(lxm))) {
       throw InvalidRequest(
         lxm === undefined
           ? 'cannot request a method-less token with an app password'
