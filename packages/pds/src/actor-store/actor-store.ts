@@ -213,7 +213,7 @@ export class ActorStore {
    */
   async resignHead(did: string): Promise<{ cid: Cid; bytes: Uint8Array; rev: string }> {
     const key = await this.keys.get(did);
-    return this.withRepoHandle(did, (handle) => resignHead(handle, key, this.rootIndex));
+    return this.withRepoHandle(did, (handle) => resignHead(handle, key));
   }
 
   /** Deletes an account's repository, records and blobs. */

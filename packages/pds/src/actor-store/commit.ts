@@ -231,12 +231,13 @@ function checkBlobs(handle: ActorHandle, writes: PreparedWrite[]): TemporaryBlob
 /**
  * Makes the head commit signed by `key`: same tree, under a rev greater than every earlier one
  * (activation of an account that moved in, so relays verifying its #sync see the key the DID now
- * names). A head `key` already signed is kept as it is. Returns the head and its block.
+ * names). A head `key` already signed is kept as it is. Returns the head and its block. The
+ * caller (ActorStore.resignHead, through withRepoHandle) moves the root index and drops the
+ * handle's block cache afterwards.
  */
 export async function resignHead(
   handle: ActorHandle,
   key: ExportableSigningKey,
-  rootIndex: RootIndex,
 ): Promise<{ cid: Cid; bytes: Uint8Array; rev: string }> {
   const root = handle.root();
   if (!root) throw repoNotFound(handle.did);
@@ -250,6 +251,5 @@ export async function resignHead(
     handle.blocks.deleteBlock(root.cid);
     handle.sql.putRoot.run(handle.did, formatCid(signed.cid), signed.commit.rev, new Date().toISOString());
   })();
-  rootIndex.set(handle.did, { cid: signed.cid, rev: signed.commit.rev });
   return { cid: signed.cid, bytes: signed.bytes, rev: signed.commit.rev };
 }

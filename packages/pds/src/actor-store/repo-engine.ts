@@ -1,8 +1,8 @@
 /**
  * The bridge between the actor store and the repository engine of @portage/atproto (Repo and
  * record proofs). It converts prepared writes into engine writes; the engine's commit result is
- * what the actor store persists and announces, unchanged. Nothing here touches SQLite: the engine reads through
- * the BlockReader interface that SqliteBlockStore implements.
+ * what the actor store persists and announces, unchanged. Nothing here touches SQLite: the
+ * engine reads through the BlockReader interface that SqliteBlockStore implements.
  */
 import type { CarBlockInput } from '@portage/atproto/car';
 import { type Cid, formatCid } from '@portage/atproto/cid';
