@@ -33,16 +33,64 @@ export default tseslint.config(
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
   },
-  {
-    // The protocol package must load in browsers: Node built-ins only in *.node.ts files.
-    files: ['packages/atproto/src/**/*.ts', 'packages/migrate/src/**/*.ts'],
-    ignores: ['**/*.node.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        { patterns: [{ group: ['node:*'], message: 'Browser-safe code: move Node-only code into a *.node.ts file.' }] },
-      ],
-      'no-restricted-globals': ['error', { name: 'Buffer', message: 'Browser-safe code: use Uint8Array.' }],
-    },
-  },
+  // Package direction: atproto stands alone, migrate builds on atproto only, and the server never
+  // reaches into the migration engine or the command line. Relative paths into a sibling package
+  // (`../../migrate/src/...`) are caught too, not only the package names. Source only: tests may
+  // start a server of another package (the migration tests drive a Portage PDS).
+  ...packageDirection(),
 );
+
+/** Imports of another package of ours, by name or by a relative path into its folder. */
+function ourPackages(names, message) {
+  return names.flatMap((name) => [
+    { group: [`@portage/${name}`, `@portage/${name}/**`], message },
+    { group: [`../**/${name}/src/**`, `../**/packages/${name}/**`], message },
+  ]);
+}
+
+/**
+ * One no-restricted-imports entry per package and file kind (ESLint takes a rule's options from
+ * the last matching block, so each block lists every pattern that applies to its files).
+ */
+function packageDirection() {
+  const nodeOnly = {
+    group: ['node:*'],
+    message: 'Browser-safe code: move Node-only code into a *.node.ts file.',
+  };
+  const rules = [
+    {
+      pkg: 'atproto',
+      forbidden: ourPackages(['atproto', 'pds', 'migrate', 'cli', 'web'], 'packages/atproto imports nothing of ours.'),
+      browserSafe: true,
+    },
+    {
+      pkg: 'migrate',
+      forbidden: ourPackages(['pds', 'cli', 'web'], 'packages/migrate imports @portage/atproto only.'),
+      browserSafe: true,
+    },
+    {
+      pkg: 'pds',
+      forbidden: ourPackages(['migrate', 'cli'], 'packages/pds never imports the migration engine or the CLI.'),
+      browserSafe: false,
+    },
+  ];
+  return rules.flatMap(({ pkg, forbidden, browserSafe }) => {
+    const files = [`packages/${pkg}/src/**/*.ts`];
+    if (!browserSafe) return [{ files, rules: { 'no-restricted-imports': ['error', { patterns: forbidden }] } }];
+    return [
+      {
+        // Node built-ins only in *.node.ts files: these packages must load in browsers.
+        files,
+        ignores: ['**/*.node.ts'],
+        rules: {
+          'no-restricted-imports': ['error', { patterns: [nodeOnly, ...forbidden] }],
+          'no-restricted-globals': ['error', { name: 'Buffer', message: 'Browser-safe code: use Uint8Array.' }],
+        },
+      },
+      {
+        files: [`packages/${pkg}/src/**/*.node.ts`],
+        rules: { 'no-restricted-imports': ['error', { patterns: forbidden }] },
+      },
+    ];
+  });
+}

@@ -34,6 +34,11 @@ export interface TestPdsOptions {
   externalFetch?: (url: URL) => Response | undefined;
   /** Rate-limit policies instead of the reference's (they apply with PDS_RATE_LIMITS_ENABLED). */
   rateLimits?: RateLimitPolicies;
+  /**
+   * Serve this existing data directory (its PLC directory in `<dataDir>/plc`) instead of a fresh
+   * temporary one; close() stops the servers and leaves it in place.
+   */
+  dataDir?: string;
 }
 
 /**
@@ -53,7 +58,10 @@ export function loopbackOnlyFetch(external?: (url: URL) => Response | undefined)
 }
 
 export async function startTestPds(opts: TestPdsOptions = {}): Promise<TestPds> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'portage-pds-test-'));
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'portage-pds-test-'));
+  const removeDataDir = () => {
+    if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
+  };
   let plc: RunningPlcDirectory | undefined;
   try {
     if (!opts.plcUrl)
@@ -87,12 +95,12 @@ export async function startTestPds(opts: TestPdsOptions = {}): Promise<TestPds> 
       async close() {
         await pds.close();
         await plc?.close();
-        rmSync(dataDir, { recursive: true, force: true });
+        removeDataDir();
       },
     };
   } catch (err) {
     await plc?.close();
-    rmSync(dataDir, { recursive: true, force: true });
+    removeDataDir();
     throw err;
   }
 }

@@ -57,6 +57,10 @@ export class BlockMap {
   entries(): IterableIterator<{ cid: Cid; bytes: Uint8Array }> {
     return this.#map.values();
   }
+  /** The blocks themselves, so a BlockMap is what a CAR writer or a firehose event takes as is. */
+  [Symbol.iterator](): IterableIterator<{ cid: Cid; bytes: Uint8Array }> {
+    return this.#map.values();
+  }
   cids(): Cid[] {
     return Array.from(this.#map.values(), (e) => e.cid);
   }

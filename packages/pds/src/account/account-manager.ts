@@ -628,6 +628,11 @@ export class AccountManager {
       .map((r) => JSON.parse(r.value_json) as unknown);
   }
 
+  /** How many preferences the account has in every namespace (checkAccountStatus's privateStateValues). */
+  countPreferences(did: string): number {
+    return this.#prepared<[string], { n: number }>('SELECT count(*) AS n FROM account_pref WHERE did = ?').get(did)!.n;
+  }
+
   /**
    * Replaces the account's preferences in `namespace` with `values` (each already checked to
    * have a `$type` in that namespace). Types in `keep` are left as they were: the caller may

@@ -2,6 +2,8 @@
  * One SQLite file per account. Keeping each repository in its own file makes an account's data
  * easy to move, back up and delete, keeps write locks per account, and lets a busy account grow
  * without slowing the others. Prepared statements are made once per open database.
+ *
+ * This file is the store's schema: its tables, versions and connection settings.
  */
 import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -9,49 +11,97 @@ import Database from 'better-sqlite3';
 
 export type SqliteDb = Database.Database;
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS repo_root (
-  did TEXT PRIMARY KEY,
-  cid TEXT NOT NULL,
-  rev TEXT NOT NULL,
-  indexed_at TEXT NOT NULL
-);
--- Every block of the current repository (commit, MST nodes, records), tagged with the rev of the
--- commit that wrote it so getRepo?since= can select what changed after a rev.
-CREATE TABLE IF NOT EXISTS repo_block (
-  cid BLOB PRIMARY KEY,
-  repo_rev TEXT NOT NULL,
-  size INTEGER NOT NULL,
-  content BLOB NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS repo_block_rev ON repo_block (repo_rev);
-CREATE TABLE IF NOT EXISTS record (
-  uri TEXT PRIMARY KEY,
-  cid TEXT NOT NULL,
-  collection TEXT NOT NULL,
-  rkey TEXT NOT NULL,
-  repo_rev TEXT NOT NULL,
-  indexed_at TEXT NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS record_collection_rkey ON record (collection, rkey);
-CREATE INDEX IF NOT EXISTS record_cid ON record (cid);
-CREATE INDEX IF NOT EXISTS record_rev ON record (repo_rev);
--- temp_key is set while the blob is an upload no committed record references yet.
-CREATE TABLE IF NOT EXISTS blob (
-  cid TEXT PRIMARY KEY,
-  mime_type TEXT NOT NULL,
-  size INTEGER NOT NULL,
-  temp_key TEXT,
-  created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS blob_temp ON blob (created_at) WHERE temp_key IS NOT NULL;
-CREATE TABLE IF NOT EXISTS record_blob (
-  blob_cid TEXT NOT NULL,
-  record_uri TEXT NOT NULL,
-  PRIMARY KEY (blob_cid, record_uri)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS record_blob_uri ON record_blob (record_uri);
-`;
+/**
+ * The account store's schema as numbered migrations: `PRAGMA user_version` records how many have
+ * run, and opening a store runs the missing ones in one transaction (as the account database
+ * does). This is the only place that creates or alters the store's tables; the sequencer adds its
+ * outbox table (`seq_outbox`, see sequencer/outbox.ts) to any database it writes events through.
+ *
+ * Stores written before versions existed have user_version 0 and exactly the tables of
+ * migration 1, which therefore says IF NOT EXISTS: on such a store it only records the version.
+ * Later migrations are plain DDL and must never be edited once released.
+ */
+const MIGRATIONS: string[] = [
+  // 1: blocks, records, blobs and the root of one account's repository.
+  `
+  CREATE TABLE IF NOT EXISTS repo_root (
+    did TEXT PRIMARY KEY,
+    cid TEXT NOT NULL,
+    rev TEXT NOT NULL,
+    indexed_at TEXT NOT NULL
+  );
+  -- Every block of the current repository (commit, MST nodes, records), tagged with the rev of
+  -- the commit that wrote it so getRepo?since= can select what changed after a rev.
+  CREATE TABLE IF NOT EXISTS repo_block (
+    cid BLOB PRIMARY KEY,
+    repo_rev TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    content BLOB NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS repo_block_rev ON repo_block (repo_rev);
+  CREATE TABLE IF NOT EXISTS record (
+    uri TEXT PRIMARY KEY,
+    cid TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    rkey TEXT NOT NULL,
+    repo_rev TEXT NOT NULL,
+    indexed_at TEXT NOT NULL
+  );
+  CREATE UNIQUE INDEX IF NOT EXISTS record_collection_rkey ON record (collection, rkey);
+  CREATE INDEX IF NOT EXISTS record_cid ON record (cid);
+  CREATE INDEX IF NOT EXISTS record_rev ON record (repo_rev);
+  -- temp_key is set while the blob is an upload no committed record references yet.
+  CREATE TABLE IF NOT EXISTS blob (
+    cid TEXT PRIMARY KEY,
+    mime_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    temp_key TEXT,
+    created_at TEXT NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS blob_temp ON blob (created_at) WHERE temp_key IS NOT NULL;
+  CREATE TABLE IF NOT EXISTS record_blob (
+    blob_cid TEXT NOT NULL,
+    record_uri TEXT NOT NULL,
+    PRIMARY KEY (blob_cid, record_uri)
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS record_blob_uri ON record_blob (record_uri);
+  `,
+];
+
+/** The tables a repository import replaces whole (the blob table, uploads, stays). */
+export const REPOSITORY_TABLES = ['repo_block', 'record', 'record_blob'] as const;
+
+/** The schema version this code writes: opening a store upgrades it to this. */
+export const ACTOR_DB_VERSION = MIGRATIONS.length;
+
+/**
+ * The shared root index (see root-index.ts), versioned the same way. Its migration 1 is likewise
+ * what unversioned indexes already hold.
+ */
+const ROOT_INDEX_MIGRATIONS: string[] = [
+  `CREATE TABLE IF NOT EXISTS repo_root (did TEXT PRIMARY KEY, cid TEXT NOT NULL, rev TEXT NOT NULL)`,
+];
+
+/**
+ * Runs the migrations `db` has not had yet, in one transaction; refuses a newer schema. On any
+ * failure the connection is closed (the caller never gets it).
+ */
+function migrate(db: SqliteDb, migrations: readonly string[], what: string): void {
+  try {
+    const current = db.pragma('user_version', { simple: true }) as number;
+    if (current === migrations.length) return;
+    if (current > migrations.length) {
+      throw new Error(`${what} schema version ${current} is newer than this Portage (${migrations.length})`);
+    }
+    db.transaction(() => {
+      for (let v = current; v < migrations.length; v++) db.exec(migrations[v]!);
+      db.pragma(`user_version = ${migrations.length}`);
+    })();
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
 
 export function openActorDb(path: string): SqliteDb {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -69,7 +119,7 @@ export function openActorDb(path: string): SqliteDb {
   // Reads (exports walk every block by CID) go through the OS page cache without a syscall
   // each; address space, not memory, is what this reserves.
   db.pragma('mmap_size = 1073741824');
-  db.exec(SCHEMA);
+  migrate(db, MIGRATIONS, `actor store ${path}`);
   return db;
 }
 
@@ -86,13 +136,13 @@ export function useRollbackJournal(db: SqliteDb): boolean {
   }
 }
 
-/** The shared index of every repository's current root (see ActorStore.getRootIndexed). */
+/** The shared index of every repository's current root (see root-index.ts). */
 export function openRootIndex(path: string): SqliteDb {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
-  db.exec('CREATE TABLE IF NOT EXISTS repo_root (did TEXT PRIMARY KEY, cid TEXT NOT NULL, rev TEXT NOT NULL)');
+  migrate(db, ROOT_INDEX_MIGRATIONS, `root index ${path}`);
   return db;
 }

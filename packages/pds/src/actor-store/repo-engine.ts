@@ -1,21 +1,20 @@
 /**
  * The bridge between the actor store and the repository engine of @portage/atproto (Repo and
- * record proofs). It converts prepared writes into engine writes and engine results into what
- * the actor store persists and announces. Nothing here touches SQLite: the engine reads through
- * the BlockReader interface that SqliteBlockStore implements.
+ * record proofs). It converts prepared writes into engine writes; the engine's commit result is
+ * what the actor store persists and announces, unchanged. Nothing here touches SQLite: the
+ * engine reads through the BlockReader interface that SqliteBlockStore implements.
  */
 import type { CarBlockInput } from '@portage/atproto/car';
 import { type Cid, formatCid } from '@portage/atproto/cid';
 import type { SigningKey } from '@portage/atproto/crypto';
 import { recordPathNodes } from '@portage/atproto/mst/proof';
 import { Mst } from '@portage/atproto/mst/tree';
-import type { BlockMap, BlockReader } from '@portage/atproto/repo/block-store';
+import type { BlockReader } from '@portage/atproto/repo/block-store';
 import { decodeCommit } from '@portage/atproto/repo/commit';
 import { RepoError } from '@portage/atproto/repo/errors';
 import { type CommitResult as EngineCommit, type RecordWrite, Repo } from '@portage/atproto/repo/repo';
 import { eventCarSize } from '../sequencer/event-car.ts';
 import type { PreparedWrite } from './prepare-writes.ts';
-import type { CommitOp } from './types.ts';
 
 /**
  * Room a write needs in a #commit besides its record block: its share of the new MST nodes, the
@@ -24,37 +23,16 @@ import type { CommitOp } from './types.ts';
  */
 const EVENT_BYTES_PER_WRITE = 4096;
 
-/** A signed commit and everything needed to persist it and announce it. */
-export interface RepoCommit {
-  cid: Cid;
-  rev: string;
-  since: string | null;
-  prevData: Cid | null;
-  /** Commit block, new MST nodes and new record blocks: stored tagged with `rev`. */
-  newBlocks: BlockMap;
-  /** Blocks the new commit no longer references (old commit, replaced nodes and records). */
-  removedCids: Cid[];
-  ops: CommitOp[];
-  /** What a firehose #commit carries: commit, new records and the covering proofs of each op. */
-  eventBlocks: BlockMap;
-}
-
-function fromEngine(result: EngineCommit): RepoCommit {
-  return {
-    cid: result.cid,
-    rev: result.rev,
-    since: result.since,
-    prevData: result.prevData,
-    newBlocks: result.newBlocks,
-    removedCids: result.removedCids,
-    ops: result.ops,
-    eventBlocks: result.proofBlocks,
-  };
-}
+/**
+ * A signed commit as the engine returns it, and as the actor store persists and announces it:
+ * `newBlocks`, `removedCids` and the records go to the store, `ops`, `since`, `prevData` and
+ * `proofBlocks` to the firehose (see types.ts CommitEvent).
+ */
+export type RepoCommit = EngineCommit;
 
 /** Exact size of the CAR a firehose #commit of this commit carries (what its limit is measured on). */
 export function eventCarBytes(commit: RepoCommit): number {
-  return eventCarSize(commit.cid, commit.eventBlocks.entries());
+  return eventCarSize(commit.cid, commit.proofBlocks.entries());
 }
 
 /**
@@ -78,7 +56,7 @@ function toEngineWrite(write: PreparedWrite): RecordWrite {
 
 /** The first commit of a new repository: an empty tree, signed. */
 export async function createRepo(store: BlockReader, did: string, key: SigningKey): Promise<RepoCommit> {
-  return fromEngine(await Repo.create(store, did, key));
+  return Repo.create(store, did, key);
 }
 
 /** Applies `writes` on top of the commit `current` and signs the result. */
@@ -88,7 +66,7 @@ export async function writeRepo(
   writes: PreparedWrite[],
   key: SigningKey,
 ): Promise<RepoCommit> {
-  return fromEngine(await Repo.load(store, current).applyWrites(writes.map(toEngineWrite), key));
+  return Repo.load(store, current).applyWrites(writes.map(toEngineWrite), key);
 }
 
 function need(store: BlockReader, cid: Cid, what: 'MissingNode' | 'MissingRecord' | 'MissingBlock', label: string) {

@@ -7,29 +7,24 @@ import type { Cid } from '@portage/atproto/cid';
 import type { SqliteDb } from './db.ts';
 import type { BlockMap } from '@portage/atproto/repo/block-store';
 import type { ValidationStatus } from './prepare-writes.ts';
-import type { CommitOp as FirehoseCommitOp } from '../sequencer/events.ts';
+import type { CommitEventData, CommitOp as FirehoseCommitOp } from '../sequencer/events.ts';
 
 export interface RepoRoot {
   cid: Cid;
   rev: string;
 }
 
-/** One record operation of a commit: the firehose's op shape, `prev` always filled in by the store. */
+/** One record operation of a commit: the firehose's op shape, `prev` always filled in by the engine. */
 export type CommitOp = Required<FirehoseCommitOp>;
 
 /**
- * Everything a firehose #commit needs, handed to commit listeners synchronously inside the
- * write transaction (so a listener that writes the sequencer log commits or rolls back with
- * the repository write).
+ * A commit as the firehose's #commit describes it, handed to commit listeners synchronously
+ * inside the write transaction (so a listener that writes the sequencer log commits or rolls back
+ * with the repository write). It is the sequencer's own input (CommitEventData), so the listener
+ * passes it on as it is; the actor store fills it from the engine's commit by reference, naming
+ * the fields as the #commit frame does (`commit`, `blocks`) rather than as the repository does.
  */
-export interface CommitEvent {
-  did: string;
-  commit: Cid;
-  rev: string;
-  /** rev of the previous commit; null for the first commit of a repository. */
-  since: string | null;
-  /** The MST root before this commit; null for the first commit. */
-  prevData: Cid | null;
+export interface CommitEvent extends CommitEventData {
   ops: CommitOp[];
   /** New blocks of the commit (commit, MST nodes, records) plus the proof blocks for inversion. */
   blocks: BlockMap;
@@ -67,4 +62,16 @@ export interface BlobInfo {
   cid: Cid;
   mimeType: string;
   size: number;
+}
+
+/** What checkAccountStatus reports of a repository. */
+export interface RepoStatusCounts {
+  root: RepoRoot;
+  /** Rows in the block table: the commit, every MST node and every distinct record block. */
+  blocks: number;
+  records: number;
+  /** Distinct blobs the records reference. */
+  expectedBlobs: number;
+  /** Of those, the ones uploaded. */
+  importedBlobs: number;
 }

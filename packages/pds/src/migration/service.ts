@@ -13,7 +13,7 @@
  * signPlcOperation spends it to sign the user's PLC operation with our rotation key;
  * deactivateAccount retires the account here while its owner can still read it.
  */
-import { type Cid, formatCid, parseCid } from '@portage/atproto/cid';
+import { formatCid } from '@portage/atproto/cid';
 import {
   type DidDocument,
   getAtprotoSigningKey,
@@ -28,21 +28,13 @@ import {
   parsePlcOperation,
   updateOperation,
 } from '@portage/atproto/plc/operations';
-import { decodeCommit, signCommit, verifyCommitSignature } from '@portage/atproto/repo/commit';
-import { nextTid } from '@portage/atproto/tid';
+import { withRepoErrors } from '../actor-store/xrpc-errors.ts';
 import type { AppContext } from '../context.ts';
 import { submitToPlc } from '../identity/plc-identity.ts';
 import { InvalidRequest, UpstreamFailure, XrpcError } from '../xrpc/errors.ts';
 import { sequencerOf } from './events.ts';
 import { clearStagingDirectory } from './staging-store.ts';
-import {
-  accountDatabase,
-  type ImportSummary,
-  importRepository,
-  listMissingBlobs,
-  promoteReferencedBlobs,
-  stagingDirectoryFor,
-} from './repo-import.ts';
+import { type ImportSummary, importRepository, stagingDirectoryFor } from './repo-import.ts';
 
 export interface RecommendedDidCredentials {
   rotationKeys: string[];
@@ -108,7 +100,6 @@ export class MigrationService {
         didResolver: ctx.didResolver,
         plcClient: ctx.plcClient,
         actorStore: ctx.actorStore,
-        blobstore: ctx.blobstore,
         stagingDirectory: stagingDirectoryFor(ctx.config.dataDirectory),
       },
       did,
@@ -117,41 +108,27 @@ export class MigrationService {
   }
 
   async listMissingBlobs(did: string, opts: { limit: number; cursor?: string }) {
-    await promoteReferencedBlobs(this.#ctx, did);
-    return listMissingBlobs(this.#ctx.actorStore, did, opts);
+    return withRepoErrors(async () => {
+      await this.#ctx.actorStore.promoteReferencedBlobs(did);
+      return this.#ctx.actorStore.listMissingBlobs(did, opts);
+    });
   }
 
   /** Everything a migration tool needs to decide whether the account is complete here. */
   async accountStatus(did: string): Promise<AccountStatusReport> {
     const account = this.#account(did);
-    await promoteReferencedBlobs(this.#ctx, did);
-    // The account's own connection: synchronous, so no write lands between these reads.
-    const db = accountDatabase(this.#ctx.actorStore, did);
-    const one = (sql: string) => (db.prepare(sql).get() as { n: number }).n;
-    const counts = {
-      root: db.prepare('SELECT cid, rev FROM repo_root WHERE did = ?').get(did) as
-        { cid: string; rev: string } | undefined,
-      repoBlocks: one('SELECT count(*) AS n FROM repo_block'),
-      indexedRecords: one('SELECT count(*) AS n FROM record'),
-      expectedBlobs: one('SELECT count(DISTINCT blob_cid) AS n FROM record_blob'),
-      importedBlobs: one(
-        'SELECT count(DISTINCT record_blob.blob_cid) AS n FROM record_blob JOIN blob ON blob.cid = record_blob.blob_cid',
-      ),
-    };
-    if (!counts.root) throw InvalidRequest(`No repo root found for ${did}`);
-    const privateStateValues = (
-      this.#ctx.accountManager.db.prepare('SELECT count(*) AS n FROM account_pref WHERE did = ?').get(did) as {
-        n: number;
-      }
-    ).n;
+    const counts = await withRepoErrors(async () => {
+      await this.#ctx.actorStore.promoteReferencedBlobs(did);
+      return this.#ctx.actorStore.repoStatusCounts(did);
+    });
     return {
       activated: account.deactivatedAt === null,
       validDid: (await this.#didDocumentProblem(did, { reuseRecent: true })) === undefined,
-      repoCommit: counts.root.cid,
+      repoCommit: formatCid(counts.root.cid),
       repoRev: counts.root.rev,
-      repoBlocks: counts.repoBlocks,
-      indexedRecords: counts.indexedRecords,
-      privateStateValues,
+      repoBlocks: counts.blocks,
+      indexedRecords: counts.records,
+      privateStateValues: this.#ctx.accountManager.countPreferences(did),
       expectedBlobs: counts.expectedBlobs,
       importedBlobs: counts.importedBlobs,
     };
@@ -225,8 +202,12 @@ export class MigrationService {
         'InvalidDidDocument',
       );
     }
-    await promoteReferencedBlobs(this.#ctx, did);
-    const head = await this.#resignHead(did);
+    // Makes the head commit ours: same tree, signed with the account's key here, under a rev
+    // greater than every earlier one (a head already signed by our key is kept as it is).
+    const head = await withRepoErrors(async () => {
+      await this.#ctx.actorStore.promoteReferencedBlobs(did);
+      return this.#ctx.actorStore.resignHead(did);
+    });
     // Activation and its #identity, #account and #sync events commit in one transaction.
     this.#ctx.accountManager.activateAccount(did, { commit: head.cid, commitBytes: head.bytes, rev: head.rev });
   }
@@ -305,44 +286,6 @@ export class MigrationService {
       return "DID document signing key (#atproto) does not match the account's signing key on this server";
     }
     return undefined;
-  }
-
-  /**
-   * Makes the head commit ours: same tree, signed with the account's key here, under a rev
-   * greater than every earlier one. A head already signed by our key is kept as it is.
-   */
-  async #resignHead(did: string): Promise<{ cid: Cid; bytes: Uint8Array; rev: string }> {
-    const key = await this.#ctx.actorStore.getSigningKey(did);
-    return this.#ctx.actorStore.withRepoDb(did, async (db) => {
-      const root = db.prepare('SELECT cid, rev FROM repo_root WHERE did = ?').get(did) as
-        { cid: string; rev: string } | undefined;
-      if (!root) throw InvalidRequest(`No repo root found for ${did}`);
-      const rootCid = parseCid(root.cid);
-      const oldBytes = (
-        db.prepare('SELECT content FROM repo_block WHERE cid = ?').get(rootCid.bytes) as
-          { content: Uint8Array } | undefined
-      )?.content;
-      if (!oldBytes) throw new XrpcError(500, 'InternalServerError', `head commit block of ${did} is missing`);
-      const old = decodeCommit(oldBytes);
-      if (await verifyCommitSignature(old, key.did())) return { cid: rootCid, bytes: oldBytes, rev: old.rev };
-      const signed = await signCommit({ did, data: old.data, rev: nextTid(old.rev) }, key);
-      db.transaction(() => {
-        db.prepare('INSERT OR IGNORE INTO repo_block (cid, repo_rev, size, content) VALUES (?, ?, ?, ?)').run(
-          signed.cid.bytes,
-          signed.commit.rev,
-          signed.bytes.length,
-          signed.bytes,
-        );
-        db.prepare('DELETE FROM repo_block WHERE cid = ?').run(rootCid.bytes);
-        db.prepare('UPDATE repo_root SET cid = ?, rev = ?, indexed_at = ? WHERE did = ?').run(
-          formatCid(signed.cid),
-          signed.commit.rev,
-          new Date().toISOString(),
-          did,
-        );
-      })();
-      return { cid: signed.cid, bytes: signed.bytes, rev: signed.commit.rev };
-    });
   }
 }
 

@@ -95,15 +95,7 @@ export class FirehoseService {
    * the write; without it, it is appended to the log directly.
    */
   readonly onCommit = (event: CommitEvent, db?: Database.Database): void => {
-    this.sequencer.sequenceCommit(db ? { key: event.did, db } : null, {
-      did: event.did,
-      commit: event.commit,
-      rev: event.rev,
-      since: event.since,
-      prevData: event.prevData,
-      ops: event.ops,
-      blocks: event.blocks.entries(),
-    });
+    this.sequencer.sequenceCommit(db ? { key: event.did, db } : null, event);
   };
 
   close(): void {
