@@ -281,6 +281,16 @@ export class ActorStore {
     return records.listRecords(this.stores.existing(did), collection, opts);
   }
 
+  /** Records of `collections` written after `rev` (see records.recordsWrittenSince). */
+  recordsWrittenSince(
+    did: string,
+    rev: string,
+    collections: readonly string[],
+    limit: number,
+  ): records.RecordWrittenSince[] | undefined {
+    return records.recordsWrittenSince(this.stores.existing(did), rev, collections, limit);
+  }
+
   /** Collections that hold at least one record (describeRepo). */
   listCollections(did: string): string[] {
     return records.listCollections(this.stores.existing(did));

@@ -60,6 +60,35 @@ export function listRecords(
   return { records, cursor };
 }
 
+/** A record written by a commit after some rev (read-after-write). */
+export interface RecordWrittenSince {
+  uri: string;
+  collection: string;
+  rkey: string;
+  indexedAt: string;
+}
+
+/**
+ * Records of `collections` written after `rev`, oldest first, at most `limit`; undefined when
+ * no record is as old as `rev` (the rev is then from another history of the repository, e.g. from
+ * before it moved here, and "after" means nothing).
+ */
+export function recordsWrittenSince(
+  handle: ActorHandle,
+  rev: string,
+  collections: readonly string[],
+  limit: number,
+): RecordWrittenSince[] | undefined {
+  if (!handle.stmt('SELECT 1 FROM record WHERE repo_rev <= ? LIMIT 1').get(rev)) return undefined;
+  return handle
+    .stmt(
+      `SELECT uri, collection, rkey, indexed_at AS indexedAt FROM record
+       WHERE repo_rev > ? AND collection IN (${collections.map(() => '?').join(', ')})
+       ORDER BY repo_rev ASC LIMIT ?`,
+    )
+    .all(rev, ...collections, limit) as RecordWrittenSince[];
+}
+
 /** Collections that hold at least one record (describeRepo). */
 export function listCollections(handle: ActorHandle): string[] {
   const rows = handle.stmt('SELECT DISTINCT collection FROM record ORDER BY collection').all() as {

@@ -53,21 +53,8 @@ export interface LocalViewDeps {
 export function recordsSinceRev(deps: LocalViewDeps, did: string, rev: string): LocalRecords | undefined {
   const root = deps.actorStore.getRoot(did);
   if (!root || root.rev <= rev) return undefined;
-  const db = deps.actorStore.database(did);
-  if (!db) return undefined;
-  const rows = db
-    .prepare(
-      `SELECT uri, collection, rkey, indexed_at AS indexedAt FROM record
-       WHERE repo_rev > ? AND collection IN (?, ?) ORDER BY repo_rev ASC LIMIT ?`,
-    )
-    .all(rev, POST, PROFILE, MAX_LOCAL_RECORDS) as {
-    uri: string;
-    collection: string;
-    rkey: string;
-    indexedAt: string;
-  }[];
-  if (rows.length === 0) return undefined;
-  if (!db.prepare('SELECT 1 FROM record WHERE repo_rev <= ? LIMIT 1').get(rev)) return undefined;
+  const rows = deps.actorStore.recordsWrittenSince(did, rev, [POST, PROFILE], MAX_LOCAL_RECORDS);
+  if (!rows || rows.length === 0) return undefined;
   const out: LocalRecords = { profile: undefined, posts: [] };
   for (const row of rows) {
     const stored = deps.actorStore.getRecord(did, row.collection, row.rkey);
