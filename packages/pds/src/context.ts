@@ -11,6 +11,7 @@ import { nodeResolveTxt } from '@portage/atproto/identity/dns.node';
 import { HandleResolver } from '@portage/atproto/identity/handle-resolver';
 import { PlcClient } from '@portage/atproto/plc/client';
 import { AccountManager } from './account/account-manager.ts';
+import { AccountEmailFlows } from './account/email-flows.ts';
 import { ActorStore } from './actor-store/actor-store.ts';
 import { jwtKeyFromSecret, TokenIssuer } from './auth/tokens.ts';
 import { AuthVerifier } from './auth/verifier.ts';
@@ -33,7 +34,7 @@ export interface AppContextOptions {
   /** fetch used for PLC, DID and handle resolution (default globalThis.fetch). */
   fetch?: typeof fetch;
   /** Limits to apply instead of the reference's when PDS_RATE_LIMITS_ENABLED=true (tests use small ones). */
-  rateLimits?: RateLimitPolicies;
+  rateLimits?: Partial<RateLimitPolicies>;
 }
 
 export class AppContext {
@@ -52,6 +53,8 @@ export class AppContext {
   readonly mailer: Mailer;
   /** Accounts moving in and out (import, PLC credentials, activation). */
   readonly migration: MigrationService;
+  /** Confirming and changing the email address, resetting a forgotten password. */
+  readonly emailFlows: AccountEmailFlows;
   /** The event log (every commit is sequenced in its write transaction) and subscribeRepos. */
   readonly firehose: FirehoseService;
   /** The firehose's event log; account and identity changes are sequenced through it. */
@@ -94,6 +97,7 @@ export class AppContext {
     this.sequencer = fields.firehose.sequencer;
     this.rateLimiter = fields.rateLimiter;
     this.migration = new MigrationService(this);
+    this.emailFlows = new AccountEmailFlows(this.accountManager, this.mailer);
     this.proxy = new ServiceProxy(this);
   }
 

@@ -33,7 +33,7 @@ export interface TestPdsOptions {
   /** Answers for non-loopback URLs (e.g. a custom handle's well-known file); others fail. */
   externalFetch?: (url: URL) => Response | undefined;
   /** Rate-limit policies instead of the reference's (they apply with PDS_RATE_LIMITS_ENABLED). */
-  rateLimits?: RateLimitPolicies;
+  rateLimits?: Partial<RateLimitPolicies>;
   /**
    * Serve this existing data directory (its PLC directory in `<dataDir>/plc`) instead of a fresh
    * temporary one; close() stops the servers and leaves it in place.

@@ -8,7 +8,6 @@ import { after, before, describe, it } from 'node:test';
 import { type Bytes, fromBytes } from '@atcute/cbor';
 import { AtpAgent, XRPCError } from '@atproto/api';
 import { verifyRepoCar } from '@atproto/repo';
-import { SMTPServer } from 'smtp-server';
 import { readCarBytes, writeCarBytes } from '@portage/atproto/car';
 import { generateSigningKey } from '@portage/atproto/crypto';
 import { formatCid } from '@portage/atproto/cid';
@@ -17,45 +16,8 @@ import { decodeCommit, signCommit, verifyCommitSignature } from '@portage/atprot
 import { mintServiceJwt } from '../src/auth/service-auth.ts';
 import { decodeFrame } from '../src/sequencer/frames.ts';
 import { startTestPds, type TestPds } from './harness.ts';
+import { type Mailbox, startMailbox, tokenFromMail } from './mailbox.ts';
 import { fillAccount, migrateAccount, snapshot } from './migration-flow.ts';
-
-interface Mailbox {
-  url: string;
-  messages: { to: string[]; raw: string }[];
-  close(): Promise<void>;
-}
-
-async function startMailbox(): Promise<Mailbox> {
-  const messages: Mailbox['messages'] = [];
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS', 'AUTH'],
-    logger: false,
-    onData(stream, session, callback) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        messages.push({ to: session.envelope.rcptTo.map((r) => r.address), raw: Buffer.concat(chunks).toString() });
-        callback();
-      });
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.server.address() as { port: number };
-  return {
-    url: `smtp://127.0.0.1:${port}`,
-    messages,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
-function tokenFromMail(mailbox: Mailbox, email: string): string {
-  const mail = mailbox.messages.filter((m) => m.to.includes(email)).at(-1);
-  assert.ok(mail, `a mail reached ${email}`);
-  const match = /[A-Z2-7]{5}-[A-Z2-7]{5}/.exec(mail.raw);
-  assert.ok(match, 'the mail carries an XXXXX-XXXXX token');
-  return match[0];
-}
 
 interface RecordedEvent {
   type: string;

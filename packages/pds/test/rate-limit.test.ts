@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import type { RateLimitPolicies } from '../src/rate-limit/rate-limiter.ts';
 import { startTestPds, type TestPds } from './harness.ts';
 
-const SMALL_LIMITS: RateLimitPolicies = {
+const SMALL_LIMITS: Partial<RateLimitPolicies> = {
   global: [{ points: 25, windowMs: 60_000 }],
   createSession: [
     { points: 3, windowMs: 60_000 },

@@ -537,6 +537,57 @@ export class AccountManager {
     this.#prepared('DELETE FROM email_token WHERE purpose = ? AND did = ?').run(purpose, did);
   }
 
+  /**
+   * The account a token was mailed to, for flows where the person is not signed in (password
+   * reset): 400 InvalidToken when no account has it, ExpiredToken when it is too old.
+   */
+  didForEmailToken(purpose: EmailTokenPurpose, token: string, maxAgeSeconds = EMAIL_TOKEN_TTL_SECONDS): string {
+    const row = this.#prepared<[string, string], { did: string; requested_at: string }>(
+      'SELECT did, requested_at FROM email_token WHERE purpose = ? AND token = ?',
+    ).get(purpose, token.trim().toUpperCase());
+    if (!row) throw InvalidRequest('Token is invalid', 'InvalidToken');
+    if (Date.parse(row.requested_at) / 1000 + maxAgeSeconds < this.#now()) {
+      throw InvalidRequest('Token is expired', 'ExpiredToken');
+    }
+    return row.did;
+  }
+
+  // ---- email address and password ----
+
+  /** Marks the account's email address as confirmed. */
+  confirmEmail(did: string): void {
+    const now = new Date(this.#now() * 1000).toISOString();
+    this.#changeAccounts(() => this.#prepared('UPDATE account SET email_confirmed_at = ? WHERE did = ?').run(now, did));
+  }
+
+  /** Sets a new email address, unconfirmed. 400 when another account has it. */
+  updateEmail(did: string, email: string): void {
+    try {
+      this.#changeAccounts(() =>
+        this.#prepared('UPDATE account SET email = ?, email_confirmed_at = NULL WHERE did = ?').run(
+          email.toLowerCase(),
+          did,
+        ),
+      );
+    } catch (err) {
+      if (isUniqueViolation(err)) throw InvalidRequest('This email address is already taken');
+      throw err;
+    }
+  }
+
+  /**
+   * Sets a new password and ends every session of the account (its refresh tokens), with any
+   * password-reset token, in one transaction: whoever knew the old password is signed out.
+   */
+  async updatePassword(did: string, password: string): Promise<void> {
+    const passwordScrypt = await hashPassword(password);
+    this.#changeAccounts(() => {
+      this.#prepared('UPDATE account SET password_scrypt = ? WHERE did = ?').run(passwordScrypt, did);
+      this.#prepared('DELETE FROM refresh_token WHERE did = ?').run(did);
+      this.#prepared("DELETE FROM email_token WHERE did = ? AND purpose = 'reset_password'").run(did);
+    });
+  }
+
   // ---- invite codes ----
 
   createInviteCodes(args: { forAccounts: string[]; count: number; useCount: number; createdBy: string }): {

@@ -17,10 +17,18 @@ export { default as revokeAppPassword } from './com/atproto/server/revokeAppPass
 export { default as createInviteCode } from './com/atproto/server/createInviteCode.ts';
 export { default as createInviteCodes } from './com/atproto/server/createInviteCodes.ts';
 export { default as getAccountInviteCodes } from './com/atproto/server/getAccountInviteCodes.ts';
+export { default as requestEmailConfirmation } from './com/atproto/server/requestEmailConfirmation.ts';
+export { default as confirmEmail } from './com/atproto/server/confirmEmail.ts';
+export { default as requestEmailUpdate } from './com/atproto/server/requestEmailUpdate.ts';
+export { default as updateEmail } from './com/atproto/server/updateEmail.ts';
+export { default as requestPasswordReset } from './com/atproto/server/requestPasswordReset.ts';
+export { default as resetPassword } from './com/atproto/server/resetPassword.ts';
+// com.atproto.temp
+export { default as checkSignupQueue } from './com/atproto/temp/checkSignupQueue.ts';
 // com.atproto.identity
 export { default as resolveHandle } from './com/atproto/identity/resolveHandle.ts';
 export { default as updateHandle } from './com/atproto/identity/updateHandle.ts';
-// app.bsky.actor (served locally; other app.bsky methods are not proxied yet)
+// app.bsky.actor (served here; every other app.bsky method is forwarded to the AppView)
 export { default as getPreferences } from './app/bsky/actor/getPreferences.ts';
 export { default as putPreferences } from './app/bsky/actor/putPreferences.ts';
 // com.atproto.repo
@@ -41,6 +49,8 @@ export { default as syncGetBlob } from './com/atproto/sync/getBlob.ts';
 export { default as syncListBlobs } from './com/atproto/sync/listBlobs.ts';
 export { default as syncListRepos } from './com/atproto/sync/listRepos.ts';
 export { default as syncGetRepoStatus } from './com/atproto/sync/getRepoStatus.ts';
+export { default as syncGetHead } from './com/atproto/sync/getHead.ts';
+export { default as syncGetCheckout } from './com/atproto/sync/getCheckout.ts';
 // accounts moving in and out (migration)
 export { default as getServiceAuth } from './com/atproto/server/getServiceAuth.ts';
 export { default as checkAccountStatus } from './com/atproto/server/checkAccountStatus.ts';

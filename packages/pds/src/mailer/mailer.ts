@@ -12,6 +12,8 @@ export interface MailMessage {
   to: string;
   subject: string;
   text: string;
+  /** The same message as HTML, for clients that show it. */
+  html?: string;
 }
 
 export interface MailerOptions {
@@ -41,6 +43,7 @@ export class Mailer {
         to: message.to,
         subject: message.subject,
         text: message.text,
+        html: message.html,
       });
       this.#logger.info({ to: message.to, subject: message.subject }, 'email sent');
       return;

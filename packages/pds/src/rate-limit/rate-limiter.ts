@@ -27,6 +27,12 @@ export interface RateLimitPolicies {
   createSession: RateLimit[];
   /** Repository writes, in points, per account. */
   repoWrite: RateLimit[];
+  /** Methods that mail the account a code (confirm or change the address), per method and account. */
+  emailSend: RateLimit[];
+  /** com.atproto.server.requestPasswordReset, per client IP. */
+  passwordResetRequest: RateLimit[];
+  /** com.atproto.server.resetPassword, per client IP. */
+  resetPassword: RateLimit[];
 }
 
 const MINUTE = 60_000;
@@ -44,6 +50,15 @@ export const REFERENCE_RATE_LIMITS: RateLimitPolicies = {
     { points: 5000, windowMs: HOUR },
     { points: 35000, windowMs: DAY },
   ],
+  emailSend: [
+    { points: 5, windowMs: HOUR },
+    { points: 15, windowMs: DAY },
+  ],
+  passwordResetRequest: [
+    { points: 15, windowMs: HOUR },
+    { points: 50, windowMs: DAY },
+  ],
+  resetPassword: [{ points: 50, windowMs: 5 * MINUTE }],
 };
 
 /** Points of each write action, as the reference counts them. */
@@ -119,12 +134,14 @@ export class RateLimiter {
   readonly #now: () => number;
   #nextSweepMs: number;
 
-  constructor(policies: RateLimitPolicies = REFERENCE_RATE_LIMITS, now: () => number = Date.now) {
-    this.#counters = {
-      global: policies.global.map((l) => new WindowCounter(l)),
-      createSession: policies.createSession.map((l) => new WindowCounter(l)),
-      repoWrite: policies.repoWrite.map((l) => new WindowCounter(l)),
-    };
+  /** `policies` replaces the reference's limits policy by policy (tests shorten some). */
+  constructor(policies: Partial<RateLimitPolicies> = {}, now: () => number = Date.now) {
+    const all = { ...REFERENCE_RATE_LIMITS, ...policies };
+    const counters = {} as { [P in keyof RateLimitPolicies]: WindowCounter[] };
+    for (const name of Object.keys(all) as (keyof RateLimitPolicies)[]) {
+      counters[name] = all[name].map((l) => new WindowCounter(l));
+    }
+    this.#counters = counters;
     this.#now = now;
     this.#nextSweepMs = now() + SWEEP_INTERVAL_MS;
   }

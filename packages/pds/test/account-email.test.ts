@@ -1,0 +1,206 @@
+/**
+ * The account's email flows through @atproto/api, with a real SMTP server: confirming the
+ * address, changing it, resetting a forgotten password. Every code is read from the mail that
+ * reached the mailbox; every bad code is refused with the reference's error and changes nothing.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { AtpAgent } from '@atproto/api';
+import { startTestPds, type TestPds } from './harness.ts';
+import { type Mailbox, startMailbox, tokenFromMail } from './mailbox.ts';
+
+async function rejects(call: Promise<unknown>, status: number, error: string): Promise<void> {
+  await assert.rejects(call, (err: { status?: number; error?: string }) => {
+    assert.equal(err.status, status, `status (error ${err.error})`);
+    assert.equal(err.error, error);
+    return true;
+  });
+}
+
+describe('email flows through @atproto/api with a real SMTP server', () => {
+  let mailbox: Mailbox;
+  let pds: TestPds;
+  let alice: AtpAgent;
+  let bob: AtpAgent;
+  const password = 'alice-old-password';
+
+  before(async () => {
+    mailbox = await startMailbox();
+    pds = await startTestPds({
+      env: { PDS_EMAIL_SMTP_URL: mailbox.url, PDS_EMAIL_FROM_ADDRESS: 'pds@example.com' },
+    });
+    alice = new AtpAgent({ service: pds.url });
+    await alice.createAccount({ handle: 'alice.test', email: 'alice@example.com', password });
+    bob = new AtpAgent({ service: pds.url });
+    await bob.createAccount({ handle: 'bob.test', email: 'bob@example.com', password: 'bob-password' });
+  });
+  after(async () => {
+    await pds?.close();
+    await mailbox?.close();
+  });
+
+  /** Makes the newest mailed code of `purpose` for the account 16 minutes old. */
+  function ageToken(did: string, purpose: string): void {
+    const sixteenMinutesAgo = new Date(Date.now() - 16 * 60_000).toISOString();
+    pds.ctx.accountManager.db
+      .prepare('UPDATE email_token SET requested_at = ? WHERE did = ? AND purpose = ?')
+      .run(sixteenMinutesAgo, did, purpose);
+  }
+
+  it('confirms the address with the mailed code, once', async () => {
+    assert.equal((await alice.com.atproto.server.getSession()).data.emailConfirmed, false);
+    await alice.com.atproto.server.requestEmailConfirmation();
+    const token = tokenFromMail(mailbox, 'alice@example.com');
+    const mail = mailbox.messages.at(-1)!.raw;
+    assert.match(mail, /Subject: Confirm your email address/);
+    assert.match(mail, /text\/plain/);
+    assert.match(mail, /text\/html/);
+
+    await bob.com.atproto.server.requestEmailConfirmation();
+    const bobsToken = tokenFromMail(mailbox, 'bob@example.com');
+    await rejects(
+      alice.com.atproto.server.confirmEmail({ email: 'alice@example.com', token: bobsToken }),
+      400,
+      'InvalidToken',
+    );
+    await rejects(alice.com.atproto.server.confirmEmail({ email: 'other@example.com', token }), 400, 'InvalidEmail');
+    await rejects(
+      alice.com.atproto.server.confirmEmail({ email: 'alice@example.com', token: 'AAAAA-AAAAA' }),
+      400,
+      'InvalidToken',
+    );
+    assert.equal((await alice.com.atproto.server.getSession()).data.emailConfirmed, false, 'nothing changed');
+
+    await alice.com.atproto.server.confirmEmail({ email: 'ALICE@example.com', token });
+    assert.equal((await alice.com.atproto.server.getSession()).data.emailConfirmed, true);
+    await rejects(alice.com.atproto.server.confirmEmail({ email: 'alice@example.com', token }), 400, 'InvalidToken');
+  });
+
+  it('an expired code is refused', async () => {
+    await bob.com.atproto.server.requestEmailConfirmation();
+    const token = tokenFromMail(mailbox, 'bob@example.com');
+    ageToken(bob.session!.did, 'confirm_email');
+    await rejects(bob.com.atproto.server.confirmEmail({ email: 'bob@example.com', token }), 400, 'ExpiredToken');
+    assert.equal((await bob.com.atproto.server.getSession()).data.emailConfirmed, false);
+  });
+
+  it('changes a confirmed address only with the code mailed to it', async () => {
+    const update = await alice.com.atproto.server.requestEmailUpdate();
+    assert.equal(update.data.tokenRequired, true);
+    const token = tokenFromMail(mailbox, 'alice@example.com');
+    assert.match(mailbox.messages.at(-1)!.raw, /Subject: Change your email address/);
+
+    await rejects(alice.com.atproto.server.updateEmail({ email: 'alice2@example.com' }), 400, 'TokenRequired');
+    await alice.com.atproto.server.requestEmailConfirmation();
+    const confirmToken = tokenFromMail(mailbox, 'alice@example.com');
+    await rejects(
+      alice.com.atproto.server.updateEmail({ email: 'alice2@example.com', token: confirmToken }),
+      400,
+      'InvalidToken',
+    );
+    await rejects(alice.com.atproto.server.updateEmail({ email: 'bob@example.com', token }), 400, 'InvalidRequest');
+    await rejects(alice.com.atproto.server.updateEmail({ email: 'not an address', token }), 400, 'InvalidRequest');
+    const unchanged = (await alice.com.atproto.server.getSession()).data;
+    assert.equal(unchanged.email, 'alice@example.com');
+    assert.equal(unchanged.emailConfirmed, true);
+
+    await alice.com.atproto.server.updateEmail({ email: 'alice2@example.com', token });
+    const session = (await alice.com.atproto.server.getSession()).data;
+    assert.equal(session.email, 'alice2@example.com');
+    assert.equal(session.emailConfirmed, false);
+    // The code was spent: with the new address confirmed, it changes nothing any more.
+    await alice.com.atproto.server.requestEmailConfirmation();
+    await alice.com.atproto.server.confirmEmail({
+      email: 'alice2@example.com',
+      token: tokenFromMail(mailbox, 'alice2@example.com'),
+    });
+    await rejects(alice.com.atproto.server.updateEmail({ email: 'alice3@example.com', token }), 400, 'InvalidToken');
+    assert.equal((await alice.com.atproto.server.getSession()).data.email, 'alice2@example.com');
+  });
+
+  it('an unconfirmed address changes without a code', async () => {
+    const update = await bob.com.atproto.server.requestEmailUpdate();
+    assert.equal(update.data.tokenRequired, false);
+    await bob.com.atproto.server.updateEmail({ email: 'bob2@example.com' });
+    assert.equal((await bob.com.atproto.server.getSession()).data.email, 'bob2@example.com');
+  });
+
+  it('app passwords cannot change the email address', async () => {
+    const { data: appPassword } = await alice.com.atproto.server.createAppPassword({ name: 'phone' });
+    const app = new AtpAgent({ service: pds.url });
+    await app.login({ identifier: 'alice.test', password: appPassword.password });
+    await rejects(app.com.atproto.server.requestEmailUpdate(), 400, 'InvalidToken');
+    await rejects(app.com.atproto.server.updateEmail({ email: 'thief@example.com' }), 400, 'InvalidToken');
+    assert.equal((await alice.com.atproto.server.getSession()).data.email, 'alice2@example.com');
+  });
+
+  it('resets a forgotten password with the mailed code and ends every session', async () => {
+    const anon = new AtpAgent({ service: pds.url });
+    await rejects(anon.com.atproto.server.requestPasswordReset({ email: 'nobody@example.com' }), 400, 'InvalidRequest');
+    await anon.com.atproto.server.requestPasswordReset({ email: 'ALICE2@example.com' });
+    const token = tokenFromMail(mailbox, 'alice2@example.com');
+    assert.match(mailbox.messages.at(-1)!.raw, /Subject: Reset your password/);
+
+    await rejects(
+      anon.com.atproto.server.resetPassword({ token: 'AAAAA-AAAAA', password: 'new-password' }),
+      400,
+      'InvalidToken',
+    );
+    await rejects(anon.com.atproto.server.resetPassword({ token, password: 'x'.repeat(257) }), 400, 'InvalidRequest');
+    // Still the old password.
+    await new AtpAgent({ service: pds.url }).login({ identifier: 'alice.test', password });
+
+    const refreshJwt = alice.session!.refreshJwt;
+    await anon.com.atproto.server.resetPassword({ token, password: 'alice-new-password' });
+    await rejects(
+      new AtpAgent({ service: pds.url }).login({ identifier: 'alice.test', password }),
+      401,
+      'AuthenticationRequired',
+    );
+    await new AtpAgent({ service: pds.url }).login({ identifier: 'alice.test', password: 'alice-new-password' });
+    const refresh = await fetch(`${pds.url}/xrpc/com.atproto.server.refreshSession`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${refreshJwt}` },
+    });
+    assert.equal(refresh.status, 400, 'the old session cannot be refreshed');
+    await rejects(anon.com.atproto.server.resetPassword({ token, password: 'again-password' }), 400, 'InvalidToken');
+  });
+
+  it('an expired reset code is refused', async () => {
+    const anon = new AtpAgent({ service: pds.url });
+    await anon.com.atproto.server.requestPasswordReset({ email: 'bob2@example.com' });
+    const token = tokenFromMail(mailbox, 'bob2@example.com');
+    ageToken(bob.session!.did, 'reset_password');
+    await rejects(anon.com.atproto.server.resetPassword({ token, password: 'bob-new-password' }), 400, 'ExpiredToken');
+    await new AtpAgent({ service: pds.url }).login({ identifier: 'bob.test', password: 'bob-password' });
+  });
+});
+
+describe('deprecated sync methods and the sign-up queue', () => {
+  let pds: TestPds;
+  let agent: AtpAgent;
+  before(async () => {
+    pds = await startTestPds();
+    agent = new AtpAgent({ service: pds.url });
+    await agent.createAccount({ handle: 'carol.test', email: 'carol@example.com', password: 'carol-password' });
+    await agent.post({ text: 'hello' });
+  });
+  after(() => pds?.close());
+
+  it('getHead and getCheckout answer what getLatestCommit and getRepo do', async () => {
+    const did = agent.session!.did;
+    const latest = await agent.com.atproto.sync.getLatestCommit({ did });
+    const head = await fetch(`${pds.url}/xrpc/com.atproto.sync.getHead?did=${did}`);
+    assert.deepEqual(await head.json(), { root: latest.data.cid });
+    const checkout = await fetch(`${pds.url}/xrpc/com.atproto.sync.getCheckout?did=${did}`);
+    assert.equal(checkout.headers.get('content-type'), 'application/vnd.ipld.car');
+    const repo = await fetch(`${pds.url}/xrpc/com.atproto.sync.getRepo?did=${did}`);
+    assert.deepEqual(new Uint8Array(await checkout.arrayBuffer()), new Uint8Array(await repo.arrayBuffer()));
+    const missing = await fetch(`${pds.url}/xrpc/com.atproto.sync.getHead?did=did:plc:aaaaaaaaaaaaaaaaaaaaaaaa`);
+    assert.equal(missing.status, 400);
+  });
+
+  it('checkSignupQueue says the account is active', async () => {
+    assert.deepEqual((await agent.com.atproto.temp.checkSignupQueue()).data, { activated: true });
+  });
+});
