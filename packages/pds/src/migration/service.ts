@@ -28,6 +28,7 @@ import {
   parsePlcOperation,
   updateOperation,
 } from '@portage/atproto/plc/operations';
+import { tokenMail } from '../mailer/templates.ts';
 import { withRepoErrors } from '../actor-store/xrpc-errors.ts';
 import type { AppContext } from '../context.ts';
 import { submitToPlc } from '../identity/plc-identity.ts';
@@ -219,16 +220,7 @@ export class MigrationService {
     const account = this.#account(did);
     if (!account.email) throw InvalidRequest('account does not have an email address');
     const token = this.#ctx.accountManager.createEmailToken(did, 'plc_operation');
-    await this.#ctx.mailer.send({
-      to: account.email,
-      subject: 'PLC Update Operation Requested',
-      text:
-        `We received a request to update your account's DID document (${did}), ` +
-        'for example to move it to another server.\n\n' +
-        `Your confirmation code: ${token}\n\n` +
-        'It is valid for 15 minutes and can be used once. If you did not ask for this, ' +
-        'change your password: someone else may have it.\n',
-    });
+    await this.#ctx.mailer.send(tokenMail('plc_operation', account.email, { handle: account.handle ?? did, token }));
   }
 
   /** Spends the emailed token and signs the DID's next PLC operation with our rotation key. */
