@@ -1,11 +1,14 @@
 /**
  * The account's email flows through @atproto/api, with a real SMTP server: confirming the
- * address, changing it, resetting a forgotten password. Every code is read from the mail that
+ * address, changing it, resetting a forgotten password, deleting the account. Every code is read from the mail that
  * reached the mailbox; every bad code is refused with the reference's error and changes nothing.
  */
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { AtpAgent } from '@atproto/api';
+import { WebSocket } from 'ws';
+import { decodeFrame } from '../src/sequencer/frames.ts';
 import { startTestPds, type TestPds } from './harness.ts';
 import { type Mailbox, startMailbox, tokenFromMail } from './mailbox.ts';
 
@@ -204,3 +207,114 @@ describe('deprecated sync methods and the sign-up queue', () => {
     assert.deepEqual((await agent.com.atproto.temp.checkSignupQueue()).data, { activated: true });
   });
 });
+
+describe('deleting an account through @atproto/api', () => {
+  let mailbox: Mailbox;
+  let pds: TestPds;
+  let agent: AtpAgent;
+  let did: string;
+  const password = 'dave-password';
+
+  before(async () => {
+    mailbox = await startMailbox();
+    pds = await startTestPds({
+      env: { PDS_EMAIL_SMTP_URL: mailbox.url, PDS_EMAIL_FROM_ADDRESS: 'pds@example.com' },
+    });
+    agent = new AtpAgent({ service: pds.url });
+    did = (await agent.createAccount({ handle: 'dave.test', email: 'dave@example.com', password })).data.did;
+  });
+  after(async () => {
+    await pds?.close();
+    await mailbox?.close();
+  });
+
+  it('needs the password and the mailed code, deletes the repository, blobs and sessions, and frees the handle', async () => {
+    const image = new Uint8Array(2048).map((_, i) => (i * 7) % 251);
+    const { data: uploaded } = await agent.com.atproto.repo.uploadBlob(image, { encoding: 'image/png' });
+    await agent.post({
+      text: 'a picture',
+      embed: { $type: 'app.bsky.embed.images', images: [{ image: uploaded.blob, alt: 'noise' }] },
+    });
+    const cid = uploaded.blob.ref.toString();
+    const blobFiles = () => readdirSync(pds.ctx.config.blobstoreDiskLocation, { recursive: true }).map(String);
+    assert.ok(
+      blobFiles().some((f) => f.includes(cid)),
+      'the blob is on disk',
+    );
+
+    await agent.com.atproto.server.requestAccountDelete();
+    const token = tokenFromMail(mailbox, 'dave@example.com');
+    assert.match(mailbox.messages.at(-1)!.raw, /Subject: Delete your account/);
+    const anon = new AtpAgent({ service: pds.url });
+    await rejects(
+      anon.com.atproto.server.deleteAccount({ did, password: 'wrong-password', token }),
+      401,
+      'AuthenticationRequired',
+    );
+    await rejects(anon.com.atproto.server.deleteAccount({ did, password, token: 'AAAAA-AAAAA' }), 400, 'InvalidToken');
+    // Nothing changed: the account still reads and writes.
+    await agent.post({ text: 'still here' });
+
+    const cursorBefore = pds.ctx.sequencer.lastSeq();
+    await anon.com.atproto.server.deleteAccount({ did, password, token });
+
+    await rejects(anon.com.atproto.sync.getRepo({ did }), 400, 'RepoNotFound');
+    const repos = (await anon.com.atproto.sync.listRepos()).data.repos.map((r) => r.did);
+    assert.ok(!repos.includes(did), 'gone from listRepos');
+    assert.ok(!blobFiles().some((f) => f.includes(cid)), 'the blob is gone from disk');
+    await rejects(
+      new AtpAgent({ service: pds.url }).login({ identifier: 'dave.test', password }),
+      401,
+      'AuthenticationRequired',
+    );
+    const refresh = await fetch(`${pds.url}/xrpc/com.atproto.server.refreshSession`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${agent.session!.refreshJwt}` },
+    });
+    assert.equal(refresh.status, 400, 'its sessions are gone');
+
+    // The firehose: only the #account event (status deleted) is left of the account.
+    const frames = await readFirehose(pds.url, 0, (f) => f.t === '#account' && f.body.did === did);
+    const mine = frames.filter((f) => f.body.did === did || f.body.repo === did);
+    assert.deepEqual(
+      mine.map((f) => [f.t, f.body.active, f.body.status]),
+      [['#account', false, 'deleted']],
+    );
+    assert.ok((mine[0]!.body.seq as number) > cursorBefore);
+
+    // The handle can be taken again.
+    await new AtpAgent({ service: pds.url }).createAccount({
+      handle: 'dave.test',
+      email: 'dave@example.com',
+      password: 'new-dave-password',
+    });
+  });
+});
+
+/** The firehose from `cursor` until a frame matches `until` (or 5 seconds pass). */
+async function readFirehose(
+  url: string,
+  cursor: number,
+  until: (frame: { t: string; body: Record<string, unknown> }) => boolean,
+): Promise<{ t: string; body: Record<string, unknown> }[]> {
+  const frames: { t: string; body: Record<string, unknown> }[] = [];
+  const socket = new WebSocket(`${url.replace('http', 'ws')}/xrpc/com.atproto.sync.subscribeRepos?cursor=${cursor}`);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(resolve, 5000);
+      socket.on('message', (data: Buffer) => {
+        const frame = decodeFrame(new Uint8Array(data));
+        const decoded = { t: String(frame.t), body: frame.body as Record<string, unknown> };
+        frames.push(decoded);
+        if (until(decoded)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      socket.once('error', reject);
+    });
+  } finally {
+    socket.terminate();
+  }
+  return frames;
+}

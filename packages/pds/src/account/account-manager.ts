@@ -331,9 +331,16 @@ export class AccountManager {
     });
   }
 
-  /** Deletes the account's row (and, by cascade, its sessions and settings); announces #account (deleted). */
+  /**
+   * Deletes the account's row (and, by cascade, its sessions, app passwords, email tokens and
+   * preferences) and the invite codes it was given; announces #account (deleted).
+   */
   deleteAccount(did: string): void {
     this.#changeAccounts(() => {
+      this.#prepared(
+        'DELETE FROM invite_code_use WHERE code IN (SELECT code FROM invite_code WHERE for_account = ?)',
+      ).run(did);
+      this.#prepared('DELETE FROM invite_code WHERE for_account = ?').run(did);
       const changed = this.#prepared('DELETE FROM account WHERE did = ?').run(did).changes;
       if (changed === 1) this.#announceAccount({ did, active: false, status: 'deleted' });
     });

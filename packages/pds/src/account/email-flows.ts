@@ -1,10 +1,10 @@
 /**
  * The account's email flows, as the reference PDS runs them: confirming the address, changing
- * it (with a code sent to the old address once it is confirmed), and resetting a forgotten
- * password. Each mails a one-time code (15 minutes) and spends it; the account database is
+ * it (with a code sent to the old address once it is confirmed), resetting a forgotten
+ * password, and the code that deleting the account asks for. Each mails a one-time code (15 minutes) and spends it; the account database is
  * changed only through AccountManager.
  */
-import { InvalidRequest } from '../xrpc/errors.ts';
+import { AuthRequired, InvalidRequest } from '../xrpc/errors.ts';
 import type { Mailer } from '../mailer/mailer.ts';
 import { tokenMail, type TokenMailPurpose } from '../mailer/templates.ts';
 import type { Account, AccountManager } from './account-manager.ts';
@@ -71,6 +71,24 @@ export class AccountEmailFlows {
       this.#accounts.consumeEmailToken(did, 'update_email', token);
     }
     this.#accounts.updateEmail(did, email);
+  }
+
+  /** Mails the code deleteAccount asks for. */
+  async requestAccountDelete(did: string): Promise<void> {
+    const account = this.#account(did);
+    if (!account.email) throw InvalidRequest('account does not have an email address');
+    await this.#mailToken(account, 'delete_account', account.email);
+  }
+
+  /**
+   * Checks what deleting the account takes: its password (401 otherwise) and the mailed code,
+   * which is spent. Changes nothing else; the caller deletes.
+   */
+  async authorizeAccountDelete(did: string, password: string, token: string): Promise<void> {
+    if (!(await this.#accounts.verifyAccountPassword(did, password))) {
+      throw AuthRequired('Invalid did or password');
+    }
+    this.#accounts.consumeEmailToken(did, 'delete_account', token);
   }
 
   /** Mails a password-reset code to the account with this address. */

@@ -23,6 +23,8 @@ export { default as requestEmailUpdate } from './com/atproto/server/requestEmail
 export { default as updateEmail } from './com/atproto/server/updateEmail.ts';
 export { default as requestPasswordReset } from './com/atproto/server/requestPasswordReset.ts';
 export { default as resetPassword } from './com/atproto/server/resetPassword.ts';
+export { default as requestAccountDelete } from './com/atproto/server/requestAccountDelete.ts';
+export { default as deleteAccount } from './com/atproto/server/deleteAccount.ts';
 // com.atproto.temp
 export { default as checkSignupQueue } from './com/atproto/temp/checkSignupQueue.ts';
 // com.atproto.identity

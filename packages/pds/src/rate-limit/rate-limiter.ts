@@ -31,8 +31,8 @@ export interface RateLimitPolicies {
   emailSend: RateLimit[];
   /** com.atproto.server.requestPasswordReset, per client IP. */
   passwordResetRequest: RateLimit[];
-  /** com.atproto.server.resetPassword, per client IP. */
-  resetPassword: RateLimit[];
+  /** Methods that check a mailed code without a session (resetPassword, deleteAccount), per method and client IP. */
+  mailedCodeCheck: RateLimit[];
 }
 
 const MINUTE = 60_000;
@@ -58,7 +58,7 @@ export const REFERENCE_RATE_LIMITS: RateLimitPolicies = {
     { points: 15, windowMs: HOUR },
     { points: 50, windowMs: DAY },
   ],
-  resetPassword: [{ points: 50, windowMs: 5 * MINUTE }],
+  mailedCodeCheck: [{ points: 50, windowMs: 5 * MINUTE }],
 };
 
 /** Points of each write action, as the reference counts them. */

@@ -314,6 +314,15 @@ export class Sequencer {
     return this.stmts.prune.run(beforeMs).changes;
   }
 
+  /**
+   * Deletes a deleted account's events up to `throughSeq`, as the reference does: a consumer
+   * backfilling later finds no trace of the repository, only the #account event that says it
+   * was deleted (sequenced after `throughSeq`).
+   */
+  deleteAccountEvents(did: string, throughSeq: number): number {
+    return this.db.prepare('DELETE FROM repo_seq WHERE did = ? AND seq <= ?').run(did, throughSeq).changes;
+  }
+
   close(): void {
     if (this.closed) return;
     this.sweepMarkers();
