@@ -387,10 +387,12 @@ describe('forwarding to local services', () => {
 
   it('refuses protected methods and keeps privileged ones from app passwords', async () => {
     const before = appView.seen.length;
+    // Protected methods this server does not serve itself (those it serves never reach the proxy),
+    // and served ones under another case, which the routing table does not match.
     for (const nsid of [
-      'com.atproto.server.confirmEmail',
-      'com.atproto.server.requestAccountDelete',
       'com.atproto.admin.sendEmail',
+      'com.atproto.server.ConfirmEmail',
+      'com.atproto.server.requestAccountDELETE',
     ]) {
       const res = await xrpc(nsid, {
         method: 'POST',
