@@ -318,3 +318,87 @@ async function readFirehose(
   }
   return frames;
 }
+
+describe('sign-in codes by email (emailAuthFactor)', () => {
+  let mailbox: Mailbox;
+  let pds: TestPds;
+  let agent: AtpAgent;
+  const password = 'erin-password';
+
+  before(async () => {
+    mailbox = await startMailbox();
+    pds = await startTestPds({
+      env: { PDS_EMAIL_SMTP_URL: mailbox.url, PDS_EMAIL_FROM_ADDRESS: 'pds@example.com' },
+    });
+    agent = new AtpAgent({ service: pds.url });
+    await agent.createAccount({ handle: 'erin.test', email: 'erin@example.com', password });
+  });
+  after(async () => {
+    await pds?.close();
+    await mailbox?.close();
+  });
+
+  it('needs a confirmed address, then turns on with the code mailed to it', async () => {
+    await rejects(
+      agent.com.atproto.server.updateEmail({ email: 'erin@example.com', emailAuthFactor: true }),
+      400,
+      'InvalidRequest',
+    );
+    assert.equal((await agent.com.atproto.server.getSession()).data.emailAuthFactor, false);
+    await agent.com.atproto.server.requestEmailConfirmation();
+    await agent.com.atproto.server.confirmEmail({
+      email: 'erin@example.com',
+      token: tokenFromMail(mailbox, 'erin@example.com'),
+    });
+    await agent.com.atproto.server.requestEmailUpdate();
+    const token = tokenFromMail(mailbox, 'erin@example.com');
+    await agent.com.atproto.server.updateEmail({ email: 'erin@example.com', emailAuthFactor: true, token });
+    const session = (await agent.com.atproto.server.getSession()).data;
+    assert.equal(session.emailAuthFactor, true);
+    assert.equal(session.emailConfirmed, true, 'the same address stays confirmed');
+  });
+
+  it('sign-in with the password then asks for a mailed code, once', async () => {
+    const mailsBefore = mailbox.messages.length;
+    await rejects(
+      new AtpAgent({ service: pds.url }).login({ identifier: 'erin.test', password }),
+      401,
+      'AuthFactorTokenRequired',
+    );
+    assert.equal(mailbox.messages.length, mailsBefore + 1);
+    assert.match(mailbox.messages.at(-1)!.raw, /Subject: Your sign-in code/);
+    const code = tokenFromMail(mailbox, 'erin@example.com');
+    await rejects(
+      new AtpAgent({ service: pds.url }).login({ identifier: 'erin.test', password, authFactorToken: 'AAAAA-AAAAA' }),
+      400,
+      'InvalidToken',
+    );
+    await rejects(
+      new AtpAgent({ service: pds.url }).login({ identifier: 'erin.test', password: 'wrong', authFactorToken: code }),
+      401,
+      'AuthenticationRequired',
+    );
+    const signedIn = new AtpAgent({ service: pds.url });
+    await signedIn.login({ identifier: 'erin.test', password, authFactorToken: code });
+    assert.equal((await signedIn.com.atproto.server.getSession()).data.handle, 'erin.test');
+    await rejects(
+      new AtpAgent({ service: pds.url }).login({ identifier: 'erin.test', password, authFactorToken: code }),
+      400,
+      'InvalidToken',
+    );
+  });
+
+  it('app passwords sign in without a code', async () => {
+    const { data } = await agent.com.atproto.server.createAppPassword({ name: 'client' });
+    const app = new AtpAgent({ service: pds.url });
+    await app.login({ identifier: 'erin.test', password: data.password });
+    assert.equal((await app.com.atproto.server.getSession()).data.did, agent.session!.did);
+  });
+
+  it('turns off again', async () => {
+    await agent.com.atproto.server.requestEmailUpdate();
+    const token = tokenFromMail(mailbox, 'erin@example.com');
+    await agent.com.atproto.server.updateEmail({ email: 'erin@example.com', emailAuthFactor: false, token });
+    await new AtpAgent({ service: pds.url }).login({ identifier: 'erin.test', password });
+  });
+});

@@ -25,6 +25,8 @@ export interface Account {
   handle: string | null;
   email: string | null;
   emailConfirmedAt: string | null;
+  /** Sign-in with the account password also asks for a code mailed to the account. */
+  emailAuthFactor: boolean;
   createdAt: string;
   deactivatedAt: string | null;
   /** When a deactivated account may be deleted (deactivateAccount's deleteAfter). */
@@ -61,6 +63,7 @@ interface AccountRow {
   handle: string | null;
   email: string | null;
   email_confirmed_at: string | null;
+  email_auth_factor: number;
   password_scrypt: string;
   created_at: string;
   deactivated_at: string | null;
@@ -81,7 +84,7 @@ export const NEW_PASSWORD_MAX_LENGTH = 256;
 /** Email tokens are valid this long (the reference's 15 minutes). */
 export const EMAIL_TOKEN_TTL_SECONDS = 15 * 60;
 export type EmailTokenPurpose =
-  'plc_operation' | 'confirm_email' | 'update_email' | 'reset_password' | 'delete_account';
+  'plc_operation' | 'confirm_email' | 'update_email' | 'reset_password' | 'delete_account' | 'sign_in';
 
 const EMAIL_TOKEN_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 function generateEmailToken(): string {
@@ -100,6 +103,7 @@ function toAccount(row: AccountRow): Account {
     handle: row.handle,
     email: row.email,
     emailConfirmedAt: row.email_confirmed_at,
+    emailAuthFactor: row.email_auth_factor === 1,
     createdAt: row.created_at,
     deactivatedAt: row.deactivated_at,
     deleteAfter: row.delete_after,
@@ -567,15 +571,21 @@ export class AccountManager {
     this.#changeAccounts(() => this.#prepared('UPDATE account SET email_confirmed_at = ? WHERE did = ?').run(now, did));
   }
 
-  /** Sets a new email address, unconfirmed. 400 when another account has it. */
-  updateEmail(did: string, email: string): void {
+  /**
+   * Sets the email address (unconfirmed again when it changes) and, when given, whether sign-in
+   * asks for a mailed code. 400 when another account has the address.
+   */
+  updateEmail(did: string, email: string, emailAuthFactor?: boolean): void {
     try {
-      this.#changeAccounts(() =>
-        this.#prepared('UPDATE account SET email = ?, email_confirmed_at = NULL WHERE did = ?').run(
-          email.toLowerCase(),
-          did,
-        ),
-      );
+      this.#changeAccounts(() => {
+        this.#prepared(
+          `UPDATE account SET email = @email,
+             email_confirmed_at = CASE WHEN email = @email THEN email_confirmed_at ELSE NULL END WHERE did = @did`,
+        ).run({ email: email.toLowerCase(), did });
+        if (emailAuthFactor !== undefined) {
+          this.#prepared('UPDATE account SET email_auth_factor = ? WHERE did = ?').run(emailAuthFactor ? 1 : 0, did);
+        }
+      });
     } catch (err) {
       if (isUniqueViolation(err)) throw InvalidRequest('This email address is already taken');
       throw err;

@@ -73,6 +73,10 @@ const MIGRATIONS: string[] = [
   `
   ALTER TABLE account ADD COLUMN delete_after TEXT;
   `,
+  // 3: sign-in asks for a code mailed to the account (email two-factor), when the user turned it on.
+  `
+  ALTER TABLE account ADD COLUMN email_auth_factor INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 export function openAccountDb(path: string): AccountDb {

@@ -57,8 +57,12 @@ export class AccountEmailFlows {
     return { tokenRequired };
   }
 
-  /** Changes the address (unconfirmed again), spending the code when the old one was confirmed. */
-  update(did: string, email: string, token: string | undefined): void {
+  /**
+   * Changes the address (unconfirmed again when it changes) and, when given, turns the mailed
+   * sign-in code on or off, spending the code when the old address was confirmed. Sign-in codes
+   * need a confirmed address: they would otherwise go where nobody has shown they read.
+   */
+  update(did: string, email: string, token: string | undefined, emailAuthFactor?: boolean): void {
     if (!isValidEmail(email)) {
       throw InvalidRequest('This email address is not supported, please use a different email.');
     }
@@ -70,7 +74,11 @@ export class AccountEmailFlows {
       if (!token) throw InvalidRequest('confirmation token required', 'TokenRequired');
       this.#accounts.consumeEmailToken(did, 'update_email', token);
     }
-    this.#accounts.updateEmail(did, email);
+    const keepsConfirmedAddress = account.emailConfirmedAt !== null && account.email === email.toLowerCase();
+    if (emailAuthFactor && !keepsConfirmedAddress) {
+      throw InvalidRequest('Confirm your email address before turning on sign-in codes');
+    }
+    this.#accounts.updateEmail(did, email, emailAuthFactor);
   }
 
   /** Mails the code deleteAccount asks for. */
@@ -89,6 +97,19 @@ export class AccountEmailFlows {
       throw AuthRequired('Invalid did or password');
     }
     this.#accounts.consumeEmailToken(did, 'delete_account', token);
+  }
+
+  /**
+   * The second step of signing in with the account password when sign-in codes are on: without
+   * a code, one is mailed and the answer is 401 AuthFactorTokenRequired; with one, it is spent.
+   */
+  async checkSignInCode(account: Account, token: string | undefined): Promise<void> {
+    if (!account.emailAuthFactor || !account.email) return;
+    if (!token) {
+      await this.#mailToken(account, 'sign_in', account.email);
+      throw AuthRequired('A sign in code has been sent to your email address', 'AuthFactorTokenRequired');
+    }
+    this.#accounts.consumeEmailToken(account.did, 'sign_in', token);
   }
 
   /** Mails a password-reset code to the account with this address. */

@@ -27,7 +27,11 @@ export function sessionView(
     handle: account.handle ?? INVALID_HANDLE,
     did: account.did,
     ...(mayReadEmail && account.email
-      ? { email: account.email, emailConfirmed: account.emailConfirmedAt !== null, emailAuthFactor: false }
+      ? {
+          email: account.email,
+          emailConfirmed: account.emailConfirmedAt !== null,
+          emailAuthFactor: account.emailAuthFactor,
+        }
       : {}),
     active,
     ...(status ? { status } : {}),

@@ -5,7 +5,8 @@
  */
 import type { MailMessage } from './mailer.ts';
 
-export type TokenMailPurpose = 'confirm_email' | 'update_email' | 'reset_password' | 'delete_account' | 'plc_operation';
+export type TokenMailPurpose =
+  'confirm_email' | 'update_email' | 'reset_password' | 'delete_account' | 'plc_operation' | 'sign_in';
 
 interface TokenMailText {
   subject: string;
@@ -41,6 +42,12 @@ const TEXTS: Record<TokenMailPurpose, TokenMailText> = {
     asked: 'We received a request to delete your account. Deletion cannot be undone.',
     use: 'Enter this code in your app to delete the account',
     notMe: 'If you did not ask for this, change your password: someone else may have it.',
+  },
+  sign_in: {
+    subject: 'Your sign-in code',
+    asked: 'Someone, hopefully you, is signing in to your account with its password.',
+    use: 'Enter this code to finish signing in',
+    notMe: 'If it was not you, change your password: someone else has it.',
   },
   plc_operation: {
     subject: 'PLC Update Operation Requested',

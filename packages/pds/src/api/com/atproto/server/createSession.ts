@@ -8,9 +8,11 @@ export default xrpcMethod(ComAtprotoServerCreateSession.mainSchema, {
   auth: 'none',
   // The reference's login limit, per identifier and client address.
   rateLimit: [{ policy: 'createSession', key: ({ input, ip }) => `${input.identifier}-${ip}` }],
-  async handler({ ctx, input: { identifier, password, allowTakendown } }) {
+  async handler({ ctx, input: { identifier, password, allowTakendown, authFactorToken } }) {
     if (password.length > 1024) throw AuthRequired('Password too long. Consider resetting your password.');
     const { account, appPassword } = await ctx.accountManager.login(identifier, password);
+    // App passwords are for apps that cannot ask for a code, as on Bluesky's own servers.
+    if (!appPassword) await ctx.emailFlows.checkSignInCode(account, authFactorToken);
     const takendown = account.takedownRef !== null;
     if (takendown && !allowTakendown) throw AuthRequired('Account has been taken down', 'AccountTakedown');
     const session = await ctx.accountManager.createSession(account.did, appPassword, takendown);
