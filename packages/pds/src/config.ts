@@ -270,7 +270,8 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
     reportServiceDid,
     proxyHeadersTimeoutMs: r.int('PDS_PROXY_HEADERS_TIMEOUT', { min: 1 }) ?? DEFAULT_PROXY_HEADERS_TIMEOUT_MS,
     proxyBodyTimeoutMs: r.int('PDS_PROXY_BODY_TIMEOUT', { min: 1 }) ?? DEFAULT_PROXY_BODY_TIMEOUT_MS,
-    rateLimitsEnabled: r.bool('PDS_RATE_LIMITS_ENABLED') ?? false,
+    // On wherever the server has a public name; a laptop on localhost is left unlimited.
+    rateLimitsEnabled: r.bool('PDS_RATE_LIMITS_ENABLED') ?? !isLocalHostname(hostname),
     contactEmailAddress: r.str('PDS_CONTACT_EMAIL_ADDRESS'),
     privacyPolicyUrl: r.url('PDS_PRIVACY_POLICY_URL'),
     termsOfServiceUrl: r.url('PDS_TERMS_OF_SERVICE_URL'),
@@ -320,4 +321,9 @@ function resolveSecrets(r: EnvReader, secretsPath: string): { secrets: Secrets; 
     chmodSync(secretsPath, 0o600);
   }
   return { secrets, generated };
+}
+
+/** Names that only this machine (or a development network) reaches. */
+function isLocalHostname(hostname: string): boolean {
+  return hostname === 'localhost' || /\.(localhost|test|local|internal)$/.test(hostname) || /^127\./.test(hostname);
 }

@@ -33,7 +33,7 @@ export interface AppContextOptions {
   resolveTxt?: (name: string) => Promise<string[]>;
   /** fetch used for PLC, DID and handle resolution (default globalThis.fetch). */
   fetch?: typeof fetch;
-  /** Limits to apply instead of the reference's when PDS_RATE_LIMITS_ENABLED=true (tests use small ones). */
+  /** Limits to apply instead of the reference's when rate limits are on (tests use small ones). */
   rateLimits?: Partial<RateLimitPolicies>;
 }
 
@@ -59,7 +59,7 @@ export class AppContext {
   readonly firehose: FirehoseService;
   /** The firehose's event log; account and identity changes are sequenced through it. */
   readonly sequencer: Sequencer;
-  /** Request rate limits; undefined unless PDS_RATE_LIMITS_ENABLED=true. */
+  /** Request rate limits; undefined when off (PDS_RATE_LIMITS_ENABLED=false, or a local hostname). */
   readonly rateLimiter: RateLimiter | undefined;
   /** Forwarding of the methods this server does not serve (AppView, atproto-proxy). */
   readonly proxy: ServiceProxy;

@@ -140,7 +140,7 @@ async function dispatch(
   const inputEncoding = requestContentType(req);
   const input = await readInput(ctx, method, req, inputEncoding);
 
-  const limiter = ctx.rateLimiter; // undefined unless PDS_RATE_LIMITS_ENABLED
+  const limiter = ctx.rateLimiter; // undefined when rate limits are off
   if (limiter) {
     const call: RateLimitedCall = { params, input, auth, ip: clientIp(req) };
     const charges = (method.rateLimit ?? []).map((rule) => ({

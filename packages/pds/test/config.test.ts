@@ -28,6 +28,15 @@ describe('config', () => {
     assert.deepEqual(c.serviceHandleDomains, ['.pds.example.com']);
   });
 
+  it('turns the rate limits on for a public name, off for localhost, unless told otherwise', () => {
+    const on = (env: Record<string, string>) => loadConfig({ PDS_DATA_DIRECTORY: fresh(), ...env }).rateLimitsEnabled;
+    assert.equal(on({ PDS_HOSTNAME: 'pds.example.com' }), true);
+    assert.equal(on({ PDS_HOSTNAME: 'localhost' }), false);
+    assert.equal(on({ PDS_HOSTNAME: 'pds.test' }), false);
+    assert.equal(on({ PDS_HOSTNAME: 'pds.example.com', PDS_RATE_LIMITS_ENABLED: 'false' }), false);
+    assert.equal(on({ PDS_HOSTNAME: 'localhost', PDS_RATE_LIMITS_ENABLED: 'true' }), true);
+  });
+
   it('generates secrets once, persists them 0600, and reuses them', () => {
     const data = fresh();
     const a = loadConfig({ PDS_DATA_DIRECTORY: data });

@@ -151,7 +151,40 @@ describe('rate limits on (PDS_RATE_LIMITS_ENABLED=true)', () => {
   });
 });
 
-describe('rate limits off (the default)', () => {
+describe("rate limits on by default for a public name, with the reference's limits", () => {
+  let server: TestPds;
+  before(async () => {
+    server = await startTestPds({ env: { PDS_HOSTNAME: 'pds.example.com' } });
+  });
+  after(() => server.close());
+
+  it('refuses wrong passwords past 30 in five minutes with 429, not 401', async () => {
+    await signUp(server, 'gina.test', '203.0.113.50');
+    const statuses: number[] = [];
+    for (let i = 0; i < 31; i++) {
+      const answer = await xrpc(server, 'com.atproto.server.createSession', {
+        body: { identifier: 'gina.test', password: 'not-the-password' },
+        forwardedFor: '203.0.113.50',
+      });
+      statuses.push(answer.status);
+    }
+    assert.deepEqual(statuses, [...Array(30).fill(401), 429]);
+  });
+
+  it('refuses password-reset mails past 15 an hour from one address', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 16; i++) {
+      const answer = await xrpc(server, 'com.atproto.server.requestPasswordReset', {
+        body: { email: 'nobody@example.com' },
+        forwardedFor: '203.0.113.51',
+      });
+      statuses.push(answer.status);
+    }
+    assert.deepEqual(statuses, [...Array(15).fill(400), 429]);
+  });
+});
+
+describe('rate limits off (the default on localhost)', () => {
   let server: TestPds;
   before(async () => {
     server = await startTestPds({ rateLimits: SMALL_LIMITS });

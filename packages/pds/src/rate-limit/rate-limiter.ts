@@ -1,5 +1,6 @@
 /**
- * Rate limits as the reference PDS applies them (on when PDS_RATE_LIMITS_ENABLED=true):
+ * Rate limits as the reference PDS applies them (on for a server with a public name, unless
+ * PDS_RATE_LIMITS_ENABLED=false; off on localhost unless it is true):
  * every XRPC call counts against its client IP (3000 / 5 min); a method adds its own limits in
  * its declaration (`rateLimit`): createSession counts against `<identifier>-<ip>` (30 / 5 min,
  * 300 / day), repository writes against the account, in points (create 3, update 2, delete 1;
