@@ -1,11 +1,12 @@
 /**
- * Plain HTTP routes outside XRPC: the health check, the home page, robots.txt, the
+ * Plain HTTP routes outside XRPC: the health and liveness checks, the home page, robots.txt, the
  * handle-verification file, the TLS proxy's certificate check, and where pages and OAuth endpoints go. Each route says which HTTP
  * methods it answers; any other gets 405 Method Not Allowed with an Allow header. Same error
  * mapping as XRPC methods.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppContext } from './context.ts';
+import { checkHealth } from './health/health.ts';
 import { InvalidRequest, NotFound } from './xrpc/errors.ts';
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -39,9 +40,27 @@ function sendText(c: PlainRouteContext, status: number, text: string, contentTyp
 
 export const plainRoutes: PlainRoute[] = [
   {
+    // Readiness: the databases and the blob store work (503 otherwise, as the reference answers).
     path: '/xrpc/_health',
     async handler(c) {
-      sendText(c, 200, JSON.stringify({ version: c.ctx.config.version }), 'application/json; charset=utf-8');
+      const { version } = c.ctx.config;
+      const report = await checkHealth({
+        databases: {
+          'account database': c.ctx.config.accountDbPath,
+          'sequencer database': c.ctx.sequencer.db.name,
+        },
+        blobstore: c.ctx.blobstore,
+      });
+      if (!report.ok) c.ctx.logger.error({ failures: report.failures }, 'health check failed');
+      const body = report.ok ? { version } : { version, error: 'Service Unavailable' };
+      sendText(c, report.ok ? 200 : 503, JSON.stringify(body), 'application/json; charset=utf-8');
+    },
+  },
+  {
+    // Liveness: the process answers. Touches no storage, so a slow disk does not get it restarted.
+    path: '/livez',
+    async handler(c) {
+      sendText(c, 200, JSON.stringify({ status: 'ok' }), 'application/json; charset=utf-8');
     },
   },
   {

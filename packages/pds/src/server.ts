@@ -4,6 +4,7 @@
  * 4xx with `{error, message}`; only a real fault in our code is a 500, and its details go to
  * the log, not the client.
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
@@ -34,6 +35,7 @@ const CORS_EXPOSED_HEADERS = [
   'atproto-proxy',
   'DPoP-Nonce',
   'WWW-Authenticate',
+  'X-Request-Id',
 ].join(', ');
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -55,7 +57,9 @@ export function createRequestHandler(
   return (req, res) => {
     // Only when request logs are wanted: the listener and clock read cost a few microseconds,
     // a visible share of a small read.
-    if (ctx.logger.isLevelEnabled('info')) logWhenFinished(ctx, req, res);
+    const requestId = requestIdOf(req);
+    res.setHeader('X-Request-Id', requestId);
+    if (ctx.logger.isLevelEnabled('info')) logWhenFinished(ctx, req, res, requestId);
     setCorsHeaders(req, res);
     if (req.method === 'OPTIONS') {
       res.writeHead(204, { 'Content-Length': '0' });
@@ -66,13 +70,23 @@ export function createRequestHandler(
   };
 }
 
-function logWhenFinished(ctx: AppContext, req: IncomingMessage, res: ServerResponse): void {
+/**
+ * The id that ties a request's log lines to what the client saw: the one a proxy in front gave
+ * (X-Request-Id, when it looks like an id), or a new one. Echoed in the response.
+ */
+function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
+}
+
+function logWhenFinished(ctx: AppContext, req: IncomingMessage, res: ServerResponse, requestId: string): void {
   const started = process.hrtime.bigint();
   res.on('finish', () => {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     // Path only: query strings and headers are never logged.
     ctx.logger.info(
       {
+        requestId,
         method: req.method,
         path: (req.url ?? '/').split('?')[0],
         status: res.statusCode,

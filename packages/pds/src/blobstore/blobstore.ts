@@ -41,6 +41,8 @@ export interface BlobStore {
   deleteAll(did: string): Promise<void>;
   /** Deletes temporary files older than `maxAgeMs` whatever the actor store thinks; returns how many. */
   sweepTemp(maxAgeMs: number): Promise<number>;
+  /** Rejects, saying why, when blobs cannot be stored right now (the health check). */
+  checkWritable(): Promise<void>;
 }
 
 /** The upload went over PDS_BLOB_UPLOAD_LIMIT; nothing was stored. */

@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, type FileHandle, mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Cid, CODEC_RAW, cidFromDigest, formatCid } from '@portage/atproto/cid';
 import { type BlobReadResult, type BlobStore, BlobTooLargeError, type StoredTempBlob } from './blobstore.ts';
@@ -89,6 +89,19 @@ export class DiskBlobStore implements BlobStore {
   constructor(root: string, tempRoot = join(root, 'tmp')) {
     this.root = root;
     this.tempRoot = tempRoot;
+  }
+
+  /** Writes and removes a probe file in both folders (made if missing, as the first upload would). */
+  async checkWritable(): Promise<void> {
+    for (const dir of [this.root, this.tempRoot]) {
+      const probe = join(dir, `.health-${randomBytes(6).toString('hex')}`);
+      try {
+        await mkdir(dir, { recursive: true });
+        await writeFile(probe, '');
+      } finally {
+        await rm(probe, { force: true });
+      }
+    }
   }
 
   private tempDir(did: string): string {
