@@ -58,6 +58,8 @@ export interface PdsConfig {
   /** How long a forwarded body may fall silent, either way (PDS_PROXY_BODY_TIMEOUT, ms). */
   proxyBodyTimeoutMs: number;
   rateLimitsEnabled: boolean;
+  /** PORTAGE_METRICS_TOKEN: when set, /metrics answers only requests bearing it. */
+  metricsToken: string | undefined;
   contactEmailAddress: string | undefined;
   privacyPolicyUrl: string | undefined;
   termsOfServiceUrl: string | undefined;
@@ -270,6 +272,7 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
     reportServiceDid,
     proxyHeadersTimeoutMs: r.int('PDS_PROXY_HEADERS_TIMEOUT', { min: 1 }) ?? DEFAULT_PROXY_HEADERS_TIMEOUT_MS,
     proxyBodyTimeoutMs: r.int('PDS_PROXY_BODY_TIMEOUT', { min: 1 }) ?? DEFAULT_PROXY_BODY_TIMEOUT_MS,
+    metricsToken: r.str('PORTAGE_METRICS_TOKEN'),
     // On wherever the server has a public name; a laptop on localhost is left unlimited.
     rateLimitsEnabled: r.bool('PDS_RATE_LIMITS_ENABLED') ?? !isLocalHostname(hostname),
     contactEmailAddress: r.str('PDS_CONTACT_EMAIL_ADDRESS'),

@@ -20,6 +20,7 @@ import { DiskBlobStore } from './blobstore/disk.ts';
 import type { PdsConfig } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { Mailer } from './mailer/mailer.ts';
+import { Metrics } from './metrics/metrics.ts';
 import { MigrationService } from './migration/service.ts';
 import { ServiceProxy } from './proxy/service-proxy.ts';
 import { type RateLimitPolicies, RateLimiter } from './rate-limit/rate-limiter.ts';
@@ -63,6 +64,8 @@ export class AppContext {
   readonly rateLimiter: RateLimiter | undefined;
   /** Forwarding of the methods this server does not serve (AppView, atproto-proxy). */
   readonly proxy: ServiceProxy;
+  /** The figures `/metrics` serves. */
+  readonly metrics: Metrics;
   #streamsClosed = false;
 
   private constructor(fields: {
@@ -98,6 +101,13 @@ export class AppContext {
     this.rateLimiter = fields.rateLimiter;
     this.migration = new MigrationService(this);
     this.emailFlows = new AccountEmailFlows(this.accountManager, this.mailer);
+    this.metrics = new Metrics({
+      firehoseSubscribers: () => this.firehose.firehose.subscriberCount,
+      lastSeq: () => this.sequencer.lastSeq(),
+      accountsByStatus: () => this.accountManager.countAccountsByStatus(),
+      databaseFiles: () => ({ account: this.config.accountDbPath, sequencer: this.sequencer.db.name }),
+      folders: () => ({ actorStores: this.config.actorStoreDirectory, blobs: this.config.blobstoreDiskLocation }),
+    });
     this.proxy = new ServiceProxy(this);
   }
 

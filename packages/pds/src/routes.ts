@@ -4,10 +4,11 @@
  * methods it answers; any other gets 405 Method Not Allowed with an Allow header. Same error
  * mapping as XRPC methods.
  */
+import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppContext } from './context.ts';
 import { checkHealth } from './health/health.ts';
-import { InvalidRequest, NotFound } from './xrpc/errors.ts';
+import { AuthRequired, InvalidRequest, NotFound } from './xrpc/errors.ts';
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -54,6 +55,17 @@ export const plainRoutes: PlainRoute[] = [
       if (!report.ok) c.ctx.logger.error({ failures: report.failures }, 'health check failed');
       const body = report.ok ? { version } : { version, error: 'Service Unavailable' };
       sendText(c, report.ok ? 200 : 503, JSON.stringify(body), 'application/json; charset=utf-8');
+    },
+  },
+  {
+    // Prometheus's scrape. With PORTAGE_METRICS_TOKEN set, only a request bearing it may read.
+    path: '/metrics',
+    async handler(c) {
+      const token = c.ctx.config.metricsToken;
+      if (token && !bearerMatches(c.req.headers.authorization, token)) {
+        throw AuthRequired('/metrics needs the bearer token set in PORTAGE_METRICS_TOKEN');
+      }
+      sendText(c, 200, await c.ctx.metrics.render(), c.ctx.metrics.contentType);
     },
   },
   {
@@ -111,3 +123,10 @@ export const plainRoutes: PlainRoute[] = [
     },
   },
 ];
+
+/** Whether an Authorization header carries `Bearer <token>`, compared in constant time. */
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const given = Buffer.from(header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : '', 'utf8');
+  const expected = Buffer.from(token, 'utf8');
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}

@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { isValidNsid } from '@portage/atproto/syntax/nsid';
 import { AtprotoError } from '@portage/atproto/errors';
 import * as api from './api/index.ts';
 import type { AppContext } from './context.ts';
@@ -66,8 +67,32 @@ export function createRequestHandler(
       res.end();
       return;
     }
-    dispatch(ctx, table, plain, req, res).catch((err: unknown) => sendError(ctx, req, res, err));
+    const started = performance.now();
+    dispatch(ctx, table, plain, req, res)
+      .catch((err: unknown) => sendError(ctx, req, res, err))
+      .then(() =>
+        ctx.metrics.observeRequest(
+          methodLabel(table, plain, req),
+          res.statusCode,
+          (performance.now() - started) / 1000,
+        ),
+      );
   };
+}
+
+/**
+ * What a request is counted under in the metrics: the XRPC method (served here or forwarded),
+ * the plain route, or `other` for paths that are neither.
+ */
+function methodLabel(table: Map<string, XrpcMethod>, plain: Map<string, unknown>, req: IncomingMessage): string {
+  const url = req.url ?? '/';
+  const queryStart = url.indexOf('?');
+  const path = queryStart < 0 ? url : url.slice(0, queryStart);
+  if (path.startsWith('/xrpc/')) {
+    const nsid = path.slice('/xrpc/'.length);
+    if (table.has(nsid) || isValidNsid(nsid)) return nsid;
+  }
+  return plain.has(path) ? path : 'other';
 }
 
 /**

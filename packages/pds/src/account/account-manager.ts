@@ -242,6 +242,17 @@ export class AccountManager {
     return row ? toAccount(row) : undefined;
   }
 
+  /** How many accounts are active, deactivated and taken down (the metrics). */
+  countAccountsByStatus(): Record<'active' | 'deactivated' | 'takendown', number> {
+    const row = this.#prepared<[], { active: number; deactivated: number; takendown: number }>(
+      `SELECT count(*) FILTER (WHERE takedown_ref IS NULL AND deactivated_at IS NULL) AS active,
+              count(*) FILTER (WHERE takedown_ref IS NULL AND deactivated_at IS NOT NULL) AS deactivated,
+              count(*) FILTER (WHERE takedown_ref IS NOT NULL) AS takendown
+       FROM account`,
+    ).get()!;
+    return { ...row };
+  }
+
   /** DIDs and handles of hosted accounts, oldest first (for listRepos-style paging). */
   listAccounts(opts: { limit: number; cursor?: string }): Account[] {
     const rows = this.#prepared<[string, number], AccountRow>(

@@ -62,6 +62,8 @@ export interface ServiceProxyDeps {
   actorStore: ActorStore;
   accountManager: AccountManager;
   logger: Logger;
+  /** Where the time to each upstream answer is counted. */
+  metrics?: { observeForwarded(method: string, status: number, seconds: number): void };
 }
 
 const STATUS_NAMES: Record<number, string> = {
@@ -137,6 +139,7 @@ export class ServiceProxy {
     res.once('close', () => {
       if (!res.writableFinished) gone.abort();
     });
+    const started = performance.now();
     const upstream = await this.upstream.send({
       signal: gone.signal,
       url: new URL(`/xrpc/${nsid}${query ? `?${query}` : ''}`, target.origin),
@@ -156,6 +159,7 @@ export class ServiceProxy {
       body: post ? req : undefined,
       trusted: target.configured,
     });
+    this.#deps.metrics?.observeForwarded(nsid, upstream.statusCode ?? 0, (performance.now() - started) / 1000);
     if (auth.type === 'access' && req.method === 'GET' && READ_AFTER_WRITE_METHODS.has(nsid)) {
       return this.#respondReadAfterWrite(nsid, auth.did, query, upstream, req, res);
     }
