@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppContext } from './context.ts';
+import { webRoutes } from './web/static-site.ts';
 import type { Params } from './xrpc/params.ts';
 
 export interface PlainRouteContext {
@@ -38,7 +39,7 @@ export const plainRoutes: PlainRoute[] = [
         c,
         200,
         `This is an AT Protocol Personal Data Server (Portage ${c.ctx.config.version}).\n\n` +
-          'Most API routes are under /xrpc/\n',
+          'Most API routes are under /xrpc/\n\nTo move your account to this server, open /migrate/\n',
       );
     },
   },
@@ -61,4 +62,5 @@ export const plainRoutes: PlainRoute[] = [
       sendText(c, 200, '# Hello!\n\n# Crawling the public API is allowed\nUser-agent: *\nAllow: /\n');
     },
   },
+  ...webRoutes(),
 ];
