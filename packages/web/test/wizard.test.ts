@@ -1,0 +1,348 @@
+/**
+ * The wizard in a real browser (Debian's Chromium through playwright-core), on the page Portage
+ * serves at /migrate/, moving accounts from a reference PDS (dev-env) into Portage through the UI.
+ * What moved is then checked from outside, the way the CLI tests do: records from the verified
+ * CAR, every blob, preferences, the PLC document, and both accounts' status.
+ *
+ * The page is built for this file into its temporary folder (PORTAGE_WEB_DIST), so it tests the
+ * current source and never races another test reading packages/web/dist.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { AtpAgent } from '@atproto/api';
+import type { Browser, Page } from 'playwright-core';
+import type { TestPds as PortagePds } from '../../pds/test/harness.ts';
+import {
+  type Account,
+  createAccount,
+  type Network,
+  plcToken,
+  repoRecords,
+  type Snapshot,
+  snapshot,
+  startNetwork,
+} from '../../migrate/test/helpers/network.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const WEB = join(import.meta.dirname, '..');
+const ROOT = join(WEB, '..', '..');
+/** Screenshots of each step, for people to look at (gitignored). */
+const SHOTS = process.env.PORTAGE_WIZARD_SHOTS ?? join(WEB, 'test-output');
+const skip = existsSync(CHROMIUM)
+  ? false
+  : `no browser at ${CHROMIUM}: install Debian's Chromium (apt-get install -y chromium) to run the wizard tests`;
+
+describe('the migration wizard in Chromium', { skip }, () => {
+  let dir: string;
+  let net: Network;
+  let portage: PortagePds;
+  let browser: Browser;
+  const txt: Record<string, string[]> = {};
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'portage-wizard-'));
+    const dist = join(dir, 'dist');
+    const build = spawnSync(
+      join(ROOT, 'node_modules', '.bin', 'vite'),
+      ['build', '--outDir', dist, '--logLevel', 'error'],
+      {
+        cwd: WEB,
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(build.status, 0, `vite build failed: ${build.stderr}`);
+    process.env.PORTAGE_WEB_DIST = dist;
+    mkdirSync(SHOTS, { recursive: true });
+    net = await startNetwork(1);
+    // Imported now: the routes read the built page when the server module loads.
+    const { startTestPds } = await import('../../pds/test/harness.ts');
+    portage = await startTestPds({
+      plcUrl: net.plc.url,
+      txtRecords: txt,
+      // Handles here end in .portage.test, so the movers' .test handles resolve through DNS (the TXT records).
+      env: { PDS_SERVICE_DID: 'did:web:portage.test', PDS_SERVICE_HANDLE_DOMAINS: '.portage.test' },
+    });
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await portage?.close();
+    await net?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A page at 390x844 that can reach only loopback: DNS-over-HTTPS finds nothing, the rest is refused. */
+  async function openWizard(): Promise<Page> {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+    await context.route(
+      (url) => !['127.0.0.1', 'localhost'].includes(url.hostname),
+      (route) =>
+        route.request().url().startsWith('https://cloudflare-dns.com/')
+          ? route.fulfill({ status: 200, contentType: 'application/dns-json', body: '{"Status":3}' })
+          : route.abort(),
+    );
+    const page = await context.newPage();
+    await page.goto(`${portage.url}/migrate`);
+    return page;
+  }
+
+  async function shot(page: Page, name: string): Promise<void> {
+    await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  }
+
+  async function heading(page: Page, text: string): Promise<void> {
+    await page.getByRole('heading', { level: 1, name: text }).waitFor({ timeout: 60_000 });
+  }
+
+  async function fillNewAccount(page: Page, account: Account, newHandle: string): Promise<void> {
+    await heading(page, 'Your new account');
+    await page.getByLabel('New handle').fill(newHandle);
+    await page.getByLabel('Email').fill(`${newHandle}@example.com`);
+    await page.getByLabel('New password').fill(`${account.password}-new`);
+  }
+
+  async function checkMoved(account: Account, before: Snapshot, newHandle: string): Promise<void> {
+    const records = await repoRecords(portage.url, account.did);
+    assert.deepEqual([...records].sort(), [...before.records].sort(), 'the new repo holds the same records');
+    for (const cid of account.blobCids) {
+      const res = await fetch(
+        `${portage.url}/xrpc/com.atproto.sync.getBlob?${new URLSearchParams({ did: account.did, cid })}`,
+      );
+      assert.equal(res.status, 200, `blob ${cid} is on Portage`);
+      await res.arrayBuffer();
+    }
+    const doc = (await (await fetch(`${net.plc.url}/${account.did}`)).json()) as {
+      alsoKnownAs: string[];
+      service: { serviceEndpoint: string }[];
+    };
+    assert.equal(doc.service[0]!.serviceEndpoint, portage.publicUrl, 'the PLC document names Portage');
+    assert.deepEqual(doc.alsoKnownAs, [`at://${newHandle}`]);
+    const agent = new AtpAgent({ service: portage.url });
+    await agent.login({ identifier: account.did, password: `${account.password}-new` });
+    const status = await agent.com.atproto.server.checkAccountStatus();
+    assert.equal(status.data.activated, true, 'the new account is active');
+    assert.equal(status.data.importedBlobs, account.blobCids.length, 'each blob arrived once');
+    assert.equal(status.data.expectedBlobs, account.blobCids.length);
+    const prefs = await agent.app.bsky.actor.getPreferences();
+    assert.deepEqual(prefs.data.preferences, before.preferences, 'equal preferences');
+    const old = new AtpAgent({ service: net.pdses[0]!.url });
+    await old.login({ identifier: account.did, password: account.password });
+    assert.equal(old.session?.active, false, 'the old account is deactivated');
+  }
+
+  async function plcDocumentPds(did: string): Promise<string> {
+    const doc = (await (await fetch(`${net.plc.url}/${did}`)).json()) as { service: { serviceEndpoint: string }[] };
+    return doc.service[0]!.serviceEndpoint;
+  }
+
+  /** Waits for the emailed PLC token to differ from `previous` (a new one was requested). */
+  async function newPlcToken(did: string, previous?: string): Promise<string> {
+    for (let i = 0; i < 200; i++) {
+      const token = await plcToken(net.pdses[0]!, did);
+      if (token && token !== previous) return token;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('no PLC token was emailed');
+  }
+
+  it('moves an account through every step; a wrong password and a wrong code change nothing', async () => {
+    const from = net.pdses[0]!;
+    const alice = await createAccount(from, 'alice', { records: 40, blobs: 4, blobSize: 60_000 });
+    txt[`_atproto.${alice.handle}`] = [`did=${alice.did}`];
+    const before = await snapshot(from, alice);
+    const page = await openWizard();
+
+    await heading(page, 'Who you are');
+    await page.getByLabel('Handle or DID').fill(alice.handle);
+    await shot(page, '1-who');
+    await page.getByRole('button', { name: 'Continue' }).click();
+
+    await heading(page, 'Sign in to your current server');
+    await page.getByText(from.url).waitFor();
+    await page.getByLabel('Password', { exact: true }).fill('not-the-password');
+    await shot(page, '2-signin');
+    await page.getByRole('button', { name: 'Continue' }).click();
+
+    await fillNewAccount(page, alice, 'alice.portage.test');
+    await page.getByText('needs no invite code').waitFor();
+    await shot(page, '3-account');
+    await page.setViewportSize({ width: 360, height: 740 });
+    await shot(page, '3-account-360');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.getByRole('button', { name: 'Start transfer' }).click();
+
+    // The wrong password: back to signing in, with a sentence saying what to do.
+    await heading(page, 'Sign in to your current server');
+    const refusal = await page.getByRole('alert').innerText();
+    assert.match(refusal, /Check the password of your account on your current server and press Continue\./);
+    assert.doesNotMatch(refusal, /--|PORTAGE_|at .*\.ts/);
+    await shot(page, '2-signin-wrong-password');
+    const status = await fetch(`${portage.url}/xrpc/com.atproto.sync.getRepoStatus?did=${alice.did}`);
+    assert.equal(status.status, 400, 'no account was created on Portage');
+    assert.equal(await plcDocumentPds(alice.did), from.url);
+
+    await page.getByLabel('Password', { exact: true }).fill(alice.password);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await heading(page, 'Your new account');
+    assert.equal(await page.getByLabel('New handle').inputValue(), 'alice.portage.test', 'the form kept its values');
+    await page.getByRole('button', { name: 'Start transfer' }).click();
+    await heading(page, 'Moving your data');
+    await shot(page, '4-transfer');
+
+    await heading(page, 'Everything arrived');
+    await shot(page, '5-verify');
+    await page.getByRole('button', { name: 'Continue' }).click();
+
+    await heading(page, 'Point your identity at the new server');
+    const first = await newPlcToken(alice.did);
+    await shot(page, '6-identity');
+    await page.getByLabel('Confirmation code').fill('AAAAA-BBBBB');
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await page.getByText('did not accept that code').waitFor({ timeout: 60_000 });
+    assert.equal(await plcDocumentPds(alice.did), from.url, 'the identity did not change');
+    await shot(page, '6-identity-wrong-code');
+    const second = await newPlcToken(alice.did, first);
+    await page.getByLabel('Confirmation code').fill(second);
+    await page.getByRole('button', { name: 'Confirm' }).click();
+
+    await heading(page, 'Done');
+    await page.getByText('the new account is active and the old one is deactivated').waitFor();
+    await shot(page, '7-done');
+    await page.setViewportSize({ width: 360, height: 740 });
+    await shot(page, '7-done-360');
+    await checkMoved(alice, before, 'alice.portage.test');
+    await page.context().close();
+  });
+
+  it('a reload in the middle of the blob phase offers to resume, and the move finishes verified', async () => {
+    const from = net.pdses[0]!;
+    const bob = await createAccount(from, 'bob', { records: 20, blobs: 12, blobSize: 50_000 });
+    txt[`_atproto.${bob.handle}`] = [`did=${bob.did}`];
+    const before = await snapshot(from, bob);
+    const page = await openWizard();
+    // Uploads are slowed down so that the reload lands while blobs are still moving.
+    let uploads = 0;
+    await page.context().route('**/xrpc/com.atproto.repo.uploadBlob', async (route) => {
+      uploads++;
+      await new Promise((r) => setTimeout(r, 400));
+      await route.continue().catch(() => {});
+    });
+
+    await page.getByLabel('Handle or DID').fill(bob.did);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await heading(page, 'Sign in to your current server');
+    await page.getByLabel('Password', { exact: true }).fill(bob.password);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await fillNewAccount(page, bob, 'bob.portage.test');
+    await page.getByRole('button', { name: 'Start transfer' }).click();
+    await page.locator('.phase.running', { hasText: 'Copy the blobs' }).waitFor({ timeout: 60_000 });
+    while (uploads < 3) await new Promise((r) => setTimeout(r, 50));
+    await shot(page, '4-transfer-blobs');
+    await page.reload();
+
+    await heading(page, 'Who you are');
+    const resume = page.getByRole('button', { name: `Resume moving ${bob.handle}` });
+    await resume.waitFor();
+    await shot(page, '1-who-resume');
+    await page.context().unrouteAll({ behavior: 'ignoreErrors' });
+    await page.context().route(
+      (url) => !['127.0.0.1', 'localhost'].includes(url.hostname),
+      (route) => route.abort(),
+    );
+    await resume.click();
+    await heading(page, 'Sign in to your current server');
+    await page.getByLabel('Password', { exact: true }).fill(bob.password);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await heading(page, 'Your new account');
+    assert.equal(await page.getByLabel('New handle').inputValue(), 'bob.portage.test', 'the handle was remembered');
+    await page.getByLabel('New password').fill(`${bob.password}-new`);
+    await page.getByRole('button', { name: 'Start transfer' }).click();
+
+    await heading(page, 'Everything arrived');
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await heading(page, 'Point your identity at the new server');
+    await page.getByLabel('Confirmation code').fill(await newPlcToken(bob.did));
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await heading(page, 'Done');
+    await checkMoved(bob, before, 'bob.portage.test');
+    await page.context().close();
+  });
+
+  it('a second tab on the same account is refused while the first one moves it', async () => {
+    const from = net.pdses[0]!;
+    const carol = await createAccount(from, 'carol', { records: 10, blobs: 6, blobSize: 40_000 });
+    const page = await openWizard();
+    await page.context().route('**/xrpc/com.atproto.repo.uploadBlob', async (route) => {
+      await new Promise((r) => setTimeout(r, 1000));
+      await route.continue().catch(() => {});
+    });
+    const startMove = async (p: Page) => {
+      await p.getByLabel('Handle or DID').fill(carol.did);
+      await p.getByRole('button', { name: 'Continue' }).click();
+      await p.getByLabel('Password', { exact: true }).fill(carol.password);
+      await p.getByRole('button', { name: 'Continue' }).click();
+      await fillNewAccount(p, carol, 'carol.portage.test');
+      await p.getByRole('button', { name: 'Start transfer' }).click();
+    };
+    await startMove(page);
+    await page.locator('.phase.running', { hasText: 'Copy the blobs' }).waitFor({ timeout: 60_000 });
+    const second = await page.context().newPage();
+    await second.goto(`${portage.url}/migrate/`);
+    await startMove(second);
+    await second.getByRole('alert').getByText('being moved in another tab').waitFor({ timeout: 30_000 });
+    await shot(second, '2-signin-second-tab');
+    await page.context().close();
+  });
+
+  it('serves the page with its policy, hashed assets for a year, and says how to build a missing page', async () => {
+    const res = await fetch(`${portage.url}/migrate/`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'text/html; charset=utf-8');
+    const csp = res.headers.get('content-security-policy') ?? '';
+    assert.match(csp, /script-src 'self'/);
+    assert.match(csp, /connect-src 'self' https: http:\/\/127\.0\.0\.1:\*/);
+    const html = await res.text();
+    assert.ok(html.includes(`"plcUrl":"${net.plc.url}"`), 'the page names the PLC directory');
+    const script = /src="\.\/(assets\/[^"]+\.js)"/.exec(html)![1]!;
+    const js = await fetch(`${portage.url}/migrate/${script}`);
+    assert.equal(js.headers.get('content-type'), 'text/javascript; charset=utf-8');
+    assert.equal(js.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+    const redirect = await fetch(`${portage.url}/migrate`, { redirect: 'manual' });
+    assert.equal(redirect.headers.get('location'), '/migrate/');
+    const home = await (await fetch(`${portage.url}/`)).text();
+    assert.match(home, /\/migrate\//);
+
+    const { webRoutes } = await import('../../pds/src/web/static-site.ts');
+    const page = webRoutes(join(dir, 'nowhere')).find((r) => r.path === '/migrate/')!;
+    let status = 0;
+    let body = '';
+    await page.handler({
+      ctx: portage.ctx,
+      req: { method: 'GET' },
+      res: {
+        writeHead: (s: number) => void (status = s),
+        end: (b?: Buffer) => void (body = String(b)),
+      },
+      params: undefined,
+    } as never);
+    assert.equal(status, 503);
+    assert.match(body, /npm run build -w web/);
+  });
+});
