@@ -32,6 +32,7 @@ export function describeProgress(p: ProgressFigures): string {
 export function sentence(text: string): string {
   const t = text.trim();
   if (!t) return t;
-  const s = t[0]!.toUpperCase() + t.slice(1);
+  // Addresses and DIDs keep their case: "Http://..." would read as a typo.
+  const s = /^(https?:|did:)/.test(t) ? t : t[0]!.toUpperCase() + t.slice(1);
   return /[.!?]$/.test(s) ? s : `${s}.`;
 }

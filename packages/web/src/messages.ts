@@ -26,16 +26,22 @@ export function wizardFailure(step: StepName, message: string, next: string): Fa
     case 'resolve':
       return { screen: 'who', text: `${what} Check the handle or DID and press Continue.${unchanged}` };
     case 'login-old':
-      if (/sign-in code/i.test(message)) {
+      if (/did not accept the sign-in code/i.test(message)) {
         return {
           screen: 'signin',
-          text: `${what} Enter the newest code from the email and press Continue.${unchanged}`,
+          text: `Your current server did not accept that sign-in code. Enter the newest code from the email and press Continue.${unchanged}`,
         };
       }
       if (/app password/i.test(message)) {
         return {
           screen: 'signin',
-          text: `${what} Enter the account's main password, not an app password, and press Continue.${unchanged}`,
+          text: `That is an app password. Enter the account's main password and press Continue.${unchanged}`,
+        };
+      }
+      if (/refused the password/i.test(message)) {
+        return {
+          screen: 'signin',
+          text: `Your current server did not accept that password. Check the password of your account there and press Continue.${unchanged}`,
         };
       }
       return {

@@ -9,7 +9,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -32,9 +33,17 @@ const WEB = join(import.meta.dirname, '..');
 const ROOT = join(WEB, '..', '..');
 /** Screenshots of each step, for people to look at (gitignored). */
 const SHOTS = process.env.PORTAGE_WIZARD_SHOTS ?? join(WEB, 'test-output');
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const skip = existsSync(CHROMIUM)
   ? false
   : `no browser at ${CHROMIUM}: install Debian's Chromium (apt-get install -y chromium) to run the wizard tests`;
+
+interface AxeViolation {
+  id: string;
+  impact?: string | null;
+  help: string;
+  nodes: { target: string[] }[];
+}
 
 describe('the migration wizard in Chromium', { skip }, () => {
   let dir: string;
@@ -88,9 +97,20 @@ describe('the migration wizard in Chromium', { skip }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** A page at 390x844 that can reach only loopback: DNS-over-HTTPS finds nothing, the rest is refused. */
-  async function openWizard(): Promise<Page> {
+  /** Problems the page reported: script errors and anything the Content-Security-Policy blocked. */
+  const pageProblems: string[] = [];
+
+  /**
+   * A page at 390x844 that can reach only loopback: DNS-over-HTTPS finds nothing, the rest is
+   * refused. `noOpfs` takes the origin private file system away, as in browsers without it.
+   */
+  async function openWizard(opts: { noOpfs?: boolean } = {}): Promise<Page> {
     const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+    if (opts.noOpfs) {
+      await context.addInitScript(() => {
+        delete (StorageManager.prototype as { getDirectory?: unknown }).getDirectory;
+      });
+    }
     await context.route(
       (url) => !['127.0.0.1', 'localhost'].includes(url.hostname),
       (route) =>
@@ -99,8 +119,26 @@ describe('the migration wizard in Chromium', { skip }, () => {
           : route.abort(),
     );
     const page = await context.newPage();
+    page.on('pageerror', (err) => pageProblems.push(`page error: ${err.message}`));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error' && /Content Security Policy/i.test(msg.text())) pageProblems.push(msg.text());
+    });
     await page.goto(`${portage.url}/migrate`);
     return page;
+  }
+
+  /** axe-core on the page as it is: no serious or critical accessibility violation. */
+  async function checkAccessible(page: Page, name: string): Promise<void> {
+    // Evaluated through the debugging protocol, which the page's policy does not restrict.
+    if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE);
+    const violations = await page.evaluate(async () => {
+      const axe = (window as unknown as { axe: { run(): Promise<{ violations: AxeViolation[] }> } }).axe;
+      return (await axe.run()).violations;
+    });
+    const bad = violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
+    assert.deepEqual(bad, [], `accessibility of ${name}`);
   }
 
   async function shot(page: Page, name: string): Promise<void> {
@@ -170,19 +208,26 @@ describe('the migration wizard in Chromium', { skip }, () => {
     const page = await openWizard();
 
     await heading(page, 'Who you are');
-    await page.getByLabel('Handle or DID').fill(alice.handle);
+    // The first two steps by keyboard alone: focus starts on the heading, Tab reaches the field, Enter submits.
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(alice.handle);
     await shot(page, '1-who');
-    await page.getByRole('button', { name: 'Continue' }).click();
+    await checkAccessible(page, 'who you are');
+    await page.keyboard.press('Enter');
 
     await heading(page, 'Sign in to your current server');
     await page.getByText(from.url).waitFor();
-    await page.getByLabel('Password', { exact: true }).fill('not-the-password');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('not-the-password');
+    assert.equal(await page.getByLabel('Password', { exact: true }).inputValue(), 'not-the-password');
     await shot(page, '2-signin');
-    await page.getByRole('button', { name: 'Continue' }).click();
+    await checkAccessible(page, 'sign in');
+    await page.keyboard.press('Enter');
 
     await fillNewAccount(page, alice, 'alice.portage.test');
     await page.getByText('needs no invite code').waitFor();
     await shot(page, '3-account');
+    await checkAccessible(page, 'the new account');
     await page.setViewportSize({ width: 360, height: 740 });
     await shot(page, '3-account-360');
     await page.setViewportSize({ width: 390, height: 844 });
@@ -191,7 +236,10 @@ describe('the migration wizard in Chromium', { skip }, () => {
     // The wrong password: back to signing in, with a sentence saying what to do.
     await heading(page, 'Sign in to your current server');
     const refusal = await page.getByRole('alert').innerText();
-    assert.match(refusal, /Check the password of your account on your current server and press Continue\./);
+    assert.match(
+      refusal,
+      /did not accept that password\. Check the password of your account there and press Continue\./,
+    );
     assert.doesNotMatch(refusal, /--|PORTAGE_|at .*\.ts/);
     await shot(page, '2-signin-wrong-password');
     const status = await fetch(`${portage.url}/xrpc/com.atproto.sync.getRepoStatus?did=${alice.did}`);
@@ -205,14 +253,17 @@ describe('the migration wizard in Chromium', { skip }, () => {
     await page.getByRole('button', { name: 'Start transfer' }).click();
     await heading(page, 'Moving your data');
     await shot(page, '4-transfer');
+    await checkAccessible(page, 'transfer');
 
     await heading(page, 'Everything arrived');
     await shot(page, '5-verify');
+    await checkAccessible(page, 'verification');
     await page.getByRole('button', { name: 'Continue' }).click();
 
     await heading(page, 'Point your identity at the new server');
     const first = await newPlcToken(alice.did);
     await shot(page, '6-identity');
+    await checkAccessible(page, 'identity');
     await page.getByLabel('Confirmation code').fill('AAAAA-BBBBB');
     await page.getByRole('button', { name: 'Confirm' }).click();
     await page.getByText('did not accept that code').waitFor({ timeout: 60_000 });
@@ -225,9 +276,84 @@ describe('the migration wizard in Chromium', { skip }, () => {
     await heading(page, 'Done');
     await page.getByText('the new account is active and the old one is deactivated').waitFor();
     await shot(page, '7-done');
+    await checkAccessible(page, 'done');
     await page.setViewportSize({ width: 360, height: 740 });
     await shot(page, '7-done-360');
     await checkMoved(alice, before, 'alice.portage.test');
+    await page.context().close();
+    assert.deepEqual(pageProblems, [], 'no script error and nothing blocked by the policy');
+  });
+
+  it('asks for the emailed sign-in code, and keeps journal and backup in IndexedDB when OPFS is missing', async () => {
+    const from = net.pdses[0]!;
+    const dave = await createAccount(from, 'dave', { records: 15, blobs: 3, blobSize: 30_000 });
+    const before = await snapshot(from, dave);
+    const page = await openWizard({ noOpfs: true });
+    // The old server wants an emailed code with the password, as Bluesky's entryway does.
+    await page.context().route(`${from.url}/xrpc/com.atproto.server.createSession`, async (route) => {
+      const req = route.request();
+      const body = req.method() === 'POST' ? (req.postDataJSON() as { authFactorToken?: string }) : undefined;
+      if (body && body.authFactorToken !== 'CODE-12345') {
+        await route.fulfill({
+          status: 401,
+          headers: { 'access-control-allow-origin': '*' },
+          contentType: 'application/json',
+          body: JSON.stringify({
+            error: 'AuthFactorTokenRequired',
+            message: 'A sign in code has been sent to your email',
+          }),
+        });
+        return;
+      }
+      await route.continue();
+    });
+
+    await page.getByLabel('Handle or DID').fill(dave.did);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByLabel('Password', { exact: true }).fill(dave.password);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await fillNewAccount(page, dave, 'dave.portage.test');
+    await page.getByText('IndexedDB').waitFor();
+    await page.getByRole('button', { name: 'Start transfer' }).click();
+
+    await heading(page, 'Sign in to your current server');
+    await page.getByRole('alert').getByText('emailed you a sign-in code').waitFor();
+    await shot(page, '2-signin-code');
+    await checkAccessible(page, 'the sign-in code');
+    await page.getByLabel('Confirmation code').fill('CODE-12345');
+    await page.getByRole('button', { name: 'Continue' }).click();
+
+    await heading(page, 'Everything arrived');
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByLabel('Confirmation code').fill(await newPlcToken(dave.did));
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await heading(page, 'Done');
+    const stored = await page.evaluate(
+      () =>
+        new Promise<string[]>((resolve, reject) => {
+          const req = indexedDB.open('portage-wizard');
+          req.onsuccess = () => {
+            const keys = req.result.transaction('files').objectStore('files').getAllKeys();
+            keys.onsuccess = () => resolve(keys.result.map(String));
+            keys.onerror = () => reject(keys.error);
+          };
+          req.onerror = () => reject(req.error);
+        }),
+    );
+    assert.equal(
+      stored.filter((k) => k.includes('/blobs/')).length,
+      dave.blobCids.length,
+      'the backup holds each blob',
+    );
+    assert.ok(
+      stored.some((k) => k.endsWith('/repo.car')),
+      'the backup holds the repository',
+    );
+    assert.ok(
+      stored.some((k) => k.startsWith('journal/')),
+      'the journal is there',
+    );
+    await checkMoved(dave, before, 'dave.portage.test');
     await page.context().close();
   });
 

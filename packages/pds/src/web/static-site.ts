@@ -38,7 +38,7 @@ function send(c: PlainRouteContext, status: number, body: Buffer, headers: Recor
 /** The page's policy: scripts and styles from here only; connections as the module comment says. */
 export function contentSecurityPolicy(config: Pick<PdsConfig, 'devMode' | 'didPlcUrl'>): string {
   const connect = ["'self'", 'https:'];
-  if (config.devMode) connect.push('http://127.0.0.1:*', 'http://localhost:*', 'http://[::1]:*');
+  if (config.devMode) connect.push('http://127.0.0.1:*', 'http://localhost:*');
   if (config.didPlcUrl?.startsWith('http:')) connect.push(new URL(config.didPlcUrl).origin);
   return [
     "default-src 'none'",
