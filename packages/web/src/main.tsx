@@ -5,8 +5,8 @@ import { openBrowserStorage } from './storage/choose.ts';
 import './styles.css';
 
 const root = document.getElementById('app')!;
-openBrowserStorage().then(
-  (storage) => render(<App config={readPageConfig()} storage={storage} />, root),
+Promise.all([openBrowserStorage(), readPageConfig()]).then(
+  ([storage, config]) => render(<App config={config} storage={storage} />, root),
   () => {
     root.textContent = 'This browser keeps no storage for this page. Allow site data for it, then reload the page.';
   },

@@ -9,10 +9,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { extname, join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { AtpAgent } from '@atproto/api';
 import type { Browser, Page } from 'playwright-core';
@@ -437,6 +440,51 @@ describe('the migration wizard in Chromium', { skip }, () => {
     await page.context().close();
   });
 
+  it('the static build targets the PDS named in its New PDS field', async () => {
+    const from = net.pdses[0]!;
+    const erin = await createAccount(from, 'erin', { records: 12, blobs: 2, blobSize: 30_000 });
+    const before = await snapshot(from, erin);
+    // The static build as any web host would serve it, with a config.json naming the test's PLC.
+    const site = join(dir, 'static');
+    cpSync(join(dir, 'dist'), site, { recursive: true });
+    writeFileSync(join(site, 'config.json'), JSON.stringify({ plcUrl: net.plc.url }));
+    const host: Server = createServer((req, res) => {
+      const path = new URL(req.url ?? '/', 'http://host').pathname;
+      const file = join(site, path.endsWith('/') ? `${path}index.html` : path);
+      if (!file.startsWith(site) || !existsSync(file)) {
+        res.writeHead(404).end();
+        return;
+      }
+      const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
+      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/json' }).end(readFileSync(file));
+    });
+    await new Promise<void>((r) => host.listen(0, '127.0.0.1', r));
+    try {
+      const page = await openWizard();
+      await page.goto(`http://127.0.0.1:${(host.address() as AddressInfo).port}/`);
+      await heading(page, 'Who you are');
+      await page.getByLabel('Handle or DID').fill(erin.did);
+      await page.getByRole('button', { name: 'Continue' }).click();
+      await page.getByLabel('Password', { exact: true }).fill(erin.password);
+      await page.getByRole('button', { name: 'Continue' }).click();
+      await heading(page, 'Your new account');
+      await page.getByLabel('New PDS').fill(portage.url);
+      await fillNewAccount(page, erin, 'erin.portage.test');
+      await shot(page, '3-account-static');
+      await checkAccessible(page, 'the new account (static build)');
+      await page.getByRole('button', { name: 'Start transfer' }).click();
+      await heading(page, 'Everything arrived');
+      await page.getByRole('button', { name: 'Continue' }).click();
+      await page.getByLabel('Confirmation code').fill(await newPlcToken(erin.did));
+      await page.getByRole('button', { name: 'Confirm' }).click();
+      await heading(page, 'Done');
+      await checkMoved(erin, before, 'erin.portage.test');
+      await page.context().close();
+    } finally {
+      await new Promise((r) => host.close(r));
+    }
+  });
+
   it('serves the page with its policy, hashed assets for a year, and says how to build a missing page', async () => {
     const res = await fetch(`${portage.url}/migrate/`);
     assert.equal(res.status, 200);
@@ -450,6 +498,8 @@ describe('the migration wizard in Chromium', { skip }, () => {
     const js = await fetch(`${portage.url}/migrate/${script}`);
     assert.equal(js.headers.get('content-type'), 'text/javascript; charset=utf-8');
     assert.equal(js.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+    const gzipped = gzipSync(Buffer.from(await js.arrayBuffer())).byteLength;
+    assert.ok(gzipped < 150 * 1024, `the page's JavaScript is ${gzipped} bytes gzipped, over 150 KB`);
     const redirect = await fetch(`${portage.url}/migrate`, { redirect: 'manual' });
     assert.equal(redirect.headers.get('location'), '/migrate/');
     const home = await (await fetch(`${portage.url}/`)).text();
