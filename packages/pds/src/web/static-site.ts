@@ -83,9 +83,8 @@ function listFiles(dir: string, prefix = ''): string[] {
 
 /** The routes of the wizard: /migrate (to /migrate/), the page, and each built asset. */
 export function webRoutes(dist = process.env.PORTAGE_WEB_DIST ?? defaultWebDist()): PlainRoute[] {
-  const index = join(dist, 'index.html');
-  const built = existsSync(index);
-  const html = built ? readFileSync(index, 'utf8') : undefined;
+  const files = readBuild(dist);
+  const html = files?.get('index.html')?.toString('utf8');
   const routes: PlainRoute[] = [
     {
       path: '/migrate',
@@ -115,10 +114,8 @@ export function webRoutes(dist = process.env.PORTAGE_WEB_DIST ?? defaultWebDist(
       },
     },
   ];
-  if (!built) return routes;
-  for (const file of listFiles(dist)) {
+  for (const [file, body] of files ?? []) {
     if (file === 'index.html') continue;
-    const body = readFileSync(join(dist, file));
     // Vite names what it bundles by content hash, so those never change under one name.
     const hashed = file.startsWith('assets/');
     routes.push({
@@ -133,4 +130,18 @@ export function webRoutes(dist = process.env.PORTAGE_WEB_DIST ?? defaultWebDist(
     });
   }
   return routes;
+}
+
+/**
+ * Every file of the build by path, or undefined when there is no build. A build being rewritten
+ * while the server starts (files vanishing under the listing) counts as none: the server must
+ * start regardless, and the page says what to do.
+ */
+function readBuild(dist: string): Map<string, Buffer> | undefined {
+  if (!existsSync(join(dist, 'index.html'))) return undefined;
+  try {
+    return new Map(listFiles(dist).map((file) => [file, readFileSync(join(dist, file))]));
+  } catch {
+    return undefined;
+  }
 }
