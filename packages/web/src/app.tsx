@@ -57,6 +57,7 @@ interface Failed {
   step: StepName;
   message: string;
   next: string;
+  code: string | undefined;
 }
 
 const rememberedKey = (did: string) => `wizard-${did}`;
@@ -272,7 +273,7 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
     // Set by onEvent while the run went on (the compiler cannot see that through the closure).
     const failure = lastFailure.current as Failed | undefined;
     const f = failure
-      ? wizardFailure(failure.step, failure.message, failure.next)
+      ? wizardFailure(failure.step, failure.message, failure.next, failure.code)
       : { screen: 'transfer' as const, text: sentence(outcome.message) };
     if (f.screen === 'signin') setPassword('');
     setError(f.text);
@@ -306,7 +307,7 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
         if (TRANSFER_STEPS.includes(event.step)) setAnnouncement(`${STEP_TITLES[event.step]}: done.`);
         break;
       case 'step-failed':
-        lastFailure.current = { step: event.step, message: event.message, next: event.next };
+        lastFailure.current = { step: event.step, message: event.message, next: event.next, code: event.code };
         setPhases((p) => ({ ...p, [event.step]: { ...p[event.step], state: 'failed' } }));
         break;
       case 'notice':
