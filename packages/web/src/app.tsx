@@ -79,6 +79,7 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
   const [phases, setPhases] = useState<Partial<Record<StepName, Phase>>>({});
   const [announcement, setAnnouncement] = useState('');
   const [notice, setNotice] = useState<string>();
+  const [warnings, setWarnings] = useState<string[]>([]);
   const [plcCode, setPlcCode] = useState('');
   const [result, setResult] = useState<{ status: MigrationStatus; message: string }>();
   const [room, setRoom] = useState<string>();
@@ -214,6 +215,7 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
     const acct = account!;
     setError(undefined);
     setNotice(undefined);
+    setWarnings([]);
     setPhases({});
     announced.current = {};
     lastFailure.current = undefined;
@@ -248,7 +250,8 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
             new Promise<string>((answer) => {
               waiting.current.signinCode = answer;
               setSigninCode('');
-              setError('Your current server emailed you a sign-in code. Enter it below and press Continue.');
+              setError(undefined);
+              setNotice('Your current server emailed you a sign-in code. Enter it below and press Continue.');
               setScreen('signin');
             }),
           plcToken: async (requested) => {
@@ -275,7 +278,7 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
     const f = failure
       ? wizardFailure(failure.step, failure.message, failure.next, failure.code)
       : { screen: 'transfer' as const, text: sentence(outcome.message) };
-    if (f.screen === 'signin') setPassword('');
+    if (failure?.code === 'WrongPassword' || failure?.code === 'AppPassword') setPassword('');
     setError(f.text);
     setAnnouncement(f.text);
     setScreen(f.screen);
@@ -309,6 +312,9 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
       case 'step-failed':
         lastFailure.current = { step: event.step, message: event.message, next: event.next, code: event.code };
         setPhases((p) => ({ ...p, [event.step]: { ...p[event.step], state: 'failed' } }));
+        break;
+      case 'warning':
+        setWarnings((w) => [...w, sentence(event.message)]);
         break;
       case 'notice':
         if (event.step === 'identity') {
@@ -410,6 +416,11 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
             <dd class="mono">{account.pds}</dd>
           </dl>
           {resuming && <p>Sign in again to pick up the move: passwords are never stored.</p>}
+          {notice && signinCode !== undefined && (
+            <p class="notice" role="status">
+              {notice}
+            </p>
+          )}
           <Field label="Password" hint="The password of this account on its current server (not an app password).">
             {(id, hint) => (
               <input
@@ -533,6 +544,13 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
             Your data is copied to {targetName}. Keep this tab open; if it closes, open this page again to pick up where
             it stopped.
           </p>
+          {warnings.length > 0 && (
+            <ul class="warnings">
+              {warnings.map((w, i) => (
+                <li key={i}>{w}</li>
+              ))}
+            </ul>
+          )}
           <ol class="phases">
             {TRANSFER_STEPS.filter((s) => s !== 'backup' || storage.openBackup).map((step) => (
               <PhaseRow key={step} step={step} phase={phases[step]} />
