@@ -20,6 +20,7 @@ import type { PageConfig } from './config.ts';
 import { describeProgress, formatBytes, sentence } from './format.ts';
 import { wizardFailure } from './messages.ts';
 import { type Account, describeServer, resolveAccount, type ServerInfo, WizardError } from './resolve.ts';
+import { backupName } from './storage/backup.ts';
 import type { BrowserStorage } from './storage/choose.ts';
 
 type Screen = 'who' | 'signin' | 'account' | 'transfer' | 'verify' | 'identity' | 'done';
@@ -351,6 +352,21 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
     answer(plcCode.trim());
   }
 
+  async function downloadBackup() {
+    const archive = await storage.exportBackup(account!.did);
+    if (!archive) {
+      setError('This browser holds no backup of the account. Nothing to download.');
+      return;
+    }
+    const url = URL.createObjectURL(archive);
+    const link = document.createElement('a');
+    link.href = url;
+    link.download = `${backupName(account!.did)}.tar`;
+    link.click();
+    // The save dialog reads the Blob through its URL; freeing it at once could cut the download.
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  }
+
   // ---- rendering ----------------------------------------------------------------------------
 
   const index = SCREENS.findIndex((s) => s.screen === screen);
@@ -388,6 +404,7 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
             </div>
           ))}
           <p>Enter the account you want to move{config.target ? ` to ${location.host}` : ''}.</p>
+          {server && <ServerFacts server={server} name={targetName} />}
           <Field label="Handle or DID" hint="Like alice.bsky.social or did:plc:…">
             {(id, hint) => (
               <input
@@ -641,6 +658,20 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
             )}
             <li>You can close this tab.</li>
           </ul>
+          {storage.openBackup && (
+            <>
+              <h2>Your backup</h2>
+              <p>
+                This browser kept a copy of your repository, media and preferences. Save it: it is the folder{' '}
+                <code>portage backup</code> writes, packed as one .tar file, and it needs neither server.
+              </p>
+              <div class="actions">
+                <button type="button" onClick={() => void downloadBackup()}>
+                  Download the backup
+                </button>
+              </div>
+            </>
+          )}
         </div>
       )}
     </main>

@@ -188,6 +188,35 @@ describe('the migration wizard in Chromium', { skip }, () => {
     assert.equal(old.session?.active, false, 'the old account is deactivated');
   }
 
+  /**
+   * Downloads the backup from the done screen, unpacks it with tar and reads it the way the
+   * recovery tools do (DirectoryBackup): the repository, each blob with its type, the preferences.
+   */
+  async function checkDownloadedBackup(page: Page, account: Account, before: Snapshot): Promise<void> {
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Download the backup' }).click(),
+    ]);
+    const tar = join(dir, `${account.handle}.tar`);
+    await download.saveAs(tar);
+    const out = join(dir, `${account.handle}-unpacked`);
+    mkdirSync(out);
+    const unpack = spawnSync('tar', ['-xf', tar, '-C', out], { encoding: 'utf8' });
+    assert.equal(unpack.status, 0, `tar could not unpack the backup: ${unpack.stderr}`);
+    const folder = join(out, download.suggestedFilename().replace(/\.tar$/, ''));
+    const { DirectoryBackup } = await import('@portage/migrate/backup.node');
+    const backup = await new DirectoryBackup(folder, account.did).open();
+    assert.ok(await backup.repoCommit(), 'the manifest names the commit');
+    assert.deepEqual((await backup.blobCids()).sort(), [...account.blobCids].sort(), 'every blob is in the backup');
+    for (const cid of account.blobCids) assert.equal(await backup.blobContentType(cid), 'image/jpeg');
+    const { verifyRepoCar } = await import('@atproto/repo');
+    const car = new Uint8Array(await (await backup.readRepo())!.arrayBuffer());
+    const repo = await verifyRepoCar(car, account.did);
+    assert.equal(repo.creates.length, before.records.size, 'the backup holds every record');
+    const prefs = JSON.parse(readFileSync(join(folder, 'preferences.json'), 'utf8')) as { preferences: unknown[] };
+    assert.deepEqual(prefs.preferences, before.preferences);
+  }
+
   async function plcDocumentPds(did: string): Promise<string> {
     const doc = (await (await fetch(`${net.plc.url}/${did}`)).json()) as { service: { serviceEndpoint: string }[] };
     return doc.service[0]!.serviceEndpoint;
@@ -283,6 +312,7 @@ describe('the migration wizard in Chromium', { skip }, () => {
     await page.setViewportSize({ width: 360, height: 740 });
     await shot(page, '7-done-360');
     await checkMoved(alice, before, 'alice.portage.test');
+    await checkDownloadedBackup(page, alice, before);
     await page.context().close();
     assert.deepEqual(pageProblems, [], 'no script error and nothing blocked by the policy');
   });
@@ -357,6 +387,7 @@ describe('the migration wizard in Chromium', { skip }, () => {
       'the journal is there',
     );
     await checkMoved(dave, before, 'dave.portage.test');
+    await checkDownloadedBackup(page, dave, before);
     await page.context().close();
   });
 

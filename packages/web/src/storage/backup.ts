@@ -12,6 +12,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { cidMatches, parseCid } from '@portage/atproto/cid';
 import type { BackupSink, StoredBlob } from '@portage/migrate';
 import { MigrationError } from '@portage/migrate';
+import { type ArchiveEntry, tarArchive } from './archive.ts';
 import type { FileStore } from './files.ts';
 
 interface Manifest {
@@ -22,8 +23,15 @@ interface Manifest {
 /** Blobs up to this size are handed back as bytes; bigger ones as a Blob read while sent. */
 const READ_WHOLE_BYTES = 4 * 1024 * 1024;
 
+const safeDid = (did: string) => did.replace(/[^a-zA-Z0-9.-]/g, '_');
+
 export function backupFolder(did: string): string {
-  return `backups/${did.replace(/[^a-zA-Z0-9.-]/g, '_')}`;
+  return `backups/${safeDid(did)}`;
+}
+
+/** The name of the downloaded backup and of the folder it unpacks to. */
+export function backupName(did: string): string {
+  return `portage-backup-${safeDid(did)}`;
 }
 
 export class BrowserBackup implements BackupSink {
@@ -125,5 +133,33 @@ export class BrowserBackup implements BackupSink {
 
   async writePreferences(preferences: unknown[]): Promise<void> {
     await this.#files.write(`${this.#dir}/preferences.json`, `${JSON.stringify({ preferences }, null, 2)}\n`);
+  }
+
+  /**
+   * The backup as a tar of the folder `portage backup` writes, under `folder/`; undefined when
+   * nothing is stored yet.
+   */
+  async archive(folder: string): Promise<Blob | undefined> {
+    const manifest = await this.#manifest();
+    const repo = await this.readRepo();
+    if (!manifest || !repo) return undefined;
+    const entries: ArchiveEntry[] = [{ path: `${folder}/repo.car`, body: repo }];
+    const lines: string[] = [];
+    for (const cid of await this.#files.list(`${this.#dir}/blobs`)) {
+      const body = await this.#files.read(`${this.#dir}/blobs/${cid}`);
+      if (!body) continue;
+      entries.push({ path: `${folder}/blobs/${cid}`, body });
+      const type = await this.blobContentType(cid);
+      if (type) lines.push(`${JSON.stringify({ cid, type })}\n`);
+    }
+    entries.push({ path: `${folder}/blob-types.jsonl`, body: new Blob(lines) });
+    const preferences = await this.#files.read(`${this.#dir}/preferences.json`);
+    if (preferences) entries.push({ path: `${folder}/preferences.json`, body: preferences });
+    const updatedAt = new Date().toISOString();
+    entries.push({
+      path: `${folder}/manifest.json`,
+      body: new Blob([`${JSON.stringify({ ...manifest, updatedAt }, null, 2)}\n`]),
+    });
+    return tarArchive(entries);
   }
 }
