@@ -12,6 +12,7 @@ import {
   STEP_TITLES,
   type StepName,
 } from '@portage/migrate';
+import type { ExportableSigningKey } from '@portage/atproto/crypto';
 import { dohResolveTxt } from '@portage/atproto/identity/dns-over-https';
 import { normalizeServiceUrl } from '@portage/atproto/identity/did-document';
 import type { ComponentChildren } from 'preact';
@@ -81,6 +82,10 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
   const [announcement, setAnnouncement] = useState('');
   const [notice, setNotice] = useState<string>();
   const [warnings, setWarnings] = useState<string[]>([]);
+  const [wantRecoveryKey, setWantRecoveryKey] = useState(true);
+  /** The recovery key made for this run: shown once, kept in memory only, never stored. */
+  const [recovery, setRecovery] = useState<{ did: string; hex: string }>();
+  const recoveryKey = useRef<ExportableSigningKey>(undefined);
   const [plcCode, setPlcCode] = useState('');
   const [result, setResult] = useState<{ status: MigrationStatus; message: string }>();
   const [room, setRoom] = useState<string>();
@@ -244,6 +249,18 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
         onEvent,
         resolveTxt: dohResolveTxt({ endpoint: config.dohUrl }),
         openBackup: storage.openBackup,
+        // The engine makes the key just before the identity update; the page shows it on the
+        // verification screen, before the user confirms the update with the emailed code.
+        recoveryKey: wantRecoveryKey
+          ? {
+              load: async () => recoveryKey.current,
+              save: async (key) => {
+                recoveryKey.current = key;
+                setRecovery({ did: key.did(), hex: key.privateKeyHex() });
+                return 'this page';
+              },
+            }
+          : undefined,
         credentials: {
           oldPassword: async () => password,
           newPassword: async () => newPassword,
@@ -318,6 +335,8 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
         setWarnings((w) => [...w, sentence(event.message)]);
         break;
       case 'notice':
+        // The recovery key's notice is worded for a terminal; the page shows the key its own way.
+        if (event.secret) break;
         if (event.step === 'identity') {
           if (/did not accept/i.test(event.message)) {
             setError(
@@ -550,6 +569,20 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
               )}
             </Field>
           )}
+          <div class="field checkbox">
+            <input
+              id="f-recovery-key"
+              type="checkbox"
+              checked={wantRecoveryKey}
+              onChange={(e) => setWantRecoveryKey(e.currentTarget.checked)}
+              aria-describedby="f-recovery-key-hint"
+            />
+            <label for="f-recovery-key">Add a recovery key that only you hold (recommended)</label>
+            <p class="hint" id="f-recovery-key-hint">
+              It is made in this browser and shown to you once, never stored. With it you can take your account back
+              even if the new server disappears.
+            </p>
+          </div>
           {room && <p class="hint">{room}</p>}
           <Actions busy={busy} label="Start transfer" />
         </form>
@@ -604,6 +637,24 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
               ) : null,
             )}
           </ul>
+          {recovery && (
+            <div class="recovery">
+              <h2>Your recovery key</h2>
+              <p>
+                Keep it somewhere safe and offline, like a password manager: it is shown only now, and this page does
+                not store it. With it you can take your account back even if the new server disappears.
+              </p>
+              <p class="mono key">{recovery.hex}</p>
+              <p class="hint">
+                Its public form, which your identity will list first: <span class="mono">{recovery.did}</span>
+              </p>
+              <div class="actions">
+                <button type="button" onClick={() => downloadText(`recovery-key-${account!.did}.txt`, recovery)}>
+                  Download the recovery key
+                </button>
+              </div>
+            </div>
+          )}
           <p>
             One step is left: pointing your identity at {targetName}. Nothing else changes until you confirm it with the
             code your current server just emailed you.
@@ -656,7 +707,10 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
             {result.status !== 'done' && (
               <li>Open this page again later to retry deactivating the old account; your data is safe either way.</li>
             )}
-            <li>You can close this tab.</li>
+            {recovery && <li>Keep your recovery key offline; you will need it only if the new server fails you.</li>}
+            <li>
+              {storage.openBackup ? 'Save your backup below, then you can close this tab.' : 'You can close this tab.'}
+            </li>
           </ul>
           {storage.openBackup && (
             <>
@@ -786,4 +840,17 @@ async function findUnfinished(storage: BrowserStorage): Promise<Remembered[]> {
     // An unreadable store offers nothing to resume; a fresh move still works.
   }
   return out;
+}
+
+/** Offers the recovery key as a text file, made in memory and never written anywhere by the page. */
+function downloadText(name: string, key: { did: string; hex: string }): void {
+  const text =
+    `AT Protocol account recovery key (secp256k1, hex private key). Keep it secret and offline.\n` +
+    `private key: ${key.hex}\npublic key: ${key.did}\n`;
+  const url = URL.createObjectURL(new Blob([text], { type: 'text/plain' }));
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = name.replace(/[^a-zA-Z0-9.-]/g, '_');
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }

@@ -130,7 +130,7 @@ describe('the migration wizard in Chromium', { skip }, () => {
     return page;
   }
 
-  /** axe-core on the page as it is: no serious or critical accessibility violation. */
+  /** axe-core on the page as it is (no serious or critical violation), and no sideways scrolling on a phone. */
   async function checkAccessible(page: Page, name: string): Promise<void> {
     // Evaluated through the debugging protocol, which the page's policy does not restrict.
     if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE);
@@ -142,6 +142,13 @@ describe('the migration wizard in Chromium', { skip }, () => {
       .filter((v) => v.impact === 'serious' || v.impact === 'critical')
       .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
     assert.deepEqual(bad, [], `accessibility of ${name}`);
+    // Nothing wider than the phone's screen, at 390 px and at 360 px.
+    for (const width of [390, 360]) {
+      await page.setViewportSize({ width, height: 844 });
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `${name} is ${overflow} px wider than a ${width} px screen`);
+    }
+    await page.setViewportSize({ width: 390, height: 844 });
   }
 
   async function shot(page: Page, name: string): Promise<void> {
@@ -290,6 +297,9 @@ describe('the migration wizard in Chromium', { skip }, () => {
     await heading(page, 'Everything arrived');
     await shot(page, '5-verify');
     await checkAccessible(page, 'verification');
+    // The recovery key, offered by default, is shown here, before the identity update.
+    const keyDid = (await page.locator('.recovery .mono', { hasText: 'did:key:' }).innerText()).trim();
+    assert.match(keyDid, /^did:key:z/);
     await page.getByRole('button', { name: 'Continue' }).click();
 
     await heading(page, 'Point your identity at the new server');
@@ -312,6 +322,8 @@ describe('the migration wizard in Chromium', { skip }, () => {
     await page.setViewportSize({ width: 360, height: 740 });
     await shot(page, '7-done-360');
     await checkMoved(alice, before, 'alice.portage.test');
+    const plcData = (await (await fetch(`${net.plc.url}/${alice.did}/data`)).json()) as { rotationKeys: string[] };
+    assert.equal(plcData.rotationKeys[0], keyDid, "the user's recovery key comes first in the rotation keys");
     await checkDownloadedBackup(page, alice, before);
     await page.context().close();
     assert.deepEqual(pageProblems, [], 'no script error and nothing blocked by the policy');
@@ -501,10 +513,12 @@ describe('the migration wizard in Chromium', { skip }, () => {
       await heading(page, 'Your new account');
       await page.getByLabel('New PDS').fill(portage.url);
       await fillNewAccount(page, erin, 'erin.portage.test');
+      await page.getByLabel('Add a recovery key that only you hold (recommended)').uncheck();
       await shot(page, '3-account-static');
       await checkAccessible(page, 'the new account (static build)');
       await page.getByRole('button', { name: 'Start transfer' }).click();
       await heading(page, 'Everything arrived');
+      assert.equal(await page.locator('.recovery').count(), 0, 'no recovery key when the user declined one');
       await page.getByRole('button', { name: 'Continue' }).click();
       await page.getByLabel('Confirmation code').fill(await newPlcToken(erin.did));
       await page.getByRole('button', { name: 'Confirm' }).click();
