@@ -295,6 +295,9 @@ describe('the migration wizard in Chromium', { skip }, () => {
     await checkAccessible(page, 'transfer');
 
     await heading(page, 'Everything arrived');
+    // Progress went to screen readers through the polite live region.
+    const live = page.locator('[role="status"][aria-live="polite"]');
+    assert.match(await live.innerText(), /: (done|started)\.$/);
     await shot(page, '5-verify');
     await checkAccessible(page, 'verification');
     // The recovery key, offered by default, is shown here, before the identity update.
