@@ -86,6 +86,7 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
   /** The recovery key made for this run: shown once, kept in memory only, never stored. */
   const [recovery, setRecovery] = useState<{ did: string; hex: string }>();
   const recoveryKey = useRef<ExportableSigningKey>(undefined);
+  const [backupDeleted, setBackupDeleted] = useState(false);
   const [plcCode, setPlcCode] = useState('');
   const [result, setResult] = useState<{ status: MigrationStatus; message: string }>();
   const [room, setRoom] = useState<string>();
@@ -719,11 +720,32 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
                 This browser kept a copy of your repository, media and preferences. Save it: it is the folder{' '}
                 <code>portage backup</code> writes, packed as one .tar file, and it needs neither server.
               </p>
-              <div class="actions">
-                <button type="button" onClick={() => void downloadBackup()}>
-                  Download the backup
-                </button>
-              </div>
+              {backupDeleted ? (
+                <p>The copy in this browser is deleted.</p>
+              ) : (
+                <>
+                  <div class="actions">
+                    <button type="button" onClick={() => void downloadBackup()}>
+                      Download the backup
+                    </button>
+                  </div>
+                  <p>Once it is saved, you can delete the copy this browser keeps:</p>
+                  <div class="actions">
+                    <button
+                      type="button"
+                      class="secondary"
+                      onClick={() =>
+                        void storage.deleteBackup(account!.did).then(() => {
+                          setBackupDeleted(true);
+                          setAnnouncement('The copy in this browser is deleted.');
+                        })
+                      }
+                    >
+                      Delete the copy in this browser
+                    </button>
+                  </div>
+                </>
+              )}
             </>
           )}
         </div>

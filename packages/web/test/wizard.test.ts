@@ -403,6 +403,21 @@ describe('the migration wizard in Chromium', { skip }, () => {
     );
     await checkMoved(dave, before, 'dave.portage.test');
     await checkDownloadedBackup(page, dave, before);
+    await page.getByRole('button', { name: 'Delete the copy in this browser' }).click();
+    await page.getByText('The copy in this browser is deleted.', { exact: true }).first().waitFor();
+    const left = await page.evaluate(
+      () =>
+        new Promise<number>((resolve, reject) => {
+          const req = indexedDB.open('portage-wizard');
+          req.onsuccess = () => {
+            const keys = req.result.transaction('files').objectStore('files').getAllKeys();
+            keys.onsuccess = () => resolve(keys.result.filter((k) => String(k).startsWith('backups/')).length);
+            keys.onerror = () => reject(keys.error);
+          };
+          req.onerror = () => reject(req.error);
+        }),
+    );
+    assert.equal(left, 0, 'nothing of the backup is left in the browser');
     await page.context().close();
   });
 

@@ -4,7 +4,7 @@
  * server). Nothing secret goes into any of them: no password, token or key.
  */
 import type { BackupSink } from '@portage/migrate';
-import { backupName, BrowserBackup } from './backup.ts';
+import { backupFolder, backupName, BrowserBackup } from './backup.ts';
 import { type FileStore, IdbStore, OpfsStore, type StoreKind } from './files.ts';
 import { FileStoreJournal, LocalStorageJournal, type WizardStorage } from './journal.ts';
 
@@ -15,6 +15,8 @@ export interface BrowserStorage {
   openBackup: ((did: string) => Promise<BackupSink>) | undefined;
   /** The stored backup of a DID as a tar of `portage backup`'s folder, if there is one. */
   exportBackup(did: string): Promise<Blob | undefined>;
+  /** Deletes the backup of a DID from this browser (the journal stays: it is tiny and has no data). */
+  deleteBackup(did: string): Promise<void>;
   /** Bytes used and still free for this site, when the browser says. */
   estimate(): Promise<{ usage: number; free: number } | undefined>;
   /** Asks the browser not to evict the backup when space runs short. */
@@ -36,6 +38,9 @@ export async function openBrowserStorage(): Promise<BrowserStorage> {
     kind,
     journal: files ? new FileStoreJournal(files) : new LocalStorageJournal(),
     openBackup: files ? (did) => new BrowserBackup(files, did).open() : undefined,
+    deleteBackup: async (did) => {
+      await files?.remove(backupFolder(did));
+    },
     exportBackup: async (did) => (files ? new BrowserBackup(files, did).archive(backupName(did)) : undefined),
     async estimate() {
       try {
