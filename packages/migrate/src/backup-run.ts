@@ -164,7 +164,7 @@ export async function backupAccount(opts: BackupOptions, env: BackupEnvironment)
     return { status: 'done', did: account, message, repoUpdated, blobsFetched };
   } catch (err) {
     const failure = toMigrationError(err, current);
-    emit({ type: 'step-failed', step: current, message: failure.message, next: failure.next });
+    emit({ type: 'step-failed', step: current, message: failure.message, next: failure.next, code: failure.code });
     const message = `${failure.message}. ${failure.next}`;
     emit({ type: 'finished', status: 'failed', message });
     return { status: 'failed', ...(did ? { did } : {}), message };

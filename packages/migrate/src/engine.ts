@@ -248,7 +248,13 @@ class Migration {
     }
     const failure = toMigrationError(err, this.current);
     const missing = failure.code === 'MissingBlobs' ? [...this.failedBlobs.values()] : undefined;
-    this.emit({ type: 'step-failed', step: this.current, message: failure.message, next: failure.next });
+    this.emit({
+      type: 'step-failed',
+      step: this.current,
+      message: failure.message,
+      next: failure.next,
+      code: failure.code,
+    });
     const message = `${failure.message}. ${failure.next}`;
     this.emit({ type: 'finished', status: 'failed', message, ...(missing ? { missingBlobs: missing } : {}) });
     return { status: 'failed', did: this.did, message, ...(missing ? { missingBlobs: missing } : {}) };
@@ -304,6 +310,7 @@ class Migration {
         step: 'deactivate-old',
         message: failure.message,
         next: 'Run the same command again to retry deactivating the old account.',
+        code: failure.code,
       });
     }
     this.emit({ type: 'finished', status, message });

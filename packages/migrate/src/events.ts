@@ -58,7 +58,18 @@ export type MigrationEvent =
   | { type: 'step-started'; step: StepName; title: string }
   | ({ type: 'step-progress'; step: StepName } & ProgressFigures)
   | { type: 'step-done'; step: StepName; summary: string; skipped?: boolean }
-  | { type: 'step-failed'; step: StepName; message: string; next: string }
+  | {
+      type: 'step-failed';
+      step: StepName;
+      message: string;
+      /** What to do next, worded for the command line (it names flags). */
+      next: string;
+      /**
+       * The failure's stable code (MigrationError's: WrongPassword, HandleTaken, InviteCodeRequired,
+       * ...), for a front end that words the next step in its own terms: the wizard names its fields.
+       */
+      code?: string;
+    }
   | { type: 'warning'; step: StepName; message: string }
   /** Something the user must read and keep (a recovery key) or do (publish a did.json). */
   | { type: 'notice'; step: StepName; message: string; secret?: boolean }

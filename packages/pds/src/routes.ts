@@ -8,6 +8,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppContext } from './context.ts';
 import { checkHealth } from './health/health.ts';
+import { webRoutes } from './web/static-site.ts';
 import { AuthRequired, InvalidRequest, NotFound } from './xrpc/errors.ts';
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -82,7 +83,7 @@ export const plainRoutes: PlainRoute[] = [
         c,
         200,
         `This is an AT Protocol Personal Data Server (Portage ${c.ctx.config.version}).\n\n` +
-          'Most API routes are under /xrpc/\n',
+          'Most API routes are under /xrpc/\n\nTo move your account to this server, open /migrate/\n',
       );
     },
   },
@@ -122,6 +123,7 @@ export const plainRoutes: PlainRoute[] = [
       sendText(c, 200, JSON.stringify({ success: true }), 'application/json; charset=utf-8');
     },
   },
+  ...webRoutes(),
 ];
 
 /** Whether an Authorization header carries `Bearer <token>`, compared in constant time. */

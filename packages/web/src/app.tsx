@@ -1,0 +1,878 @@
+/**
+ * The wizard: one screen at a time, in the order a move happens. The engine (@portage/migrate)
+ * does the work and reports it as events; it asks for what only the user knows (passwords, the
+ * emailed codes) through callbacks, which this page answers from its forms. Passwords live in
+ * this component's memory only and are gone with the tab.
+ */
+import {
+  migrate,
+  type MigrationEvent,
+  type MigrationStatus,
+  type ProgressFigures,
+  STEP_TITLES,
+  type StepName,
+} from '@portage/migrate';
+import type { ExportableSigningKey } from '@portage/atproto/crypto';
+import { dohResolveTxt } from '@portage/atproto/identity/dns-over-https';
+import { normalizeServiceUrl } from '@portage/atproto/identity/did-document';
+import type { ComponentChildren } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import type { PageConfig } from './config.ts';
+import { describeProgress, formatBytes, sentence } from './format.ts';
+import { wizardFailure } from './messages.ts';
+import { type Account, describeServer, resolveAccount, type ServerInfo, WizardError } from './resolve.ts';
+import { backupName } from './storage/backup.ts';
+import type { BrowserStorage } from './storage/choose.ts';
+
+type Screen = 'who' | 'signin' | 'account' | 'transfer' | 'verify' | 'identity' | 'done';
+
+const SCREENS: { screen: Screen; title: string }[] = [
+  { screen: 'who', title: 'Who you are' },
+  { screen: 'signin', title: 'Sign in to your current server' },
+  { screen: 'account', title: 'Your new account' },
+  { screen: 'transfer', title: 'Moving your data' },
+  { screen: 'verify', title: 'Everything arrived' },
+  { screen: 'identity', title: 'Point your identity at the new server' },
+  { screen: 'done', title: 'Done' },
+];
+
+/** The engine steps shown while data moves; the ones with a bar report progress figures. */
+const TRANSFER_STEPS: StepName[] = ['login-old', 'create-account', 'repo', 'blobs', 'preferences', 'backup', 'verify'];
+const WITH_BAR = new Set<StepName>(['repo', 'blobs', 'backup']);
+
+interface Phase {
+  state: 'waiting' | 'running' | 'done' | 'skipped' | 'failed';
+  progress?: ProgressFigures;
+  summary?: string;
+}
+
+/** What the page keeps between visits to offer a resume: no secret, only what the form showed. */
+interface Remembered {
+  did: string;
+  handle?: string;
+  target: string;
+  newHandle: string;
+  email: string;
+}
+
+interface Failed {
+  step: StepName;
+  message: string;
+  next: string;
+  code: string | undefined;
+}
+
+const rememberedKey = (did: string) => `wizard-${did}`;
+
+export function App({ config, storage }: { config: PageConfig; storage: BrowserStorage }) {
+  const [screen, setScreenState] = useState<Screen>('who');
+  const [error, setError] = useState<string>();
+  const [busy, setBusy] = useState(false);
+  const [who, setWho] = useState('');
+  const [account, setAccount] = useState<Account>();
+  const [password, setPassword] = useState('');
+  const [signinCode, setSigninCode] = useState<string>();
+  const [target, setTarget] = useState(config.target ?? '');
+  const [server, setServer] = useState<ServerInfo>();
+  const [newHandle, setNewHandle] = useState('');
+  const [email, setEmail] = useState('');
+  const [newPassword, setNewPassword] = useState('');
+  const [invite, setInvite] = useState('');
+  const [phases, setPhases] = useState<Partial<Record<StepName, Phase>>>({});
+  const [announcement, setAnnouncement] = useState('');
+  const [notice, setNotice] = useState<string>();
+  const [warnings, setWarnings] = useState<string[]>([]);
+  const [wantRecoveryKey, setWantRecoveryKey] = useState(true);
+  /** The recovery key made for this run: shown once, kept in memory only, never stored. */
+  const [recovery, setRecovery] = useState<{ did: string; hex: string }>();
+  const recoveryKey = useRef<ExportableSigningKey>(undefined);
+  const [backupDeleted, setBackupDeleted] = useState(false);
+  const [plcCode, setPlcCode] = useState('');
+  const [result, setResult] = useState<{ status: MigrationStatus; message: string }>();
+  const [room, setRoom] = useState<string>();
+  const [offers, setOffers] = useState<Remembered[]>([]);
+  const [resuming, setResuming] = useState(false);
+  const heading = useRef<HTMLHeadingElement>(null);
+  /** Answers to the engine's questions, waiting for the form that gives them. */
+  const waiting = useRef<{ signinCode?: (code: string) => void; plc?: (code: string) => void }>({});
+  const lastFailure = useRef<Failed>(undefined);
+  const announced = useRef<Partial<Record<StepName, number>>>({});
+
+  const setScreen = (next: Screen) => {
+    setScreenState(next);
+    setBusy(false);
+  };
+
+  // Move focus to the new screen's heading, so keyboard and screen-reader users start there.
+  useEffect(() => heading.current?.focus(), [screen]);
+
+  useEffect(() => {
+    void findUnfinished(storage).then(setOffers);
+    if (config.target) {
+      describeServer(config.target).then(setServer, (err: unknown) => setError(messageOf(err)));
+    }
+    void storage.estimate().then((e) => {
+      setRoom(
+        e
+          ? `Progress${storage.openBackup ? ' and a backup of your account are' : ' is'} kept in ${storage.describe()}: ${formatBytes(e.usage)} used, ${formatBytes(e.free)} free.`
+          : `Progress is kept in ${storage.describe()}.`,
+      );
+    });
+  }, []);
+
+  // ---- who ----------------------------------------------------------------------------------
+
+  async function submitWho(e: Event) {
+    e.preventDefault();
+    if (!who.trim()) return setError('Enter your handle (like alice.bsky.social) or your DID, then press Continue.');
+    setBusy(true);
+    setError(undefined);
+    try {
+      const found = await resolveAccount(who, config);
+      setAccount(found);
+      const remembered = await loadRemembered(storage, found.did);
+      if (remembered) {
+        setNewHandle(remembered.newHandle);
+        setEmail(remembered.email);
+        if (!config.target) setTarget(remembered.target);
+      } else if (!newHandle && found.handle) {
+        setNewHandle(suggestHandle(found.handle, server));
+      }
+      setScreen('signin');
+    } catch (err) {
+      setError(messageOf(err));
+      setBusy(false);
+    }
+  }
+
+  function resume(offer: Remembered) {
+    setWho(offer.handle ?? offer.did);
+    setResuming(true);
+    setError(undefined);
+    setBusy(true);
+    resolveAccount(offer.did, config).then(
+      (found) => {
+        setAccount(found);
+        setNewHandle(offer.newHandle);
+        setEmail(offer.email);
+        if (!config.target) setTarget(offer.target);
+        setScreen('signin');
+      },
+      (err: unknown) => {
+        setError(messageOf(err));
+        setBusy(false);
+      },
+    );
+  }
+
+  // ---- sign in ------------------------------------------------------------------------------
+
+  function submitSignin(e: Event) {
+    e.preventDefault();
+    if (!password) return setError('Enter the password of your account on your current server, then press Continue.');
+    if (waiting.current.signinCode) {
+      if (!signinCode?.trim()) return setError('Enter the code from the email, then press Continue.');
+      const answer = waiting.current.signinCode;
+      waiting.current.signinCode = undefined;
+      setError(undefined);
+      setScreen('transfer');
+      answer(signinCode.trim());
+      return;
+    }
+    setError(undefined);
+    setScreen('account');
+  }
+
+  // ---- the new account ----------------------------------------------------------------------
+
+  async function submitAccount(e: Event) {
+    e.preventDefault();
+    setError(undefined);
+    const to = normalizeServiceUrl(target.trim());
+    if (!to)
+      return setError('Enter the address of the new PDS, like https://pds.example.com, then press Start transfer.');
+    if (!newHandle.trim()) return setError('Choose a handle for the new account, then press Start transfer.');
+    if (!/^[^@\s]+@[^@\s]+$/.test(email.trim())) {
+      return setError('Enter an email address for the new account, then press Start transfer.');
+    }
+    if (!newPassword) return setError('Choose a password for the new account, then press Start transfer.');
+    setBusy(true);
+    let info = server;
+    if (!config.target || !info) {
+      try {
+        info = await describeServer(to);
+        setServer(info);
+      } catch (err) {
+        setBusy(false);
+        return setError(messageOf(err));
+      }
+    }
+    if (info.inviteCodeRequired && !invite.trim()) {
+      setBusy(false);
+      return setError(
+        'This server needs an invite code. Enter the one its operator gave you, then press Start transfer.',
+      );
+    }
+    await start(to);
+  }
+
+  // ---- the run ------------------------------------------------------------------------------
+
+  async function start(to = normalizeServiceUrl(target.trim())!) {
+    const acct = account!;
+    setError(undefined);
+    setNotice(undefined);
+    setWarnings([]);
+    setPhases({});
+    announced.current = {};
+    lastFailure.current = undefined;
+    setScreen('transfer');
+    setBusy(true);
+    await storage.persist();
+    await saveRemembered(storage, {
+      did: acct.did,
+      handle: acct.handle,
+      target: to,
+      newHandle: newHandle.trim().toLowerCase(),
+      email: email.trim(),
+    }).catch(() => {});
+    const outcome = await migrate(
+      {
+        from: acct.did,
+        to,
+        plcUrl: config.plcUrl,
+        newHandle: newHandle.trim().toLowerCase(),
+        newEmail: email.trim(),
+        ...(invite.trim() ? { inviteCode: invite.trim() } : {}),
+      },
+      {
+        storage: storage.journal,
+        onEvent,
+        resolveTxt: dohResolveTxt({ endpoint: config.dohUrl }),
+        openBackup: storage.openBackup,
+        // The engine makes the key just before the identity update; the page shows it on the
+        // verification screen, before the user confirms the update with the emailed code.
+        recoveryKey: wantRecoveryKey
+          ? {
+              load: async () => recoveryKey.current,
+              save: async (key) => {
+                recoveryKey.current = key;
+                setRecovery({ did: key.did(), hex: key.privateKeyHex() });
+                return 'this page';
+              },
+            }
+          : undefined,
+        credentials: {
+          oldPassword: async () => password,
+          newPassword: async () => newPassword,
+          authFactorToken: () =>
+            new Promise<string>((answer) => {
+              waiting.current.signinCode = answer;
+              setSigninCode('');
+              setError(undefined);
+              setNotice('Your current server emailed you a sign-in code. Enter it below and press Continue.');
+              setScreen('signin');
+            }),
+          plcToken: async (requested) => {
+            if (!requested) return undefined;
+            return new Promise<string>((answer) => {
+              waiting.current.plc = answer;
+              setPlcCode('');
+              setScreenState((s) => (s === 'identity' ? 'identity' : 'verify'));
+              setBusy(false);
+            });
+          },
+        },
+      },
+    );
+    waiting.current = {};
+    if (outcome.status === 'done' || outcome.status === 'done-old-still-active') {
+      setResult({ status: outcome.status, message: outcome.message });
+      setAnnouncement('The move is complete.');
+      setScreen('done');
+      return;
+    }
+    // Set by onEvent while the run went on (the compiler cannot see that through the closure).
+    const failure = lastFailure.current as Failed | undefined;
+    const f = failure
+      ? wizardFailure(failure.step, failure.message, failure.next, failure.code)
+      : { screen: 'transfer' as const, text: sentence(outcome.message) };
+    if (failure?.code === 'WrongPassword' || failure?.code === 'AppPassword') setPassword('');
+    setError(f.text);
+    setAnnouncement(f.text);
+    setScreen(f.screen);
+  }
+
+  function onEvent(event: MigrationEvent) {
+    switch (event.type) {
+      case 'step-started':
+        setPhases((p) => ({ ...p, [event.step]: { state: 'running' } }));
+        if (TRANSFER_STEPS.includes(event.step)) setAnnouncement(`${event.title}: started.`);
+        break;
+      case 'step-progress': {
+        const { type: _t, step, ...figures } = event;
+        setPhases((p) => ({ ...p, [step]: { ...p[step], state: 'running', progress: figures } }));
+        if (figures.total) {
+          const quarter = Math.floor((figures.done / figures.total) * 4);
+          if (quarter > (announced.current[step] ?? 0) && quarter < 4) {
+            announced.current[step] = quarter;
+            setAnnouncement(`${STEP_TITLES[step]}: ${quarter * 25}% done.`);
+          }
+        }
+        break;
+      }
+      case 'step-done':
+        setPhases((p) => ({
+          ...p,
+          [event.step]: { ...p[event.step], state: event.skipped ? 'skipped' : 'done', summary: event.summary },
+        }));
+        if (TRANSFER_STEPS.includes(event.step)) setAnnouncement(`${STEP_TITLES[event.step]}: done.`);
+        break;
+      case 'step-failed':
+        lastFailure.current = { step: event.step, message: event.message, next: event.next, code: event.code };
+        setPhases((p) => ({ ...p, [event.step]: { ...p[event.step], state: 'failed' } }));
+        break;
+      case 'warning':
+        setWarnings((w) => [...w, sentence(event.message)]);
+        break;
+      case 'notice':
+        // The recovery key's notice is worded for a terminal; the page shows the key its own way.
+        if (event.secret) break;
+        if (event.step === 'identity') {
+          if (/did not accept/i.test(event.message)) {
+            setError(
+              'Your current server did not accept that code. Your identity was not changed and all data stays copied. ' +
+                'It emailed you a new code: enter the newest one and press Confirm.',
+            );
+            setAnnouncement('The code was not accepted; a new one was emailed.');
+          } else {
+            setNotice(
+              'Your current server emailed you a confirmation code (like ABCDE-12345). It is valid for about 15 minutes.',
+            );
+          }
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  function submitIdentity(e: Event) {
+    e.preventDefault();
+    const answer = waiting.current.plc;
+    if (!answer) {
+      // The run stopped (a failure here): start it again, which has a new code emailed.
+      void start();
+      return;
+    }
+    if (!plcCode.trim()) return setError('Enter the code from the email, then press Confirm.');
+    waiting.current.plc = undefined;
+    setError(undefined);
+    setBusy(true);
+    answer(plcCode.trim());
+  }
+
+  async function downloadBackup() {
+    const archive = await storage.exportBackup(account!.did);
+    if (!archive) {
+      setError('This browser holds no backup of the account. Nothing to download.');
+      return;
+    }
+    const url = URL.createObjectURL(archive);
+    const link = document.createElement('a');
+    link.href = url;
+    link.download = `${backupName(account!.did)}.tar`;
+    link.click();
+    // The save dialog reads the Blob through its URL; freeing it at once could cut the download.
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  }
+
+  // ---- rendering ----------------------------------------------------------------------------
+
+  const index = SCREENS.findIndex((s) => s.screen === screen);
+  const title = SCREENS[index]!.title;
+  const targetName = config.target ? 'this server' : 'the new server';
+
+  return (
+    <main>
+      <p class="brand">{config.target ? `Move your account to ${location.host}` : 'Move your AT Protocol account'}</p>
+      <p class="stepcount">
+        Step {index + 1} of {SCREENS.length}
+      </p>
+      <h1 tabIndex={-1} ref={heading}>
+        {title}
+      </h1>
+      <div role="status" aria-live="polite" class="visually-hidden">
+        {announcement}
+      </div>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+
+      {screen === 'who' && (
+        <form onSubmit={submitWho} noValidate>
+          {offers.map((o) => (
+            <div class="offer" key={o.did}>
+              <p>
+                Moving {o.handle ?? o.did} to {o.target} did not finish. You can pick it up where it stopped.
+              </p>
+              <button type="button" onClick={() => resume(o)} disabled={busy}>
+                Resume moving {o.handle ?? o.did}
+              </button>
+            </div>
+          ))}
+          <p>Enter the account you want to move{config.target ? ` to ${location.host}` : ''}.</p>
+          {server && <ServerFacts server={server} name={targetName} />}
+          <Field label="Handle or DID" hint="Like alice.bsky.social or did:plc:…">
+            {(id, hint) => (
+              <input
+                id={id}
+                aria-describedby={hint}
+                value={who}
+                onInput={(e) => setWho(e.currentTarget.value)}
+                autocomplete="username"
+                autocapitalize="none"
+                spellcheck={false}
+              />
+            )}
+          </Field>
+          <Actions busy={busy} label="Continue" />
+        </form>
+      )}
+
+      {screen === 'signin' && account && (
+        <form onSubmit={submitSignin} noValidate>
+          <dl class="facts">
+            <dt>Account</dt>
+            <dd>{account.handle ?? account.did}</dd>
+            <dt>DID</dt>
+            <dd class="mono">{account.did}</dd>
+            <dt>Current server</dt>
+            <dd class="mono">{account.pds}</dd>
+          </dl>
+          {resuming && <p>Sign in again to pick up the move: passwords are never stored.</p>}
+          {notice && signinCode !== undefined && (
+            <p class="notice" role="status">
+              {notice}
+            </p>
+          )}
+          <Field label="Password" hint="The password of this account on its current server (not an app password).">
+            {(id, hint) => (
+              <input
+                id={id}
+                type="password"
+                aria-describedby={hint}
+                value={password}
+                onInput={(e) => setPassword(e.currentTarget.value)}
+                autocomplete="current-password"
+              />
+            )}
+          </Field>
+          {signinCode !== undefined && (
+            <Field label="Confirmation code" hint="The sign-in code your current server emailed you.">
+              {(id, hint) => (
+                <input
+                  id={id}
+                  aria-describedby={hint}
+                  value={signinCode}
+                  onInput={(e) => setSigninCode(e.currentTarget.value)}
+                  autocomplete="one-time-code"
+                  autocapitalize="characters"
+                  spellcheck={false}
+                />
+              )}
+            </Field>
+          )}
+          <Actions busy={busy} label="Continue" />
+        </form>
+      )}
+
+      {screen === 'account' && account && (
+        <form onSubmit={submitAccount} noValidate>
+          {!config.target && (
+            <Field label="New PDS" hint="The address of the server to move to, like https://pds.example.com.">
+              {(id, hint) => (
+                <input
+                  id={id}
+                  type="url"
+                  aria-describedby={hint}
+                  value={target}
+                  onInput={(e) => {
+                    setTarget(e.currentTarget.value);
+                    setServer(undefined);
+                  }}
+                  autocapitalize="none"
+                  spellcheck={false}
+                />
+              )}
+            </Field>
+          )}
+          {server && <ServerFacts server={server} name={targetName} />}
+          <Field
+            label="New handle"
+            hint={
+              server?.availableUserDomains.length
+                ? `It must end in ${server.availableUserDomains.join(' or ')}. You can switch back to your own domain later.`
+                : 'Your handle on the new server. You can switch back to your own domain later.'
+            }
+          >
+            {(id, hint) => (
+              <input
+                id={id}
+                aria-describedby={hint}
+                value={newHandle}
+                onInput={(e) => setNewHandle(e.currentTarget.value)}
+                autocapitalize="none"
+                spellcheck={false}
+              />
+            )}
+          </Field>
+          <Field label="Email" hint="The new server sends its messages (like sign-in codes) here.">
+            {(id, hint) => (
+              <input
+                id={id}
+                type="email"
+                aria-describedby={hint}
+                value={email}
+                onInput={(e) => setEmail(e.currentTarget.value)}
+                autocomplete="email"
+              />
+            )}
+          </Field>
+          <Field
+            label="New password"
+            hint="The password for the new account. It can be the same as the old one; it is not stored in this browser."
+          >
+            {(id, hint) => (
+              <input
+                id={id}
+                type="password"
+                aria-describedby={hint}
+                value={newPassword}
+                onInput={(e) => setNewPassword(e.currentTarget.value)}
+                autocomplete="new-password"
+              />
+            )}
+          </Field>
+          {(server?.inviteCodeRequired || invite) && (
+            <Field label="Invite code" hint={`${sentence(targetName)} asks for an invite code from its operator.`}>
+              {(id, hint) => (
+                <input
+                  id={id}
+                  aria-describedby={hint}
+                  value={invite}
+                  onInput={(e) => setInvite(e.currentTarget.value)}
+                  autocapitalize="none"
+                  spellcheck={false}
+                />
+              )}
+            </Field>
+          )}
+          <div class="field checkbox">
+            <input
+              id="f-recovery-key"
+              type="checkbox"
+              checked={wantRecoveryKey}
+              onChange={(e) => setWantRecoveryKey(e.currentTarget.checked)}
+              aria-describedby="f-recovery-key-hint"
+            />
+            <label for="f-recovery-key">Add a recovery key that only you hold (recommended)</label>
+            <p class="hint" id="f-recovery-key-hint">
+              It is made in this browser and shown to you once, never stored. With it you can take your account back
+              even if the new server disappears.
+            </p>
+          </div>
+          {room && <p class="hint">{room}</p>}
+          <Actions busy={busy} label="Start transfer" />
+        </form>
+      )}
+
+      {screen === 'transfer' && (
+        <div>
+          <p>
+            Your data is copied to {targetName}. Keep this tab open; if it closes, open this page again to pick up where
+            it stopped.
+          </p>
+          {warnings.length > 0 && (
+            <ul class="warnings">
+              {warnings.map((w, i) => (
+                <li key={i}>{w}</li>
+              ))}
+            </ul>
+          )}
+          <ol class="phases">
+            {TRANSFER_STEPS.filter((s) => s !== 'backup' || storage.openBackup).map((step) => (
+              <PhaseRow key={step} step={step} phase={phases[step]} />
+            ))}
+          </ol>
+          {!busy && (
+            <form
+              onSubmit={(e) => {
+                e.preventDefault();
+                void start();
+              }}
+            >
+              <Actions busy={false} label="Continue" />
+            </form>
+          )}
+        </div>
+      )}
+
+      {screen === 'verify' && (
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            setError(undefined);
+            setScreen('identity');
+          }}
+        >
+          <p>Everything was copied and checked against your current server:</p>
+          <ul class="report">
+            {(['repo', 'blobs', 'preferences', 'verify'] as const).map((s) =>
+              phases[s]?.summary ? (
+                <li key={s}>
+                  <strong>{STEP_TITLES[s]}:</strong> {sentence(phases[s]!.summary!)}
+                </li>
+              ) : null,
+            )}
+          </ul>
+          {recovery && (
+            <div class="recovery">
+              <h2>Your recovery key</h2>
+              <p>
+                Keep it somewhere safe and offline, like a password manager: it is shown only now, and this page does
+                not store it. With it you can take your account back even if the new server disappears.
+              </p>
+              <p class="mono key">{recovery.hex}</p>
+              <p class="hint">
+                Its public form, which your identity will list first: <span class="mono">{recovery.did}</span>
+              </p>
+              <div class="actions">
+                <button type="button" onClick={() => downloadText(`recovery-key-${account!.did}.txt`, recovery)}>
+                  Download the recovery key
+                </button>
+              </div>
+            </div>
+          )}
+          <p>
+            One step is left: pointing your identity at {targetName}. Nothing else changes until you confirm it with the
+            code your current server just emailed you.
+          </p>
+          <Actions busy={false} label="Continue" />
+        </form>
+      )}
+
+      {screen === 'identity' && (
+        <form onSubmit={submitIdentity} noValidate>
+          {notice && <p>{notice}</p>}
+          <Field label="Confirmation code" hint="From the email your current server sent, like ABCDE-12345.">
+            {(id, hint) => (
+              <input
+                id={id}
+                aria-describedby={hint}
+                value={plcCode}
+                onInput={(e) => setPlcCode(e.currentTarget.value)}
+                autocomplete="one-time-code"
+                autocapitalize="characters"
+                spellcheck={false}
+              />
+            )}
+          </Field>
+          <Actions busy={busy} label={waiting.current.plc || busy ? 'Confirm' : 'Continue'} />
+          {busy && (
+            <ol class="phases">
+              {(['identity', 'activate', 'deactivate-old'] as const).map((step) => (
+                <PhaseRow key={step} step={step} phase={phases[step]} />
+              ))}
+            </ol>
+          )}
+        </form>
+      )}
+
+      {screen === 'done' && result && (
+        <div>
+          <p class="success">
+            {result.status === 'done'
+              ? `Your account now lives on ${targetName}: the new account is active and the old one is deactivated.`
+              : `Your account now lives on ${targetName} and is active there, but the old account could not be deactivated.`}
+          </p>
+          <h2>What to do next</h2>
+          <ul>
+            <li>
+              Sign out of your apps and sign in again with {newHandle || 'your handle'} and your new password. If the
+              app asks for a hosting provider, give {target || location.origin}.
+            </li>
+            <li>Your followers, posts and media moved with you; nobody needs to do anything.</li>
+            {result.status !== 'done' && (
+              <li>Open this page again later to retry deactivating the old account; your data is safe either way.</li>
+            )}
+            {recovery && <li>Keep your recovery key offline; you will need it only if the new server fails you.</li>}
+            <li>
+              {storage.openBackup ? 'Save your backup below, then you can close this tab.' : 'You can close this tab.'}
+            </li>
+          </ul>
+          {storage.openBackup && (
+            <>
+              <h2>Your backup</h2>
+              <p>
+                This browser kept a copy of your repository, media and preferences. Save it: it is the folder{' '}
+                <code>portage backup</code> writes, packed as one .tar file, and it needs neither server.
+              </p>
+              {backupDeleted ? (
+                <p>The copy in this browser is deleted.</p>
+              ) : (
+                <>
+                  <div class="actions">
+                    <button type="button" onClick={() => void downloadBackup()}>
+                      Download the backup
+                    </button>
+                  </div>
+                  <p>Once it is saved, you can delete the copy this browser keeps:</p>
+                  <div class="actions">
+                    <button
+                      type="button"
+                      class="secondary"
+                      onClick={() =>
+                        void storage.deleteBackup(account!.did).then(() => {
+                          setBackupDeleted(true);
+                          setAnnouncement('The copy in this browser is deleted.');
+                        })
+                      }
+                    >
+                      Delete the copy in this browser
+                    </button>
+                  </div>
+                </>
+              )}
+            </>
+          )}
+        </div>
+      )}
+    </main>
+  );
+}
+
+function Field(props: { label: string; hint?: string; children: (id: string, hint?: string) => ComponentChildren }) {
+  const id = `f-${props.label.toLowerCase().replace(/[^a-z]+/g, '-')}`;
+  const hintId = props.hint ? `${id}-hint` : undefined;
+  return (
+    <div class="field">
+      <label for={id}>{props.label}</label>
+      {props.hint && (
+        <p class="hint" id={hintId}>
+          {props.hint}
+        </p>
+      )}
+      {props.children(id, hintId)}
+    </div>
+  );
+}
+
+function Actions({ busy, label }: { busy: boolean; label: string }) {
+  return (
+    <div class="actions">
+      <button type="submit" disabled={busy} aria-disabled={busy}>
+        {label}
+      </button>
+      {busy && <span class="working">Working…</span>}
+    </div>
+  );
+}
+
+function ServerFacts({ server, name }: { server: ServerInfo; name: string }) {
+  return (
+    <p class="hint">
+      {sentence(
+        `${name} gives handles ending in ${server.availableUserDomains.join(', ') || '(any domain you own)'}` +
+          (server.inviteCodeRequired ? ', and asks for an invite code' : ', and needs no invite code'),
+      )}
+    </p>
+  );
+}
+
+const STATE_WORDS: Record<Phase['state'], string> = {
+  waiting: 'Waiting',
+  running: 'Working',
+  done: 'Done',
+  skipped: 'Done',
+  failed: 'Stopped',
+};
+
+function PhaseRow({ step, phase }: { step: StepName; phase: Phase | undefined }) {
+  const state = phase?.state ?? 'waiting';
+  const p = phase?.progress;
+  const id = `phase-${step}`;
+  const max = p?.total ?? (state === 'done' ? 1 : undefined);
+  const value = p ? p.done : state === 'done' ? 1 : undefined;
+  return (
+    <li class={`phase ${state}`}>
+      <div class="phase-head">
+        <span id={id}>{STEP_TITLES[step]}</span>
+        <span class="phase-state">{STATE_WORDS[state]}</span>
+      </div>
+      {WITH_BAR.has(step) && state !== 'waiting' && (
+        <progress aria-labelledby={id} max={max ?? 1} value={max === undefined ? undefined : Math.min(value!, max)} />
+      )}
+      {p && state === 'running' && <p class="figures">{describeProgress(p)}</p>}
+      {phase?.summary && state !== 'running' && <p class="figures">{sentence(phase.summary)}</p>}
+    </li>
+  );
+}
+
+function messageOf(err: unknown): string {
+  if (err instanceof WizardError) return err.message;
+  return 'Something went wrong on the way. Check your connection and press Continue again.';
+}
+
+function suggestHandle(oldHandle: string, server: ServerInfo | undefined): string {
+  const domains = server?.availableUserDomains ?? [];
+  if (!domains.length || domains.some((d) => oldHandle.endsWith(d))) return oldHandle;
+  return `${oldHandle.split('.')[0]}${domains[0]}`;
+}
+
+async function saveRemembered(storage: BrowserStorage, r: Remembered): Promise<void> {
+  await storage.journal.set(rememberedKey(r.did), JSON.stringify(r));
+}
+
+async function loadRemembered(storage: BrowserStorage, did: string): Promise<Remembered | undefined> {
+  try {
+    const text = await storage.journal.get(rememberedKey(did));
+    return text ? (JSON.parse(text) as Remembered) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Moves this browser started and did not finish (the old account not yet deactivated). */
+async function findUnfinished(storage: BrowserStorage): Promise<Remembered[]> {
+  const out: Remembered[] = [];
+  try {
+    for (const key of await storage.journal.keys()) {
+      if (!key.startsWith('wizard-')) continue;
+      const did = key.slice('wizard-'.length);
+      const remembered = await loadRemembered(storage, did);
+      const journal = JSON.parse((await storage.journal.get(`migration-${did}`)) ?? 'null') as {
+        oldDeactivatedAt?: string;
+      } | null;
+      if (remembered && !journal?.oldDeactivatedAt) out.push(remembered);
+    }
+  } catch {
+    // An unreadable store offers nothing to resume; a fresh move still works.
+  }
+  return out;
+}
+
+/** Offers the recovery key as a text file, made in memory and never written anywhere by the page. */
+function downloadText(name: string, key: { did: string; hex: string }): void {
+  const text =
+    `AT Protocol account recovery key (secp256k1, hex private key). Keep it secret and offline.\n` +
+    `private key: ${key.hex}\npublic key: ${key.did}\n`;
+  const url = URL.createObjectURL(new Blob([text], { type: 'text/plain' }));
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = name.replace(/[^a-zA-Z0-9.-]/g, '_');
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
