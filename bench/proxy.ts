@@ -13,6 +13,7 @@
  * same work for either); each PDS's own CPU time per forwarded request (what it costs whatever
  * the AppView's speed); and the servers' RSS before and after the timed runs.
  * Options: --requests 500 (timed requests per route and way) --rounds 5 --posts 40
+ *          --in-flight 16 (in all, the four ways together)
  */
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -35,7 +36,6 @@ import { report, writeResults } from './lib/report.ts';
 
 type Side = 'portage' | 'reference';
 const SIDES: Side[] = ['portage', 'reference'];
-const IN_FLIGHT = 16;
 
 interface AppViewInfo {
   plcUrl: string;
@@ -247,16 +247,16 @@ const ROUTES: Route[] = [
 type Way = 'direct' | 'through';
 
 /**
- * Runs `count` requests of each way with IN_FLIGHT in flight in all, the ways taken in turn
+ * Runs `count` requests of each way with `inFlight` in flight in all, the ways taken in turn
  * request by request, so every way meets the AppView in the same state at the same moments
  * (on a shared machine its speed drifts by more than a PDS adds); returns each way's latencies.
  */
-async function load(count: number, sends: (() => Promise<unknown>)[]): Promise<number[][]> {
+async function load(count: number, sends: (() => Promise<unknown>)[], inFlight: number): Promise<number[][]> {
   const latencies = sends.map((): number[] => []);
   const total = count * sends.length;
   let started = 0;
   await Promise.all(
-    Array.from({ length: IN_FLIGHT }, async () => {
+    Array.from({ length: inFlight }, async () => {
       while (started < total) {
         const way = started++ % sends.length;
         const t = performance.now();
@@ -286,11 +286,13 @@ async function main(): Promise<void> {
       requests: { type: 'string', default: '500' },
       rounds: { type: 'string', default: '5' },
       posts: { type: 'string', default: '40' },
+      'in-flight': { type: 'string', default: '16' },
     },
   });
   const requests = Number(values.requests);
   const rounds = Number(values.rounds);
   const posts = Number(values.posts);
+  const inFlight = Number(values['in-flight']);
   const dir = mkdtempSync(join(tmpdir(), 'portage-bench-proxy-'));
   const env = { ...process.env, TMPDIR: dir }; // the reference writes under os.tmpdir() and never cleans up
   const stops: (() => Promise<void>)[] = [];
@@ -385,7 +387,7 @@ async function main(): Promise<void> {
     }
     // Untimed warm-up of every route and way (JIT, connection pools, the AppView's caches).
     const sendsOf = (route: Route) => ways.map(([side, way]) => send(side, way, route));
-    for (const route of ROUTES) await load(IN_FLIGHT, sendsOf(route));
+    for (const route of ROUTES) await load(16, sendsOf(route), inFlight);
     for (const side of SIDES) rss[side] = { before: rssMb(sides[side].pid), after: 0 };
     step('warmed up');
 
@@ -397,7 +399,7 @@ async function main(): Promise<void> {
         const pdsSeconds: Partial<Record<Side, number>> = {};
         const { result, cpuSeconds, seconds } = await measureCpu(pids, async () => {
           const portage = await measureCpu([sides.portage.pid], async () => {
-            const reference = await measureCpu([sides.reference.pid], () => load(perRound, sendsOf(route)));
+            const reference = await measureCpu([sides.reference.pid], () => load(perRound, sendsOf(route), inFlight));
             pdsSeconds.reference = reference.cpuSeconds;
             return reference.result;
           });
