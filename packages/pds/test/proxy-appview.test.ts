@@ -12,7 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AtpAgent } from '@atproto/api';
-import type { TestBsky, TestBsync } from '@atproto/dev-env';
+import type { TestBsky, TestBsync, TestFeedGen } from '@atproto/dev-env';
+import { IdResolver } from '@atproto/identity';
+import { verifyJwt } from '@atproto/xrpc-server';
 import { findPostgresBin, startPostgres, type TestPostgres } from '../../../test/support/postgres.ts';
 import { freePort, withTmpdir } from '../../../test/support/reference-peers.ts';
 import { type RunningPlcDirectory, startPlcDirectory } from '../src/plc/server.ts';
@@ -49,6 +51,10 @@ describe(
     let bsync: TestBsync | undefined;
     let bsky: TestBsky | undefined;
     let pds: TestPds | undefined;
+    let feedGen: TestFeedGen | undefined;
+    let feedUri = '';
+    /** The authorization header of every getFeedSkeleton call the feed generator received. */
+    const feedGenAuth: (string | undefined)[] = [];
     const alice = { agent: undefined as unknown as AtpAgent, did: '' };
     const bob = { agent: undefined as unknown as AtpAgent, did: '' };
     let postUri = '';
@@ -58,7 +64,7 @@ describe(
       pg = await startPostgres();
       plc = await startPlcDirectory({ port: 0, host: '127.0.0.1', dataDirectory: join(dir, 'plc') });
       const pdsPort = await freePort();
-      const { TestBsky, TestBsync } = await import('@atproto/dev-env');
+      const { TestBsky, TestBsync, TestFeedGen } = await import('@atproto/dev-env');
       const bsyncApiKey = 'bsync-api-key';
       bsync = await withTmpdir(dir, async () =>
         TestBsync.create({ port: await freePort(), apiKeys: [bsyncApiKey], dbUrl: pg!.url, dbSchema: 'bsync' }),
@@ -106,6 +112,27 @@ describe(
         createdAt: new Date().toISOString(),
       });
       postUri = post.uri;
+      // Alice publishes a custom feed served by a feed generator of its own (a did:plc on the
+      // same directory, its #bsky_fg endpoint on localhost); the generator serves bob's post.
+      feedUri = `at://${alice.did}/app.bsky.feed.generator/portage-picks`;
+      feedGen = await TestFeedGen.create(plc.url, {
+        [feedUri]: async ({ req }) => {
+          feedGenAuth.push(req.headers.authorization);
+          // (`as never`: the handler's type wants the reference's branded at-uri string)
+          return { encoding: 'application/json', body: { feed: [{ post: postUri as never }] } };
+        },
+      });
+      await alice.agent.com.atproto.repo.putRecord({
+        repo: alice.did,
+        collection: 'app.bsky.feed.generator',
+        rkey: 'portage-picks',
+        record: {
+          $type: 'app.bsky.feed.generator',
+          did: feedGen.did,
+          displayName: 'Portage picks',
+          createdAt: new Date().toISOString(),
+        },
+      });
       await alice.agent.follow(bob.did);
       await alice.agent.like(post.uri, post.cid);
       // Everything above reaches the AppView through Portage's firehose.
@@ -119,6 +146,7 @@ describe(
     after(async () => {
       // Portage first, so the AppView's firehose subscription ends cleanly.
       await pds?.close();
+      await feedGen?.close();
       await bsky?.close();
       await bsync?.close();
       await plc?.close();
@@ -181,6 +209,43 @@ describe(
         return found.length >= 2 ? found : undefined;
       });
       assert.deepEqual(reasons, [`follow:${alice.did}`, `like:${alice.did}`]);
+    });
+
+    it("answers getFeed of a custom feed: the generator's skeleton, hydrated by the AppView", async () => {
+      const data = await until(
+        'the AppView to index the feed generator',
+        async () => (await bob.agent.app.bsky.feed.getFeed({ feed: feedUri })).data,
+      );
+      assert.deepEqual(
+        data.feed.map((f) => f.post.uri),
+        [postUri],
+      );
+      const [item] = data.feed;
+      assert.equal(item!.post.author.did, bob.did);
+      assert.equal((item!.post.record as { text?: string }).text, 'hello from portage');
+      const embed = item!.post.embed as { images?: { alt: string }[] };
+      assert.equal(embed.images?.[0]?.alt, 'a dot');
+
+      // As the reference PDS does: the AppView passes the caller's token on to the generator, so
+      // Portage addresses it to the generator's DID for getFeedSkeleton, signed with bob's key.
+      const header = feedGenAuth.at(-1);
+      assert.match(header ?? '', /^Bearer /);
+      // The directory is on loopback, which the resolver's default (SSRF-guarded) fetch refuses.
+      const resolver = new IdResolver({ plcUrl: plc!.url, fetch: globalThis.fetch });
+      const payload = await verifyJwt(
+        header!.slice('Bearer '.length),
+        feedGen!.did,
+        'app.bsky.feed.getFeedSkeleton',
+        (did, forceRefresh) => resolver.did.resolveAtprotoKey(did, forceRefresh),
+      );
+      assert.equal(payload.iss, bob.did);
+      assert.equal(payload.aud, feedGen!.did);
+      assert.equal(payload.lxm, 'app.bsky.feed.getFeedSkeleton');
+
+      // The generator record itself is read through Portage from the AppView too.
+      const generator = await alice.agent.app.bsky.feed.getFeedGenerator({ feed: feedUri });
+      assert.equal(generator.data.view.did, feedGen!.did);
+      assert.equal(generator.data.view.creator.did, alice.did);
     });
 
     it('works the same with an app-password session', async () => {
