@@ -70,7 +70,10 @@ function packageDirection() {
     },
     {
       pkg: 'pds',
-      forbidden: ourPackages(['migrate', 'cli'], 'packages/pds never imports the migration engine or the CLI.'),
+      forbidden: ourPackages(
+        ['migrate', 'cli', 'web'],
+        'packages/pds never imports the migration engine, the CLI or the web source (it serves the built files).',
+      ),
       browserSafe: false,
     },
   ];

@@ -79,6 +79,7 @@ export async function run(args: string[]): Promise<number> {
     `  PLC directory    ${config.didPlcUrl}${plc ? ' (embedded)' : ''}`,
     `  invites          ${config.inviteRequired ? 'required' : 'not required'}`,
     `  email            ${config.emailSmtpUrl ? 'SMTP' : `written to ${join(config.dataDirectory, 'outbox.jsonl')}`}`,
+    `  move an account  ${pds.url}/migrate/ (in a browser)`,
   ];
   if (config.generatedSecrets.includes('PDS_ADMIN_PASSWORD')) {
     out.push(`  admin password   ${config.adminPassword}   (generated; kept in ${config.secretsPath}, mode 0600)`);
