@@ -553,14 +553,21 @@ export class AccountManager {
    * reset): 400 InvalidToken when no account has it, ExpiredToken when it is too old.
    */
   didForEmailToken(purpose: EmailTokenPurpose, token: string, maxAgeSeconds = EMAIL_TOKEN_TTL_SECONDS): string {
-    const row = this.#prepared<[string, string], { did: string; requested_at: string }>(
-      'SELECT did, requested_at FROM email_token WHERE purpose = ? AND token = ?',
-    ).get(purpose, token.trim().toUpperCase());
-    if (!row) throw InvalidRequest('Token is invalid', 'InvalidToken');
-    if (Date.parse(row.requested_at) / 1000 + maxAgeSeconds < this.#now()) {
+    // Every outstanding token of the purpose is compared in constant time, none skipped once one
+    // matches: an SQL lookup by token would compare it byte by byte.
+    const given = Buffer.from(token.trim().toUpperCase(), 'utf8');
+    let found: { did: string; requested_at: string } | undefined;
+    for (const row of this.#prepared<[string], { did: string; token: string; requested_at: string }>(
+      'SELECT did, token, requested_at FROM email_token WHERE purpose = ?',
+    ).iterate(purpose)) {
+      const stored = Buffer.from(row.token, 'utf8');
+      if (stored.length === given.length && timingSafeEqual(stored, given)) found = row;
+    }
+    if (!found) throw InvalidRequest('Token is invalid', 'InvalidToken');
+    if (Date.parse(found.requested_at) / 1000 + maxAgeSeconds < this.#now()) {
       throw InvalidRequest('Token is expired', 'ExpiredToken');
     }
-    return row.did;
+    return found.did;
   }
 
   // ---- email address and password ----
