@@ -315,6 +315,16 @@ describe('auth security', () => {
     keep(retry.accessJwt, retry.refreshJwt);
     assert.equal(jwtPayload(retry.refreshJwt).jti, nextId);
 
+    // Nor does a retry give back the successor's lifetime once the successor was rotated in its turn.
+    const third = (await (await refresh(rotated.refreshJwt)).json()) as { refreshJwt: string; accessJwt: string };
+    keep(third.accessJwt, third.refreshJwt);
+    const secondGrace = rowOf(nextId)!.expires_at;
+    assert.ok(secondGrace - now() <= 2 * 3600);
+    const again = (await (await refresh(first.refreshJwt)).json()) as { refreshJwt: string; accessJwt: string };
+    keep(again.accessJwt, again.refreshJwt);
+    assert.equal(jwtPayload(again.refreshJwt).jti, nextId);
+    assert.equal(rowOf(nextId)!.expires_at, secondGrace, 'the rotated successor keeps its grace period only');
+
     // Two hours later: the grace period is over.
     pds.ctx.accountManager.db.prepare('UPDATE refresh_token SET expires_at = ? WHERE id = ?').run(now() - 1, oldId);
     assert.deepEqual(await answer(await refresh(first.refreshJwt)), { status: 400, error: 'ExpiredToken' });

@@ -438,8 +438,10 @@ export class AccountManager {
         tokenId,
       );
       this.#prepared(
+        // A retry finds the successor stored already, perhaps rotated in its turn: its row,
+        // grace period included, stays as it is.
         `INSERT INTO refresh_token (id, did, expires_at, app_password_name) VALUES (?, ?, ?, ?)
-           ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at`,
+           ON CONFLICT (id) DO NOTHING`,
       ).run(nextId, row.did, refresh.expiresAt, row.app_password_name);
     })();
     return { did: row.did, accessJwt, refreshJwt: refresh.jwt, scope };
