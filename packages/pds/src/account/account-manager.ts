@@ -431,19 +431,22 @@ export class AccountManager {
     const scope = account?.takedownRef ? AuthScope.Takendown : scopeFor(appPassword);
     const accessJwt = await this.#tokens.createAccessToken(row.did, scope, now);
     const refresh = await this.#tokens.createRefreshToken(row.did, nextId, now);
-    this.db.transaction(() => {
-      this.#prepared('UPDATE refresh_token SET expires_at = ?, next_id = ? WHERE id = ?').run(
-        graceEnd,
-        nextId,
-        tokenId,
-      );
+    const stored = this.db.transaction(() => {
+      // Another rotation of the same token may have chosen its successor while this one signed:
+      // then start again and hand out that successor, never a second one.
+      const claimed = this.#prepared(
+        'UPDATE refresh_token SET expires_at = ?, next_id = ? WHERE id = ? AND (next_id IS NULL OR next_id = ?)',
+      ).run(graceEnd, nextId, tokenId, nextId).changes;
+      if (claimed === 0) return false;
       this.#prepared(
         // A retry finds the successor stored already, perhaps rotated in its turn: its row,
         // grace period included, stays as it is.
         `INSERT INTO refresh_token (id, did, expires_at, app_password_name) VALUES (?, ?, ?, ?)
            ON CONFLICT (id) DO NOTHING`,
       ).run(nextId, row.did, refresh.expiresAt, row.app_password_name);
+      return true;
     })();
+    if (!stored) return this.rotateRefreshToken(tokenId);
     return { did: row.did, accessJwt, refreshJwt: refresh.jwt, scope };
   }
 
