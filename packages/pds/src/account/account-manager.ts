@@ -24,6 +24,7 @@
  * and its events exist or neither does. The sequencer is attached once at start-up
  * (`sequenceEventsThrough`); without one (a bare manager in tests) nothing is announced.
  */
+import { randomBytes } from 'node:crypto';
 import type { TokenIssuer } from '../auth/tokens.ts';
 import type { AccountEventData, IdentityEventData, SyncEventData } from '../sequencer/events.ts';
 import type { OutboxHost } from '../sequencer/sequencer.ts';
@@ -122,6 +123,8 @@ export class AccountManager {
   readonly #accountByDid: Database.Statement<[string], AccountRow>;
   readonly #accountByHandle: Database.Statement<[string], AccountRow>;
   #events: { log: AccountEventLog; host: OutboxHost } | undefined;
+  /** What sign-in checks a password against when no account has the identifier. */
+  #decoyHash: Promise<string> | undefined;
   /**
    * Account rows by DID and by handle, read on every authenticated request. Reading the row
    * again costs a SQLite read transaction (file-lock system calls) per request; this process is
@@ -356,8 +359,11 @@ export class AccountManager {
       ? this.#prepared<[string], AccountRow>('SELECT * FROM account WHERE email = ?').get(id)
       : this.#accountRow(identifier.trim().startsWith('did:') ? identifier.trim() : id);
     if (!row) {
-      // Spend the same time as a real check so probing for accounts gains nothing.
-      await hashPassword(password);
+      // Spend the same time as a real check so probing for accounts gains nothing: a check
+      // against a hash nobody's password matches costs what verifying a real one does (two
+      // derivations for a password whose NFKC form differs, one otherwise).
+      this.#decoyHash ??= hashPassword(randomBytes(16).toString('hex'));
+      await verifyPassword(password, await this.#decoyHash);
       throw AuthRequired('Invalid identifier or password');
     }
     if (await verifyPassword(password, row.password_scrypt)) return { account: toAccount(row), appPassword: null };
