@@ -69,3 +69,35 @@ describe('account rows read after every change', () => {
     assert.equal(accounts.getAccount('did:plc:cachecccccccccccccccccccc'), undefined);
   });
 });
+
+describe('refresh-token rotation', () => {
+  test('concurrent rotations of one token agree on its successor, even when signing takes a while', async () => {
+    /** Signs on a later turn of the event loop, so that concurrent rotations interleave. */
+    class SlowIssuer extends TokenIssuer {
+      override async createAccessToken(...args: Parameters<TokenIssuer['createAccessToken']>): Promise<string> {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        return super.createAccessToken(...args);
+      }
+    }
+    const slowDir = mkdtempSync(join(tmpdir(), 'portage-account-rotate-'));
+    const slow = new AccountManager({
+      dbPath: join(slowDir, 'account.sqlite'),
+      tokens: new SlowIssuer(jwtKeyFromSecret('account-rotate-test'), 'did:web:localhost'),
+      hostname: 'localhost',
+    });
+    try {
+      const did = 'did:plc:rotaterotaterotaterotate';
+      await slow.createAccount({ did, handle: 'rotate.test', email: null, password: 'pw-rotate-1' });
+      const session = await slow.createSession(did, null);
+      const jti = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()).jti as string;
+      const rotations = await Promise.all([0, 1, 2].map(() => slow.rotateRefreshToken(jti(session.refreshJwt))));
+      const successors = new Set(rotations.map((r) => jti(r!.refreshJwt)));
+      assert.equal(successors.size, 1, 'one successor');
+      const rows = slow.db.prepare('SELECT count(*) AS n FROM refresh_token WHERE did = ?').get(did) as { n: number };
+      assert.equal(rows.n, 2, 'the rotated token and its one successor');
+    } finally {
+      slow.close();
+      rmSync(slowDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { type Env, loadConfig } from '../src/config.ts';
 import type { AppContext } from '../src/context.ts';
 import { startPds } from '../src/index.ts';
+import type { Logger } from '../src/logger.ts';
 import { type RunningPlcDirectory, startPlcDirectory } from '../src/plc/server.ts';
 import type { RateLimitPolicies } from '../src/rate-limit/rate-limiter.ts';
 
@@ -39,6 +40,8 @@ export interface TestPdsOptions {
    * temporary one; close() stops the servers and leaves it in place.
    */
   dataDir?: string;
+  /** Log through this logger instead of the silent default (to read what a run logged). */
+  logger?: Logger;
 }
 
 /**
@@ -85,6 +88,7 @@ export async function startTestPds(opts: TestPdsOptions = {}): Promise<TestPds> 
       resolveTxt: async (name) => txt[name] ?? [],
       fetch: loopbackOnlyFetch(opts.externalFetch),
       rateLimits: opts.rateLimits,
+      logger: opts.logger,
     });
     return {
       url: pds.localUrl,

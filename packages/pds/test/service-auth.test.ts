@@ -3,6 +3,7 @@
  * mints verifies with ours, and every way a token can be wrong fails with its own error name.
  */
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { P256Keypair, Secp256k1Keypair } from '@atproto/crypto';
 import { createServiceJwt, verifyJwt } from '@atproto/xrpc-server';
@@ -91,6 +92,14 @@ describe('service auth JWTs', () => {
     await rejects(verifyServiceJwt(await mintServiceJwt({ ...good, key: other }), opts), 'BadJwtSignature');
     await rejects(verifyServiceJwt(await mintServiceJwt({ ...good, exp: now + 3 * 3600 }), opts), 'BadJwt');
     await rejects(verifyServiceJwt('not.a.jwt', opts), 'BadJwt');
+    // Unsigned, or HMAC keyed with the issuer's public key: a signature that does not verify.
+    const [, goodPayload] = (await mintServiceJwt(good)).split('.');
+    for (const alg of ['none', 'HS256']) {
+      const header = Buffer.from(JSON.stringify({ typ: 'JWT', alg })).toString('base64url');
+      const input = `${header}.${goodPayload}`;
+      const sig = alg === 'none' ? '' : createHmac('sha256', key.did()).update(input).digest('base64url');
+      await rejects(verifyServiceJwt(`${input}.${sig}`, opts), 'BadJwtSignature');
+    }
 
     // A session token shape is refused before anything else is looked at.
     const jwt = await mintServiceJwt(good);

@@ -1,7 +1,9 @@
 /**
  * Password hashing with scrypt (N=2^14, r=8, p=1, 64-byte key, 16-byte salt), stored as
  * `salt:hash` in hex: the reference PDS's format, so an imported account database keeps
- * working. Hashing runs on libuv's thread pool, off the event loop.
+ * working. The password is hashed as given, never normalized, as the reference does: a hash
+ * from either server verifies with the other. Hashing runs on libuv's thread pool, off the
+ * event loop.
  */
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 
@@ -9,9 +11,7 @@ const KEY_LENGTH = 64;
 
 function scryptAsync(password: string, salt: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    scrypt(password.normalize('NFKC'), salt, KEY_LENGTH, { N: 16384, r: 8, p: 1 }, (err, key) =>
-      err ? reject(err) : resolve(key),
-    );
+    scrypt(password, salt, KEY_LENGTH, { N: 16384, r: 8, p: 1 }, (err, key) => (err ? reject(err) : resolve(key)));
   });
 }
 
@@ -25,8 +25,11 @@ export async function verifyPassword(password: string, stored: string): Promise<
   const [salt, hashHex] = stored.split(':');
   if (!salt || !hashHex) return false;
   const expected = Buffer.from(hashHex, 'hex');
-  const actual = await scryptAsync(password, salt);
-  return expected.length === actual.length && timingSafeEqual(expected, actual);
+  if (expected.length !== KEY_LENGTH) return false;
+  if (timingSafeEqual(expected, await scryptAsync(password, salt))) return true;
+  // Earlier Portage versions hashed the NFKC form: their accounts keep signing in.
+  const nfkc = password.normalize('NFKC');
+  return nfkc !== password && timingSafeEqual(expected, await scryptAsync(nfkc, salt));
 }
 
 // Lower-case base32 letters and digits, as in the reference's app passwords.

@@ -1,13 +1,60 @@
 /**
- * app.bsky preferences, kept per account in the account DB, with the reference's rules:
- * every item needs a `$type` in the app.bsky namespace; personal details (birth date) are
- * visible and writable only with full access; the declared-age item is computed on read
- * from the birth date and never stored.
+ * Preferences, kept per account in the account DB: their storage (`PreferenceStore`, any
+ * namespace), and app.bsky's rules over it as the reference has them: every item needs a
+ * `$type` in the app.bsky namespace; personal details (birth date) are visible and writable only
+ * with full access; the declared-age item is computed on read from the birth date and never
+ * stored.
  */
 import type { AccessAuth } from '../auth/verifier.ts';
 import { AuthScope } from '../auth/scopes.ts';
 import { InvalidRequest } from '../xrpc/errors.ts';
 import type { AccountManager } from './account-manager.ts';
+import type { AccountTables } from './tables.ts';
+
+export function matchesNamespace(namespace: string, type: string): boolean {
+  return type === namespace || type.startsWith(`${namespace}.`);
+}
+
+export class PreferenceStore {
+  readonly #t: AccountTables;
+
+  constructor(tables: AccountTables) {
+    this.#t = tables;
+  }
+
+  get(did: string, namespace: string): unknown[] {
+    return this.#t
+      .prepared<[string], { name: string; value_json: string }>(
+        'SELECT name, value_json FROM account_pref WHERE did = ? ORDER BY id',
+      )
+      .all(did)
+      .filter((r) => matchesNamespace(namespace, r.name))
+      .map((r) => JSON.parse(r.value_json) as unknown);
+  }
+
+  /** How many preferences the account has in every namespace (checkAccountStatus's privateStateValues). */
+  count(did: string): number {
+    return this.#t.prepared<[string], { n: number }>('SELECT count(*) AS n FROM account_pref WHERE did = ?').get(did)!
+      .n;
+  }
+
+  /**
+   * Replaces the account's preferences in `namespace` with `values` (each already checked to
+   * have a `$type` in that namespace). Types in `keep` are left as they were: the caller may
+   * not see or change them.
+   */
+  put(did: string, namespace: string, values: { $type: string }[], keep: (type: string) => boolean): void {
+    const existing = this.#t
+      .prepared<[string], { id: number; name: string }>('SELECT id, name FROM account_pref WHERE did = ?')
+      .all(did);
+    const remove = this.#t.prepared('DELETE FROM account_pref WHERE id = ?');
+    const insert = this.#t.prepared('INSERT INTO account_pref (did, name, value_json) VALUES (?, ?, ?)');
+    this.#t.db.transaction(() => {
+      for (const row of existing) if (matchesNamespace(namespace, row.name) && !keep(row.name)) remove.run(row.id);
+      for (const value of values) insert.run(did, value.$type, JSON.stringify(value));
+    })();
+  }
+}
 
 const NAMESPACE = 'app.bsky';
 const PERSONAL_DETAILS = 'app.bsky.actor.defs#personalDetailsPref';

@@ -157,9 +157,6 @@ export async function verifyServiceJwt(token: string, opts: VerifyServiceJwtOpti
   if (header.typ === 'at+jwt' || header.typ === 'refresh+jwt' || header.typ === 'dpop+jwt') {
     throw bad(`Invalid jwt type "${String(header.typ)}"`, 'BadJwtType');
   }
-  if (header.alg !== 'ES256K' && header.alg !== 'ES256') {
-    throw bad(`unsupported jwt algorithm "${String(header.alg)}"`, 'BadJwt');
-  }
   const now = opts.now ?? nowSeconds();
   if (typeof payload.exp !== 'number' || !Number.isFinite(payload.exp)) throw bad('jwt has no expiry', 'BadJwt');
   if (payload.exp <= now) throw bad('jwt expired', 'JwtExpired');
@@ -173,6 +170,12 @@ export async function verifyServiceJwt(token: string, opts: VerifyServiceJwtOpti
   if (typeof payload.lxm !== 'string') throw bad('missing jwt lexicon method ("lxm")', 'BadJwtLexiconMethod');
   if (payload.lxm !== opts.nsid) {
     throw bad(`bad jwt lexicon method ("lxm"). must match: ${opts.nsid}`, 'BadJwtLexiconMethod');
+  }
+  // Only an ECDSA signature by the issuer's key counts: `none`, and HMAC keyed with something
+  // public (the issuer's key), are refused as a signature that does not verify, as the reference
+  // words it, before any key is looked up.
+  if (header.alg !== 'ES256K' && header.alg !== 'ES256') {
+    throw bad('could not verify jwt signature', 'BadJwtSignature');
   }
   const did = payload.iss.split('#')[0]!;
   const signedBy = async (forceRefresh: boolean): Promise<boolean> => {

@@ -1,0 +1,126 @@
+/**
+ * Invite codes: creating them (the admin's createInviteCodes, an account's own codes), checking
+ * one at sign-up and recording its use, listing an account's codes with their uses.
+ */
+import { InvalidRequest } from '../xrpc/errors.ts';
+import { generateInviteCode } from './passwords.ts';
+import { type AccountTables, isoTime } from './tables.ts';
+
+export interface InviteCodeInfo {
+  code: string;
+  available: number;
+  disabled: boolean;
+  forAccount: string;
+  createdBy: string;
+  createdAt: string;
+  uses: { usedBy: string; usedAt: string }[];
+}
+
+/** The most uses one invite code may have, and the most codes one call may create. */
+const MAX_INVITE_CODES = 10_000;
+
+/** What an invite needs to know of the account it was given to. */
+export type InviteOwnerLookup = (did: string) => { invitesDisabled: boolean; takedownRef: string | null } | undefined;
+
+export class Invites {
+  readonly #t: AccountTables;
+  readonly #hostname: string;
+  readonly #owner: InviteOwnerLookup;
+
+  constructor(tables: AccountTables, hostname: string, owner: InviteOwnerLookup) {
+    this.#t = tables;
+    this.#hostname = hostname;
+    this.#owner = owner;
+  }
+
+  create(args: { forAccounts: string[]; count: number; useCount: number; createdBy: string }): {
+    account: string;
+    codes: string[];
+  }[] {
+    // The lexicon leaves these unbounded: a code is used at least once, and one call is bounded.
+    if (args.useCount < 1 || args.useCount > MAX_INVITE_CODES) {
+      throw InvalidRequest(`useCount must be between 1 and ${MAX_INVITE_CODES}`);
+    }
+    if (args.forAccounts.length * args.count > MAX_INVITE_CODES) {
+      throw InvalidRequest(`Too many codes requested at once (max ${MAX_INVITE_CODES})`);
+    }
+    const createdAt = isoTime(this.#t.now());
+    const insert = this.#t.prepared(
+      'INSERT INTO invite_code (code, available_uses, for_account, created_by, created_at) VALUES (?, ?, ?, ?, ?)',
+    );
+    return this.#t.db.transaction(() =>
+      args.forAccounts.map((account) => {
+        const codes: string[] = [];
+        for (let i = 0; i < args.count; i++) {
+          const code = generateInviteCode(this.#hostname);
+          insert.run(code, args.useCount, account, args.createdBy, createdAt);
+          codes.push(code);
+        }
+        return { account, codes };
+      }),
+    )();
+  }
+
+  /** Throws 400 InvalidInviteCode unless the code exists, is enabled and has a use left. */
+  ensureAvailable(code: string): void {
+    const row = this.#t
+      .prepared<[string], { available_uses: number; disabled: number; for_account: string }>(
+        'SELECT available_uses, disabled, for_account FROM invite_code WHERE code = ?',
+      )
+      .get(code);
+    const used =
+      this.#t.prepared<[string], { n: number }>('SELECT count(*) AS n FROM invite_code_use WHERE code = ?').get(code)
+        ?.n ?? 0;
+    const owner = row ? this.#owner(row.for_account) : undefined;
+    if (!row || row.disabled === 1 || used >= row.available_uses || owner?.invitesDisabled || owner?.takedownRef) {
+      throw InvalidRequest('Provided invite code not available', 'InvalidInviteCode');
+    }
+  }
+
+  /** Records a use of the code (checked first); call inside the sign-up's transaction. */
+  use(code: string, usedBy: string, usedAt: string): void {
+    this.ensureAvailable(code);
+    this.#t.prepared('INSERT INTO invite_code_use (code, used_by, used_at) VALUES (?, ?, ?)').run(code, usedBy, usedAt);
+  }
+
+  forAccount(did: string, opts: { includeUsed: boolean }): InviteCodeInfo[] {
+    const codes = this.#t
+      .prepared<
+        [string],
+        {
+          code: string;
+          available_uses: number;
+          disabled: number;
+          for_account: string;
+          created_by: string;
+          created_at: string;
+        }
+      >('SELECT * FROM invite_code WHERE for_account = ? ORDER BY created_at, code')
+      .all(did);
+    const usesOf = this.#t.prepared<[string], { used_by: string; used_at: string }>(
+      'SELECT used_by, used_at FROM invite_code_use WHERE code = ? ORDER BY used_at',
+    );
+    return codes
+      .map((c) => {
+        const uses = usesOf.all(c.code).map((u) => ({ usedBy: u.used_by, usedAt: u.used_at }));
+        return {
+          code: c.code,
+          available: Math.max(0, c.available_uses - uses.length),
+          disabled: c.disabled === 1,
+          forAccount: c.for_account,
+          createdBy: c.created_by,
+          createdAt: c.created_at,
+          uses,
+        };
+      })
+      .filter((c) => opts.includeUsed || c.available > 0);
+  }
+
+  /** Deletes the codes given to the account, with their uses (the account is being deleted). */
+  deleteForAccount(did: string): void {
+    this.#t
+      .prepared('DELETE FROM invite_code_use WHERE code IN (SELECT code FROM invite_code WHERE for_account = ?)')
+      .run(did);
+    this.#t.prepared('DELETE FROM invite_code WHERE for_account = ?').run(did);
+  }
+}
