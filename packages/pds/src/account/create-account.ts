@@ -72,7 +72,11 @@ export async function createAccount(ctx: AppContext, input: CreateAccountInput):
   const passwordHash = hashPassword(password);
   passwordHash.catch(() => {}); // a sign-up that fails before the account is recorded leaves it unused
 
-  const signingKey = await generateSigningKey('secp256k1');
+  // A DID moving in may have reserved its key here first (reserveSigningKey), to name it in the
+  // PLC operation before the account existed.
+  const signingKey =
+    (input.did ? await ctx.actorStore.reservedSigningKey(input.did) : undefined) ??
+    (await generateSigningKey('secp256k1'));
   let did: string;
   let genesis: Awaited<ReturnType<typeof createGenesisOperation>>['operation'] | undefined;
   if (input.did) {
@@ -122,6 +126,7 @@ export async function createAccount(ctx: AppContext, input: CreateAccountInput):
     }
     throw err;
   }
+  if (input.did) await ctx.actorStore.clearReservedSigningKey(input.did);
   const session = await accountManager.createSession(did, null);
   return { did, handle, ...session };
 }

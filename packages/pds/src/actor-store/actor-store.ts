@@ -77,7 +77,7 @@ export class ActorStore {
       busy: (did) => this.locks.busy(did),
       onOpen: (handle) => this.indexRootOf(handle),
     });
-    this.keys = new SigningKeys((did) => this.stores.keyPath(did));
+    this.keys = new SigningKeys((did) => this.stores.keyPath(did), join(this.directory, 'reserved-keys'));
     this.writer = new RepoWriter({ blobstore: this.blobstore, rootIndex: this.rootIndex, listeners: this.listeners });
     this.groupCommit = new GroupCommit(this.locks, (did, batch) => this.commitBatch(did, batch));
     this.blobs = new BlobIndex(this.stores, this.locks, this.blobstore);
@@ -225,6 +225,21 @@ export class ActorStore {
       await rm(this.accountDirectory(did), { recursive: true, force: true });
       await this.blobstore.deleteAll(did);
     });
+  }
+
+  /** Reserves a signing key for an account to be created (see SigningKeys.reserve); returns its did:key. */
+  reserveSigningKey(did: string | undefined): Promise<string> {
+    return this.keys.reserve(did);
+  }
+
+  /** The key reserved for `did`, if any. */
+  reservedSigningKey(did: string): Promise<ExportableSigningKey | undefined> {
+    return this.keys.reserved(did);
+  }
+
+  /** Drops `did`'s reservation (its account now holds the key). */
+  clearReservedSigningKey(did: string): Promise<void> {
+    return this.keys.clearReserved(did);
   }
 
   /** The account's repository signing key (also what service-auth JWTs are signed with). */

@@ -5,8 +5,14 @@
  * bounded number stay in memory.
  */
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
-import { type ExportableSigningKey, importSigningKey, type KeyAlgorithm } from '@portage/atproto/crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  type ExportableSigningKey,
+  generateSigningKey,
+  importSigningKey,
+  type KeyAlgorithm,
+} from '@portage/atproto/crypto';
 import { repoNotFound } from './errors.ts';
 
 interface KeyFile {
@@ -19,10 +25,46 @@ const MAX_CACHED_KEYS = 1000;
 export class SigningKeys {
   private readonly cache = new Map<string, ExportableSigningKey>();
   private readonly pathOf: (did: string) => string;
+  private readonly reservedDir: string;
 
-  /** `pathOf`: where an account's key file lives. */
-  constructor(pathOf: (did: string) => string) {
+  /** `pathOf`: where an account's key file lives; `reservedDir`: keys reserved for accounts to come. */
+  constructor(pathOf: (did: string) => string, reservedDir: string) {
     this.pathOf = pathOf;
+    this.reservedDir = reservedDir;
+  }
+
+  private reservedPath(name: string): string {
+    return join(this.reservedDir, `${name.replace(/[^a-zA-Z0-9._-]/g, '_')}.json`);
+  }
+
+  /**
+   * A key reserved for an account that will be created here (reserveSigningKey): a DID moving in
+   * can name it in its PLC operation before the account exists. Kept under the DID (asking again
+   * gives the same key, as the reference does), or under its own did:key when no DID is given.
+   */
+  async reserve(did: string | undefined): Promise<string> {
+    if (did) {
+      const existing = await this.reserved(did);
+      if (existing) return existing.did();
+    }
+    const key = await generateSigningKey('secp256k1');
+    await mkdir(this.reservedDir, { recursive: true, mode: 0o700 });
+    const content: KeyFile = { algorithm: key.algorithm, privateKeyHex: key.privateKeyHex() };
+    await writeFile(this.reservedPath(did ?? key.did()), `${JSON.stringify(content)}\n`, { mode: 0o600 });
+    return key.did();
+  }
+
+  /** The key reserved for `did`, if any (createAccount for a DID moving in uses it). */
+  async reserved(did: string): Promise<ExportableSigningKey | undefined> {
+    const path = this.reservedPath(did);
+    if (!existsSync(path)) return undefined;
+    const content = JSON.parse(await readFile(path, 'utf8')) as KeyFile;
+    return importSigningKey(content.privateKeyHex, content.algorithm);
+  }
+
+  /** Drops the reservation once the account holds the key. */
+  async clearReserved(did: string): Promise<void> {
+    await rm(this.reservedPath(did), { force: true });
   }
 
   /** The account's key; RepoNotFound when it has none. */

@@ -25,6 +25,7 @@ export { default as requestPasswordReset } from './com/atproto/server/requestPas
 export { default as resetPassword } from './com/atproto/server/resetPassword.ts';
 export { default as requestAccountDelete } from './com/atproto/server/requestAccountDelete.ts';
 export { default as deleteAccount } from './com/atproto/server/deleteAccount.ts';
+export { default as reserveSigningKey } from './com/atproto/server/reserveSigningKey.ts';
 // com.atproto.temp
 export { default as checkSignupQueue } from './com/atproto/temp/checkSignupQueue.ts';
 // com.atproto.identity
