@@ -41,6 +41,13 @@ export interface PdsConfig {
   adminPassword: string;
   plcRotationKeyHex: string;
   inviteRequired: boolean;
+  /**
+   * PDS_INVITE_INTERVAL (ms): with invites required, an account earns one invite code per
+   * interval of its life (getAccountInviteCodes with createAvailable); unset: none are earned.
+   */
+  inviteInterval: number | undefined;
+  /** PDS_INVITE_EPOCH (ms since 1970): earned codes count only from this moment on. */
+  inviteEpoch: number;
   emailSmtpUrl: string | undefined;
   emailFromAddress: string;
   devMode: boolean;
@@ -260,6 +267,8 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
     adminPassword: secrets.adminPassword!,
     plcRotationKeyHex: secrets.plcRotationKeyHex!,
     inviteRequired: r.bool('PDS_INVITE_REQUIRED') ?? true,
+    inviteInterval: r.int('PDS_INVITE_INTERVAL', { min: 1 }),
+    inviteEpoch: r.int('PDS_INVITE_EPOCH', { min: 0 }) ?? 0,
     emailSmtpUrl,
     emailFromAddress: r.str('PDS_EMAIL_FROM_ADDRESS') ?? `noreply@${hostname}`,
     devMode: r.bool('PDS_DEV_MODE') ?? false,

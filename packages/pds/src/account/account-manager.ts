@@ -497,6 +497,12 @@ export class AccountManager {
     this.invites.ensureAvailable(code);
   }
 
+  /** Creates the invite codes the account has earned by now (see Invites.createEarned). */
+  createEarnedInviteCodes(did: string, opts: { epochMs: number; intervalMs: number }): string[] {
+    const account = this.getAccount(did);
+    return account ? this.invites.createEarned(did, { accountCreatedAt: account.createdAt, ...opts }) : [];
+  }
+
   getAccountInviteCodes(did: string, opts: { includeUsed: boolean }): InviteCodeInfo[] {
     return this.invites.forAccount(did, opts);
   }

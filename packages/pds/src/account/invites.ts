@@ -61,6 +61,44 @@ export class Invites {
     )();
   }
 
+  /**
+   * The codes an account has earned by now and not yet been given, as the reference counts them:
+   * one per `intervalMs` of the account's life (only the part after `epochMs`), at most five
+   * unused at a time, codes the admin gave not counted. Counted and created in one transaction,
+   * so two calls at once cannot both create. An account whose invites are disabled still gets
+   * them, disabled, for the record. Returns the new codes.
+   */
+  createEarned(did: string, opts: { accountCreatedAt: string; epochMs: number; intervalMs: number }): string[] {
+    const owner = this.#owner(did);
+    if (!owner) return [];
+    return this.#t.db.transaction(() => {
+      const routine = this.forAccount(did, { includeUsed: true }).filter((c) => c.createdBy !== 'admin');
+      const unused = routine.filter((c) => !c.disabled && c.available > 0).length;
+      const now = this.#t.now() * 1000;
+      const createdMs = Date.parse(opts.accountCreatedAt);
+      const intervals = (sinceMs: number) => Math.floor((now - sinceMs) / opts.intervalMs);
+      const couldCreate =
+        createdMs >= opts.epochMs
+          ? intervals(createdMs)
+          : intervals(createdMs) - Math.floor((opts.epochMs - createdMs) / opts.intervalMs);
+      const sinceEpoch = routine.filter((c) => Date.parse(c.createdAt) > opts.epochMs).length;
+      const toCreate = Math.min(5 - unused, couldCreate - sinceEpoch);
+      if (toCreate <= 0) return [];
+      const createdAt = isoTime(this.#t.now());
+      const insert = this.#t.prepared(
+        `INSERT INTO invite_code (code, available_uses, disabled, for_account, created_by, created_at)
+         VALUES (?, 1, ?, ?, ?, ?)`,
+      );
+      const codes: string[] = [];
+      for (let i = 0; i < toCreate; i++) {
+        const code = generateInviteCode(this.#hostname);
+        insert.run(code, owner.invitesDisabled ? 1 : 0, did, did, createdAt);
+        codes.push(code);
+      }
+      return codes;
+    })();
+  }
+
   /** Throws 400 InvalidInviteCode unless the code exists, is enabled and has a use left. */
   ensureAvailable(code: string): void {
     const row = this.#t
