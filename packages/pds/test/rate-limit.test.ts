@@ -171,6 +171,20 @@ describe("rate limits on by default for a public name, with the reference's limi
     assert.deepEqual(statuses, [...Array(30).fill(401), 429]);
   });
 
+  it('refuses handle changes past 10 in five minutes for one account', async () => {
+    const { token } = await signUp(server, 'hal.test', '203.0.113.52');
+    const statuses: number[] = [];
+    for (let i = 0; i < 11; i++) {
+      const answer = await xrpc(server, 'com.atproto.identity.updateHandle', {
+        body: { handle: `hal${i}.test` },
+        token,
+        forwardedFor: '203.0.113.52',
+      });
+      statuses.push(answer.status);
+    }
+    assert.deepEqual(statuses, [...Array(10).fill(200), 429]);
+  });
+
   it('refuses password-reset mails past 15 an hour from one address', async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 16; i++) {

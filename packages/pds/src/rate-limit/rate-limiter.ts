@@ -28,6 +28,12 @@ export interface RateLimitPolicies {
   createSession: RateLimit[];
   /** Repository writes, in points, per account. */
   repoWrite: RateLimit[];
+  /** com.atproto.server.createAccount, per client IP. */
+  createAccount: RateLimit[];
+  /** com.atproto.identity.updateHandle, per account. */
+  updateHandle: RateLimit[];
+  /** com.atproto.repo.uploadBlob, per client IP. */
+  uploadBlob: RateLimit[];
   /** Methods that mail the account a code (confirm or change the address), per method and account. */
   emailSend: RateLimit[];
   /** com.atproto.server.requestPasswordReset, per client IP. */
@@ -51,6 +57,12 @@ export const REFERENCE_RATE_LIMITS: RateLimitPolicies = {
     { points: 5000, windowMs: HOUR },
     { points: 35000, windowMs: DAY },
   ],
+  createAccount: [{ points: 100, windowMs: 5 * MINUTE }],
+  updateHandle: [
+    { points: 10, windowMs: 5 * MINUTE },
+    { points: 50, windowMs: DAY },
+  ],
+  uploadBlob: [{ points: 1000, windowMs: DAY }],
   emailSend: [
     { points: 5, windowMs: HOUR },
     { points: 15, windowMs: DAY },

@@ -17,6 +17,7 @@ const lexicon = withInputProperties(ComAtprotoIdentityUpdateHandle.mainSchema, {
 
 export default xrpcMethod(lexicon, {
   auth: 'access',
+  rateLimit: [{ policy: 'updateHandle', key: ({ auth }) => auth.did }],
   async handler({ ctx, auth, input }) {
     const { handle, hosted } = checkHandle(input.handle, ctx.config.serviceHandleDomains, { allowExternal: true });
     const existing = ctx.accountManager.getAccount(handle);

@@ -9,6 +9,7 @@ import { xrpcMethod } from '../../../../xrpc/handler.ts';
  */
 export default xrpcMethod(ComAtprotoRepoUploadBlob.mainSchema, {
   auth: 'access',
+  rateLimit: [{ policy: 'uploadBlob', key: ({ ip }) => ip }],
   maxInputBytes: (ctx) => ctx.config.blobUploadLimit,
   async handler({ ctx, auth, input, inputEncoding }) {
     return withRepoErrors(async () => {

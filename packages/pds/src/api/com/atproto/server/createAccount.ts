@@ -14,6 +14,7 @@ const lexicon = withInputProperties(ComAtprotoServerCreateAccount.mainSchema, { 
 
 export default xrpcMethod(lexicon, {
   auth: 'none',
+  rateLimit: [{ policy: 'createAccount', key: ({ ip }) => ip }],
   async handler({ ctx, input, req, nsid }) {
     const { did } = input;
     if (did !== undefined) {
