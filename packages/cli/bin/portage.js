@@ -13,8 +13,8 @@ const [major, minor] = process.versions.node.split('.').map(Number);
 const supported = major > MINIMUM[0] || (major === MINIMUM[0] && minor >= MINIMUM[1]);
 
 if (supported) {
-  // Node keeps the compiled (and type-stripped) modules here, so every start after the first
-  // skips that work. Without a writable folder Node just compiles as usual.
+  // Node keeps V8's compiled code of the modules here, so a start after the first compiles less.
+  // Without a writable folder Node just compiles as usual.
   module.enableCompileCache?.(fileURLToPath(new URL('../../../node_modules/.cache/portage', import.meta.url)));
   await import('../src/main.ts');
 } else {
