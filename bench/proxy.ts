@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startPostgres } from '../test/support/postgres.ts';
+import { until } from '../test/support/until.ts';
 import {
   announceReady,
   benchNodeArgs,
@@ -214,21 +215,6 @@ async function seed(pdsUrl: string, prefix: string, posts: number): Promise<{ vi
   return { viewer, author };
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`, { cause: last });
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 interface Route {
   name: string;
   nsid: string;
@@ -345,19 +331,23 @@ async function main(): Promise<void> {
     const expected = Math.min(50, posts + Math.ceil(posts / 4));
     for (const side of SIDES) {
       const s = sides[side];
-      await until(`the AppView to index ${side}'s accounts`, async () => {
-        const timeline = await callJson<{ feed: unknown[] }>(
-          `${appView.url}/xrpc/app.bsky.feed.getTimeline?limit=100`,
-          { token: s.direct['app.bsky.feed.getTimeline'] },
-        );
-        const profile = await callJson<{ postsCount?: number; viewer?: { following?: string } }>(
-          `${appView.url}/xrpc/app.bsky.actor.getProfile?actor=${encodeURIComponent(s.author.did)}`,
-          { token: s.direct['app.bsky.actor.getProfile'] },
-        );
-        return timeline.feed.length >= expected && profile.postsCount === posts && profile.viewer?.following
-          ? true
-          : undefined;
-      });
+      await until(
+        `the AppView to index ${side}'s accounts`,
+        async () => {
+          const timeline = await callJson<{ feed: unknown[] }>(
+            `${appView.url}/xrpc/app.bsky.feed.getTimeline?limit=100`,
+            { token: s.direct['app.bsky.feed.getTimeline'] },
+          );
+          const profile = await callJson<{ postsCount?: number; viewer?: { following?: string } }>(
+            `${appView.url}/xrpc/app.bsky.actor.getProfile?actor=${encodeURIComponent(s.author.did)}`,
+            { token: s.direct['app.bsky.actor.getProfile'] },
+          );
+          return timeline.feed.length >= expected && profile.postsCount === posts && profile.viewer?.following
+            ? true
+            : undefined;
+        },
+        { timeoutMs: 120_000, everyMs: 250 },
+      );
     }
     step('the AppView indexed both sides');
 

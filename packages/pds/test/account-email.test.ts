@@ -10,15 +10,8 @@ import { AtpAgent } from '@atproto/api';
 import { WebSocket } from 'ws';
 import { decodeFrame } from '../src/sequencer/frames.ts';
 import { startTestPds, type TestPds } from './harness.ts';
-import { type Mailbox, startMailbox, tokenFromMail } from './mailbox.ts';
-
-async function rejects(call: Promise<unknown>, status: number, error: string): Promise<void> {
-  await assert.rejects(call, (err: { status?: number; error?: string }) => {
-    assert.equal(err.status, status, `status (error ${err.error})`);
-    assert.equal(err.error, error);
-    return true;
-  });
-}
+import { rejects } from './xrpc-assert.ts';
+import { type Mailbox, startPdsWithMailbox, tokenFromMail } from './mailbox.ts';
 
 describe('email flows through @atproto/api with a real SMTP server', () => {
   let mailbox: Mailbox;
@@ -28,10 +21,7 @@ describe('email flows through @atproto/api with a real SMTP server', () => {
   const password = 'alice-old-password';
 
   before(async () => {
-    mailbox = await startMailbox();
-    pds = await startTestPds({
-      env: { PDS_EMAIL_SMTP_URL: mailbox.url, PDS_EMAIL_FROM_ADDRESS: 'pds@example.com' },
-    });
+    ({ pds, mailbox } = await startPdsWithMailbox());
     alice = new AtpAgent({ service: pds.url });
     await alice.createAccount({ handle: 'alice.test', email: 'alice@example.com', password });
     bob = new AtpAgent({ service: pds.url });
@@ -216,10 +206,7 @@ describe('deleting an account through @atproto/api', () => {
   const password = 'dave-password';
 
   before(async () => {
-    mailbox = await startMailbox();
-    pds = await startTestPds({
-      env: { PDS_EMAIL_SMTP_URL: mailbox.url, PDS_EMAIL_FROM_ADDRESS: 'pds@example.com' },
-    });
+    ({ pds, mailbox } = await startPdsWithMailbox());
     agent = new AtpAgent({ service: pds.url });
     did = (await agent.createAccount({ handle: 'dave.test', email: 'dave@example.com', password })).data.did;
   });
@@ -326,10 +313,7 @@ describe('sign-in codes by email (emailAuthFactor)', () => {
   const password = 'erin-password';
 
   before(async () => {
-    mailbox = await startMailbox();
-    pds = await startTestPds({
-      env: { PDS_EMAIL_SMTP_URL: mailbox.url, PDS_EMAIL_FROM_ADDRESS: 'pds@example.com' },
-    });
+    ({ pds, mailbox } = await startPdsWithMailbox());
     agent = new AtpAgent({ service: pds.url });
     await agent.createAccount({ handle: 'erin.test', email: 'erin@example.com', password });
   });

@@ -6,14 +6,7 @@ import { createGenesisOperation } from '@portage/atproto/plc/operations';
 import { PlcClient } from '@portage/atproto/plc/client';
 import { mintServiceJwt } from '../src/auth/service-auth.ts';
 import { startTestPds, type TestPds } from './harness.ts';
-
-async function rejects(call: Promise<unknown>, status: number, error: string): Promise<void> {
-  await assert.rejects(call, (err: { status?: number; error?: string }) => {
-    assert.equal(err.status, status, `status (error ${err.error})`);
-    assert.equal(err.error, error);
-    return true;
-  });
-}
+import { rejects } from './xrpc-assert.ts';
 
 describe('invite codes, custom handles and sign-up with an existing DID', () => {
   let pds: TestPds;

@@ -3,6 +3,7 @@ import { get as httpGet } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { AtpAgent } from '@atproto/api';
 import { startTestPds, type TestPds } from './harness.ts';
+import { rejects } from './xrpc-assert.ts';
 
 /** GET with an explicit Host header (fetch does not let callers set one). */
 function getWithHost(url: string, host: string): Promise<{ status: number; body: string }> {
@@ -18,14 +19,6 @@ function getWithHost(url: string, host: string): Promise<{ status: number; body:
 }
 
 /** Asserts the call fails with this HTTP status and XRPC error name. */
-async function rejects(call: Promise<unknown>, status: number, error: string): Promise<void> {
-  await assert.rejects(call, (err: { status?: number; error?: string }) => {
-    assert.equal(err.status, status, `status (error ${err.error})`);
-    assert.equal(err.error, error);
-    return true;
-  });
-}
-
 describe('accounts and sessions through @atproto/api', () => {
   let pds: TestPds;
   let agent: AtpAgent;

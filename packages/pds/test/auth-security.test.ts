@@ -21,6 +21,7 @@ import { jwtKeyFromSecret } from '../src/auth/tokens.ts';
 import { createLogger } from '../src/logger.ts';
 import { startReferencePds, startReferencePlc } from '../../../test/support/reference-peers.ts';
 import { startTestPds, type TestPds } from './harness.ts';
+import { rejects } from './xrpc-assert.ts';
 import { type Mailbox, startMailbox, tokenFromMail } from './mailbox.ts';
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -55,14 +56,6 @@ async function answer(res: Response): Promise<Answer> {
     error = (JSON.parse(text) as { error?: string }).error;
   } catch {}
   return { status: res.status, error };
-}
-
-async function rejects(call: Promise<unknown>, status: number, error: string): Promise<void> {
-  await assert.rejects(call, (err: { status?: number; error?: string }) => {
-    assert.equal(err.status, status, `status (error ${err.error})`);
-    assert.equal(err.error, error);
-    return true;
-  });
 }
 
 /** One server under test: its URL, the secret it signs sessions with, and an account on it. */

@@ -1,6 +1,7 @@
 /** A real SMTP server on loopback (smtp-server) that keeps what it receives, for the mail flows' tests. */
 import assert from 'node:assert/strict';
 import { SMTPServer } from 'smtp-server';
+import { startTestPds, type TestPds, type TestPdsOptions } from './harness.ts';
 
 export interface Mailbox {
   url: string;
@@ -38,4 +39,19 @@ export function tokenFromMail(mailbox: Mailbox, email: string): string {
   const match = /[A-Z2-7]{5}-[A-Z2-7]{5}/.exec(mail.raw);
   assert.ok(match, 'the mail carries an XXXXX-XXXXX token');
   return match[0];
+}
+
+/** A test PDS that sends its mail over SMTP to a fresh mailbox; close the PDS, then the mailbox. */
+export async function startPdsWithMailbox(opts: TestPdsOptions = {}): Promise<{ pds: TestPds; mailbox: Mailbox }> {
+  const mailbox = await startMailbox();
+  try {
+    const pds = await startTestPds({
+      ...opts,
+      env: { PDS_EMAIL_SMTP_URL: mailbox.url, PDS_EMAIL_FROM_ADDRESS: 'pds@example.com', ...opts.env },
+    });
+    return { pds, mailbox };
+  } catch (err) {
+    await mailbox.close();
+    throw err;
+  }
 }

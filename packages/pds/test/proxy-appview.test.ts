@@ -18,6 +18,7 @@ import { verifyJwt } from '@atproto/xrpc-server';
 import { findPostgresBin, startPostgres, type TestPostgres } from '../../../test/support/postgres.ts';
 import { freePort, withTmpdir } from '../../../test/support/reference-peers.ts';
 import { type RunningPlcDirectory, startPlcDirectory } from '../src/plc/server.ts';
+import { until } from '../../../test/support/until.ts';
 import { startTestPds, type TestPds } from './harness.ts';
 
 // A 1x1 PNG: the smallest image the AppView indexes as one.
@@ -25,21 +26,6 @@ const PNG = Buffer.from(
   'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
   'base64',
 );
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`, { cause: last });
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe(
   'forwarding to the reference AppView',
