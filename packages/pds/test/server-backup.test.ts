@@ -129,11 +129,12 @@ if (process.argv[2] === '--crash-child') {
     let first: { name: string; manifest: BackupManifest };
     let loaded: { name: string; manifest: BackupManifest; requestedAt: number; doneAt: number };
     let restored: TestPds | undefined;
+    let url: string;
 
     before(async () => {
       mkdirSync(dataDir);
       server = startChild(dataDir, backupDir);
-      const url = await server.next('READY ');
+      url = await server.next('READY ');
       for (let i = 0; i < ACCOUNTS; i++) {
         const agent = new AtpAgent({ service: url });
         const handle = `user${i}.test`;
@@ -179,6 +180,10 @@ if (process.argv[2] === '--crash-child') {
       assert.ok(first.manifest.lastSeq > 0);
       assert.equal(first.manifest.blobsCopied, ACCOUNTS * 2);
       assert.equal(statSync(join(backupDir, first.name, 'secrets.json')).mode & 0o777, 0o600);
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      const last = /^portage_backup_last_success_timestamp_seconds (\S+)$/m.exec(metrics);
+      assert.ok(last && Number(last[1]) * 1000 > Date.now() - 60_000, 'the last backup is in /metrics');
+      assert.match(metrics, /^portage_backup_failures 0$/m);
       for (const file of first.manifest.files) {
         assert.equal(statSync(join(backupDir, first.name, file.path)).size, file.size);
       }
