@@ -25,6 +25,7 @@ import { after, before, describe, it } from 'node:test';
 import { AtpAgent, type BlobRef } from '@atproto/api';
 import { verifyRepoCar } from '@atproto/repo';
 import { type BackupManifest, listBackups } from '../src/backup/snapshot.ts';
+import { decodeFrame } from '../src/sequencer/frames.ts';
 import { startTestPds, type TestPds } from './harness.ts';
 
 const PORTAGE = join(import.meta.dirname, '..', '..', 'cli', 'bin', 'portage.js');
@@ -238,6 +239,10 @@ if (process.argv[2] === '--crash-child') {
           verificationMethod: { id: string; publicKeyMultibase: string }[];
         };
         const key = doc.verificationMethod.find((m) => m.id.endsWith('#atproto'))!;
+        const latest = (await agent.com.atproto.sync.getLatestCommit({ did: account.did })).data;
+        const listed = (await agent.com.atproto.sync.listRepos({})).data.repos.find((r) => r.did === account.did);
+        assert.equal(listed?.head, latest.cid, 'listRepos names the restored head');
+        assert.equal(listed?.rev, latest.rev);
         const car = (await agent.com.atproto.sync.getRepo({ did: account.did })).data;
         const verified = await verifyRepoCar(car, account.did, `did:key:${key.publicKeyMultibase}`);
         for (const c of verified.creates) present.add(`at://${account.did}/${c.collection}/${c.rkey}`);
@@ -251,6 +256,25 @@ if (process.argv[2] === '--crash-child') {
       }
       const lost = ackedBefore.filter((uri) => !present.has(uri));
       assert.deepEqual(lost, [], 'no acknowledged write from before the backup is lost');
+
+      // The firehose holds one #commit create for every restored record (none missed, none twice).
+      const created = new Map<string, number>();
+      for (let cursor = 0; ;) {
+        const events = pds.ctx.sequencer.readAfter(cursor, 500);
+        if (events.length === 0) break;
+        for (const event of events) {
+          cursor = event.seq;
+          const { t, body } = decodeFrame(event.frame);
+          if (t !== '#commit') continue;
+          for (const op of body.ops as { action: string; path: string }[]) {
+            const uri = `at://${body.repo as string}/${op.path}`;
+            if (op.action === 'create') created.set(uri, (created.get(uri) ?? 0) + 1);
+          }
+        }
+      }
+      for (const uri of present) {
+        if (uri.includes('/app.bsky.feed.post/')) assert.equal(created.get(uri), 1, `one #commit creates ${uri}`);
+      }
     });
 
     it('restore-server refuses a non-empty data directory and a damaged backup', async () => {

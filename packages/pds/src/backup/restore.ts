@@ -10,7 +10,8 @@ import { createReadStream, existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import Database from 'better-sqlite3';
-import { type BackupManifest, LAYOUT, listFiles, MANIFEST_FILE } from './snapshot.ts';
+import { openRootIndex } from '../actor-store/db.ts';
+import { type BackupManifest, LAYOUT, listFiles, MANIFEST_FILE, ROOT_INDEX_FILE } from './snapshot.ts';
 
 export class RestoreError extends Error {}
 
@@ -89,6 +90,24 @@ function checkIntegrity(path: string, name: string): void {
     throw new RestoreError(`The backup is damaged: ${name} fails SQLite's integrity check (${result}).`);
 }
 
+/**
+ * The root index was copied before the stores (it may be behind them, or name an account
+ * deleted meanwhile): made to match the restored stores exactly.
+ */
+function rebuildRootIndex(path: string, roots: { did: string; cid: string; rev: string }[]): void {
+  const db = openRootIndex(path);
+  try {
+    db.transaction(() => {
+      db.prepare('DELETE FROM repo_root').run();
+      const insert = db.prepare('INSERT INTO repo_root (did, cid, rev) VALUES (?, ?, ?)');
+      for (const root of roots) insert.run(root.did, root.cid, root.rev);
+    })();
+    db.pragma('journal_mode = DELETE');
+  } finally {
+    db.close();
+  }
+}
+
 /** Restores the backup in `folder` into `dataDir`, which must be empty or not exist yet. */
 export async function restoreBackup(folder: string, dataDir: string): Promise<RestoreResult> {
   folder = resolve(folder);
@@ -124,6 +143,7 @@ export async function restoreBackup(folder: string, dataDir: string): Promise<Re
     let blobsRestored = 0;
     const blobsMissing: string[] = [];
     const actors = join(dataDir, LAYOUT.actors);
+    const roots: { did: string; cid: string; rev: string }[] = [];
     for (const rel of await listFiles(actors)) {
       const parts = rel.split(sep);
       if (parts.length !== 3 || parts[2] !== 'store.sqlite') continue;
@@ -132,6 +152,7 @@ export async function restoreBackup(folder: string, dataDir: string): Promise<Re
       let cids: string[];
       try {
         cids = (db.prepare('SELECT cid FROM blob WHERE temp_key IS NULL').all() as { cid: string }[]).map((r) => r.cid);
+        roots.push(...(db.prepare('SELECT did, cid, rev FROM repo_root').all() as typeof roots));
       } finally {
         db.close();
       }
@@ -146,6 +167,7 @@ export async function restoreBackup(folder: string, dataDir: string): Promise<Re
         blobsRestored++;
       }
     }
+    rebuildRootIndex(join(actors, ROOT_INDEX_FILE), roots);
     return {
       manifest,
       databases,

@@ -5,7 +5,8 @@
  * file is named by its CID, so a present file is the same file).
  *
  * Databases are copied with SQLite's online backup API in steps of a few pages, yielding to the
- * event loop between steps, one database at a time, so writers go on. Each copy is consistent:
+ * event loop between steps, one database at a time, so writers go on; the event log goes last
+ * (see takeBackup). Each copy is consistent:
  * a write is either in it or after it. A connection the server writes through is used as the
  * source where we have it (its own writes then reach the copy without restarting it); the other
  * databases are read through a connection of our own, where a write from elsewhere restarts the
@@ -37,7 +38,7 @@ export const LAYOUT = {
   env: 'pds.env',
   blobs: 'blocks',
 } as const;
-const ROOT_INDEX_FILE = 'repo-roots.sqlite';
+export const ROOT_INDEX_FILE = 'repo-roots.sqlite';
 const ACTOR_DB_FILE = 'store.sqlite';
 const SIGNING_KEY_FILE = 'signing-key.json';
 const FOLDER_RE = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z$/;
@@ -93,9 +94,30 @@ function folderName(at: Date): string {
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** Copies one database with the online backup API; resolves once the copy is complete. */
+/** Retries of a copy that found its database locked beyond the busy timeout. */
+const BUSY_RETRIES = 3;
+const BUSY_WAIT_MS = 2_000;
+
+/**
+ * Copies one database with the online backup API; resolves once the copy is complete. A store in
+ * the middle of a long rollback-journal transaction (a repository import) keeps readers out:
+ * the copy waits and tries again rather than failing the whole backup.
+ */
 async function copyDatabase(sourcePath: string, target: string, opts: BackupOptions, live?: Database.Database) {
   await mkdir(dirname(target), { recursive: true });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await copyDatabaseOnce(sourcePath, target, opts, live);
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (attempt >= BUSY_RETRIES || !/^SQLITE_(BUSY|LOCKED)/.test(code)) throw err;
+      await rm(target, { force: true });
+      await new Promise((resolve) => setTimeout(resolve, BUSY_WAIT_MS));
+    }
+  }
+}
+
+async function copyDatabaseOnce(sourcePath: string, target: string, opts: BackupOptions, live?: Database.Database) {
   const db = live ?? new Database(sourcePath, { readonly: true, fileMustExist: true });
   try {
     const step = opts.pagesPerStep ?? PAGES_PER_STEP;
@@ -216,7 +238,6 @@ export async function takeBackup(
     const copy = (from: string, to: string) => copyDatabase(from, join(temp, to), opts, live.get(from));
 
     await copy(sources.accountDbPath, LAYOUT.account);
-    await copy(sources.sequencerDbPath, LAYOUT.sequencer);
     const rootIndex = join(sources.actorStoreDirectory, ROOT_INDEX_FILE);
     if (existsSync(rootIndex)) await copy(rootIndex, join(LAYOUT.actors, ROOT_INDEX_FILE));
     const stores = await actorStoreFiles(sources.actorStoreDirectory);
@@ -238,6 +259,12 @@ export async function takeBackup(
     }
     const plc = join(sources.dataDirectory, LAYOUT.plc);
     if (existsSync(plc)) await copy(plc, LAYOUT.plc);
+    // The event log last: an event whose change is in a copied database is either in the log's
+    // copy already or still in that database's outbox, with the log's marker for start-up
+    // recovery (a marker is committed before its outbox row, and dropped only once the outbox is
+    // empty). Recovery skips an event the log holds (its event id is unique), so the restored
+    // firehose has every event once.
+    await copy(sources.sequencerDbPath, LAYOUT.sequencer);
     if (existsSync(sources.secretsPath)) {
       await copyFile(sources.secretsPath, join(temp, LAYOUT.secrets));
       await chmod(join(temp, LAYOUT.secrets), 0o600);
