@@ -24,7 +24,9 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { AtpAgent, type BlobRef } from '@atproto/api';
 import { verifyRepoCar } from '@atproto/repo';
+import { ServerBackups } from '../src/backup/server-backups.ts';
 import { type BackupManifest, listBackups } from '../src/backup/snapshot.ts';
+import { createLogger } from '../src/logger.ts';
 import { decodeFrame } from '../src/sequencer/frames.ts';
 import { startTestPds, type TestPds } from './harness.ts';
 
@@ -316,6 +318,57 @@ if (process.argv[2] === '--crash-child') {
       const usage = await runPortage(['backup-server']);
       assert.equal(usage.code, 2);
       assert.match(usage.stderr, /--out is required/);
+    });
+  });
+
+  describe('ServerBackups schedule', () => {
+    it('takes a backup every interval from start-up, keeps the newest N, and close abandons a running one', async () => {
+      const backupDir = mkdtempSync(join(tmpdir(), 'portage-backup-schedule-'));
+      const pds = await startTestPds({ env: { PORTAGE_BACKUP_DIRECTORY: backupDir } });
+      try {
+        const agent = new AtpAgent({ service: pds.url });
+        await agent.createAccount({ handle: 'sched.test', email: 'sched@example.com', password: 'password' });
+        const { config } = pds.ctx;
+        const scheduled = new ServerBackups({
+          directory: join(backupDir, 'scheduled'),
+          intervalMs: 200,
+          keep: 2,
+          logger: createLogger('silent'),
+          startDelayMs: 0,
+          sources: {
+            dataDirectory: config.dataDirectory,
+            accountDbPath: config.accountDbPath,
+            sequencerDbPath: pds.ctx.sequencer.db.name,
+            actorStoreDirectory: config.actorStoreDirectory,
+            blobDirectory: config.blobstoreDiskLocation,
+            secretsPath: config.secretsPath,
+            version: config.version,
+          },
+        });
+        await scheduled.start();
+        const deadline = Date.now() + 10_000;
+        while ((await listBackups(join(backupDir, 'scheduled'))).length < 2 && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        await scheduled.stop();
+        assert.equal((await listBackups(join(backupDir, 'scheduled'))).length, 2, 'the newest two are kept');
+
+        // The server's own (a day apart, the first 5 s after start): taken now, then one abandoned.
+        const backups = pds.backups!;
+        assert.ok((await backups.runNow())?.manifest.accounts === 1);
+        const running = backups.runNow();
+        await pds.close();
+        assert.equal(await running, undefined, 'abandoned when the server closed');
+        assert.deepEqual(
+          readdirSync(backupDir).filter((n) => n.startsWith('.')),
+          [],
+          'no unfinished folder left behind',
+        );
+      } finally {
+        await pds.close();
+        rmSync(backupDir, { recursive: true, force: true });
+      }
     });
   });
 }
