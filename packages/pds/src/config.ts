@@ -72,6 +72,12 @@ export interface PdsConfig {
   termsOfServiceUrl: string | undefined;
   version: string;
   logLevel: string;
+  /** PORTAGE_BACKUP_DIRECTORY: where server backups go; unset, none are taken. */
+  backupDirectory: string | undefined;
+  /** PORTAGE_BACKUP_INTERVAL: time between server backups (default a day). */
+  backupIntervalMs: number;
+  /** PORTAGE_BACKUP_KEEP: how many backups are kept (default 7). */
+  backupKeep: number;
   /** Which secrets were generated on this start (so `portage serve` can tell the operator). */
   generatedSecrets: string[];
   /** Where generated secrets live. */
@@ -282,6 +288,9 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
     proxyHeadersTimeoutMs: r.int('PDS_PROXY_HEADERS_TIMEOUT', { min: 1 }) ?? DEFAULT_PROXY_HEADERS_TIMEOUT_MS,
     proxyBodyTimeoutMs: r.int('PDS_PROXY_BODY_TIMEOUT', { min: 1 }) ?? DEFAULT_PROXY_BODY_TIMEOUT_MS,
     metricsToken: r.str('PORTAGE_METRICS_TOKEN'),
+    backupDirectory: r.str('PORTAGE_BACKUP_DIRECTORY') && path('PORTAGE_BACKUP_DIRECTORY', ''),
+    backupIntervalMs: duration(r, 'PORTAGE_BACKUP_INTERVAL') ?? 24 * 60 * 60 * 1000,
+    backupKeep: r.int('PORTAGE_BACKUP_KEEP', { min: 1 }) ?? 7,
     // On wherever the server has a public name; a laptop on localhost is left unlimited.
     rateLimitsEnabled: r.bool('PDS_RATE_LIMITS_ENABLED') ?? !isLocalHostname(hostname),
     contactEmailAddress: r.str('PDS_CONTACT_EMAIL_ADDRESS'),
@@ -292,6 +301,18 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
     generatedSecrets: generated,
     secretsPath,
   };
+}
+
+const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration such as `30m`, `6h` or `1d` (s, m, h, d), in milliseconds. */
+function duration(r: EnvReader, name: string): number | undefined {
+  const value = r.str(name);
+  if (value === undefined) return undefined;
+  const match = /^(\d+)\s*([smhd])$/.exec(value);
+  const ms = match ? Number(match[1]) * DURATION_UNITS[match[2]!]! : 0;
+  if (!(ms > 0)) throw new ConfigError(name, `expected a duration such as 30m, 6h or 1d, got "${value}"`);
+  return ms;
 }
 
 /** Secrets from the environment win; otherwise the persisted ones; otherwise new ones. */

@@ -3,6 +3,7 @@
  * `portage serve` and by the test harness.
  */
 import { attachSubscribeRepos } from './api/com/atproto/sync/subscribeRepos.ts';
+import { ServerBackups } from './backup/server-backups.ts';
 import type { PdsConfig } from './config.ts';
 import { AppContext, type AppContextOptions } from './context.ts';
 import { createRequestHandler, listen, type RequestHandler } from './server.ts';
@@ -17,6 +18,8 @@ export interface Pds {
   /** Where this process can reach the server (e.g. http://127.0.0.1:<port>). */
   localUrl: string;
   port: number;
+  /** The scheduled server backups (PORTAGE_BACKUP_DIRECTORY), when configured. */
+  backups: ServerBackups | undefined;
   close(): Promise<void>;
 }
 
@@ -55,18 +58,22 @@ export async function startPds(config: PdsConfig, opts: StartPdsOptions = {}): P
   }
   live.handler = createRequestHandler(ctx);
   const detachFirehose = attachSubscribeRepos(running.server, ctx.firehose);
+  const backups = ServerBackups.forContext(ctx);
+  await backups?.start();
   let closing: Promise<void> | undefined;
   return {
     ctx,
     url: config.publicUrl,
     localUrl: running.localUrl,
     port: running.port,
+    backups,
     close() {
       closing ??= (async () => {
         detachFirehose();
         const serverClosed = running.close();
         // Firehose sockets would keep the server open: end them while it drains.
         ctx.closeStreams();
+        await backups?.stop();
         await serverClosed;
         await ctx.close();
       })();

@@ -66,6 +66,26 @@ describe('config', () => {
     assert.equal(c.inviteRequired, false);
   });
 
+  it('reads the backup settings: a folder, an interval such as 6h or 30m, how many to keep', () => {
+    const off = loadConfig({ PDS_DATA_DIRECTORY: fresh() });
+    assert.equal(off.backupDirectory, undefined);
+    assert.equal(off.backupIntervalMs, 24 * 60 * 60 * 1000);
+    assert.equal(off.backupKeep, 7);
+    const on = loadConfig({
+      PDS_DATA_DIRECTORY: fresh(),
+      PORTAGE_BACKUP_DIRECTORY: '/var/backups/portage',
+      PORTAGE_BACKUP_INTERVAL: '30m',
+      PORTAGE_BACKUP_KEEP: '3',
+    });
+    assert.equal(on.backupDirectory, '/var/backups/portage');
+    assert.equal(on.backupIntervalMs, 30 * 60 * 1000);
+    assert.equal(on.backupKeep, 3);
+    assert.equal(
+      loadConfig({ PDS_DATA_DIRECTORY: fresh(), PORTAGE_BACKUP_INTERVAL: '6h' }).backupIntervalMs,
+      6 * 3600_000,
+    );
+  });
+
   const bad: [string, string][] = [
     ['PDS_PORT', 'eighty'],
     ['PDS_PORT', '70000'],
@@ -77,6 +97,9 @@ describe('config', () => {
     ['PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX', 'abcd'],
     ['PDS_EMAIL_SMTP_URL', 'mail.example.com'],
     ['LOG_LEVEL', 'loud'],
+    ['PORTAGE_BACKUP_INTERVAL', '6 hours'],
+    ['PORTAGE_BACKUP_INTERVAL', '0h'],
+    ['PORTAGE_BACKUP_KEEP', '0'],
   ];
   for (const [name, value] of bad) {
     it(`stops on a bad ${name} and names it`, () => {

@@ -5,6 +5,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ServerBackups } from '../src/backup/server-backups.ts';
 import { type Env, loadConfig } from '../src/config.ts';
 import type { AppContext } from '../src/context.ts';
 import { startPds } from '../src/index.ts';
@@ -18,6 +19,8 @@ export interface TestPds {
   /** The configured public URL (http://localhost:<port>), as DID documents name it. */
   publicUrl: string;
   ctx: AppContext;
+  /** The scheduled server backups, when PORTAGE_BACKUP_DIRECTORY is set. */
+  backups: ServerBackups | undefined;
   dataDir: string;
   /** The PLC directory this PDS uses (its own in-process one unless `plcUrl` was given). */
   plcUrl: string;
@@ -94,6 +97,7 @@ export async function startTestPds(opts: TestPdsOptions = {}): Promise<TestPds> 
       url: pds.localUrl,
       publicUrl: pds.url,
       ctx: pds.ctx,
+      backups: pds.backups,
       dataDir,
       plcUrl,
       async close() {
