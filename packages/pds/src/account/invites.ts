@@ -139,7 +139,10 @@ export class Invites {
    * Every invite code on the server, newest first (`recent`) or most used first (`usage`), in
    * pages; the cursor is the reference's `primary::code` keyset form.
    */
-  list(opts: { sort: 'recent' | 'usage'; limit: number; cursor?: string }): { codes: InviteCodeInfo[]; cursor?: string } {
+  list(opts: { sort: 'recent' | 'usage'; limit: number; cursor?: string }): {
+    codes: InviteCodeInfo[];
+    cursor?: string;
+  } {
     const usage = opts.sort === 'usage';
     let after = '';
     const params: (string | number)[] = [];
@@ -147,7 +150,9 @@ export class Invites {
       const [primary, code] = opts.cursor.split('::');
       const n = Number(primary);
       if (!primary || code === undefined || !Number.isInteger(n)) throw InvalidRequest('Malformed cursor');
-      after = usage ? 'WHERE (uses < ? OR (uses = ? AND code < ?))' : 'WHERE (created_ms < ? OR (created_ms = ? AND code < ?))';
+      after = usage
+        ? 'WHERE (uses < ? OR (uses = ? AND code < ?))'
+        : 'WHERE (created_ms < ? OR (created_ms = ? AND code < ?))';
       params.push(n, n, code);
     }
     const rows = this.#t

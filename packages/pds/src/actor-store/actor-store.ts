@@ -270,7 +270,11 @@ export class ActorStore {
   }
 
   /** A record's current CID and takedown (admin.getSubjectStatus), or undefined when absent. */
-  getRecordTakedown(did: string, collection: string, rkey: string): { cid: string; takedownRef: string | null } | undefined {
+  getRecordTakedown(
+    did: string,
+    collection: string,
+    rkey: string,
+  ): { cid: string; takedownRef: string | null } | undefined {
     return records.getRecordTakedown(this.stores.existing(did), collection, rkey);
   }
 

@@ -86,7 +86,8 @@ export function listRecords(
   const records: StoredRecord[] = [];
   for (const row of rows) {
     // A taken-down record is left out of the page, as the reference leaves it out.
-    if (row.content && row.takedown_ref === null) records.push({ uri: row.uri, cid: row.cid, value: decode(row.content) });
+    if (row.content && row.takedown_ref === null)
+      records.push({ uri: row.uri, cid: row.cid, value: decode(row.content) });
   }
   const cursor = rows.length === opts.limit ? rows[rows.length - 1].rkey : undefined;
   return { records, cursor };

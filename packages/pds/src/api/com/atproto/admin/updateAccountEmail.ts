@@ -9,7 +9,8 @@ export default xrpcMethod(ComAtprotoAdminUpdateAccountEmail.mainSchema, {
   async handler({ ctx, input }) {
     const account = ctx.accountManager.getAccount(input.account);
     if (!account) throw InvalidRequest(`Account does not exist: ${input.account}`);
-    if (!isValidEmail(input.email)) throw InvalidRequest('This email address is not supported, please use a different email.');
+    if (!isValidEmail(input.email))
+      throw InvalidRequest('This email address is not supported, please use a different email.');
     ctx.accountManager.updateEmail(account.did, input.email);
   },
 });

@@ -28,7 +28,10 @@ export default xrpcMethod(ComAtprotoAdminUpdateSubjectStatus.mainSchema, {
         if (ref === undefined && !deactivated) ctx.accountManager.announceStatus(did);
       } else if (type === 'com.atproto.repo.strongRef') {
         const record = recordSubject(subject.uri);
-        if (ref !== undefined && ctx.actorStore.setRecordTakedown(record.did, record.collection, record.rkey, ref) === undefined) {
+        if (
+          ref !== undefined &&
+          ctx.actorStore.setRecordTakedown(record.did, record.collection, record.rkey, ref) === undefined
+        ) {
           throw InvalidRequest('Subject not found', 'NotFound');
         }
       } else if (type === 'com.atproto.admin.defs#repoBlobRef') {
