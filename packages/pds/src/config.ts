@@ -60,6 +60,8 @@ export interface PdsConfig {
   bskyAppViewCdnUrlPattern: string | undefined;
   reportServiceUrl: string | undefined;
   reportServiceDid: string | undefined;
+  /** The moderation service whose service JWTs the admin methods accept (PDS_MOD_SERVICE_DID). */
+  modServiceDid: string | undefined;
   /** How long a forwarded call may take to connect and answer with headers (PDS_PROXY_HEADERS_TIMEOUT, ms). */
   proxyHeadersTimeoutMs: number;
   /** How long a forwarded body may fall silent, either way (PDS_PROXY_BODY_TIMEOUT, ms). */
@@ -285,6 +287,7 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
     bskyAppViewCdnUrlPattern: r.str('PDS_BSKY_APP_VIEW_CDN_URL_PATTERN'),
     reportServiceUrl,
     reportServiceDid,
+    modServiceDid: r.did('PDS_MOD_SERVICE_DID'),
     proxyHeadersTimeoutMs: r.int('PDS_PROXY_HEADERS_TIMEOUT', { min: 1 }) ?? DEFAULT_PROXY_HEADERS_TIMEOUT_MS,
     proxyBodyTimeoutMs: r.int('PDS_PROXY_BODY_TIMEOUT', { min: 1 }) ?? DEFAULT_PROXY_BODY_TIMEOUT_MS,
     metricsToken: r.str('PORTAGE_METRICS_TOKEN'),

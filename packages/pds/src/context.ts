@@ -124,6 +124,7 @@ export class AppContext {
       jwtKey,
       serviceDid: config.serviceDid,
       adminPassword: config.adminPassword,
+      modServiceDid: config.modServiceDid,
       resolveSigningKey: async (did, forceRefresh) =>
         getAtprotoSigningKey(await didResolver.resolve(did, { noCache: forceRefresh })),
     });

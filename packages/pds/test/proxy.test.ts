@@ -387,10 +387,10 @@ describe('forwarding to local services', () => {
 
   it('refuses protected methods and keeps privileged ones from app passwords', async () => {
     const before = appView.seen.length;
-    // Protected methods this server does not serve itself (those it serves never reach the proxy),
-    // and served ones under another case, which the routing table does not match.
+    // Protected methods this server serves never reach the proxy: under another case the routing
+    // table does not match them, and the proxy still refuses them.
     for (const nsid of [
-      'com.atproto.admin.sendEmail',
+      'com.atproto.admin.SendEmail',
       'com.atproto.server.ConfirmEmail',
       'com.atproto.server.requestAccountDELETE',
     ]) {

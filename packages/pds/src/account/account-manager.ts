@@ -341,6 +341,67 @@ export class AccountManager {
     });
   }
 
+  /**
+   * Takes the account down (`ref`, the moderation reference) or restores it (null), ending its
+   * sessions on takedown, and announces #account (takendown, or its status once restored) in the
+   * same transaction. Returns false when no such account exists.
+   */
+  setTakedown(did: string, ref: string | null): boolean {
+    return this.#changeAccounts(() => {
+      const row = this.#accountByDid.get(did);
+      if (!row) return false;
+      this.#prepared('UPDATE account SET takedown_ref = ? WHERE did = ?').run(ref, did);
+      if (ref !== null) {
+        this.#prepared('DELETE FROM refresh_token WHERE did = ?').run(did);
+        this.#announceAccount({ did, active: false, status: 'takendown' });
+      } else if (row.deactivated_at !== null) {
+        this.#announceAccount({ did, active: false, status: 'deactivated' });
+      } else {
+        this.#announceAccount({ did, active: true });
+      }
+      return true;
+    });
+  }
+
+  /** Re-announces the account's current hosting status (#account), as updateSubjectStatus without a change does. */
+  announceStatus(did: string): void {
+    this.#changeAccounts(() => {
+      const row = this.#accountByDid.get(did);
+      if (!row) return;
+      if (row.takedown_ref !== null) this.#announceAccount({ did, active: false, status: 'takendown' });
+      else if (row.deactivated_at !== null) this.#announceAccount({ did, active: false, status: 'deactivated' });
+      else this.#announceAccount({ did, active: true });
+    });
+  }
+
+  setInvitesDisabled(did: string, disabled: boolean): void {
+    this.#changeAccounts(() =>
+      this.#prepared('UPDATE account SET invites_disabled = ? WHERE did = ?').run(disabled ? 1 : 0, did),
+    );
+  }
+
+  /** Accounts whose email address starts with `email` (or every account), by DID, in pages. */
+  searchAccounts(opts: { email?: string; limit: number; cursor?: string }): Account[] {
+    const prefix = (opts.email ?? '').toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`);
+    return this.#prepared<[string, string, number], AccountRow>(
+      "SELECT * FROM account WHERE did > ? AND coalesce(email, '') LIKE ? ESCAPE '\\' ORDER BY did LIMIT ?",
+    )
+      .all(opts.cursor ?? '', `${prefix}%`, opts.limit)
+      .map(toAccount);
+  }
+
+  disableInviteCodes(args: { codes: string[]; accounts: string[] }): void {
+    this.invites.disable(args);
+  }
+
+  listInviteCodes(opts: { sort: 'recent' | 'usage'; limit: number; cursor?: string }) {
+    return this.invites.list(opts);
+  }
+
+  invitedBy(did: string): InviteCodeInfo | undefined {
+    return this.invites.invitedBy(did);
+  }
+
   /** Changes the handle and announces it (#identity). */
   updateHandle(did: string, handle: string): void {
     try {

@@ -16,6 +16,15 @@ export interface InviteCodeInfo {
   uses: { usedBy: string; usedAt: string }[];
 }
 
+interface InviteRow {
+  code: string;
+  available_uses: number;
+  disabled: number;
+  for_account: string;
+  created_by: string;
+  created_at: string;
+}
+
 /** The most uses one invite code may have, and the most codes one call may create. */
 const MAX_INVITE_CODES = 10_000;
 
@@ -152,6 +161,81 @@ export class Invites {
         };
       })
       .filter((c) => opts.includeUsed || c.available > 0);
+  }
+
+  /** Disables the given codes and every code given to the given accounts (admin.disableInviteCodes). */
+  disable(args: { codes: string[]; accounts: string[] }): void {
+    this.#t.db.transaction(() => {
+      const byCode = this.#t.prepared('UPDATE invite_code SET disabled = 1 WHERE code = ?');
+      for (const code of args.codes) byCode.run(code);
+      const byAccount = this.#t.prepared('UPDATE invite_code SET disabled = 1 WHERE for_account = ?');
+      for (const account of args.accounts) byAccount.run(account);
+    })();
+  }
+
+  /**
+   * Every invite code on the server, newest first (`recent`) or most used first (`usage`), in
+   * pages; the cursor is the reference's `primary::code` keyset form.
+   */
+  list(opts: { sort: 'recent' | 'usage'; limit: number; cursor?: string }): {
+    codes: InviteCodeInfo[];
+    cursor?: string;
+  } {
+    const usage = opts.sort === 'usage';
+    let after = '';
+    const params: (string | number)[] = [];
+    if (opts.cursor !== undefined) {
+      const [primary, code] = opts.cursor.split('::');
+      const n = Number(primary);
+      if (!primary || code === undefined || !Number.isInteger(n)) throw InvalidRequest('Malformed cursor');
+      after = usage
+        ? 'WHERE (uses < ? OR (uses = ? AND code < ?))'
+        : 'WHERE (created_ms < ? OR (created_ms = ? AND code < ?))';
+      params.push(n, n, code);
+    }
+    const rows = this.#t
+      .prepared<(string | number)[], InviteRow & { uses: number; created_ms: number }>(
+        `SELECT * FROM (
+           SELECT invite_code.*, (SELECT count(*) FROM invite_code_use u WHERE u.code = invite_code.code) AS uses,
+                  CAST(round((julianday(created_at) - 2440587.5) * 86400000) AS INTEGER) AS created_ms
+           FROM invite_code)
+         ${after}
+         ORDER BY ${usage ? 'uses' : 'created_ms'} DESC, code DESC LIMIT ?`,
+      )
+      .all(...params, opts.limit);
+    const last = rows.at(-1);
+    return {
+      codes: rows.map((row) => this.#info(row)),
+      cursor: rows.length === opts.limit && last ? `${usage ? last.uses : last.created_ms}::${last.code}` : undefined,
+    };
+  }
+
+  /** The code an account signed up with, with its details (getAccountInfo's invitedBy). */
+  invitedBy(did: string): InviteCodeInfo | undefined {
+    const row = this.#t
+      .prepared<[string], InviteRow>(
+        'SELECT invite_code.* FROM invite_code_use JOIN invite_code USING (code) WHERE used_by = ? LIMIT 1',
+      )
+      .get(did);
+    return row ? this.#info(row) : undefined;
+  }
+
+  #info(c: InviteRow): InviteCodeInfo {
+    const uses = this.#t
+      .prepared<[string], { used_by: string; used_at: string }>(
+        'SELECT used_by, used_at FROM invite_code_use WHERE code = ? ORDER BY used_at',
+      )
+      .all(c.code)
+      .map((u) => ({ usedBy: u.used_by, usedAt: u.used_at }));
+    return {
+      code: c.code,
+      available: Math.max(0, c.available_uses - uses.length),
+      disabled: c.disabled === 1,
+      forAccount: c.for_account,
+      createdBy: c.created_by,
+      createdAt: c.created_at,
+      uses,
+    };
   }
 
   /** Deletes the codes given to the account, with their uses (the account is being deleted). */

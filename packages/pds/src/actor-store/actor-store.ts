@@ -279,6 +279,25 @@ export class ActorStore {
     return records.getRecord(this.stores.existing(did), collection, rkey, cid);
   }
 
+  /** Takes a record down (`ref`) or restores it (null); its current CID, or undefined when absent. */
+  setRecordTakedown(did: string, collection: string, rkey: string, ref: string | null): string | undefined {
+    return records.setRecordTakedown(this.stores.existing(did), collection, rkey, ref);
+  }
+
+  /** A record's current CID and takedown (admin.getSubjectStatus), or undefined when absent. */
+  getRecordTakedown(
+    did: string,
+    collection: string,
+    rkey: string,
+  ): { cid: string; takedownRef: string | null } | undefined {
+    return records.getRecordTakedown(this.stores.existing(did), collection, rkey);
+  }
+
+  /** Takes a blob down (`ref`) or restores it (null); false when the account has no such blob. */
+  setBlobTakedown(did: string, cid: Cid, ref: string | null): boolean {
+    return this.blobs.setBlobTakedown(did, cid, ref);
+  }
+
   /** The CID of the current record at a path, or undefined (swap checks, putRecord). */
   getRecordCid(did: string, collection: string, rkey: string): Cid | undefined {
     return records.getRecordCid(this.stores.existing(did), collection, rkey);
@@ -374,7 +393,7 @@ export class ActorStore {
   }
 
   /** Metadata of a stored blob of this account (permanent or not), or undefined. */
-  getBlobInfo(did: string, cid: Cid): (BlobInfo & { temporary: boolean }) | undefined {
+  getBlobInfo(did: string, cid: Cid): (BlobInfo & { temporary: boolean; takedownRef: string | null }) | undefined {
     return this.blobs.getBlobInfo(did, cid);
   }
 

@@ -21,11 +21,26 @@ export class BlobIndex {
   }
 
   /** Metadata of a stored blob of this account (permanent or not), or undefined. */
-  getBlobInfo(did: string, cid: Cid): (BlobInfo & { temporary: boolean }) | undefined {
+  getBlobInfo(did: string, cid: Cid): (BlobInfo & { temporary: boolean; takedownRef: string | null }) | undefined {
     const row = this.stores.existing(did).sql.getBlob.get(formatCid(cid)) as
-      { cid: string; mime_type: string; size: number; temp_key: string | null } | undefined;
+      | { cid: string; mime_type: string; size: number; temp_key: string | null; takedown_ref: string | null }
+      | undefined;
     if (!row) return undefined;
-    return { cid, mimeType: row.mime_type, size: row.size, temporary: row.temp_key !== null };
+    return {
+      cid,
+      mimeType: row.mime_type,
+      size: row.size,
+      temporary: row.temp_key !== null,
+      takedownRef: row.takedown_ref,
+    };
+  }
+
+  /** Sets or clears (null) a blob's takedown; false when the account has no such blob. */
+  setBlobTakedown(did: string, cid: Cid, ref: string | null): boolean {
+    return (
+      this.stores.existing(did).stmt('UPDATE blob SET takedown_ref = ? WHERE cid = ?').run(ref, formatCid(cid))
+        .changes === 1
+    );
   }
 
   /** CIDs of blobs referenced by records; with `since`, by records written after that rev. */
@@ -108,7 +123,8 @@ export class BlobIndex {
     cid: Cid,
   ): Promise<{ mimeType: string; size: number; stream: AsyncIterable<Uint8Array> } | undefined> {
     const info = this.getBlobInfo(did, cid);
-    if (!info || info.temporary) return undefined;
+    // A taken-down blob is answered as absent, as the reference answers it.
+    if (!info || info.temporary || info.takedownRef !== null) return undefined;
     const read = await this.blobstore.read(did, cid);
     if (!read) return undefined;
     return { mimeType: info.mimeType, size: read.size, stream: read.stream };

@@ -66,6 +66,12 @@ const MIGRATIONS: string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX IF NOT EXISTS record_blob_uri ON record_blob (record_uri);
   `,
+  // 2: moderation takedowns of single records and blobs (the reference's takedownRef); the
+  // account's own takedown is in the account database.
+  `
+  ALTER TABLE record ADD COLUMN takedown_ref TEXT;
+  ALTER TABLE blob ADD COLUMN takedown_ref TEXT;
+  `,
 ];
 
 /** The tables a repository import replaces whole (the blob table, uploads, stays). */

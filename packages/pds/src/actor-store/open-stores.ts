@@ -71,14 +71,16 @@ export class ActorHandle {
          ON CONFLICT (did) DO UPDATE SET cid = excluded.cid, rev = excluded.rev, indexed_at = excluded.indexed_at`,
       ),
       getRecordCid: db.prepare('SELECT cid FROM record WHERE uri = ?'),
-      getRecordWithBlock: db.prepare(`SELECT cid, ${RECORD_BLOCK} AS content FROM record WHERE uri = ?`).raw(),
+      getRecordWithBlock: db
+        .prepare(`SELECT cid, ${RECORD_BLOCK} AS content, takedown_ref FROM record WHERE uri = ?`)
+        .raw(),
       upsertRecord: db.prepare(
         `INSERT INTO record (uri, cid, collection, rkey, repo_rev, indexed_at) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (uri) DO UPDATE SET cid = excluded.cid, repo_rev = excluded.repo_rev, indexed_at = excluded.indexed_at`,
       ),
       deleteRecord: db.prepare('DELETE FROM record WHERE uri = ?'),
       recordCidInUse: db.prepare('SELECT 1 AS x FROM record WHERE cid = ? LIMIT 1'),
-      getBlob: db.prepare('SELECT cid, mime_type, size, temp_key FROM blob WHERE cid = ?'),
+      getBlob: db.prepare('SELECT cid, mime_type, size, temp_key, takedown_ref FROM blob WHERE cid = ?'),
       insertBlob: db.prepare(
         'INSERT OR IGNORE INTO blob (cid, mime_type, size, temp_key, created_at) VALUES (?, ?, ?, ?, ?)',
       ),

@@ -15,11 +15,41 @@ export function getRecord(handle: ActorHandle, collection: string, rkey: string,
   const uri = atUri(handle.did, collection, rkey);
   // Record blocks bypass the block cache: it keeps the tree nodes writes need, and one
   // statement for row and block costs less than a cache lookup after the row's own read.
-  const row = handle.sql.getRecordWithBlock.get(uri) as [string, Uint8Array | null] | undefined;
+  const row = handle.sql.getRecordWithBlock.get(uri) as [string, Uint8Array | null, string | null] | undefined;
   if (!row || !row[1]) return undefined;
   // Stored CIDs are in canonical text form, so text equality is CID equality.
   if (cid && formatCid(cid) !== row[0]) return undefined;
-  return { uri, cid: row[0], value: decode(row[1]) };
+  const record: StoredRecord = { uri, cid: row[0], value: decode(row[1]) };
+  if (row[2] !== null) record.takedownRef = row[2];
+  return record;
+}
+
+/**
+ * Sets or clears (null) a record's takedown; the record's current CID, or undefined when there
+ * is no such record. Record writes keep the column (their upsert leaves it alone).
+ */
+export function setRecordTakedown(
+  handle: ActorHandle,
+  collection: string,
+  rkey: string,
+  ref: string | null,
+): string | undefined {
+  const row = handle
+    .stmt('UPDATE record SET takedown_ref = ? WHERE uri = ? RETURNING cid')
+    .get(ref, atUri(handle.did, collection, rkey)) as { cid: string } | undefined;
+  return row?.cid;
+}
+
+/** A record's current CID and takedown, or undefined when there is no such record. */
+export function getRecordTakedown(
+  handle: ActorHandle,
+  collection: string,
+  rkey: string,
+): { cid: string; takedownRef: string | null } | undefined {
+  const row = handle
+    .stmt('SELECT cid, takedown_ref FROM record WHERE uri = ?')
+    .get(atUri(handle.did, collection, rkey)) as { cid: string; takedown_ref: string | null } | undefined;
+  return row ? { cid: row.cid, takedownRef: row.takedown_ref } : undefined;
 }
 
 /** The CID of the current record at a path, or undefined (swap checks, putRecord). */
@@ -42,7 +72,7 @@ export function listRecords(
   // The page's blocks come with its rows, in one statement (not one read per record).
   const rows = handle
     .stmt(
-      `SELECT uri, cid, rkey, ${RECORD_BLOCK} AS content FROM record
+      `SELECT uri, cid, rkey, ${RECORD_BLOCK} AS content, takedown_ref FROM record
        WHERE collection = ? ${opts.cursor !== undefined ? `AND rkey ${compare} ?` : ''}
        ORDER BY rkey ${order} LIMIT ?`,
     )
@@ -51,10 +81,13 @@ export function listRecords(
     cid: string;
     rkey: string;
     content: Uint8Array | null;
+    takedown_ref: string | null;
   }[];
   const records: StoredRecord[] = [];
   for (const row of rows) {
-    if (row.content) records.push({ uri: row.uri, cid: row.cid, value: decode(row.content) });
+    // A taken-down record is left out of the page, as the reference leaves it out.
+    if (row.content && row.takedown_ref === null)
+      records.push({ uri: row.uri, cid: row.cid, value: decode(row.content) });
   }
   const cursor = rows.length === opts.limit ? rows[rows.length - 1].rkey : undefined;
   return { records, cursor };

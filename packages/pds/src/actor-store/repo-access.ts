@@ -36,6 +36,8 @@ export function ownRepoDid(accounts: RepoAccountLookup, repo: string, authDid: s
   const account = accounts.getAccount(repo);
   if (!account) throw new XrpcError(400, 'InvalidRequest', `Could not find repo: ${repo}`);
   if (account.did !== authDid) throw new XrpcError(401, 'AuthenticationRequired', 'Authentication Required');
+  // An access token issued before the takedown is still unexpired: writes check the account.
+  if (account.takedownRef) throw new XrpcError(401, 'AccountTakedown', 'Account has been taken down');
   if (account.deactivatedAt) throw new XrpcError(400, 'InvalidRequest', 'Account is deactivated');
   return account.did;
 }

@@ -56,6 +56,8 @@ export interface StoredRecord {
   cid: string;
   /** The record as JSON-ready data ($link / $bytes objects for CIDs and bytes). */
   value: unknown;
+  /** Set when a moderator took the record down (com.atproto.repo reads then refuse it). */
+  takedownRef?: string;
 }
 
 export interface BlobInfo {

@@ -65,3 +65,18 @@ export { default as getRecommendedDidCredentials } from './com/atproto/identity/
 export { default as requestPlcOperationSignature } from './com/atproto/identity/requestPlcOperationSignature.ts';
 export { default as signPlcOperation } from './com/atproto/identity/signPlcOperation.ts';
 export { default as submitPlcOperation } from './com/atproto/identity/submitPlcOperation.ts';
+// com.atproto.admin (the admin password; the moderation service's service JWT where the reference takes it)
+export { default as adminGetAccountInfo } from './com/atproto/admin/getAccountInfo.ts';
+export { default as adminGetAccountInfos } from './com/atproto/admin/getAccountInfos.ts';
+export { default as adminSearchAccounts } from './com/atproto/admin/searchAccounts.ts';
+export { default as adminUpdateSubjectStatus } from './com/atproto/admin/updateSubjectStatus.ts';
+export { default as adminGetSubjectStatus } from './com/atproto/admin/getSubjectStatus.ts';
+export { default as adminUpdateAccountHandle } from './com/atproto/admin/updateAccountHandle.ts';
+export { default as adminUpdateAccountEmail } from './com/atproto/admin/updateAccountEmail.ts';
+export { default as adminUpdateAccountPassword } from './com/atproto/admin/updateAccountPassword.ts';
+export { default as adminDeleteAccount } from './com/atproto/admin/deleteAccount.ts';
+export { default as adminEnableAccountInvites } from './com/atproto/admin/enableAccountInvites.ts';
+export { default as adminDisableAccountInvites } from './com/atproto/admin/disableAccountInvites.ts';
+export { default as adminDisableInviteCodes } from './com/atproto/admin/disableInviteCodes.ts';
+export { default as adminGetInviteCodes } from './com/atproto/admin/getInviteCodes.ts';
+export { default as adminSendEmail } from './com/atproto/admin/sendEmail.ts';

@@ -28,7 +28,15 @@ import { verifyServiceJwt } from './service-auth.ts';
 const USER_SERVICE_AUTH_METHODS = new Set(['com.atproto.repo.uploadBlob']);
 
 export type AuthMode =
-  'none' | 'access' | 'accessFull' | 'refresh' | 'admin' | 'optionalAccess' | 'optionalAccessOrAdmin' | 'service';
+  | 'none'
+  | 'access'
+  | 'accessFull'
+  | 'refresh'
+  | 'admin'
+  | 'moderator'
+  | 'optionalAccess'
+  | 'optionalAccessOrAdmin'
+  | 'service';
 
 export interface NoAuth {
   type: 'none';
@@ -62,6 +70,8 @@ export interface AuthResultByMode {
   accessFull: AccessAuth;
   refresh: RefreshAuth;
   admin: AdminAuth;
+  /** The admin password, or a service JWT from the configured moderation service. */
+  moderator: AdminAuth | ServiceAuth;
   optionalAccess: AccessAuth | NoAuth;
   optionalAccessOrAdmin: AccessAuth | AdminAuth | NoAuth;
   service: ServiceAuth;
@@ -77,6 +87,8 @@ export interface AuthVerifierOptions {
    * asks for a fresh resolution after a signature failed (the key may have rotated).
    */
   resolveSigningKey?: (did: string, forceRefresh: boolean) => Promise<string | undefined>;
+  /** The moderation service (PDS_MOD_SERVICE_DID) whose service JWTs the moderator methods take. */
+  modServiceDid?: string;
 }
 
 export interface VerifyOptions {
@@ -91,12 +103,14 @@ export class AuthVerifier {
   readonly #serviceDid: string;
   readonly #adminPassword: Buffer;
   readonly #resolveSigningKey: AuthVerifierOptions['resolveSigningKey'];
+  readonly #modServiceDid: string | undefined;
 
   constructor(opts: AuthVerifierOptions) {
     this.#jwtKey = opts.jwtKey;
     this.#serviceDid = opts.serviceDid;
     this.#adminPassword = Buffer.from(opts.adminPassword, 'utf8');
     this.#resolveSigningKey = opts.resolveSigningKey;
+    this.#modServiceDid = opts.modServiceDid;
   }
 
   async verify<M extends AuthMode>(mode: M, req: IncomingMessage, opts: VerifyOptions): Promise<AuthResultByMode[M]> {
@@ -126,6 +140,8 @@ export class AuthVerifier {
         return this.refresh(req);
       case 'admin':
         return this.admin(req);
+      case 'moderator':
+        return this.moderator(req, opts.nsid);
       case 'service':
         return this.service(req, opts.nsid);
     }
@@ -159,6 +175,21 @@ export class AuthVerifier {
     const passwordOk = password.length === this.#adminPassword.length && timingSafeEqual(password, this.#adminPassword);
     if (username !== 'admin' || !passwordOk) throw AuthRequired();
     return { type: 'admin' };
+  }
+
+  /**
+   * The reference's moderator check: Basic credentials are the admin's; a bearer token must be
+   * a service JWT issued by the moderation service (its DID, or its #atproto_labeler).
+   */
+  async moderator(req: IncomingMessage, nsid: string): Promise<AdminAuth | ServiceAuth> {
+    if (parseAuthorization(req)?.type !== 'bearer') return this.admin(req);
+    const modService = this.#modServiceDid;
+    if (!modService) throw AuthRequired('Untrusted issuer', 'UntrustedIss');
+    const service = await this.service(req, nsid);
+    if (service.iss !== modService && service.iss !== `${modService}#atproto_labeler`) {
+      throw AuthRequired('Untrusted issuer', 'UntrustedIss');
+    }
+    return service;
   }
 
   async service(req: IncomingMessage, nsid: string): Promise<ServiceAuth> {

@@ -17,7 +17,8 @@ export default xrpcMethod(ComAtprotoRepoGetRecord.mainSchema, {
         rkey,
         cid === undefined ? undefined : parseCid(cid),
       );
-      if (!record) {
+      // A taken-down record reads as absent, in the reference's words.
+      if (!record || record.takedownRef !== undefined) {
         throw InvalidRequest(`Could not locate record: at://${account.did}/${collection}/${rkey}`, 'RecordNotFound');
       }
       return { json: { uri: record.uri, cid: record.cid, value: record.value } };
