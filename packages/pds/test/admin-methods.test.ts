@@ -8,16 +8,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { AtpAgent } from '@atproto/api';
 import { startTestPds, type TestPds } from './harness.ts';
-
-async function xrpcError(promise: Promise<unknown>): Promise<{ status: number; error: string; message: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    const e = err as { status: number; error: string; message: string };
-    return { status: e.status, error: e.error, message: e.message };
-  }
-  assert.fail('expected the call to fail');
-}
+import { xrpcError } from './xrpc-assert.ts';
 
 const ADMIN_METHODS: [nsid: string, query: boolean][] = [
   // Queries' parameters are checked before their auth, as the reference checks them.

@@ -10,22 +10,13 @@ import { AtpAgent } from '@atproto/api';
 import { IdResolver } from '@atproto/identity';
 import { type Event, Firehose as ConsumerFirehose } from '@atproto/sync';
 import { startTestPds, type TestPds } from './harness.ts';
+import { xrpcError } from './xrpc-assert.ts';
 
 const PNG = Buffer.from(
   'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
   'base64',
 );
 const PASSWORD = 'alice password';
-
-async function xrpcError(promise: Promise<unknown>): Promise<{ status: number; error: string; message: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    const e = err as { status: number; error: string; message: string };
-    return { status: e.status, error: e.error, message: e.message };
-  }
-  assert.fail('expected the call to fail');
-}
 
 async function waitFor(pred: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 500 && !pred(); i++) await new Promise((resolve) => setTimeout(resolve, 20));

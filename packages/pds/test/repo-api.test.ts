@@ -10,6 +10,7 @@ import { AtpAgent, RichText } from '@atproto/api';
 import { verifyProofs, verifyRepoCar } from '@atproto/repo';
 import { CID } from 'multiformats/cid';
 import { startTestPds, type TestPds } from './harness.ts';
+import { xrpcError } from './xrpc-assert.ts';
 
 const BLOB_LIMIT = 64 * 1024;
 
@@ -18,16 +19,6 @@ const PNG = Buffer.from(
   'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
   'base64',
 );
-
-async function xrpcError(promise: Promise<unknown>): Promise<{ status: number; error: string; message: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    const e = err as { status: number; error: string; message: string };
-    return { status: e.status, error: e.error, message: e.message };
-  }
-  assert.fail('expected the call to fail');
-}
 
 describe('repo and sync endpoints through @atproto/api', () => {
   let pds: TestPds;

@@ -9,3 +9,14 @@ export async function rejects(call: Promise<unknown>, status: number, error: str
     return true;
   });
 }
+
+/** Awaits `call`, requires it to fail, and gives its XRPC status, error name and message. */
+export async function xrpcError(call: Promise<unknown>): Promise<{ status: number; error: string; message: string }> {
+  try {
+    await call;
+  } catch (err) {
+    const e = err as { status: number; error: string; message: string };
+    return { status: e.status, error: e.error, message: e.message };
+  }
+  assert.fail('expected the call to fail');
+}

@@ -132,35 +132,9 @@ export class Invites {
 
   forAccount(did: string, opts: { includeUsed: boolean }): InviteCodeInfo[] {
     const codes = this.#t
-      .prepared<
-        [string],
-        {
-          code: string;
-          available_uses: number;
-          disabled: number;
-          for_account: string;
-          created_by: string;
-          created_at: string;
-        }
-      >('SELECT * FROM invite_code WHERE for_account = ? ORDER BY created_at, code')
+      .prepared<[string], InviteRow>('SELECT * FROM invite_code WHERE for_account = ? ORDER BY created_at, code')
       .all(did);
-    const usesOf = this.#t.prepared<[string], { used_by: string; used_at: string }>(
-      'SELECT used_by, used_at FROM invite_code_use WHERE code = ? ORDER BY used_at',
-    );
-    return codes
-      .map((c) => {
-        const uses = usesOf.all(c.code).map((u) => ({ usedBy: u.used_by, usedAt: u.used_at }));
-        return {
-          code: c.code,
-          available: Math.max(0, c.available_uses - uses.length),
-          disabled: c.disabled === 1,
-          forAccount: c.for_account,
-          createdBy: c.created_by,
-          createdAt: c.created_at,
-          uses,
-        };
-      })
-      .filter((c) => opts.includeUsed || c.available > 0);
+    return codes.map((c) => this.#info(c)).filter((c) => opts.includeUsed || c.available > 0);
   }
 
   /** Disables the given codes and every code given to the given accounts (admin.disableInviteCodes). */
