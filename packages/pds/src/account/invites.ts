@@ -81,17 +81,13 @@ export class Invites {
     const owner = this.#owner(did);
     if (!owner) return [];
     return this.#t.db.transaction(() => {
-      const routine = this.forAccount(did, { includeUsed: true }).filter((c) => c.createdBy !== 'admin');
-      const unused = routine.filter((c) => !c.disabled && c.available > 0).length;
-      const now = this.#t.now() * 1000;
-      const createdMs = Date.parse(opts.accountCreatedAt);
-      const intervals = (sinceMs: number) => Math.floor((now - sinceMs) / opts.intervalMs);
-      const couldCreate =
-        createdMs >= opts.epochMs
-          ? intervals(createdMs)
-          : intervals(createdMs) - Math.floor((opts.epochMs - createdMs) / opts.intervalMs);
-      const sinceEpoch = routine.filter((c) => Date.parse(c.createdAt) > opts.epochMs).length;
-      const toCreate = Math.min(5 - unused, couldCreate - sinceEpoch);
+      const toCreate = earnedCodesToCreate({
+        nowMs: this.#t.now() * 1000,
+        accountCreatedMs: Date.parse(opts.accountCreatedAt),
+        epochMs: opts.epochMs,
+        intervalMs: opts.intervalMs,
+        codes: this.forAccount(did, { includeUsed: true }),
+      });
       if (toCreate <= 0) return [];
       const createdAt = isoTime(this.#t.now());
       const insert = this.#t.prepared(
@@ -219,4 +215,27 @@ export class Invites {
       .run(did);
     this.#t.prepared('DELETE FROM invite_code WHERE for_account = ?').run(did);
   }
+}
+
+/**
+ * How many invite codes an account has earned and not yet been given, as the reference counts:
+ * one per interval of its life after the epoch, minus the codes it got since the epoch, and no
+ * more than five unused at a time. Codes the admin gave count for neither.
+ */
+export function earnedCodesToCreate(opts: {
+  nowMs: number;
+  accountCreatedMs: number;
+  epochMs: number;
+  intervalMs: number;
+  codes: Pick<InviteCodeInfo, 'createdBy' | 'createdAt' | 'disabled' | 'available'>[];
+}): number {
+  const routine = opts.codes.filter((c) => c.createdBy !== 'admin');
+  const unused = routine.filter((c) => !c.disabled && c.available > 0).length;
+  const intervals = (ms: number) => Math.floor(ms / opts.intervalMs);
+  const couldCreate =
+    opts.accountCreatedMs >= opts.epochMs
+      ? intervals(opts.nowMs - opts.accountCreatedMs)
+      : intervals(opts.nowMs - opts.accountCreatedMs) - intervals(opts.epochMs - opts.accountCreatedMs);
+  const sinceEpoch = routine.filter((c) => Date.parse(c.createdAt) > opts.epochMs).length;
+  return Math.max(0, Math.min(5 - unused, couldCreate - sinceEpoch));
 }
