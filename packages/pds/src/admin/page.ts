@@ -281,7 +281,7 @@ function accountPage(c: PlainRouteContext, session: AdminSession, account: Accou
   return layout(
     account.handle ?? account.did,
     `${notice ? `<p class="notice" role="status">${escapeHtml(notice)}</p>` : ''}
-<dl class="figures">
+<dl class="figures details">
 ${row('Status', status)}
 ${row('DID', account.did)}
 ${row('Email', account.email ?? 'none')}
@@ -340,6 +340,7 @@ button.danger{background:#a4161a;border-color:#a4161a}
 ul.accounts,ul.invites{list-style:none;padding:0}
 ul.accounts li,ul.invites li{padding:.5rem 0;border-bottom:1px solid #ddd;overflow-wrap:anywhere}
 dl.figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(10rem,1fr));gap:.5rem}
+dl.details{grid-template-columns:1fr}
 dl.figures div{background:#fff;border:1px solid #ddd;border-radius:4px;padding:.5rem}
 dt{font-size:.85rem;color:#4a4a4a}
 dd{margin:0;font-weight:600;overflow-wrap:anywhere}
