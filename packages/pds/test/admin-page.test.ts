@@ -179,6 +179,27 @@ describe('the admin page in Chromium', { skip }, () => {
     assert.equal(await signInAs(bob.handle, bob.password), undefined);
   });
 
+  it('pages through accounts found by prefix, with LIKE wildcards taken literally', () => {
+    const manager = pds.ctx.accountManager;
+    const all = manager.findAccounts({ query: '', limit: 10 }).map((a) => a.did);
+    assert.equal(all.length, 3);
+    const paged: string[] = [];
+    let cursor: string | undefined;
+    for (;;) {
+      const page = manager.findAccounts({ query: '', limit: 2, cursor });
+      paged.push(...page.map((a) => a.did));
+      if (page.length < 2) break;
+      cursor = page.at(-1)!.did;
+    }
+    assert.deepEqual(paged, all);
+    assert.deepEqual(
+      manager.findAccounts({ query: 'ALICE', limit: 10 }).map((a) => a.handle),
+      ['alice.test'],
+    );
+    assert.deepEqual(manager.findAccounts({ query: '%', limit: 10 }), []);
+    assert.deepEqual(manager.findAccounts({ query: '_lice', limit: 10 }), []);
+  });
+
   it('refuses a form without the session token', async () => {
     const cookies = await page.context().cookies();
     const res = await fetch(`${pds.url}/admin/account/takedown`, {
