@@ -1,11 +1,12 @@
 /**
  * Plain HTTP routes outside XRPC: the health and liveness checks, the home page, robots.txt, the
- * handle-verification file, the TLS proxy's certificate check, and where pages and OAuth endpoints go. Each route says which HTTP
+ * handle-verification file, the TLS proxy's certificate check, the admin page (admin/page.ts), and where pages and OAuth endpoints go. Each route says which HTTP
  * methods it answers; any other gets 405 Method Not Allowed with an Allow header. Same error
  * mapping as XRPC methods.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { adminRoutes } from './admin/page.ts';
 import type { AppContext } from './context.ts';
 import { checkHealth } from './health/health.ts';
 import { webRoutes } from './web/static-site.ts';
@@ -123,6 +124,7 @@ export const plainRoutes: PlainRoute[] = [
       sendText(c, 200, JSON.stringify({ success: true }), 'application/json; charset=utf-8');
     },
   },
+  ...adminRoutes(),
   ...webRoutes(),
 ];
 

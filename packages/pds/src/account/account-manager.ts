@@ -390,6 +390,24 @@ export class AccountManager {
       .map(toAccount);
   }
 
+  /** Accounts whose handle or email starts with `query` (every account when empty), by DID, in pages (the admin page). */
+  findAccounts(opts: { query: string; limit: number; cursor?: string }): Account[] {
+    const prefix = `${opts.query.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    return this.#prepared<[string, string, string, number], AccountRow>(
+      `SELECT * FROM account WHERE did > ? AND (coalesce(handle, '') LIKE ? ESCAPE '\\' OR coalesce(email, '') LIKE ? ESCAPE '\\')
+       ORDER BY did LIMIT ?`,
+    )
+      .all(opts.cursor ?? '', prefix, prefix, opts.limit)
+      .map(toAccount);
+  }
+
+  /** The account's refresh tokens not yet expired: its signed-in sessions (the admin page). */
+  countLiveSessions(did: string): number {
+    return this.#prepared<[string, number], { n: number }>(
+      'SELECT count(*) AS n FROM refresh_token WHERE did = ? AND expires_at > ?',
+    ).get(did, this.#now())!.n;
+  }
+
   disableInviteCodes(args: { codes: string[]; accounts: string[] }): void {
     this.invites.disable(args);
   }

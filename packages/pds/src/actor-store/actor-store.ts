@@ -335,6 +335,11 @@ export class ActorStore {
     return records.countRecords(this.stores.existing(did));
   }
 
+  /** Bytes of the account's stored blobs (the admin page). */
+  blobBytes(did: string): number {
+    return records.blobBytes(this.stores.existing(did));
+  }
+
   /** The root and the block, record and blob counts checkAccountStatus reports. */
   repoStatusCounts(did: string): RepoStatusCounts {
     return records.repoStatusCounts(this.stores.existing(did));

@@ -154,6 +154,11 @@ export function repoStatusCounts(handle: ActorHandle): RepoStatusCounts {
   };
 }
 
+/** Total size of the account's blobs. */
+export function blobBytes(handle: ActorHandle): number {
+  return (handle.stmt('SELECT coalesce(sum(size), 0) AS n FROM blob').get() as { n: number }).n;
+}
+
 /** The blocks proving the presence (or absence) of a record in the current commit. */
 export function getRecordProof(
   handle: ActorHandle,
