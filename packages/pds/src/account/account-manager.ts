@@ -382,17 +382,16 @@ export class AccountManager {
 
   /** Accounts whose email address starts with `email` (or every account), by DID, in pages. */
   searchAccounts(opts: { email?: string; limit: number; cursor?: string }): Account[] {
-    const prefix = (opts.email ?? '').toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`);
     return this.#prepared<[string, string, number], AccountRow>(
       "SELECT * FROM account WHERE did > ? AND coalesce(email, '') LIKE ? ESCAPE '\\' ORDER BY did LIMIT ?",
     )
-      .all(opts.cursor ?? '', `${prefix}%`, opts.limit)
+      .all(opts.cursor ?? '', likePrefix(opts.email ?? ''), opts.limit)
       .map(toAccount);
   }
 
   /** Accounts whose handle or email starts with `query` (every account when empty), by DID, in pages (the admin page). */
   findAccounts(opts: { query: string; limit: number; cursor?: string }): Account[] {
-    const prefix = `${opts.query.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    const prefix = likePrefix(opts.query);
     return this.#prepared<[string, string, string, number], AccountRow>(
       `SELECT * FROM account WHERE did > ? AND (coalesce(handle, '') LIKE ? ESCAPE '\\' OR coalesce(email, '') LIKE ? ESCAPE '\\')
        ORDER BY did LIMIT ?`,
@@ -599,4 +598,9 @@ export class AccountManager {
   putPreferences(did: string, namespace: string, values: { $type: string }[], keep: (type: string) => boolean): void {
     this.preferences.put(did, namespace, values, keep);
   }
+}
+
+/** A LIKE pattern matching what starts with `text` (lower-cased), its own % and _ taken literally. */
+function likePrefix(text: string): string {
+  return `${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
