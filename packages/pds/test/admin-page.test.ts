@@ -5,31 +5,20 @@
  * page checked with axe-core and for sideways scrolling on a phone, and photographed for people.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { AtpAgent } from '@atproto/api';
 import type { Browser, Page } from 'playwright-core';
+import { checkAccessible as checkPage, launchChromium, skipWithoutChromium } from '../../../test/support/browser.ts';
 import { createLogger } from '../src/logger.ts';
 import { startTestPds, type TestPds } from './harness.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 /** Screenshots of each page, for people to look at (gitignored). */
 const SHOTS = join(import.meta.dirname, '..', 'test-output');
-const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-const skip = existsSync(CHROMIUM)
-  ? false
-  : `no browser at ${CHROMIUM}: install Debian's Chromium (apt-get install -y chromium) to run the admin page tests`;
+const skip = skipWithoutChromium('the admin page tests');
 const WRONG_PASSWORD = 'not-the-admin-password-4711';
-
-interface AxeViolation {
-  id: string;
-  impact?: string | null;
-  help: string;
-  nodes: { target: string[] }[];
-}
 
 describe('the admin page in Chromium', { skip }, () => {
   let pds: TestPds;
@@ -56,19 +45,7 @@ describe('the admin page in Chromium', { skip }, () => {
       await agent.createAccount({ handle: account.handle, email: account.email, password: account.password });
       account.did = agent.session!.did;
     }
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 390, height: 844 } });
   });
 
@@ -77,24 +54,9 @@ describe('the admin page in Chromium', { skip }, () => {
     await pds?.close();
   });
 
-  /** axe-core on the page as it is (no serious or critical violation), and no sideways scrolling on a phone. */
+  /** The shared page checks, then a screenshot for people to look at. */
   async function checkAccessible(name: string): Promise<void> {
-    // Evaluated through the debugging protocol, which the page's policy does not restrict.
-    if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE);
-    const violations = await page.evaluate(async () => {
-      const axe = (window as unknown as { axe: { run(): Promise<{ violations: AxeViolation[] }> } }).axe;
-      return (await axe.run()).violations;
-    });
-    const bad = violations
-      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
-    assert.deepEqual(bad, [], `accessibility of ${name}`);
-    for (const width of [390, 360]) {
-      await page.setViewportSize({ width, height: 844 });
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-      assert.ok(overflow <= 0, `${name} is ${overflow} px wider than a ${width} px screen`);
-    }
-    await page.setViewportSize({ width: 390, height: 844 });
+    await checkPage(page, name);
     await page.screenshot({ path: join(SHOTS, `admin-${name}.png`), fullPage: true });
   }
 

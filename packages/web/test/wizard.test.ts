@@ -12,7 +12,6 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -31,22 +30,12 @@ import {
   startNetwork,
 } from '../../migrate/test/helpers/network.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
+import { checkAccessible, launchChromium, skipWithoutChromium } from '../../../test/support/browser.ts';
 const WEB = join(import.meta.dirname, '..');
 const ROOT = join(WEB, '..', '..');
 /** Screenshots of each step, for people to look at (gitignored). */
 const SHOTS = process.env.PORTAGE_WIZARD_SHOTS ?? join(WEB, 'test-output');
-const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-const skip = existsSync(CHROMIUM)
-  ? false
-  : `no browser at ${CHROMIUM}: install Debian's Chromium (apt-get install -y chromium) to run the wizard tests`;
-
-interface AxeViolation {
-  id: string;
-  impact?: string | null;
-  help: string;
-  nodes: { target: string[] }[];
-}
+const skip = skipWithoutChromium('the wizard tests');
 
 describe('the migration wizard in Chromium', { skip }, () => {
   let dir: string;
@@ -78,19 +67,7 @@ describe('the migration wizard in Chromium', { skip }, () => {
       // Handles here end in .portage.test, so the movers' .test handles resolve through DNS (the TXT records).
       env: { PDS_SERVICE_DID: 'did:web:portage.test', PDS_SERVICE_HANDLE_DOMAINS: '.portage.test' },
     });
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {
@@ -128,27 +105,6 @@ describe('the migration wizard in Chromium', { skip }, () => {
     });
     await page.goto(`${portage.url}/migrate`);
     return page;
-  }
-
-  /** axe-core on the page as it is (no serious or critical violation), and no sideways scrolling on a phone. */
-  async function checkAccessible(page: Page, name: string): Promise<void> {
-    // Evaluated through the debugging protocol, which the page's policy does not restrict.
-    if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE);
-    const violations = await page.evaluate(async () => {
-      const axe = (window as unknown as { axe: { run(): Promise<{ violations: AxeViolation[] }> } }).axe;
-      return (await axe.run()).violations;
-    });
-    const bad = violations
-      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
-    assert.deepEqual(bad, [], `accessibility of ${name}`);
-    // Nothing wider than the phone's screen, at 390 px and at 360 px.
-    for (const width of [390, 360]) {
-      await page.setViewportSize({ width, height: 844 });
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-      assert.ok(overflow <= 0, `${name} is ${overflow} px wider than a ${width} px screen`);
-    }
-    await page.setViewportSize({ width: 390, height: 844 });
   }
 
   async function shot(page: Page, name: string): Promise<void> {
