@@ -10,12 +10,9 @@ import { AtpAgent } from '@atproto/api';
 import { IdResolver } from '@atproto/identity';
 import { type Event, Firehose as ConsumerFirehose } from '@atproto/sync';
 import { startTestPds, type TestPds } from './harness.ts';
+import { PNG, postPicture } from './picture-post.ts';
 import { xrpcError } from './xrpc-assert.ts';
 
-const PNG = Buffer.from(
-  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
-  'base64',
-);
 const PASSWORD = 'alice password';
 
 async function waitFor(pred: () => boolean, what: string): Promise<void> {
@@ -46,21 +43,11 @@ describe('takedowns through the admin API', () => {
     anon = new AtpAgent({ service: pds.url });
     await alice.createAccount({ handle: 'alice.test', email: 'alice@example.com', password: PASSWORD });
     did = alice.session!.did;
-    const { data: blob } = await alice.com.atproto.repo.uploadBlob(PNG, { encoding: 'image/png' });
-    blobCid = blob.blob.ref.toString();
-    const { data: created } = await alice.com.atproto.repo.createRecord({
-      repo: did,
-      collection: 'app.bsky.feed.post',
-      record: {
-        $type: 'app.bsky.feed.post',
-        text: 'a picture',
-        createdAt: new Date().toISOString(),
-        embed: { $type: 'app.bsky.embed.images', images: [{ image: blob.blob, alt: 'a pixel' }] },
-      },
-    });
-    recordUri = created.uri;
-    recordCid = created.cid;
-    rkey = created.uri.split('/').pop()!;
+    const picture = await postPicture(alice);
+    blobCid = picture.blobCid;
+    recordUri = picture.uri;
+    recordCid = picture.cid;
+    rkey = picture.uri.split('/').pop()!;
     consumer = new ConsumerFirehose({
       service: pds.url.replace('http://', 'ws://'),
       idResolver: new IdResolver({ plcUrl: pds.plcUrl, fetch: globalThis.fetch }),

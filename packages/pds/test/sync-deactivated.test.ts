@@ -8,12 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { AtpAgent } from '@atproto/api';
 import { verifyRepoCar } from '@atproto/repo';
 import { startTestPds, type TestPds } from './harness.ts';
-
-// A 1x1 PNG, so the blob has a recognisable type.
-const PNG = Buffer.from(
-  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
-  'base64',
-);
+import { PNG, postPicture } from './picture-post.ts';
 
 describe('sync reads of a deactivated account', () => {
   let pds: TestPds;
@@ -31,19 +26,9 @@ describe('sync reads of a deactivated account', () => {
     await alice.createAccount({ handle: 'alice.test', email: 'alice@example.com', password: 'alice password' });
     await bob.createAccount({ handle: 'bob.test', email: 'bob@example.com', password: 'bob password' });
     did = alice.session!.did;
-    const { data: blob } = await alice.com.atproto.repo.uploadBlob(PNG, { encoding: 'image/png' });
-    blobCid = blob.blob.ref.toString();
-    const { data: created } = await alice.com.atproto.repo.createRecord({
-      repo: did,
-      collection: 'app.bsky.feed.post',
-      record: {
-        $type: 'app.bsky.feed.post',
-        text: 'a picture',
-        createdAt: new Date().toISOString(),
-        embed: { $type: 'app.bsky.embed.images', images: [{ image: blob.blob, alt: 'a pixel' }] },
-      },
-    });
-    recordRkey = created.uri.split('/').pop()!;
+    const picture = await postPicture(alice);
+    blobCid = picture.blobCid;
+    recordRkey = picture.uri.split('/').pop()!;
     const doc = (await (await fetch(`${pds.plcUrl}/${did}`)).json()) as {
       verificationMethod: { id: string; publicKeyMultibase: string }[];
     };
