@@ -245,13 +245,24 @@ describe('forwarding to local services', () => {
     assert.notEqual(appView.seen.at(-1)!.headers.authorization, seen.headers.authorization);
   });
 
-  it('forwards unknown non-bsky methods to the AppView too, and anonymous calls without a token', async () => {
-    const res = await xrpc('com.example.somewhere.doThing');
+  it('forwards unknown non-bsky methods to the AppView too', async () => {
+    const res = await xrpc('com.example.somewhere.doThing', { headers: authed() });
     assert.equal(res.status, 200);
     await res.arrayBuffer();
     const seen = appView.seen.at(-1)!;
     assert.equal(seen.url, '/xrpc/com.example.somewhere.doThing');
-    assert.equal(seen.headers.authorization, undefined);
+    assert.equal(jwtPayload(seen.headers.authorization).lxm, 'com.example.somewhere.doThing');
+  });
+
+  it('forwards for signed-in callers only, as the reference', async () => {
+    const calls = appView.seen.length;
+    await expectError(await xrpc('app.bsky.feed.getTimeline'), 401, 'AuthMissing');
+    await expectError(
+      await xrpc('app.bsky.actor.getProfile', { query: 'actor=alice.test', headers: { authorization: 'Bearer nope' } }),
+      400,
+      'InvalidToken',
+    );
+    assert.equal(appView.seen.length, calls, 'nothing reached the AppView');
   });
 
   it('streams a procedure body through with its content headers', async () => {
@@ -348,7 +359,9 @@ describe('forwarding to local services', () => {
     });
     assert.equal(boom.headers.get('retry-after'), '7');
     await expectError(boom, 502, 'Boom', /^the index is on fire$/);
-    const plain = await xrpc('app.bsky.feed.plainText', { headers: { 'atproto-proxy': `${failing.did}#failing_svc` } });
+    const plain = await xrpc('app.bsky.feed.plainText', {
+      headers: authed({ 'atproto-proxy': `${failing.did}#failing_svc` }),
+    });
     await expectError(plain, 503, 'NotEnoughResources', /HTTP 503/);
   });
 
@@ -635,14 +648,15 @@ describe('read-after-write', () => {
   let appView: FakeService;
   let did = '';
   let accessJwt = '';
+  let bobJwt = '';
   let appViewRev = '';
   let oldPost = '';
   const OTHER = 'did:plc:bbbbbbbbbbbbbbbbbbbbbbbb';
   const OLD_TIME = '2000-01-01T00:00:00.000Z';
 
-  const call = async (nsid: string, params: Record<string, string>, authorized = true) => {
+  const call = async (nsid: string, params: Record<string, string>, token = accessJwt) => {
     const res = await fetch(`${pds.url}/xrpc/${nsid}?${new URLSearchParams(params)}`, {
-      headers: authorized ? { authorization: `Bearer ${accessJwt}` } : {},
+      headers: { authorization: `Bearer ${token}` },
     });
     assert.equal(res.status, 200, await res.clone().text());
     return { body: (await res.json()) as Record<string, any>, lag: res.headers.get('atproto-upstream-lag') }; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -702,12 +716,20 @@ describe('read-after-write', () => {
       res.end(JSON.stringify(answer));
     });
     pds = await startTestPds({ env: { PDS_BSKY_APP_VIEW_URL: appView.url, PDS_BSKY_APP_VIEW_DID: APPVIEW_DID } });
-    const created = await fetch(`${pds.url}/xrpc/com.atproto.server.createAccount`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ handle: 'alice.test', email: 'alice@example.com', password: 'correct horse battery' }),
-    });
-    ({ did, accessJwt } = (await created.json()) as { did: string; accessJwt: string });
+    const createAccount = async (name: string) => {
+      const created = await fetch(`${pds.url}/xrpc/com.atproto.server.createAccount`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          handle: `${name}.test`,
+          email: `${name}@example.com`,
+          password: 'correct horse battery',
+        }),
+      });
+      return (await created.json()) as { did: string; accessJwt: string };
+    };
+    ({ did, accessJwt } = await createAccount('alice'));
+    bobJwt = (await createAccount('bob')).accessJwt;
     oldPost = (await post('old')).uri;
     // The AppView has indexed up to here...
     appViewRev = pds.ctx.actorStore.getRoot(did)!.rev;
@@ -789,9 +811,9 @@ describe('read-after-write', () => {
     assert.equal(own.body.thread.post.uri, fresh.uri);
     assert.equal(own.body.thread.post.record.text, 'fresh');
 
-    // Someone else's view (no session) is the AppView's.
-    const anonymous = await call('app.bsky.actor.getProfile', { actor: did }, false);
-    assert.equal(anonymous.body.displayName, 'Old name');
+    // Someone else's view is the AppView's.
+    const bobsView = await call('app.bsky.actor.getProfile', { actor: did }, bobJwt);
+    assert.equal(bobsView.body.displayName, 'Old name');
     const missing = await fetch(
       `${pds.url}/xrpc/app.bsky.feed.getPostThread?uri=${encodeURIComponent(`at://${OTHER}/app.bsky.feed.post/2`)}`,
       {

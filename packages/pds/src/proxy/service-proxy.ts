@@ -3,8 +3,9 @@
  * itself is sent on to the service that does, the AppView for app.bsky.*, a report service,
  * or whatever `atproto-proxy` names, with the request and the response streamed through.
  * A signed-in caller's call carries a fresh service JWT signed with the account's repo key
- * (iss = account, aud = service DID, lxm = method), so the service knows who asks; an
- * anonymous call goes without one. Upstream XRPC errors reach the client as the service sent
+ * (iss = account, aud = service DID, lxm = method), so the service knows who asks. As the
+ * reference, forwarding is for signed-in callers only: an anonymous client talks to the
+ * AppView directly, and an open relay would let anyone spend this server's bandwidth. Upstream XRPC errors reach the client as the service sent
  * them (a 500 becomes 502 UpstreamFailure, as the reference does).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -19,11 +20,11 @@ import type { ActorStore } from '../actor-store/actor-store.ts';
 import { AuthScope } from '../auth/scopes.ts';
 import { isPrivilegedMethod, isProtectedMethod } from '../auth/protected-methods.ts';
 import { mintServiceJwt } from '../auth/service-auth.ts';
-import type { AccessAuth, AuthVerifier, NoAuth } from '../auth/verifier.ts';
+import type { AccessAuth, AuthVerifier } from '../auth/verifier.ts';
 import type { PdsConfig } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { readJsonBody } from '../xrpc/body.ts';
-import { AuthRequired, InvalidRequest, XrpcError } from '../xrpc/errors.ts';
+import { InvalidRequest, XrpcError } from '../xrpc/errors.ts';
 import { defaultTarget, parseProxyHeader, resolutionFailure, type ServiceTarget } from './targets.ts';
 import {
   type LocalRecords,
@@ -116,20 +117,14 @@ export class ServiceProxy {
         'InvalidToken',
       );
     }
-    const auth = await this.#deps.authVerifier.verify('optionalAccess', req, { nsid });
-    if (auth.type === 'access' && auth.scope === AuthScope.AppPass && isPrivilegedMethod(nsid)) {
-      throw InvalidRequest(
-        `Bad token method: an app password without direct-message access cannot call ${nsid}`,
-        'InvalidToken',
-      );
-    }
-    if (nsid === REGISTER_PUSH) return this.#registerPush(req, res, auth);
-
+    if (nsid === REGISTER_PUSH) return this.#registerPush(req, res, await this.#caller(req, nsid));
+    // The target first, as the reference: a bad atproto-proxy header is named before the session.
     const target = await this.target(req, nsid);
+    const auth = await this.#caller(req, nsid);
     let aud = target.did;
     let lxm = nsid;
     // The AppView calls the feed generator for us, with a token addressed to the generator.
-    if (nsid === GET_FEED && auth.type === 'access') {
+    if (nsid === GET_FEED) {
       aud = await this.#feedGeneratorDid(new URLSearchParams(query).get('feed'));
       lxm = 'app.bsky.feed.getFeedSkeleton';
     }
@@ -160,7 +155,7 @@ export class ServiceProxy {
       trusted: target.configured,
     });
     this.#deps.metrics?.observeForwarded(nsid, upstream.statusCode ?? 0, (performance.now() - started) / 1000);
-    if (auth.type === 'access' && req.method === 'GET' && READ_AFTER_WRITE_METHODS.has(nsid)) {
+    if (req.method === 'GET' && READ_AFTER_WRITE_METHODS.has(nsid)) {
       return this.#respondReadAfterWrite(nsid, auth.did, query, upstream, req, res);
     }
     await this.#respond(upstream, req, res);
@@ -227,8 +222,19 @@ export class ServiceProxy {
     return out;
   }
 
-  async #authorization(auth: AccessAuth | NoAuth, aud: string, lxm: string): Promise<string | undefined> {
-    if (auth.type !== 'access') return undefined;
+  /** The signed-in account behind a forwarded call; app passwords reach only what they may. */
+  async #caller(req: IncomingMessage, nsid: string): Promise<AccessAuth> {
+    const auth = await this.#deps.authVerifier.verify('access', req, { nsid });
+    if (auth.scope === AuthScope.AppPass && isPrivilegedMethod(nsid)) {
+      throw InvalidRequest(
+        `Bad token method: an app password without direct-message access cannot call ${nsid}`,
+        'InvalidToken',
+      );
+    }
+    return auth;
+  }
+
+  async #authorization(auth: AccessAuth, aud: string, lxm: string): Promise<string> {
     const key = await this.#deps.actorStore.getSigningKey(auth.did);
     return `Bearer ${await mintServiceJwt({ iss: auth.did, aud, lxm, key })}`;
   }
@@ -336,8 +342,7 @@ export class ServiceProxy {
    * registerPush names its notification service in the body (serviceDid): the token is for
    * that service, and it is reached at its DID's #bsky_notif endpoint (or the AppView's URL).
    */
-  async #registerPush(req: IncomingMessage, res: ServerResponse, auth: AccessAuth | NoAuth): Promise<void> {
-    if (auth.type !== 'access') throw AuthRequired(undefined, 'AuthMissing');
+  async #registerPush(req: IncomingMessage, res: ServerResponse, auth: AccessAuth): Promise<void> {
     if (req.method !== 'POST') throw InvalidRequest(`Incorrect HTTP method (${req.method}) expected POST`);
     const body = (await readJsonBody(req, MAX_SMALL_JSON_BYTES)) as { serviceDid?: unknown } | undefined;
     const serviceDid = body?.serviceDid;
