@@ -156,7 +156,15 @@ describe('takedowns through the admin API', () => {
     assert.deepEqual(status.takedown, { applied: true, ref: 'case-2' });
     assert.equal((status.subject as { cid: string }).cid, recordCid);
     // The rest of the repository is untouched.
-    await anon.com.atproto.sync.getRepo({ did });
+    const { data: car } = await anon.com.atproto.sync.getRepo({ did });
+    // Importing the repository again (as a move back in would) does not lift the takedown.
+    await alice.com.atproto.server.deactivateAccount({});
+    await alice.com.atproto.repo.importRepo(car, { encoding: 'application/vnd.ipld.car' });
+    await alice.com.atproto.server.activateAccount();
+    const still = await xrpcError(
+      anon.com.atproto.repo.getRecord({ repo: did, collection: 'app.bsky.feed.post', rkey }),
+    );
+    assert.deepEqual([still.status, still.error], [400, 'RecordNotFound']);
 
     await alice.com.atproto.admin.updateSubjectStatus({ subject, takedown: { applied: false } }, admin());
     await readsWork();

@@ -1,6 +1,6 @@
 /**
  * Replacing a whole repository in one transaction (importRepo): every block, record and
- * record->blob link of the old repository out, a staged and signature-checked repository in,
+ * record->blob link of the old repository out (record takedowns kept by URI), a staged and signature-checked repository in,
  * verified block by block as it is written. This is the bulk write path: rows go in a hundred
  * to a statement, blocks staged in memory in CID order, and the secondary indexes are rebuilt
  * once at the end rather than updated per row. ActorStore.importRepository runs it under the
@@ -13,6 +13,25 @@ import { REPOSITORY_TABLES, type SqliteDb } from './db.ts';
 
 /** SQLite page cache of the account's connection while an import writes (negative: KiB). */
 const IMPORT_CACHE_SIZE = -64 * 1024;
+
+/** Records under a moderation takedown, by URI: few, and kept through any import. */
+function recordTakedowns(db: SqliteDb): { uri: string; takedown_ref: string }[] {
+  return db.prepare('SELECT uri, takedown_ref FROM record WHERE takedown_ref IS NOT NULL').all() as {
+    uri: string;
+    takedown_ref: string;
+  }[];
+}
+
+/**
+ * A takedown is of the record at its URI, not of one version of it (as the reference, whose
+ * import updates rows in place): re-importing the repository must not lift it, whatever CID
+ * the record has now. Records the new repository lacks simply have nothing to take down.
+ */
+function restoreRecordTakedowns(db: SqliteDb, takenDown: { uri: string; takedown_ref: string }[]): void {
+  if (!takenDown.length) return;
+  const restore = db.prepare('UPDATE record SET takedown_ref = ? WHERE uri = ?');
+  for (const row of takenDown) restore.run(row.takedown_ref, row.uri);
+}
 
 /** What an import wrote. */
 export interface ImportedRepo {
@@ -66,6 +85,7 @@ export function replaceRepository(db: SqliteDb, did: string, repo: StagedRepo, s
   db.pragma(`cache_size = ${IMPORT_CACHE_SIZE}`);
   try {
     db.transaction(() => {
+      const takenDown = recordTakedowns(db);
       for (const table of REPOSITORY_TABLES) db.exec(`DELETE FROM ${table}`);
       // The secondary indexes go for the bulk insert and are rebuilt after it (inside the same
       // transaction, so no reader ever sees them missing): one sort per index is cheaper than
@@ -85,6 +105,7 @@ export function replaceRepository(db: SqliteDb, did: string, repo: StagedRepo, s
         },
       });
       insertRecords.flush();
+      restoreRecordTakedowns(db, takenDown);
       if (inCidOrder) {
         inCidOrder.sort(compareCids);
         for (const { cid, bytes } of inCidOrder) insertBlocks.add(cid.bytes, bytes.length, bytes);
