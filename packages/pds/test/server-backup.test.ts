@@ -321,6 +321,35 @@ if (process.argv[2] === '--crash-child') {
     });
   });
 
+  describe('server backups: the shared blobs folder', () => {
+    it('keeps a deleted blob while a kept backup needs it, and drops it after', async () => {
+      const backupDir = mkdtempSync(join(tmpdir(), 'portage-backup-blobs-'));
+      const pds = await startTestPds({ env: { PORTAGE_BACKUP_DIRECTORY: backupDir, PORTAGE_BACKUP_KEEP: '1' } });
+      try {
+        const agent = new AtpAgent({ service: pds.url });
+        await agent.createAccount({ handle: 'blobs.test', email: 'blobs@example.com', password: 'password' });
+        const account: Account = { did: agent.session!.did, handle: 'blobs.test', password: '', agent, blobs: [] };
+        await postWithBlob(account);
+        const deleted = await postWithBlob(account);
+        const backups = pds.backups!;
+        await backups.runNow();
+        const shared = () => new Set(readdirSync(join(backupDir, 'blobs'), { recursive: true }).map(String));
+        const [keptBlob, deletedBlob] = account.blobs.map((b) => b.cid);
+        const inShared = (cid: string) => [...shared()].some((p) => p.endsWith(cid));
+        assert.ok(inShared(keptBlob!) && inShared(deletedBlob!));
+
+        await agent.deletePost(deleted);
+        // The only kept backup is the one just taken, which no longer references the blob.
+        await backups.runNow();
+        assert.equal(inShared(deletedBlob!), false, 'the deleted blob left with the last backup that needed it');
+        assert.ok(inShared(keptBlob!), 'a blob still in use stays');
+      } finally {
+        await pds.close();
+        rmSync(backupDir, { recursive: true, force: true });
+      }
+    });
+  });
+
   describe('ServerBackups schedule', () => {
     it('takes a backup every interval from start-up, keeps the newest N, and close abandons a running one', async () => {
       const backupDir = mkdtempSync(join(tmpdir(), 'portage-backup-schedule-'));

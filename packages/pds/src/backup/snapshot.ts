@@ -15,7 +15,7 @@
  *
  * Layout of a backup root:
  *
- *   blobs/<account>/<cid>                    shared by every backup
+ *   blobs/<account>/<cid>                    shared by every backup (pruned with the backups)
  *   2026-12-07T01-00-00-000Z/manifest.json   time, version, last seq, files with sizes and hashes
  *   2026-12-07T01-00-00-000Z/account.sqlite, sequencer.sqlite, actors/..., plc/plc.sqlite,
  *                            secrets.json (0600), pds.env
@@ -305,10 +305,37 @@ export async function takeBackup(
   }
 }
 
-/** Removes all but the newest `keep` backups (the shared blobs folder stays). */
+/**
+ * Removes all but the newest `keep` backups, then the shared blobs no kept backup needs (a blob
+ * deleted from the server lives on only as long as a backup that still references it).
+ */
 export async function pruneBackups(root: string, keep: number): Promise<string[]> {
   const backups = await listBackups(root);
   const removed = backups.slice(0, Math.max(0, backups.length - keep));
   for (const name of removed) await rm(join(root, name), { recursive: true, force: true });
+  if (removed.length) await pruneSharedBlobs(root, backups.slice(removed.length));
   return removed;
+}
+
+/** Deletes the files of the shared blobs folder that none of `kept`'s account stores lists. */
+async function pruneSharedBlobs(root: string, kept: string[]): Promise<void> {
+  const needed = new Set<string>();
+  for (const name of kept) {
+    const actors = join(root, name, LAYOUT.actors);
+    for (const rel of await actorStoreFiles(actors)) {
+      const account = rel.split(sep)[1]!;
+      const db = new Database(join(actors, rel), { readonly: true });
+      try {
+        for (const { cid } of db.prepare('SELECT cid FROM blob').all() as { cid: string }[]) {
+          needed.add(join(account, cid));
+        }
+      } finally {
+        db.close();
+      }
+    }
+  }
+  const blobs = join(root, BLOBS_FOLDER);
+  for (const rel of await listFiles(blobs)) {
+    if (!needed.has(rel)) await rm(join(blobs, rel), { force: true });
+  }
 }
