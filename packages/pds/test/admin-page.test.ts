@@ -194,4 +194,22 @@ describe('the admin page in Chromium', { skip }, () => {
     assert.equal(new URL(res!.url()).pathname, '/admin');
     await page.getByRole('heading', { level: 1, name: 'Sign in' }).waitFor();
   });
+
+  // Last: it locks this address out of the page.
+  it('stops taking passwords from an address after ten wrong ones, even the right one', async () => {
+    const signIn = (password: string) =>
+      fetch(`${pds.url}/admin/sign-in`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ password }).toString(),
+        redirect: 'manual',
+      });
+    // One wrong password was tried by the first test.
+    for (let i = 0; i < 9; i++) assert.equal((await signIn(`${WRONG_PASSWORD}${i}`)).status, 401);
+    const locked = await signIn(pds.ctx.config.adminPassword);
+    assert.equal(locked.status, 429);
+    assert.ok(Number(locked.headers.get('retry-after')) > 0);
+    assert.match(await locked.text(), /Too many wrong passwords from your address\. Try again in 15 minutes\./);
+    assert.equal(locked.headers.get('set-cookie'), null, 'no session');
+  });
 });

@@ -18,16 +18,21 @@ const PAGE_SIZE = 25;
 const MAX_FORM_BYTES = 16 * 1024;
 /** Request-counter samples older than this are dropped; the rate is read over the last minute or so. */
 const SAMPLE_WINDOW_MS = 5 * 60 * 1000;
+/** Wrong passwords a client may try per window before every attempt is refused until it ends. */
+const MAX_WRONG_PASSWORDS = 10;
+const WRONG_PASSWORD_WINDOW_MS = 15 * 60 * 1000;
 
 interface AdminSession {
   csrf: string;
   expiresAt: number;
 }
 
-/** Sessions and request-counter samples, per server (one AppContext). */
+/** Sessions, request-counter samples and refused sign-ins, per server (one AppContext). */
 interface AdminState {
   sessions: Map<string, AdminSession>;
   samples: { at: number; total: number }[];
+  /** Wrong passwords by client address, in the window that began with the first. */
+  wrongPasswords: Map<string, { count: number; windowEndsAt: number }>;
 }
 
 const states = new WeakMap<AppContext, AdminState>();
@@ -35,7 +40,7 @@ const states = new WeakMap<AppContext, AdminState>();
 function stateOf(ctx: AppContext): AdminState {
   let state = states.get(ctx);
   if (!state) {
-    state = { sessions: new Map(), samples: [] };
+    state = { sessions: new Map(), samples: [], wrongPasswords: new Map() };
     states.set(ctx, state);
   }
   return state;
@@ -397,16 +402,33 @@ export function adminRoutes(): PlainRoute[] {
       async handler(c) {
         const form = await readForm(c.req);
         const password = form.get('password') ?? '';
+        const ip = clientIp(c.req);
+        const { wrongPasswords } = stateOf(c.ctx);
+        const now = Date.now();
+        for (const [key, w] of wrongPasswords) if (w.windowEndsAt <= now) wrongPasswords.delete(key);
+        const wrong = wrongPasswords.get(ip);
+        // Past the limit even the right password waits: guessing must not be able to go on.
+        if (wrong && wrong.count >= MAX_WRONG_PASSWORDS) {
+          const minutes = Math.ceil((wrong.windowEndsAt - now) / 60_000);
+          c.ctx.logger.warn({ ip }, 'admin page sign-in refused: too many wrong passwords');
+          c.res.setHeader('Retry-After', String(Math.ceil((wrong.windowEndsAt - now) / 1000)));
+          return sendHtml(
+            c,
+            429,
+            signInPage(`Too many wrong passwords from your address. Try again in ${minutes} minutes.`),
+          );
+        }
         if (!sameSecret(password, c.ctx.config.adminPassword)) {
-          c.ctx.logger.warn({ ip: clientIp(c.req) }, 'admin page sign-in refused: wrong password');
+          if (wrong) wrong.count++;
+          else wrongPasswords.set(ip, { count: 1, windowEndsAt: now + WRONG_PASSWORD_WINDOW_MS });
+          c.ctx.logger.warn({ ip }, 'admin page sign-in refused: wrong password');
           return sendHtml(c, 401, signInPage('That is not the admin password.'));
         }
         const id = randomBytes(32).toString('base64url');
         const { sessions } = stateOf(c.ctx);
-        const now = Date.now();
         for (const [key, s] of sessions) if (s.expiresAt <= now) sessions.delete(key);
         sessions.set(id, { csrf: randomBytes(32).toString('base64url'), expiresAt: now + SESSION_TTL_MS });
-        c.ctx.logger.info({ ip: clientIp(c.req) }, 'admin page signed in');
+        c.ctx.logger.info({ ip }, 'admin page signed in');
         redirect(c, '/admin', { 'Set-Cookie': sessionCookie(c.ctx, id, SESSION_TTL_MS / 1000) });
       },
     },
