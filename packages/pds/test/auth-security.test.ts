@@ -431,7 +431,7 @@ describe('auth security', () => {
     assert.equal(await verifyPassword('anything', 'abcd:12'), false);
   });
 
-  it('writes no password, token or code into its log through the account flows', async () => {
+  it('writes no password, token or code into its log through the account flows and admin calls', async () => {
     const bobPassword = 'bob-password-secret-1';
     const bob = await signUp(pds.url, 'bob.test', 'bob@example.com', bobPassword);
     keep(bobPassword, bob.data.accessJwt, bob.data.refreshJwt);
@@ -499,6 +499,28 @@ describe('auth security', () => {
       lxm: 'app.bsky.feed.getTimeline',
     });
     keep(svc.token);
+    // Admin calls: the admin password in Basic auth, wrong and right, a password the admin sets
+    // and an invite code.
+    const asAdmin = (password: string) => ({
+      headers: { authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}` },
+      encoding: 'application/json' as const,
+    });
+    const adminPassword = pds.ctx.config.adminPassword;
+    keep(adminPassword, 'admin-wrong-secret');
+    await rejects(
+      fresh.com.atproto.admin.getAccountInfo({ did: bob.data.did }, asAdmin('admin-wrong-secret')),
+      401,
+      'AuthenticationRequired',
+    );
+    await fresh.com.atproto.admin.getAccountInfo({ did: bob.data.did }, asAdmin(adminPassword));
+    const adminSetPassword = 'admin-set-password-secret';
+    keep(adminSetPassword);
+    await fresh.com.atproto.admin.updateAccountPassword(
+      { did: bob.data.did, password: adminSetPassword },
+      asAdmin(adminPassword),
+    );
+    const { data: invite } = await fresh.com.atproto.server.createInviteCode({ useCount: 1 }, asAdmin(adminPassword));
+    keep(invite.code);
     // Deleting the account.
     await fresh.com.atproto.server.requestAccountDelete();
     const del = tokenFromMail(mailbox, 'bob@example.com');
@@ -508,10 +530,11 @@ describe('auth security', () => {
       401,
       'AuthenticationRequired',
     );
-    await fresh.com.atproto.server.deleteAccount({ did: bob.data.did, password: newPassword, token: del });
+    await fresh.com.atproto.server.deleteAccount({ did: bob.data.did, password: adminSetPassword, token: del });
 
     // The log saw all of it (requests at least), and none of the secrets.
     assert.match(logText, /com\.atproto\.server\.createSession/);
+    assert.match(logText, /com\.atproto\.admin\.updateAccountPassword/);
     assert.match(logText, /email sent/);
     for (const secret of secrets) {
       assert.ok(!logText.includes(secret), `the log carries a secret: ${secret.slice(0, 6)}…`);
