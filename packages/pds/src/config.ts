@@ -62,6 +62,8 @@ export interface PdsConfig {
   reportServiceDid: string | undefined;
   /** The moderation service whose service JWTs the admin methods accept (PDS_MOD_SERVICE_DID). */
   modServiceDid: string | undefined;
+  /** Where tools.ozone.* calls go without an atproto-proxy header (PDS_MOD_SERVICE_URL, with the DID). */
+  modServiceUrl: string | undefined;
   /** How long a forwarded call may take to connect and answer with headers (PDS_PROXY_HEADERS_TIMEOUT, ms). */
   proxyHeadersTimeoutMs: number;
   /** How long a forwarded body may fall silent, either way (PDS_PROXY_BODY_TIMEOUT, ms). */
@@ -253,6 +255,12 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
   const reportServiceUrl = r.url('PDS_REPORT_SERVICE_URL');
   const reportServiceDid = r.did('PDS_REPORT_SERVICE_DID');
   pairedService('PDS_REPORT_SERVICE_URL', reportServiceUrl, 'PDS_REPORT_SERVICE_DID', reportServiceDid);
+  // The DID alone is enough to accept the moderation service's admin calls; its URL needs the DID.
+  const modServiceUrl = r.url('PDS_MOD_SERVICE_URL');
+  const modServiceDid = r.did('PDS_MOD_SERVICE_DID');
+  if (modServiceUrl !== undefined && modServiceDid === undefined) {
+    throw new ConfigError('PDS_MOD_SERVICE_DID', 'must be set when PDS_MOD_SERVICE_URL is');
+  }
 
   const secretsPath = join(dataDirectory, SECRETS_FILE);
   const { secrets, generated } = resolveSecrets(r, secretsPath);
@@ -287,7 +295,8 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
     bskyAppViewCdnUrlPattern: r.str('PDS_BSKY_APP_VIEW_CDN_URL_PATTERN'),
     reportServiceUrl,
     reportServiceDid,
-    modServiceDid: r.did('PDS_MOD_SERVICE_DID'),
+    modServiceDid,
+    modServiceUrl,
     proxyHeadersTimeoutMs: r.int('PDS_PROXY_HEADERS_TIMEOUT', { min: 1 }) ?? DEFAULT_PROXY_HEADERS_TIMEOUT_MS,
     proxyBodyTimeoutMs: r.int('PDS_PROXY_BODY_TIMEOUT', { min: 1 }) ?? DEFAULT_PROXY_BODY_TIMEOUT_MS,
     metricsToken: r.str('PORTAGE_METRICS_TOKEN'),

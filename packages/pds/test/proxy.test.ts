@@ -175,6 +175,8 @@ describe('forwarding to local services', () => {
         PDS_BSKY_APP_VIEW_DID: APPVIEW_DID,
         PDS_REPORT_SERVICE_URL: report.url,
         PDS_REPORT_SERVICE_DID: REPORT_DID,
+        PDS_MOD_SERVICE_URL: report.url,
+        PDS_MOD_SERVICE_DID: REPORT_DID,
         PDS_PROXY_HEADERS_TIMEOUT: '800',
         PDS_PROXY_BODY_TIMEOUT: '800',
       },
@@ -426,19 +428,17 @@ describe('forwarding to local services', () => {
       headers: { authorization: `Bearer ${appPassJwt}`, 'atproto-proxy': `${other.did}#other_svc` },
     });
     await expectError(chat, 400, 'InvalidToken', /app password/);
-    // chat.bsky.* and tools.ozone.* go only where a header says.
-    await expectError(
-      await xrpc('chat.bsky.convo.listConvos', { headers: authed() }),
-      400,
-      'InvalidRequest',
-      /atproto-proxy/,
-    );
-    await expectError(
-      await xrpc('tools.ozone.moderation.queryEvents', { headers: authed() }),
-      400,
-      'InvalidRequest',
-      /atproto-proxy/,
-    );
+    // Without a header, as the reference: tools.ozone.* to the moderation service, chat.bsky.*
+    // to the AppView.
+    const ozone = await xrpc('tools.ozone.moderation.queryEvents', { headers: authed() });
+    assert.equal(ozone.status, 200);
+    await ozone.arrayBuffer();
+    assert.equal(report.seen.at(-1)!.url, '/xrpc/tools.ozone.moderation.queryEvents');
+    assert.equal(jwtPayload(report.seen.at(-1)!.headers.authorization).aud, REPORT_DID);
+    const chatDefault = await xrpc('chat.bsky.convo.listConvos', { headers: authed() });
+    assert.equal(chatDefault.status, 200);
+    await chatDefault.arrayBuffer();
+    assert.equal(appView.seen.at(-1)!.url, '/xrpc/chat.bsky.convo.listConvos');
     // A bad token is refused here, not passed on.
     await expectError(
       await xrpc('app.bsky.feed.getTimeline', { headers: { authorization: 'Bearer nope' } }),
@@ -521,6 +521,9 @@ describe('forwarding without an AppView', () => {
     assert.match(body.message, /PDS_BSKY_APP_VIEW_DID/);
     const report = await fetch(`${pds.url}/xrpc/com.atproto.moderation.createReport`, { method: 'POST' });
     assert.match(((await report.json()) as { message: string }).message, /PDS_REPORT_SERVICE_URL/);
+    const ozone = await fetch(`${pds.url}/xrpc/tools.ozone.moderation.queryEvents`);
+    assert.equal(ozone.status, 501);
+    assert.match(((await ozone.json()) as { message: string }).message, /PDS_MOD_SERVICE_URL/);
   });
 });
 

@@ -2,8 +2,8 @@
  * Where a forwarded call goes. With an `atproto-proxy: <did>#<service id>` header, the
  * service entry of that DID's document names the endpoint, and the service JWT is addressed
  * to the DID. Without it, as the reference PDS does: createReport goes to the report service,
- * chat.bsky.* and tools.ozone.* go nowhere (their services must be named), and everything else
- * to the configured AppView.
+ * tools.ozone.* to the moderation service, and everything else (chat.bsky.* too: the apps name
+ * the chat service in a header) to the configured AppView.
  */
 import { IdentityError } from '@portage/atproto/identity/errors';
 import { isValidDid } from '@portage/atproto/syntax/did';
@@ -33,11 +33,14 @@ export function defaultTarget(config: PdsConfig, nsid: string): ServiceTarget {
     }
     return configured(config.reportServiceDid, 'atproto_labeler', config.reportServiceUrl);
   }
-  if (nsid.startsWith('chat.bsky.') || nsid.startsWith('tools.ozone.')) {
-    throw InvalidRequest(
-      `${nsid} is forwarded only to the service an atproto-proxy header names ` +
-        `(e.g. "atproto-proxy: did:web:api.bsky.chat#bsky_chat")`,
-    );
+  if (nsid.startsWith('tools.ozone.')) {
+    if (!config.modServiceUrl || !config.modServiceDid) {
+      throw MethodNotImplemented(
+        `${nsid} goes to a moderation service and none is configured: set PDS_MOD_SERVICE_URL and ` +
+          'PDS_MOD_SERVICE_DID, or name one in an atproto-proxy header',
+      );
+    }
+    return configured(config.modServiceDid, 'atproto_labeler', config.modServiceUrl);
   }
   if (!config.bskyAppViewUrl || !config.bskyAppViewDid) {
     if (!nsid.startsWith('app.bsky.')) throw MethodNotImplemented();
