@@ -80,6 +80,10 @@ export class XrpcClientError extends AtprotoError {
 const NSID_SHAPE =
   /^[a-zA-Z]([a-zA-Z0-9-]{0,62})?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)+\.[a-zA-Z][a-zA-Z0-9]*$/;
 
+/** Node's fetch streams request bodies over HTTP/1.1; browsers cannot be relied on to (see request). */
+const STREAMS_REQUEST_BODIES =
+  typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
+
 export class XrpcClient {
   readonly service: string;
   readonly #fetch: typeof fetch;
@@ -118,8 +122,11 @@ export class XrpcClient {
 
   /**
    * The raw call: resolves to the Response of a 2xx answer with its body unread (to stream it,
-   * e.g. getRepo or getBlob), and throws XrpcClientError for anything else. A ReadableStream
-   * body is sent streaming (`duplex: 'half'`), so an upload never has to sit in memory whole.
+   * e.g. getRepo or getBlob), and throws XrpcClientError for anything else. In Node a
+   * ReadableStream body is sent streaming (`duplex: 'half'`), so an upload never has to sit in
+   * memory whole. Browsers stream a request body only over HTTP/2 or later (Chromium), or not at
+   * all (Firefox, Safari), and which protocol a server speaks is not known before the request
+   * fails: there the stream is gathered into a Blob first, which browsers keep on disk when large.
    */
   async request(nsid: string, req: XrpcRequest): Promise<Response> {
     if (!NSID_SHAPE.test(nsid)) throw new AtprotoError('InvalidNsid', `not a valid NSID: "${nsid}"`);
@@ -130,8 +137,12 @@ export class XrpcClient {
     if (req.body !== undefined && req.method === 'POST') {
       if (isBinaryBody(req.body)) {
         if (!headers.has('content-type')) headers.set('content-type', req.encoding ?? 'application/octet-stream');
-        init.body = req.body as BodyInit;
-        if (req.body instanceof ReadableStream) init.duplex = 'half';
+        if (req.body instanceof ReadableStream && !STREAMS_REQUEST_BODIES) {
+          init.body = await new Response(req.body).blob();
+        } else {
+          init.body = req.body as BodyInit;
+          if (req.body instanceof ReadableStream) init.duplex = 'half';
+        }
       } else {
         headers.set('content-type', 'application/json');
         init.body = JSON.stringify(req.body);
