@@ -28,22 +28,13 @@
  * RSS (n = 200 is the 1 GB target; off by default because creating them takes minutes).
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import {
-  announceReady,
-  closeOnSigterm,
-  freePort,
-  benchNodeArgs,
-  startBenchPortage,
-  startBenchReference,
-  startChildServer,
-} from './lib/child-server.ts';
+import { benchNodeArgs, freePort } from './lib/child-server.ts';
 import { measureCpu, settle } from './lib/machine.ts';
+import { fetchToken, fillAccount, type ServerHandle, startServerProcess } from './lib/migration-servers.ts';
 import { median, peakRssMb, report, writeResults } from './lib/report.ts';
 
 interface ClientJob {
@@ -71,104 +62,13 @@ interface ClientResult {
 }
 
 const argv = process.argv.slice(2);
-if (argv[0] === '--server') {
-  await serveOnePds(JSON.parse(argv[1]!) as { plcUrl: string; serviceDid: string });
-} else if (argv[0] === '--portage-server') {
-  await servePortagePds(JSON.parse(argv[1]!) as { plcUrl: string; serviceDid: string; dataDir: string });
-} else if (argv[0] === '--client') {
+if (argv[0] === '--client') {
   const job = JSON.parse(argv[1]!) as ClientJob;
   const result = job.side === 'portage' ? await runPortage(job) : await runReference(job);
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
   process.exit(0);
 } else {
   await main();
-}
-
-/**
- * One reference PDS in this process (so the two servers of a migration run on their own event
- * loops, as real servers do), plus a loopback endpoint that hands out the PLC token its dev
- * mailer would have emailed. Prints READY <json> and serves until killed.
- */
-async function serveOnePds(opts: { plcUrl: string; serviceDid: string }): Promise<void> {
-  const pds = await startBenchReference({
-    ...opts,
-    maxImportSize: 1024 * 1024 * 1024,
-    blobUploadLimit: 64 * 1024 * 1024,
-  });
-  const { plcToken } = await import('../packages/migrate/test/helpers/network.ts');
-  await serveWithTokens(
-    pds.url,
-    (did) => plcToken(pds, did),
-    () => pds.close(),
-  );
-}
-
-/**
- * One Portage PDS in this process, on the shared PLC, plus a loopback endpoint handing out the
- * PLC token from the outbox its mailer writes without SMTP. Prints READY <json>.
- */
-async function servePortagePds(opts: { plcUrl: string; serviceDid: string; dataDir: string }): Promise<void> {
-  const pds = await startBenchPortage(opts);
-  const { outboxToken } = await import('../packages/pds/test/harness.ts');
-  await serveWithTokens(
-    pds.localUrl,
-    (did) => outboxToken(pds.ctx.mailer.outboxPath, pds.ctx.accountManager.getAccount(did)?.email),
-    () => pds.close(),
-  );
-}
-
-/**
- * Beside a PDS serving at `url`: a loopback endpoint answering `/token?did=` with the PLC token
- * the PDS last emailed that account. Prints READY <json> and closes both on SIGTERM.
- */
-async function serveWithTokens(
-  url: string,
-  tokenFor: (did: string) => Promise<string | undefined> | string | undefined,
-  close: () => Promise<unknown>,
-): Promise<void> {
-  const tokens = createServer(async (req, res) => {
-    const token = await tokenFor(new URL(req.url!, 'http://x').searchParams.get('did')!);
-    res.statusCode = token ? 200 : 404;
-    res.end(token ?? '');
-  });
-  await new Promise<void>((r) => tokens.listen(0, '127.0.0.1', r));
-  const tokenUrl = `http://127.0.0.1:${(tokens.address() as { port: number }).port}/token`;
-  announceReady(JSON.stringify({ url, tokenUrl }));
-  closeOnSigterm(() => {
-    tokens.close();
-    return close();
-  });
-}
-
-interface ServerHandle {
-  url: string;
-  tokenUrl: string;
-  pid: number;
-  stop(): Promise<void>;
-}
-
-async function startServerProcess(
-  plcUrl: string,
-  serviceDid: string,
-  env: NodeJS.ProcessEnv,
-  portageDataDir?: string,
-): Promise<ServerHandle> {
-  const args = portageDataDir
-    ? ['--portage-server', JSON.stringify({ plcUrl, serviceDid, dataDir: portageDataDir })]
-    : ['--server', JSON.stringify({ plcUrl, serviceDid })];
-  // BENCH_SERVER_PROF=<dir> writes a CPU profile of each PDS process there.
-  const child = await startChildServer(import.meta.filename, args, {
-    env,
-    nodeArgs: benchNodeArgs(portageDataDir ? 'portage' : 'reference', 'BENCH_SERVER_PROF'),
-    quiet: true,
-    label: 'server process',
-  });
-  return { ...(JSON.parse(child.ready) as { url: string; tokenUrl: string }), pid: child.pid, stop: child.stop };
-}
-
-async function fetchToken(job: ClientJob): Promise<string> {
-  const res = await fetch(`${job.tokenUrl}?did=${encodeURIComponent(job.did)}`);
-  return (await res.text()).trim();
 }
 
 async function runPortage(job: ClientJob): Promise<ClientResult> {
@@ -216,7 +116,7 @@ async function runPortage(job: ClientJob): Promise<ClientResult> {
         oldPassword: async () => job.password,
         newPassword: async () => job.password,
         authFactorToken: async () => undefined,
-        plcToken: async (requested) => (requested ? fetchToken(job) : undefined),
+        plcToken: async (requested) => (requested ? fetchToken(job.tokenUrl, job.did) : undefined),
       },
       onEvent: (e) => {
         if (e.type === 'step-started') started.set(e.step, performance.now());
@@ -283,7 +183,7 @@ async function runReference(job: ClientJob): Promise<ClientResult> {
   await time('identity', async () => {
     const creds = await newAgent.com.atproto.identity.getRecommendedDidCredentials();
     await oldAgent.com.atproto.identity.requestPlcOperationSignature();
-    const token = await fetchToken(job);
+    const token = await fetchToken(job.tokenUrl, job.did);
     const op = await oldAgent.com.atproto.identity.signPlcOperation({ token, ...creds.data });
     await newAgent.com.atproto.identity.submitPlcOperation({ operation: op.data.operation });
   });
@@ -357,7 +257,6 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'portage-bench-migrate-'));
   process.env.TMPDIR = dir; // the reference servers write under os.tmpdir() and never clean up
   const { TestPlc } = await import('@atproto/dev-env');
-  const { AtpAgent } = await import('@atproto/api');
   const plc = await TestPlc.create({ port: await freePort() });
   const servers: ServerHandle[] = [];
   for (let i = 0; i < 3; i++) {
@@ -373,40 +272,8 @@ async function main(): Promise<void> {
 
   try {
     const password = 'bench-password';
-    const fill = async (name: string, nRecords: number, nBlobs: number, bytes: number) => {
-      const agent = new AtpAgent({ service: a.url });
-      await agent.createAccount({ handle: `${name}.test`, email: `${name}@example.com`, password });
-      const did = agent.session!.did;
-      process.stderr.write(`bench: creating ${nRecords} records and ${nBlobs} blobs of ${bytes / 1024} KB...\n`);
-      for (let i = 0; i < nRecords; i += 200) {
-        const writes = [];
-        for (let j = i; j < Math.min(nRecords, i + 200); j++) {
-          writes.push({
-            $type: 'com.atproto.repo.applyWrites#create' as const,
-            collection: 'app.bsky.feed.post',
-            value: {
-              $type: 'app.bsky.feed.post',
-              text: `post number ${j}: ${'lorem ipsum '.repeat(6)}`,
-              createdAt: new Date().toISOString(),
-            },
-          });
-        }
-        await agent.com.atproto.repo.applyWrites({ repo: did, writes, validate: false });
-      }
-      for (let i = 0; i < nBlobs; i++) {
-        const { data } = await agent.com.atproto.repo.uploadBlob(randomBytes(bytes), { encoding: 'image/jpeg' });
-        await agent.com.atproto.repo.createRecord({
-          repo: did,
-          collection: 'com.example.file',
-          validate: false,
-          record: { $type: 'com.example.file', file: data.blob, createdAt: new Date().toISOString() },
-        });
-      }
-      await agent.app.bsky.actor.putPreferences({
-        preferences: [{ $type: 'app.bsky.actor.defs#adultContentPref', enabled: true }],
-      });
-      return did;
-    };
+    const fill = (name: string, nRecords: number, nBlobs: number, bytes: number) =>
+      fillAccount(a.url, name, password, { records: nRecords, blobs: nBlobs, bytes });
 
     const label = `${records} records + ${blobs} blobs x ${blobBytes / 1024} KB`;
     /**
