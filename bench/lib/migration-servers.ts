@@ -114,7 +114,9 @@ export async function fillAccount(
   const agent = new AtpAgent({ service: url });
   await agent.createAccount({ handle: `${name}.test`, email: `${name}@example.com`, password });
   const did = agent.session!.did;
-  process.stderr.write(`bench: creating ${opts.records} records and ${opts.blobs} blobs of ${opts.bytes / 1024} KB...\n`);
+  process.stderr.write(
+    `bench: creating ${opts.records} records and ${opts.blobs} blobs of ${opts.bytes / 1024} KB...\n`,
+  );
   for (let i = 0; i < opts.records; i += 200) {
     const writes = [];
     for (let j = i; j < Math.min(opts.records, i + 200); j++) {

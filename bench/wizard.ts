@@ -1,0 +1,200 @@
+/**
+ * `npm run bench -- wizard`: the migrate benchmark's move (an account with 20,000 records and 200
+ * blobs of 256 KB, from a reference PDS into Portage) made through the browser wizard that
+ * Portage serves at /migrate, beside the same move made by `portage migrate`, same run.
+ *
+ * One reference PDS and one Portage PDS, each in a process of its own, on a shared PLC. Each round
+ * fills two accounts of the same size on the reference; the CLI moves one (a first run that stops
+ * for the emailed PLC code, a second with --plc-token, as a person runs it), Debian's Chromium
+ * moves the other through the wizard's steps, the code typed in when the identity step asks.
+ * Both keep their local backup (the CLI on disk, the page in the browser's storage). Times run
+ * from the start (the CLI's launch; the page's first Continue) to the old account deactivated.
+ * The page's JS heap is sampled through the debugging protocol during the move.
+ *
+ * The figures put the browser in the `portage` column and the CLI in the `reference` column.
+ * Options: --records 20000 --blobs 200 --blob-kb 256 --rounds 3
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Page } from 'playwright-core';
+import { launchChromium } from '../test/support/browser.ts';
+import { freePort } from './lib/child-server.ts';
+import { settle } from './lib/machine.ts';
+import { fetchToken, fillAccount, type ServerHandle, startServerProcess } from './lib/migration-servers.ts';
+import { median, report, writeResults } from './lib/report.ts';
+
+const PORTAGE_CLI = join(import.meta.dirname, '..', 'packages', 'cli', 'bin', 'portage.js');
+const PASSWORD = 'bench-password';
+/** A move's steps are minutes at the benchmark's size: no single screen may take longer. */
+const STEP_TIMEOUT_MS = 30 * 60_000;
+
+const { values } = parseArgs({
+  options: {
+    records: { type: 'string', default: '20000' },
+    blobs: { type: 'string', default: '200' },
+    'blob-kb': { type: 'string', default: '256' },
+    rounds: { type: 'string', default: '3' },
+  },
+});
+const size = { records: Number(values.records), blobs: Number(values.blobs), bytes: Number(values['blob-kb']) * 1024 };
+const rounds = Math.max(1, Number(values.rounds));
+const label = `${size.records} records + ${size.blobs} blobs x ${size.bytes / 1024} KB`;
+
+const dir = mkdtempSync(join(tmpdir(), 'portage-bench-wizard-'));
+process.env.TMPDIR = dir; // the reference servers write under os.tmpdir() and never clean up
+const { TestPlc } = await import('@atproto/dev-env');
+const plc = await TestPlc.create({ port: await freePort() });
+const servers: ServerHandle[] = [];
+const browser = await launchChromium();
+try {
+  const reference = await startServerProcess(plc.url, 'did:web:bench-reference.test', { ...process.env, TMPDIR: dir });
+  servers.push(reference);
+  mkdirSync(join(dir, 'portage'));
+  const portage = await startServerProcess(plc.url, 'did:web:bench-portage.test', process.env, join(dir, 'portage'));
+  servers.push(portage);
+
+  const cli: number[] = [];
+  const page: { seconds: number; heapMb: number }[] = [];
+  for (let round = 0; round < rounds; round++) {
+    process.stderr.write(`bench: round ${round + 1} of ${rounds}\n`);
+    const forCli = await fillAccount(reference.url, `cli${round}`, PASSWORD, size);
+    const forPage = await fillAccount(reference.url, `web${round}`, PASSWORD, size);
+    // Alternate who goes first, so neither always meets a fresher server.
+    const runs = [
+      async () => {
+        await settle();
+        cli.push(await moveWithCli(forCli, reference, portage, join(dir, `cli-${round}`)));
+        process.stderr.write(`bench: CLI ${cli.at(-1)!.toFixed(2)} s\n`);
+      },
+      async () => {
+        await settle();
+        page.push(await moveInBrowser(forPage, `web${round}`, reference, portage));
+        const last = page.at(-1)!;
+        process.stderr.write(
+          `bench: browser ${last.seconds.toFixed(2)} s, JS heap peak ${last.heapMb.toFixed(0)} MB\n`,
+        );
+      },
+    ];
+    for (const run of round % 2 ? runs.reverse() : runs) await run();
+  }
+  const note = rounds > 1 ? `; median of ${rounds} rounds` : '';
+  report({
+    bench: 'wizard',
+    metric: `total seconds, reference PDS -> Portage (${label}): the browser wizard (portage column) against portage migrate (reference column)${note}`,
+    unit: 's',
+    better: 'lower',
+    portage: median(page.map((p) => p.seconds)),
+    reference: median(cli),
+  });
+  report({
+    bench: 'wizard',
+    metric: `the page's peak JS heap during the move (${label})${note}`,
+    unit: 'MB',
+    better: 'lower',
+    portage: median(page.map((p) => p.heapMb)),
+    reference: null,
+  });
+  process.stderr.write(`bench: wrote ${writeResults('wizard')}\n`);
+} finally {
+  await browser.close().catch(() => {});
+  for (const server of servers) await server.stop().catch(() => {});
+  await plc.close().catch(() => {});
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** `portage migrate` as a person runs it: until it asks for the emailed code, then with it. */
+async function moveWithCli(did: string, from: ServerHandle, to: ServerHandle, work: string): Promise<number> {
+  const args = [
+    'migrate',
+    '--from',
+    did,
+    '--to',
+    to.url,
+    '--plc-url',
+    plc.url,
+    '--state-dir',
+    join(work, 'state'),
+    '--backup-dir',
+    join(work, 'backup'),
+    '--yes',
+    '--json',
+  ];
+  const started = performance.now();
+  const first = await runCli(args);
+  if (first !== 3) throw new Error(`portage migrate stopped with ${first} before asking for the PLC code`);
+  const second = await runCli([...args, '--plc-token', await fetchToken(from.tokenUrl, did)]);
+  if (second !== 0) throw new Error(`portage migrate ended with ${second}`);
+  return (performance.now() - started) / 1000;
+}
+
+function runCli(args: string[]): Promise<number | null> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [PORTAGE_CLI, ...args], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, PORTAGE_OLD_PASSWORD: PASSWORD },
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => resolve(code));
+  });
+}
+
+/** The wizard's steps in Chromium, with its JS heap sampled until the done screen. */
+async function moveInBrowser(
+  did: string,
+  name: string,
+  from: ServerHandle,
+  to: ServerHandle,
+): Promise<{ seconds: number; heapMb: number }> {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  try {
+    const tab = await context.newPage();
+    await tab.goto(`${to.url}/migrate`);
+    const cdp = await context.newCDPSession(tab);
+    await cdp.send('Performance.enable');
+    let heapPeak = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const { metrics } = await cdp.send('Performance.getMetrics');
+        const used = metrics.find((m) => m.name === 'JSHeapUsedSize')?.value ?? 0;
+        heapPeak = Math.max(heapPeak, used);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    })();
+
+    const started = performance.now();
+    await tab.getByLabel('Handle or DID').fill(did);
+    await tab.getByRole('button', { name: 'Continue' }).click();
+    await tab.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await tab.getByRole('button', { name: 'Continue' }).click();
+    await heading(tab, 'Your new account');
+    await tab.getByLabel('New handle').fill(`${name}.test`);
+    await tab.getByLabel('Email').fill(`${name}@example.com`);
+    await tab.getByLabel('New password').fill(PASSWORD);
+    await tab.getByRole('button', { name: 'Start transfer' }).click();
+    await heading(tab, 'Everything arrived');
+    await tab.getByRole('button', { name: 'Continue' }).click();
+    await heading(tab, 'Point your identity at the new server');
+    let code = '';
+    while (!code) {
+      code = await fetchToken(from.tokenUrl, did);
+      if (!code) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await tab.getByLabel('Confirmation code').fill(code);
+    await tab.getByRole('button', { name: 'Confirm' }).click();
+    await heading(tab, 'Done');
+    const seconds = (performance.now() - started) / 1000;
+    sampling = false;
+    await sampler;
+    return { seconds, heapMb: heapPeak / 1024 / 1024 };
+  } finally {
+    await context.close();
+  }
+}
+
+function heading(tab: Page, text: string): Promise<void> {
+  return tab.getByRole('heading', { level: 1, name: text }).waitFor({ timeout: STEP_TIMEOUT_MS });
+}
