@@ -25,6 +25,7 @@ import { checkedServiceUrl, toMigrationError } from './failure.ts';
 import { describeNextStep, type NextStep } from './next-steps.ts';
 import { BudgetSpent, DEFAULT_LONGEST_WAIT_MS } from './retry.ts';
 import { PdsSession } from './session.ts';
+import { checkBeforeMoving } from './steps/checks.ts';
 import { completeBackup } from './steps/complete-backup.ts';
 import { copyBlobs } from './steps/copy-blobs.ts';
 import { createAccount } from './steps/create-account.ts';
@@ -117,6 +118,7 @@ async function plan(ctx: RunContext, state: RunState): Promise<MigrationResult> 
   if (state.backup && !state.identityMoved) state.repoDownload = downloadRepo(ctx, state, state.backup);
   await step(ctx, state, 'login-old', () => signInOld(ctx, state));
   await step(ctx, state, 'inspect-new', () => inspectNewServer(ctx, state));
+  await step(ctx, state, 'checks', () => checkBeforeMoving(ctx, state));
   await step(ctx, state, 'create-account', () => createAccount(ctx, state));
 
   if (state.identityMoved) {

@@ -9,6 +9,7 @@ export type StepName =
   | 'resolve'
   | 'login-old'
   | 'inspect-new'
+  | 'checks'
   | 'create-account'
   | 'repo'
   | 'blobs'
@@ -23,6 +24,7 @@ export const STEP_TITLES: Record<StepName, string> = {
   resolve: 'Find the account',
   'login-old': 'Sign in to the old server',
   'inspect-new': 'Check the new server',
+  checks: 'Check everything before changing anything',
   'create-account': 'Create the account on the new server',
   repo: 'Copy the repository',
   blobs: 'Copy the blobs (images, videos)',

@@ -38,7 +38,16 @@ const SCREENS: { screen: Screen; title: string }[] = [
 ];
 
 /** The engine steps shown while data moves; the ones with a bar report progress figures. */
-const TRANSFER_STEPS: StepName[] = ['login-old', 'create-account', 'repo', 'blobs', 'preferences', 'backup', 'verify'];
+const TRANSFER_STEPS: StepName[] = [
+  'login-old',
+  'checks',
+  'create-account',
+  'repo',
+  'blobs',
+  'preferences',
+  'backup',
+  'verify',
+];
 const WITH_BAR = new Set<StepName>(['repo', 'blobs', 'backup']);
 
 interface Phase {

@@ -2,7 +2,6 @@
  * Step "create-account": the account on the new server, made with a service token from the old
  * one (deactivated until the move ends), or the one an earlier run made, signed in to.
  */
-import { getHandle } from '@portage/atproto/identity/did-document';
 import { XrpcClientError } from '@portage/atproto/xrpc/client';
 import { retryDelayFromHeaders } from '@portage/atproto/xrpc/rate-limit';
 import { MigrationError } from '../errors.ts';
@@ -37,38 +36,8 @@ export async function createAccount(ctx: RunContext, state: RunState): Promise<s
     });
   }
 
-  const handle = (ctx.options.newHandle ?? getHandle(state.doc!) ?? '').toLowerCase();
-  if (!handle) {
-    throw new MigrationError('HandleRequired', 'the account has no handle to reuse', {
-      kind: 'need-input',
-      field: 'newHandle',
-      reason: 'missing',
-      nothingChanged: true,
-    });
-  }
-  if (state.inviteRequired && !ctx.options.inviteCode) {
-    throw new MigrationError('InviteCodeRequired', `${ctx.to} requires an invite code to create an account`, {
-      kind: 'need-input',
-      field: 'inviteCode',
-      reason: 'missing',
-      nothingChanged: true,
-    });
-  }
-  const email = ctx.options.newEmail ?? state.old?.info?.email;
-  if (!email) {
-    throw new MigrationError('EmailRequired', 'the old server did not share the account email', {
-      kind: 'need-input',
-      field: 'newEmail',
-      reason: 'missing',
-      nothingChanged: true,
-    });
-  }
-  // Who holds the handle on the new server already? Ourselves (from an earlier attempt) means a
-  // password mismatch; someone else means the handle must change.
-  const holder = await neu.anonymous
-    .query<{ did?: string }>('com.atproto.identity.resolveHandle', { handle }, { timeoutMs: 30_000 })
-    .then((r) => r?.did)
-    .catch(() => undefined);
+  // The checks step made sure of these before anything changed.
+  const { handle, email, holder } = state.newAccount!;
   if (holder === state.did) {
     // A createAccount sent by a run that was stopped may have landed since the sign-in above.
     if (await signsIn(neu, password)) return earlierAccount(neu);
@@ -78,15 +47,6 @@ export async function createAccount(ctx: RunContext, state: RunState): Promise<s
       { kind: 'need-input', field: 'newPassword', reason: 'mismatch' },
     );
   }
-  if (holder) {
-    throw new MigrationError('HandleTaken', `the handle ${handle} belongs to another account on ${ctx.to}`, {
-      kind: 'need-input',
-      field: 'newHandle',
-      reason: 'taken',
-      nothingChanged: true,
-    });
-  }
-
   const info = await createAccountCall(ctx, state, { handle, email, password });
   if (info) neu.adopt(info);
   state.journal!.newHandle = handle;
@@ -116,7 +76,8 @@ async function createAccountCall(
     const auth = await state.old!.query<{ token: string }>('com.atproto.server.getServiceAuth', {
       aud: state.newServiceDid,
       lxm: 'com.atproto.server.createAccount',
-      exp: Math.floor(Date.now() / 1000) + 300,
+      // By the old server's clock, which signs it: this device's may be off.
+      exp: Math.floor((Date.now() + (state.oldClockOffsetMs ?? 0)) / 1000) + 300,
     });
     try {
       return await neu.anonymous.procedure<SessionInfo>(

@@ -35,6 +35,11 @@ export async function inspectNewServer(ctx: RunContext, state: RunState): Promis
   }
   state.newServiceDid = desc.did;
   state.inviteRequired = desc.inviteCodeRequired === true;
+  if (Array.isArray(desc.availableUserDomains)) {
+    state.userDomains = desc.availableUserDomains.filter((d): d is string => typeof d === 'string');
+  }
+  if (typeof desc.blobUploadLimit === 'number' && desc.blobUploadLimit > 0)
+    state.blobUploadLimit = desc.blobUploadLimit;
   state.journal!.newServiceDid = desc.did;
   await saveState(ctx, state);
   return `${ctx.to} is ${desc.did}${state.inviteRequired ? ' (invite code required)' : ''}`;

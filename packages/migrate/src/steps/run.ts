@@ -42,6 +42,8 @@ export interface NewServerDescription {
   did?: unknown;
   inviteCodeRequired?: unknown;
   availableUserDomains?: unknown;
+  /** Not in the lexicon: the upload limit in bytes, as Portage states it. */
+  blobUploadLimit?: unknown;
 }
 
 export interface RunState {
@@ -67,6 +69,14 @@ export interface RunState {
   description?: Promise<NewServerDescription>;
   newServiceDid: string;
   inviteRequired: boolean;
+  /** The handle domains the new server gives (describeServer). */
+  userDomains?: string[];
+  /** The largest blob the new server takes, when its describeServer says. */
+  blobUploadLimit?: number;
+  /** The old server's clock minus this device's, when known (the checks step measures it). */
+  oldClockOffsetMs?: number;
+  /** The new account's handle and email, checked; `holder` is who holds the handle there now. */
+  newAccount?: { handle: string; email: string; holder?: string };
   backup?: BackupSink;
   /**
    * The old server's repository export into the backup, started as soon as the account is

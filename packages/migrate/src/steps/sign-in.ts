@@ -100,6 +100,13 @@ export async function signIn(
         throw again;
       }
     }
+    if (err.error === 'AccountTakedown' && which === 'old') {
+      throw new MigrationError('OldAccountUnavailable', `the old server has taken down the account (${err.error})`, {
+        kind: 'old-account-unavailable',
+        status: 'takendown',
+        nothingChanged: true,
+      });
+    }
     if (err.status === 401 && which === 'old') {
       throw new MigrationError(
         'WrongPassword',
