@@ -174,7 +174,8 @@ async function stoppedUntil(ctx: RunContext, state: RunState, spent: BudgetSpent
   state.journal!.resumeAfter = at;
   await saveState(ctx, state);
   const next: NextStep = { kind: 'resume-after', at };
-  const message = `${spent.message}; everything copied so far is kept. ${describeNextStep(next)}`;
+  const which = spent.service === state.old?.service ? 'old' : 'new';
+  const message = `the ${which} server's request budget is spent until ${at} (a daily limit); everything copied so far is kept`;
   ctx.emit({ type: 'finished', status: 'resume-later', message, nextStep: next });
   return { status: 'resume-later', did: state.did, message, next };
 }

@@ -34,9 +34,11 @@ export const DEFAULT_LONGEST_WAIT_MS = 5 * 60_000;
 export class BudgetSpent extends Error {
   override name = 'BudgetSpent';
   readonly until: number;
+  readonly service: string;
   constructor(until: number, service: string) {
-    super(`${service} allows no more requests of this kind until ${new Date(until).toISOString()}`);
+    super(`${service} takes no more of these requests until ${new Date(until).toISOString()}`);
     this.until = until;
+    this.service = service;
   }
 }
 

@@ -116,7 +116,10 @@ describe('a daily upload limit', () => {
     assert.equal(first.result.next?.kind, 'resume-after');
     const at = first.result.next.kind === 'resume-after' ? Date.parse(first.result.next.at) : NaN;
     assert.ok(at > Date.now(), 'the time to go on is ahead');
-    assert.match(first.result.message, /until .*; everything copied so far is kept\. Run again after /);
+    assert.match(
+      first.result.message,
+      /^the new server's request budget is spent until .*; everything copied so far is kept$/,
+    );
     assert.equal(uploaded, DAILY_UPLOADS, 'it moved what the budget allowed');
     const journal = JSON.parse((await storage.get(journalKey(account.did)))!) as { resumeAfter?: string };
     assert.equal(journal.resumeAfter, new Date(at).toISOString(), 'the journal keeps when to go on');

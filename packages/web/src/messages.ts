@@ -70,7 +70,7 @@ export function wizardFailure(step: StepName, message: string, next: NextStep): 
       return { screen: 'who', text: `${what} There is nothing to move: enter another account, or close this page.` };
     case 'resume-after':
       return transfer(
-        `Everything copied so far is kept. Come back to this page after ${new Date(next.at).toLocaleString()} and press Continue to go on.`,
+        `Come back to this page after ${new Date(next.at).toLocaleString()} and press Continue to go on.`,
       );
     case 'fix-clock':
       return transfer(
