@@ -92,8 +92,16 @@ export async function createProgressRenderer(
   json: boolean,
   terminal: boolean,
 ): Promise<ReturnType<typeof createRenderer>> {
-  const { createRenderer } = await import('@portage/migrate/terminal.node');
-  return createRenderer({ json, tty: !json && terminal, out: json ? process.stdout : process.stderr });
+  const [{ createRenderer }, { commandLineNextStep }] = await Promise.all([
+    import('@portage/migrate/terminal.node'),
+    import('./next-step.ts'),
+  ]);
+  return createRenderer({
+    json,
+    tty: !json && terminal,
+    out: json ? process.stdout : process.stderr,
+    describeNext: commandLineNextStep,
+  });
 }
 
 /** A DID as one safe path segment (did:plc:abc -> did_plc_abc), for per-account folders. */

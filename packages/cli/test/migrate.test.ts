@@ -103,6 +103,7 @@ describe('portage migrate (two reference PDSes, one PLC)', () => {
       'resolve',
       'login-old',
       'inspect-new',
+      'checks',
       'create-account',
       'repo',
       'blobs',

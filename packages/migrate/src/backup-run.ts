@@ -11,7 +11,9 @@ import { HandleResolver } from '@portage/atproto/identity/handle-resolver';
 import { XrpcClient } from '@portage/atproto/xrpc/client';
 import type { BackupSink } from './backup.ts';
 import { AdaptivePool } from './blobs.ts';
-import { checkedServiceUrl, formatBytes, toMigrationError, UNCOMPRESSED_REPO } from './engine.ts';
+import { checkedServiceUrl, toMigrationError } from './failure.ts';
+import { formatBytes } from './progress.ts';
+import { UNCOMPRESSED_REPO } from './steps/run.ts';
 import { MigrationError } from './errors.ts';
 import { type EventSink, STEP_TITLES, type StepName } from './events.ts';
 import { countingStream, ProgressTracker } from './progress.ts';
@@ -131,11 +133,10 @@ export async function backupAccount(opts: BackupOptions, env: BackupEnvironment)
       await pool.drain();
       progress.flush();
       if (failed.length > 0) {
-        throw new MigrationError(
-          'BlobsNotSaved',
-          `${failed.length} blob(s) could not be saved: ${failed.join(', ')}`,
-          'Run the backup again; it fetches only what is still missing.',
-        );
+        throw new MigrationError('BlobsNotSaved', `${failed.length} blob(s) could not be saved: ${failed.join(', ')}`, {
+          kind: 'run-again',
+          reason: 'failed',
+        });
       }
       return {
         summary: `${wanted.length} new of ${total} blobs (${formatBytes(progress.figures().bytes)})`,
@@ -164,7 +165,14 @@ export async function backupAccount(opts: BackupOptions, env: BackupEnvironment)
     return { status: 'done', did: account, message, repoUpdated, blobsFetched };
   } catch (err) {
     const failure = toMigrationError(err, current);
-    emit({ type: 'step-failed', step: current, message: failure.message, next: failure.next, code: failure.code });
+    emit({
+      type: 'step-failed',
+      step: current,
+      message: failure.message,
+      next: failure.next,
+      nextStep: failure.nextStep,
+      code: failure.code,
+    });
     const message = `${failure.message}. ${failure.next}`;
     emit({ type: 'finished', status: 'failed', message });
     return { status: 'failed', ...(did ? { did } : {}), message };
@@ -177,8 +185,8 @@ async function resolveAccount(
   fetchImpl: typeof fetch,
   resolveTxt?: (name: string) => Promise<string[]>,
 ): Promise<{ did: string; pds: string }> {
-  const givenPds = opts.pds === undefined ? undefined : checkedServiceUrl(opts.pds, '--from-pds');
-  const plcUrl = checkedServiceUrl(opts.plcUrl ?? 'https://plc.directory', '--plc-url');
+  const givenPds = opts.pds === undefined ? undefined : checkedServiceUrl(opts.pds, 'fromPds');
+  const plcUrl = checkedServiceUrl(opts.plcUrl ?? 'https://plc.directory', 'plcUrl');
   const from = opts.from.trim().replace(/^@/, '');
   let did = from;
   let handle: string | undefined;
@@ -193,11 +201,12 @@ async function resolveAccount(
     }
     if (!found && resolveTxt) found = await new HandleResolver({ resolveTxt, fetch: fetchImpl }).resolve(handle);
     if (!found) {
-      throw new MigrationError(
-        'UnknownHandle',
-        `no account found for the handle ${handle}`,
-        'Check --from, or pass the DID.',
-      );
+      throw new MigrationError('UnknownHandle', `no account found for the handle ${handle}`, {
+        kind: 'need-input',
+        field: 'from',
+        reason: 'not-found',
+        nothingChanged: true,
+      });
     }
     did = found;
   }
@@ -205,18 +214,29 @@ async function resolveAccount(
   try {
     doc = await new DidResolver({ plcUrl, fetch: fetchImpl }).resolve(did);
   } catch (err) {
-    throw new MigrationError('DidNotResolved', describeError(err), 'Check --from (and --plc-url).', { cause: err });
+    throw new MigrationError(
+      'DidNotResolved',
+      describeError(err),
+      { kind: 'need-input', field: 'from', reason: 'not-found', nothingChanged: true },
+      { cause: err },
+    );
   }
   if (handle && getHandle(doc)?.toLowerCase() !== handle) {
-    throw new MigrationError(
-      'HandleMismatch',
-      `the DID document of ${did} does not name the handle ${handle}`,
-      'Check --from, or pass the DID.',
-    );
+    throw new MigrationError('HandleMismatch', `the DID document of ${did} does not name the handle ${handle}`, {
+      kind: 'need-input',
+      field: 'from',
+      reason: 'mismatch',
+      nothingChanged: true,
+    });
   }
   // getPdsEndpoint gives only an endpoint that normalizes (like --from-pds, checked already).
   const pds = givenPds ?? normalizeServiceUrl(getPdsEndpoint(doc) ?? '');
   if (!pds)
-    throw new MigrationError('NoPds', `the DID document of ${did} names no PDS`, 'Pass the server with --from-pds.');
+    throw new MigrationError('NoPds', `the DID document of ${did} names no PDS`, {
+      kind: 'need-input',
+      field: 'fromPds',
+      reason: 'missing',
+      nothingChanged: true,
+    });
   return { did, pds };
 }

@@ -54,7 +54,7 @@ export class DirectoryBackup implements BackupSink {
       throw new MigrationError(
         'BackupMismatch',
         `the backup folder ${this.dir} holds the account ${manifest.did}, not ${this.did}`,
-        'Choose another --backup-dir (or --out) for this account.',
+        'Choose another backup folder for this account.',
       );
     }
     if (!manifest) await this.#writeManifest({ did: this.did });

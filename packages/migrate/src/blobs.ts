@@ -17,7 +17,7 @@ import { XrpcClientError } from '@portage/atproto/xrpc/client';
 import type { BackupSink } from './backup.ts';
 import type { EventSink, MissingBlob } from './events.ts';
 import { countingStream, type ProgressTracker } from './progress.ts';
-import { describeError, withRetry } from './retry.ts';
+import { BudgetSpent, describeError, withRetry } from './retry.ts';
 import type { PdsSession } from './session.ts';
 
 export class AdaptivePool {
@@ -163,17 +163,22 @@ export function missingBlobsPage(
   return neu.query('com.atproto.repo.listMissingBlobs', { limit: PAGE, cursor });
 }
 
-/** Copies every blob the new server reports missing; returns how many arrived. */
+/**
+ * Copies every blob the new server reports missing; returns how many arrived. Throws BudgetSpent
+ * (after the transfers under way end) when a server's budget refills only later than a run waits.
+ */
 export async function copyMissingBlobs(ctx: BlobCopyContext): Promise<number> {
   const pool = new AdaptivePool(ctx.concurrency);
   const budget = new ByteBudget(ctx.inFlightBytes ?? DEFAULT_IN_FLIGHT_BYTES);
   let copied = 0;
+  let spent: BudgetSpent | undefined;
   for (let pass = 1; pass <= MAX_PASSES; pass++) {
     let cursor: string | undefined;
     let started = 0;
     for (;;) {
       const page = await missingBlobsPage(ctx.neu, cursor);
       for (const { cid, recordUri } of page.blobs) {
+        if (spent) break;
         if (ctx.failed.has(cid)) continue;
         started++;
         await pool.add(async () => {
@@ -182,6 +187,11 @@ export async function copyMissingBlobs(ctx: BlobCopyContext): Promise<number> {
             copied++;
             ctx.progress.addDone();
           } catch (err) {
+            // Not this blob's failure: the server's budget is spent; the run stops after the pool drains.
+            if (err instanceof BudgetSpent) {
+              spent = spent && spent.until >= err.until ? spent : err;
+              return;
+            }
             const missing: MissingBlob = { cid, reason: blobFailureReason(err) };
             if (recordUri) missing.record = recordUri;
             ctx.failed.set(cid, missing);
@@ -193,10 +203,11 @@ export async function copyMissingBlobs(ctx: BlobCopyContext): Promise<number> {
           }
         });
       }
-      if (!page.cursor || page.blobs.length === 0) break;
+      if (spent || !page.cursor || page.blobs.length === 0) break;
       cursor = page.cursor;
     }
     await pool.drain();
+    if (spent) throw spent;
     // A new pass picks up anything the list showed while uploads were in flight.
     if (started === 0) break;
   }
@@ -271,6 +282,8 @@ async function transferBlobAttempts(
     },
     {
       attempts: 7,
+      gateFor: (err) =>
+        err instanceof XrpcClientError && err.nsid === 'com.atproto.sync.getBlob' ? ctx.old.gate : ctx.neu.gate,
       onRetry: (err) => {
         if (isOverload(err)) pool.shrink();
         if (err instanceof XrpcClientError && err.status === 429) {

@@ -3,11 +3,13 @@
  * the browser wizard renders the same events, so everything a user needs to see or do next is
  * in here, never only in a log.
  */
+import type { NextStep } from './next-steps.ts';
 
 export type StepName =
   | 'resolve'
   | 'login-old'
   | 'inspect-new'
+  | 'checks'
   | 'create-account'
   | 'repo'
   | 'blobs'
@@ -22,6 +24,7 @@ export const STEP_TITLES: Record<StepName, string> = {
   resolve: 'Find the account',
   'login-old': 'Sign in to the old server',
   'inspect-new': 'Check the new server',
+  checks: 'Check everything before changing anything',
   'create-account': 'Create the account on the new server',
   repo: 'Copy the repository',
   blobs: 'Copy the blobs (images, videos)',
@@ -62,19 +65,25 @@ export type MigrationEvent =
       type: 'step-failed';
       step: StepName;
       message: string;
-      /** What to do next, worded for the command line (it names flags). */
+      /** What to do next, in plain words that name no flag or field. */
       next: string;
-      /**
-       * The failure's stable code (MigrationError's: WrongPassword, HandleTaken, InviteCodeRequired,
-       * ...), for a front end that words the next step in its own terms: the wizard names its fields.
-       */
+      /** What to do next, as data: each front end words it in its own terms. */
+      nextStep: NextStep;
+      /** The failure's stable code (MigrationError's: WrongPassword, HandleTaken, InviteCodeRequired, ...). */
       code?: string;
     }
   | { type: 'warning'; step: StepName; message: string }
   /** Something the user must read and keep (a recovery key) or do (publish a did.json). */
   | { type: 'notice'; step: StepName; message: string; secret?: boolean }
-  | { type: 'waiting-for-plc-token'; step: 'identity'; message: string; next: string }
-  | { type: 'finished'; status: MigrationStatus; message: string; missingBlobs?: MissingBlob[] };
+  | { type: 'waiting-for-plc-token'; step: 'identity'; message: string; next: string; nextStep: NextStep }
+  | {
+      type: 'finished';
+      status: MigrationStatus;
+      message: string;
+      /** What to do next when the move did not finish. */
+      nextStep?: NextStep;
+      missingBlobs?: MissingBlob[];
+    };
 
 export type MigrationStatus =
   /** Everything done, the old account deactivated. */
@@ -83,6 +92,8 @@ export type MigrationStatus =
   | 'done-old-still-active'
   /** Waiting for the emailed PLC token (run again with it). */
   | 'waiting-for-plc-token'
+  /** A daily limit of a server is spent: run again after the time in the next step (resume-after). */
+  | 'resume-later'
   /** Stopped; state saved; safe to run again. */
   | 'failed';
 

@@ -16,6 +16,13 @@ export {
 } from './engine.ts';
 export { MigrationError } from './errors.ts';
 export {
+  describeNextStep,
+  type InputField,
+  type InputReason,
+  type NextStep,
+  type RunAgainReason,
+} from './next-steps.ts';
+export {
   type EventSink,
   type MigrationEvent,
   type MigrationStatus,

@@ -19,6 +19,8 @@ export interface Journal {
   updatedAt: string;
   /** Blobs that failed for good in the last run, with why. Cleared when they arrive. */
   failedBlobs: Record<string, MissingBlob>;
+  /** When a server's spent budget (a daily upload limit) refills: the blob phase goes on from then. */
+  resumeAfter?: string;
   /** When we last asked the old server to email a PLC token. */
   plcTokenRequestedAt?: string;
   /** An operation signed by the old server but maybe not yet submitted. */

@@ -1,7 +1,7 @@
 /** The user-held recovery key as a file (Node): hex private key, written once with mode 0600. */
 import { readFile, writeFile } from 'node:fs/promises';
 import { type ExportableSigningKey, importSigningKey } from '@portage/atproto/crypto';
-import type { RecoveryKeyStore } from './engine.ts';
+import type { RecoveryKeyStore } from './environment.ts';
 import { MigrationError } from './errors.ts';
 
 export class FileRecoveryKeyStore implements RecoveryKeyStore {
@@ -24,7 +24,7 @@ export class FileRecoveryKeyStore implements RecoveryKeyStore {
       throw new MigrationError(
         'InvalidRecoveryKey',
         `${this.path} does not hold a secp256k1 private key in hex`,
-        'Point --recovery-key at the key file from the earlier run, or at a path that does not exist yet to make a new key.',
+        'Give the key file from the earlier run, or a path that does not exist yet to make a new key.',
         { cause: err },
       );
     }

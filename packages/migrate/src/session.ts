@@ -21,7 +21,7 @@ export interface SessionInfo {
 export class PdsSession {
   readonly service: string;
   readonly did: string;
-  readonly gate = new RateGate();
+  readonly gate: RateGate;
   readonly anonymous: XrpcClient;
   readonly client: XrpcClient;
   readonly #fetch: typeof fetch;
@@ -29,9 +29,11 @@ export class PdsSession {
   #refresh: string | undefined;
   info: SessionInfo | undefined;
 
-  constructor(service: string, did: string, fetchImpl?: typeof fetch) {
+  /** `longestWaitMs`: the longest rate-limit pause waited out (see RateGate). */
+  constructor(service: string, did: string, fetchImpl?: typeof fetch, longestWaitMs?: number) {
     this.service = service;
     this.did = did;
+    this.gate = new RateGate(service, longestWaitMs);
     this.#fetch = fetchImpl ?? globalThis.fetch.bind(globalThis);
     this.anonymous = new XrpcClient({ service, fetch: this.#fetch });
     this.client = new XrpcClient({

@@ -4,19 +4,31 @@
  */
 import { createInterface } from 'node:readline';
 import type { Writable } from 'node:stream';
-import { formatBytes } from './engine.ts';
+import { formatBytes } from './progress.ts';
 import type { MigrationEvent, StepName } from './events.ts';
+import { describeNextStep, type NextStep } from './next-steps.ts';
 
 export interface RendererOptions {
   json: boolean;
   tty: boolean;
   out: Writable;
+  /** Words a next step in the caller's terms (a CLI names its flags); default: plain sentences. */
+  describeNext?: (next: NextStep) => string;
 }
 
 export function createRenderer(opts: RendererOptions): (event: MigrationEvent) => void {
-  if (opts.json) return (event) => opts.out.write(`${JSON.stringify(event)}\n`);
+  const describe = opts.describeNext ?? describeNextStep;
+  if (opts.json) {
+    return (event) => {
+      // `next` is the sentence in the caller's terms; `nextStep` stays for scripts that decide.
+      const worded = 'nextStep' in event && event.nextStep && 'next' in event ? { next: describe(event.nextStep) } : {};
+      opts.out.write(`${JSON.stringify({ ...event, ...worded })}\n`);
+    };
+  }
   let barShown = false;
   let current: StepName | undefined;
+  /** True once the reason the run stops has been printed with its next step. */
+  let advised = false;
   const clearBar = () => {
     if (barShown) opts.out.write('\r\x1b[2K');
     barShown = false;
@@ -41,7 +53,9 @@ export function createRenderer(opts: RendererOptions): (event: MigrationEvent) =
         break;
       case 'step-failed':
         clearBar();
-        opts.out.write(`✗ ${event.message}\n  → ${event.next}\n`);
+        opts.out.write(`✗ ${event.message}\n  → ${describe(event.nextStep)}\n`);
+        // A failed deactivation of the old account still ends in a finished move, said below.
+        advised = event.step !== 'deactivate-old';
         break;
       case 'warning':
         clearBar();
@@ -53,7 +67,8 @@ export function createRenderer(opts: RendererOptions): (event: MigrationEvent) =
         break;
       case 'waiting-for-plc-token':
         clearBar();
-        opts.out.write(`${event.message}\n  → ${event.next}\n`);
+        opts.out.write(`${event.message}\n  → ${describe(event.nextStep)}\n`);
+        advised = true;
         break;
       case 'finished':
         clearBar();
@@ -62,7 +77,9 @@ export function createRenderer(opts: RendererOptions): (event: MigrationEvent) =
           for (const b of event.missingBlobs)
             opts.out.write(`  ${b.cid}${b.record ? ` in ${b.record}` : ''}: ${b.reason}\n`);
         }
+        if (advised) break; // the failure and its next step are on screen already
         opts.out.write(`${event.status === 'done' ? 'Done: ' : ''}${event.message}\n`);
+        if (event.nextStep && event.status !== 'done') opts.out.write(`  → ${describe(event.nextStep)}\n`);
         break;
     }
     void current;

@@ -287,7 +287,7 @@ describe('one run per account', () => {
       assert.equal(blocked.status, 'failed');
       assert.equal(
         blocked.message,
-        `another migration of ${did} is running (pid ${process.pid}); wait for it or remove ${join(dir, 'migration-did_plc_abcdefghijklmnopqrstuvwx.lock')} if it crashed. Nothing was changed.`,
+        `another migration of ${did} is running (pid ${process.pid}). Wait for it to finish, or remove ${join(dir, 'migration-did_plc_abcdefghijklmnopqrstuvwx.lock')} if it crashed. Nothing was changed.`,
       );
       assert.equal(await storage.get(`migration-${did}`), undefined, 'no journal was written');
       await held.release();
@@ -319,7 +319,11 @@ describe('the new server URL', () => {
               onEvent: () => {},
             },
           ),
-          { code: 'InvalidUrl', message: `--to is not an http(s) URL: "${to}"` },
+          {
+            code: 'InvalidUrl',
+            message: `the address of the new server is not an http(s) URL: "${to}"`,
+            nextStep: { kind: 'need-input', field: 'to', reason: 'invalid', nothingChanged: true },
+          },
           to,
         );
       }
@@ -331,9 +335,10 @@ describe('the new server URL', () => {
 
 describe('the other server URLs', () => {
   const did = 'did:plc:abcdefghijklmnopqrstuvwx';
-  const bad = { '--from-pds': 'ftp://old.example', '--plc-url': 'file:///plc' };
+  const bad = { fromPds: 'ftp://old.example', plcUrl: 'file:///plc' };
+  const named = { fromPds: 'the old server', plcUrl: 'the PLC directory' };
 
-  it('migrate checks --from-pds and --plc-url before it starts', async () => {
+  it('migrate checks the old server and PLC directory URLs before it starts', async () => {
     const storage = new DirectoryStorage(mkdtempSync(join(tmpdir(), 'portage-url-')));
     const requests: string[] = [];
     const env = {
@@ -346,13 +351,15 @@ describe('the other server URLs', () => {
       }) as typeof fetch,
     };
     try {
-      await assert.rejects(migrate({ from: did, to: 'http://127.0.0.1:9', fromPds: bad['--from-pds'] }, env), {
+      await assert.rejects(migrate({ from: did, to: 'http://127.0.0.1:9', fromPds: bad.fromPds }, env), {
         code: 'InvalidUrl',
-        message: `--from-pds is not an http(s) URL: "${bad['--from-pds']}"`,
+        message: `the address of the old server is not an http(s) URL: "${bad.fromPds}"`,
+        nextStep: { kind: 'need-input', field: 'fromPds', reason: 'invalid', nothingChanged: true },
       });
-      await assert.rejects(migrate({ from: did, to: 'http://127.0.0.1:9', plcUrl: bad['--plc-url'] }, env), {
+      await assert.rejects(migrate({ from: did, to: 'http://127.0.0.1:9', plcUrl: bad.plcUrl }, env), {
         code: 'InvalidUrl',
-        message: `--plc-url is not an http(s) URL: "${bad['--plc-url']}"`,
+        message: `the address of the PLC directory is not an http(s) URL: "${bad.plcUrl}"`,
+        nextStep: { kind: 'need-input', field: 'plcUrl', reason: 'invalid', nothingChanged: true },
       });
       assert.deepEqual(requests, []);
     } finally {
@@ -361,9 +368,9 @@ describe('the other server URLs', () => {
   });
 
   it('backup checks them too, and says which one is wrong', async () => {
-    for (const [flag, value] of Object.entries(bad)) {
+    for (const [field, value] of Object.entries(bad) as [keyof typeof bad, string][]) {
       const result = await backupAccount(
-        { from: did, ...(flag === '--from-pds' ? { pds: value } : { plcUrl: value }) },
+        { from: did, ...(field === 'fromPds' ? { pds: value } : { plcUrl: value }) },
         {
           openBackup: () => Promise.reject(new Error('no backup should be opened')),
           onEvent: () => {},
@@ -371,7 +378,10 @@ describe('the other server URLs', () => {
         },
       );
       assert.equal(result.status, 'failed');
-      assert.equal(result.message, `${flag} is not an http(s) URL: "${value}". Fix ${flag}. Nothing was changed.`);
+      assert.equal(
+        result.message,
+        `the address of ${named[field]} is not an http(s) URL: "${value}". Check ${named[field]} address. Nothing was changed.`,
+      );
     }
   });
 });

@@ -124,6 +124,7 @@ async function move(account: Account, from: Side, to: Side): Promise<void> {
     'resolve',
     'login-old',
     'inspect-new',
+    'checks',
     'create-account',
     'repo',
     'blobs',

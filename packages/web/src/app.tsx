@@ -8,6 +8,7 @@ import {
   migrate,
   type MigrationEvent,
   type MigrationStatus,
+  type NextStep,
   type ProgressFigures,
   STEP_TITLES,
   type StepName,
@@ -37,7 +38,16 @@ const SCREENS: { screen: Screen; title: string }[] = [
 ];
 
 /** The engine steps shown while data moves; the ones with a bar report progress figures. */
-const TRANSFER_STEPS: StepName[] = ['login-old', 'create-account', 'repo', 'blobs', 'preferences', 'backup', 'verify'];
+const TRANSFER_STEPS: StepName[] = [
+  'login-old',
+  'checks',
+  'create-account',
+  'repo',
+  'blobs',
+  'preferences',
+  'backup',
+  'verify',
+];
 const WITH_BAR = new Set<StepName>(['repo', 'blobs', 'backup']);
 
 interface Phase {
@@ -58,8 +68,7 @@ interface Remembered {
 interface Failed {
   step: StepName;
   message: string;
-  next: string;
-  code: string | undefined;
+  next: NextStep;
 }
 
 const rememberedKey = (did: string) => `wizard-${did}`;
@@ -295,9 +304,11 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
     // Set by onEvent while the run went on (the compiler cannot see that through the closure).
     const failure = lastFailure.current as Failed | undefined;
     const f = failure
-      ? wizardFailure(failure.step, failure.message, failure.next, failure.code)
-      : { screen: 'transfer' as const, text: sentence(outcome.message) };
-    if (failure?.code === 'WrongPassword' || failure?.code === 'AppPassword') setPassword('');
+      ? wizardFailure(failure.step, failure.message, failure.next)
+      : outcome.next
+        ? wizardFailure('blobs', outcome.message, outcome.next)
+        : { screen: 'transfer' as const, text: sentence(outcome.message) };
+    if (failure?.next.kind === 'need-input' && failure.next.field === 'oldPassword') setPassword('');
     setError(f.text);
     setAnnouncement(f.text);
     setScreen(f.screen);
@@ -329,7 +340,7 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
         if (TRANSFER_STEPS.includes(event.step)) setAnnouncement(`${STEP_TITLES[event.step]}: done.`);
         break;
       case 'step-failed':
-        lastFailure.current = { step: event.step, message: event.message, next: event.next, code: event.code };
+        lastFailure.current = { step: event.step, message: event.message, next: event.nextStep };
         setPhases((p) => ({ ...p, [event.step]: { ...p[event.step], state: 'failed' } }));
         break;
       case 'warning':

@@ -1,10 +1,9 @@
 /**
- * The engine words its next steps for the command line ("Pass --new-handle"). The wizard keeps
- * the engine's account of what happened, says what to do on this page instead, and picks the
- * screen where the user can do it. It keys on the failure's code (the engine's stable name for
- * the situation) and, for refusals a server words its own way, on the step and the message.
+ * The engine says what to do next as data (NextStep): which input it wants and why, which code,
+ * when to come back. The wizard keeps the engine's account of what happened, says what to do on
+ * this page (its fields and buttons), and picks the screen where the user can do it.
  */
-import type { StepName } from '@portage/migrate';
+import type { InputField, NextStep, StepName } from '@portage/migrate';
 import { sentence } from './format.ts';
 
 export type Screen = 'who' | 'signin' | 'account' | 'transfer' | 'identity';
@@ -14,78 +13,102 @@ export interface Failure {
   text: string;
 }
 
-const WHO = new Set(['UnknownHandle', 'InvalidHandle', 'HandleMismatch', 'DidNotFound', 'InvalidDid', 'NoPds']);
-const SIGNIN_CODE = new Set(['AuthFactorTokenRequired', 'InvalidAuthFactorToken']);
+/** The fields of the new-account screen, as the page labels them. */
+const ACCOUNT_FIELDS: Partial<Record<InputField, string>> = {
+  to: 'the address of the new PDS',
+  newHandle: 'the handle',
+  newEmail: 'the email address',
+  newPassword: 'the new password',
+  inviteCode: 'the invite code',
+};
 
-export function wizardFailure(step: StepName, message: string, next: string, code?: string): Failure {
+export function wizardFailure(step: StepName, message: string, next: NextStep): Failure {
   const what = sentence(message);
-  const unchanged = /nothing was changed/i.test(next) ? ' Nothing was changed.' : '';
+  const unchanged = next.nothingChanged ? ' Nothing was changed.' : '';
   const account = (field: string): Failure => ({
     screen: 'account',
     text: `${what} Change ${field} and press Start transfer.${unchanged}`,
   });
-  if (code === 'MigrationRunning') {
-    return {
-      screen: 'signin',
-      text: 'This account is being moved in another tab or window of this browser. Finish there, or close that tab and press Continue here.',
-    };
+  const transfer = (then: string): Failure => ({ screen: 'transfer', text: `${what} ${then}` });
+  switch (next.kind) {
+    case 'need-input': {
+      if (next.field === 'oldPassword') {
+        return {
+          screen: 'signin',
+          text:
+            next.reason === 'app-password'
+              ? `That is an app password. Enter the account's main password and press Continue.${unchanged}`
+              : `Your current server did not accept that password. Check the password of your account there and press Continue.${unchanged}`,
+        };
+      }
+      if (next.field === 'newPassword' && next.reason !== 'missing') {
+        return account('the new password to the one you chose the first time');
+      }
+      if (next.field === 'to' && next.reason === 'same-server') {
+        return { screen: 'who', text: `${what} There is nothing to move: enter another account, or close this page.` };
+      }
+      const field = ACCOUNT_FIELDS[next.field];
+      if (field) return account(field);
+      return { screen: 'who', text: `${what} Check the handle or DID and press Continue.${unchanged}` };
+    }
+    case 'need-sign-in-code':
+      return {
+        screen: 'signin',
+        text: `Your current server did not accept that sign-in code. Enter the newest code from the email and press Continue.${unchanged}`,
+      };
+    case 'need-plc-code':
+      return {
+        screen: 'identity',
+        text: `${what} Your identity was not changed and all data stays copied. Press Continue to have a new code emailed.`,
+      };
+    case 'wait-for-other-run':
+      return {
+        screen: 'signin',
+        text: 'This account is being moved in another tab or window of this browser. Finish there, or close that tab and press Continue here.',
+      };
+    case 'already-moved':
+      return { screen: 'who', text: `${what} There is nothing to move: enter another account, or close this page.` };
+    case 'resume-after':
+      return transfer(
+        `Come back to this page after ${new Date(next.at).toLocaleString()} and press Continue to go on.`,
+      );
+    case 'fix-clock':
+      return transfer(
+        next.clock === 'this-device'
+          ? `Set this device's clock right, then press Continue.${unchanged}`
+          : `Ask the operator of the ${next.clock === 'old-server' ? 'current' : 'new'} server to set its clock right, then press Continue.${unchanged}`,
+      );
+    case 'blob-too-large':
+      return {
+        screen: 'account',
+        text: `${what} Ask the new server's operator to raise its upload limit, or choose another server, then press Start transfer.${unchanged}`,
+      };
+    case 'old-account-unavailable':
+      return {
+        screen: 'who',
+        text: `${what} Ask your current server's operator to restore the account, or restore it from a backup, then close this page.${unchanged}`,
+      };
+    case 'publish-did-document':
+      return transfer(`Publish the document shown at https://${next.host}/.well-known/did.json and press Continue.`);
+    case 'run-again':
+      if (next.reason === 'identity-pending' || step === 'identity') {
+        return {
+          screen: 'identity',
+          text: `${what} Your identity was not changed and all data stays copied. Press Continue to have a new code emailed.`,
+        };
+      }
+      return transfer('What was copied so far is kept: press Continue to pick up where it stopped.');
+    case 'advice':
+      if (step === 'resolve')
+        return { screen: 'who', text: `${what} Check the handle or DID and press Continue.${unchanged}` };
+      if (step === 'login-old') {
+        return {
+          screen: 'signin',
+          text: `${what} Check the password of your account on your current server and press Continue.${unchanged}`,
+        };
+      }
+      if (step === 'inspect-new') return account('the address of the new PDS');
+      if (step === 'create-account') return account('the details');
+      return transfer('What was copied so far is kept: press Continue to pick up where it stopped.');
   }
-  if (code === 'SameServer' || code === 'AlreadyMigrated') {
-    return { screen: 'who', text: `${what} There is nothing to move: enter another account, or close this page.` };
-  }
-  if (step === 'resolve' || (code && WHO.has(code) && step !== 'create-account')) {
-    return { screen: 'who', text: `${what} Check the handle or DID and press Continue.${unchanged}` };
-  }
-  if (code && SIGNIN_CODE.has(code)) {
-    return {
-      screen: 'signin',
-      text: `Your current server did not accept that sign-in code. Enter the newest code from the email and press Continue.${unchanged}`,
-    };
-  }
-  if (code === 'AppPassword') {
-    return {
-      screen: 'signin',
-      text: `That is an app password. Enter the account's main password and press Continue.${unchanged}`,
-    };
-  }
-  if (code === 'WrongPassword') {
-    return {
-      screen: 'signin',
-      text: `Your current server did not accept that password. Check the password of your account there and press Continue.${unchanged}`,
-    };
-  }
-  if (step === 'login-old') {
-    return {
-      screen: 'signin',
-      text: `${what} Check the password of your account on your current server and press Continue.${unchanged}`,
-    };
-  }
-  if (code === 'NotAPds' || code === 'InvalidUrl' || step === 'inspect-new') {
-    return {
-      screen: 'account',
-      text: `${what} Check the address of the new PDS and press Start transfer.${unchanged}`,
-    };
-  }
-  if (code === 'NewPasswordMismatch' || code === 'NewLoginFailed') {
-    return account('the new password to the one you chose the first time');
-  }
-  if (step === 'create-account') {
-    // The new server's own refusals carry its error names; their wording says which field.
-    const said = `${code ?? ''} ${message} ${next}`;
-    if (/invite/i.test(said)) return account('the invite code');
-    if (/handle/i.test(said)) return account('the handle');
-    if (/mail/i.test(said)) return account('the email address');
-    if (/password/i.test(said)) return account('the new password');
-    return account('the details');
-  }
-  if (step === 'identity' || code === 'PlcTokenRejected') {
-    return {
-      screen: 'identity',
-      text: `${what} Your identity was not changed and all data stays copied. Press Continue to have a new code emailed.`,
-    };
-  }
-  return {
-    screen: 'transfer',
-    text: `${what} What was copied so far is kept: press Continue to pick up where it stopped.`,
-  };
 }

@@ -4,37 +4,99 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { StepName } from '@portage/migrate';
+import type { NextStep, StepName } from '@portage/migrate';
 import { wizardFailure } from '../src/messages.ts';
 
-const cases: [StepName, string, string, string, string][] = [
-  ['resolve', 'UnknownHandle', 'no account found for the handle a.test', 'Check the spelling of --from.', 'who'],
-  ['resolve', 'MigrationRunning', 'another migration of did:plc:x is running', 'Nothing was changed.', 'signin'],
-  ['login-old', 'WrongPassword', 'http://old refused the password', 'Check PORTAGE_OLD_PASSWORD.', 'signin'],
+const cases: [StepName, string, NextStep, string][] = [
   [
-    'login-old',
-    'InvalidAuthFactorToken',
-    'the old server did not accept the sign-in code',
-    '--auth-factor-token',
+    'resolve',
+    'no account found for the handle a.test',
+    { kind: 'need-input', field: 'from', reason: 'not-found', nothingChanged: true },
+    'who',
+  ],
+  [
+    'resolve',
+    'another migration of did:plc:x is running',
+    { kind: 'wait-for-other-run', nothingChanged: true },
     'signin',
   ],
-  ['login-old', 'AppPassword', 'that is an app password', 'Set PORTAGE_OLD_PASSWORD.', 'signin'],
-  ['inspect-new', 'NotAPds', 'https://x does not answer as a PDS', 'Check --to.', 'account'],
-  ['create-account', 'HandleTaken', 'the handle a.test belongs to another account', '--new-handle', 'account'],
-  ['create-account', 'InviteCodeRequired', 'https://x requires an invite code', '--invite-code', 'account'],
-  ['create-account', 'InvalidInviteCode', 'the new server refused: Provided invite code not available', '', 'account'],
-  ['create-account', 'NewPasswordMismatch', 'already has this account', 'PORTAGE_NEW_PASSWORD', 'account'],
-  ['identity', 'PlcTokenRejected', 'the old server refused 3 PLC tokens', '--plc-token', 'identity'],
-  ['blobs', 'MissingBlobs', '2 blobs could not be copied', 'Run the same command again.', 'transfer'],
+  [
+    'login-old',
+    'http://old refused the password',
+    { kind: 'need-input', field: 'oldPassword', reason: 'wrong' },
+    'signin',
+  ],
+  [
+    'login-old',
+    'the old server did not accept the sign-in code',
+    { kind: 'need-sign-in-code', server: 'old', reason: 'rejected' },
+    'signin',
+  ],
+  [
+    'login-old',
+    'that is an app password',
+    { kind: 'need-input', field: 'oldPassword', reason: 'app-password' },
+    'signin',
+  ],
+  [
+    'inspect-new',
+    'https://x does not answer as a PDS',
+    { kind: 'need-input', field: 'to', reason: 'not-a-pds' },
+    'account',
+  ],
+  [
+    'create-account',
+    'the handle a.test belongs to another account',
+    { kind: 'need-input', field: 'newHandle', reason: 'taken' },
+    'account',
+  ],
+  [
+    'create-account',
+    'https://x requires an invite code',
+    { kind: 'need-input', field: 'inviteCode', reason: 'missing' },
+    'account',
+  ],
+  [
+    'create-account',
+    'the new server refused: Provided invite code not available',
+    { kind: 'need-input', field: 'inviteCode', reason: 'invalid' },
+    'account',
+  ],
+  [
+    'create-account',
+    'already has this account',
+    { kind: 'need-input', field: 'newPassword', reason: 'mismatch' },
+    'account',
+  ],
+  [
+    'create-account',
+    'blob x is 9 MB; the new server takes 5 MB',
+    { kind: 'blob-too-large', cid: 'x', bytes: 9e6, limit: 5e6 },
+    'account',
+  ],
+  ['identity', 'the old server refused 3 PLC tokens', { kind: 'need-plc-code', reason: 'rejected' }, 'identity'],
+  ['blobs', '2 blobs could not be copied', { kind: 'run-again', reason: 'missing-blobs' }, 'transfer'],
+  [
+    'blobs',
+    'the new server allows no more uploads today',
+    { kind: 'resume-after', at: '2030-01-01T10:00:00.000Z' },
+    'transfer',
+  ],
+  [
+    'inspect-new',
+    'the clock of this device is 400 seconds off',
+    { kind: 'fix-clock', clock: 'this-device', skewSeconds: 400 },
+    'transfer',
+  ],
 ];
 
 describe('wizard failure sentences', () => {
-  for (const [step, code, message, next, screen] of cases) {
-    it(`${code} at ${step}: the ${screen} screen, in the page's terms`, () => {
-      const f = wizardFailure(step, message, next, code);
+  for (const [step, message, next, screen] of cases) {
+    it(`${next.kind}${'field' in next ? ` ${next.field}` : ''} at ${step}: the ${screen} screen, in the page's terms`, () => {
+      const f = wizardFailure(step, message, next);
       assert.equal(f.screen, screen);
       assert.doesNotMatch(f.text, /--|PORTAGE_|command/);
-      assert.match(f.text, /(press|enter|close) /i, 'it says what to do');
+      assert.match(f.text, /(press|enter|close|come back) /i, 'it says what to do');
       assert.match(f.text, /\.$/);
     });
   }

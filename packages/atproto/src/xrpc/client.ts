@@ -32,7 +32,7 @@ export interface XrpcCallOptions {
 }
 
 export interface XrpcRequest extends XrpcCallOptions {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'HEAD' | 'POST';
   params?: XrpcParams;
   /** JSON-serialisable value, or a binary body (see XrpcBinaryBody). */
   body?: unknown;

@@ -1,7 +1,8 @@
 /**
  * `portage migrate`: moves an account to another PDS with the engine from @portage/migrate.
  * Exit codes: 0 done, 1 failed (state saved; safe to run again), 2 bad usage, 3 waiting for the
- * emailed PLC token (run again with --plc-token). Passwords only from the environment or a hidden
+ * emailed PLC token (run again with --plc-token), 4 a daily limit of the new server is spent (run
+ * again after the time it says). Passwords only from the environment or a hidden
  * prompt, never from arguments (they would end up in shell history and process lists).
  */
 import { homedir } from 'node:os';
@@ -16,6 +17,7 @@ import {
   parseConcurrency,
   reportUsageError,
 } from '../command-line.ts';
+import { EXIT } from '../next-step.ts';
 
 export const description = 'Move an account to another PDS: resumable, verified, with a local backup';
 
@@ -39,7 +41,8 @@ const USAGE = `Usage: portage migrate --from <handle|did> --to <new PDS URL> [op
   --yes                     do not ask for confirmation
 
 Passwords: PORTAGE_OLD_PASSWORD and PORTAGE_NEW_PASSWORD (default: the old password), or a prompt.
-Exit codes: 0 done, 1 failed (safe to run again), 2 bad usage, 3 waiting for the PLC token.`;
+Exit codes: 0 done, 1 failed (safe to run again), 2 bad usage, 3 waiting for the PLC token,
+4 stopped at a daily upload limit (run again after the time it says).`;
 
 export async function run(args: string[]): Promise<number> {
   const parsed = parseCommandFlags('migrate', USAGE, args, {
@@ -155,9 +158,10 @@ export async function run(args: string[]): Promise<number> {
             ).open(),
     },
   );
-  if (result.status === 'done') return 0;
-  if (result.status === 'waiting-for-plc-token') return 3;
-  return 1;
+  if (result.status === 'done') return EXIT.done;
+  if (result.status === 'waiting-for-plc-token') return EXIT.waitingForPlcToken;
+  if (result.status === 'resume-later') return EXIT.resumeLater;
+  return EXIT.failed;
 }
 
 async function loadEngine() {
