@@ -5,11 +5,11 @@
  */
 import { getHandle, getPdsEndpoint, normalizeServiceUrl, sameServiceUrl } from '@portage/atproto/identity/did-document';
 import { DidResolver } from '@portage/atproto/identity/did-resolver';
-import { HandleResolver } from '@portage/atproto/identity/handle-resolver';
 import { PlcClient } from '@portage/atproto/plc/client';
 import { XrpcClient, XrpcClientError } from '@portage/atproto/xrpc/client';
 import { MigrationError } from '../errors.ts';
 import { describeError } from '../retry.ts';
+import { didFor } from '../identity/resolve-did.ts';
 import { PdsSession } from '../session.ts';
 
 /** com.atproto.server.checkAccountStatus's answer. */
@@ -74,17 +74,7 @@ export interface InspectEnvironment {
 export async function inspectAccount(opts: InspectOptions, env: InspectEnvironment): Promise<AccountInspection> {
   const fetchImpl = env.fetch ?? globalThis.fetch.bind(globalThis);
   const plcUrl = opts.plcUrl ?? 'https://plc.directory';
-  const from = opts.from.trim().replace(/^@/, '');
-  let did = from;
-  if (!from.startsWith('did:')) {
-    const found = env.resolveTxt
-      ? await new HandleResolver({ resolveTxt: env.resolveTxt, fetch: fetchImpl }).resolve(from.toLowerCase())
-      : undefined;
-    if (!found) {
-      throw new MigrationError('UnknownHandle', `no account found for the handle ${from}`, 'Pass the DID instead.');
-    }
-    did = found;
-  }
+  const did = await didFor(opts.from, fetchImpl, env.resolveTxt);
   let doc;
   try {
     doc = await new DidResolver({ plcUrl, fetch: fetchImpl }).resolve(did);
