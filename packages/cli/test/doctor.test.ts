@@ -17,21 +17,36 @@ import { DirectoryBackup } from '@portage/migrate/backup.node';
 import { migrate } from '@portage/migrate/engine';
 import { DirectoryStorage } from '@portage/migrate/storage.node';
 import { outboxToken, startTestPds, type TestPds } from '../../pds/test/harness.ts';
-import { type Account, createAccount, repoRecords, runCli } from '../../migrate/test/helpers/network.ts';
+import {
+  type Account,
+  createAccount,
+  type Network,
+  plcToken,
+  repoRecords,
+  runCli,
+  startNetwork,
+} from '../../migrate/test/helpers/network.ts';
+
+type ReferencePds = Network['pdses'][number];
 
 const OLD_DID = 'did:web:doctor-old.test';
 const NEW_DID = 'did:web:doctor-new.test';
 let oldPds: TestPds;
 let newPds: TestPds;
 let dir: string;
+let net: Network;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'portage-doctor-'));
+  // The reference peers start while the Portage servers do.
+  const reference = startNetwork(2);
   oldPds = await startTestPds({ env: { PDS_SERVICE_DID: OLD_DID } });
   newPds = await startTestPds({ plcUrl: oldPds.plcUrl, env: { PDS_SERVICE_DID: NEW_DID } });
+  net = await reference;
 });
 
 after(async () => {
+  await net?.close().catch(() => {});
   await newPds?.close().catch(() => {});
   await oldPds?.close().catch(() => {});
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -47,8 +62,9 @@ interface DoctorReport {
 async function doctor(
   account: Account,
   extra: string[] = [],
+  plcUrl = oldPds.plcUrl,
 ): Promise<{ code: number | null; report: DoctorReport; stderr: string }> {
-  const run = await runCli(['doctor', '--from', account.did, '--plc-url', oldPds.plcUrl, '--json', ...extra], {
+  const run = await runCli(['doctor', '--from', account.did, '--plc-url', plcUrl, '--json', ...extra], {
     PORTAGE_PASSWORD: account.password,
   });
   const line = run.stdout.split('\n').find((l) => l.startsWith('{'));
@@ -63,14 +79,19 @@ const problems = (r: DoctorReport['before']) =>
     .sort();
 
 /** The PDS the PLC document names now. */
-async function plcPds(did: string): Promise<string> {
-  const doc = (await (await fetch(`${oldPds.plcUrl}/${did}`)).json()) as { service: { serviceEndpoint: string }[] };
+async function plcPds(did: string, plcUrl = oldPds.plcUrl): Promise<string> {
+  const doc = (await (await fetch(`${plcUrl}/${did}`)).json()) as { service: { serviceEndpoint: string }[] };
   return doc.service[0]!.serviceEndpoint;
 }
 
 /** Every check a usable account passes on `pds`: signs in, active, same records, every blob. */
-async function assertWorksOn(pds: TestPds, account: Account, records: Map<string, string>): Promise<void> {
-  assert.equal(await plcPds(account.did), pds.publicUrl, 'the DID points at that server');
+async function assertWorksOn(
+  pds: { url: string; publicUrl: string },
+  account: Account,
+  records: Map<string, string>,
+  plcUrl = oldPds.plcUrl,
+): Promise<void> {
+  assert.equal(await plcPds(account.did, plcUrl), pds.publicUrl, 'the DID points at that server');
   const agent = new AtpAgent({ service: pds.url });
   await agent.login({ identifier: account.did, password: account.password });
   const status = await agent.com.atproto.server.checkAccountStatus();
@@ -85,7 +106,7 @@ async function assertWorksOn(pds: TestPds, account: Account, records: Map<string
   }
 }
 
-async function isActive(pds: TestPds, account: Account): Promise<boolean> {
+async function isActive(pds: { url: string }, account: Account): Promise<boolean> {
   const res = await fetch(
     `${pds.url}/xrpc/com.atproto.sync.getRepoStatus?${new URLSearchParams({ did: account.did })}`,
   );
@@ -122,6 +143,23 @@ function migrateWith(account: Account, email: string, fetchImpl: typeof fetch, g
   );
 }
 
+/** The two ends of a raw move, and how to read the PLC code the old one emailed. */
+interface Servers {
+  oldUrl: string;
+  newUrl: string;
+  newDid: string;
+  plcToken(did: string, email: string): Promise<string | undefined>;
+}
+
+function portageServers(): Servers {
+  return {
+    oldUrl: oldPds.url,
+    newUrl: newPds.url,
+    newDid: NEW_DID,
+    plcToken: async (_did, email) => outboxToken(oldPds.ctx.mailer.outboxPath, email),
+  };
+}
+
 /**
  * Another tool's move, made of raw XRPC calls, doing only the parts asked for: the account on the
  * new server (always), the repo import, the blobs, the PLC update, activation, deactivation.
@@ -130,22 +168,25 @@ async function rawMove(
   account: Account,
   email: string,
   parts: { importRepo: boolean; blobs: boolean; plc: boolean; activateNew: boolean; deactivateOld: boolean },
+  servers: Servers = portageServers(),
 ): Promise<AtpAgent> {
   const old = account.agent;
   const { data: auth } = await old.com.atproto.server.getServiceAuth({
-    aud: NEW_DID,
+    aud: servers.newDid,
     lxm: 'com.atproto.server.createAccount',
   });
-  const created = await fetch(`${newPds.url}/xrpc/com.atproto.server.createAccount`, {
+  const created = await fetch(`${servers.newUrl}/xrpc/com.atproto.server.createAccount`, {
     method: 'POST',
     headers: { authorization: `Bearer ${auth.token}`, 'content-type': 'application/json' },
     body: JSON.stringify({ did: account.did, handle: account.handle, email, password: account.password }),
   });
   assert.equal(created.status, 200, await created.clone().text());
-  const neu = new AtpAgent({ service: newPds.url });
+  const neu = new AtpAgent({ service: servers.newUrl });
   await neu.login({ identifier: account.did, password: account.password });
   if (parts.importRepo) {
-    const car = await fetch(`${oldPds.url}/xrpc/com.atproto.sync.getRepo?${new URLSearchParams({ did: account.did })}`);
+    const car = await fetch(
+      `${servers.oldUrl}/xrpc/com.atproto.sync.getRepo?${new URLSearchParams({ did: account.did })}`,
+    );
     await neu.com.atproto.repo.importRepo(new Uint8Array(await car.arrayBuffer()), {
       encoding: 'application/vnd.ipld.car',
     });
@@ -153,14 +194,14 @@ async function rawMove(
   if (parts.blobs) {
     for (const cid of account.blobCids) {
       const res = await fetch(
-        `${oldPds.url}/xrpc/com.atproto.sync.getBlob?${new URLSearchParams({ did: account.did, cid })}`,
+        `${servers.oldUrl}/xrpc/com.atproto.sync.getBlob?${new URLSearchParams({ did: account.did, cid })}`,
       );
       await neu.com.atproto.repo.uploadBlob(new Uint8Array(await res.arrayBuffer()), { encoding: 'image/jpeg' });
     }
   }
   if (parts.plc) {
     await old.com.atproto.identity.requestPlcOperationSignature();
-    const token = outboxToken(oldPds.ctx.mailer.outboxPath, email)!;
+    const token = (await servers.plcToken(account.did, email))!;
     const { data: creds } = await neu.com.atproto.identity.getRecommendedDidCredentials();
     const { data: signed } = await old.com.atproto.identity.signPlcOperation({ token, ...creds });
     await neu.com.atproto.identity.submitPlcOperation({ operation: signed.operation });
@@ -241,6 +282,30 @@ describe('portage doctor', () => {
     assert.equal(await isActive(oldPds, dov), false);
   });
 
+  it("another tool's move that deactivated the old account before the PLC update: reactivates it", async () => {
+    const jo = await createAccount(oldPds, 'joan', { records: 8, blobs: 1 });
+    const records = await repoRecords(oldPds.url, jo.did);
+    await rawMove(jo, 'joan@example.com', {
+      importRepo: true,
+      blobs: true,
+      plc: false,
+      activateNew: false,
+      deactivateOld: true,
+    });
+    const seen = await doctor(jo, ['--to', newPds.url]);
+    assert.equal(seen.code, 1);
+    assert.deepEqual(problems(seen.report.before), ['both-deactivated', 'current-inactive']);
+    assert.deepEqual(
+      seen.report.before.repairs,
+      ['activate-current'],
+      'the DID was never moved: the old one comes back',
+    );
+    const fixed = await doctor(jo, ['--to', newPds.url, '--fix']);
+    assert.equal(fixed.code, 0, JSON.stringify(fixed.report));
+    await assertWorksOn(oldPds, jo, records);
+    assert.equal(await isActive(newPds, jo), false, 'the unfinished copy stays deactivated');
+  });
+
   it("another tool's move: DID moved before the repo was imported; repaired from a backup", async () => {
     const eli = await createAccount(oldPds, 'eli', { records: 20, blobs: 2 });
     const records = await repoRecords(oldPds.url, eli.did);
@@ -271,6 +336,27 @@ describe('portage doctor', () => {
     assert.ok(fixed.report.repair?.done.some((d) => /from the backup/.test(d)));
     await assertWorksOn(newPds, eli, records);
     assert.equal(await isActive(oldPds, eli), false);
+  });
+
+  it("another tool's move between reference PDSes: blobs skipped, both deactivated", async () => {
+    {
+      const [from, to] = net.pdses as [ReferencePds, ReferencePds];
+      const ivy = await createAccount(from, 'ivy', { records: 10, blobs: 2 });
+      const records = await repoRecords(from.url, ivy.did);
+      await rawMove(
+        ivy,
+        'ivy@example.com',
+        { importRepo: true, blobs: false, plc: true, activateNew: false, deactivateOld: true },
+        { oldUrl: from.url, newUrl: to.url, newDid: to.ctx.cfg.service.did, plcToken: (did) => plcToken(from, did) },
+      );
+      const seen = await doctor(ivy, [], net.plc.url);
+      assert.equal(seen.code, 1);
+      assert.deepEqual(problems(seen.report.before), ['blobs-missing', 'both-deactivated', 'current-inactive']);
+      const fixed = await doctor(ivy, ['--fix'], net.plc.url);
+      assert.equal(fixed.code, 0, JSON.stringify(fixed.report));
+      await assertWorksOn({ url: to.url, publicUrl: to.url }, ivy, records, net.plc.url);
+      assert.equal(await isActive(from, ivy), false);
+    }
   });
 
   it('bad usage and an unknown DID', async () => {
