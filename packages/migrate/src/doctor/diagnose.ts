@@ -92,11 +92,12 @@ export function diagnose(ins: AccountInspection): Diagnosis {
       });
     }
     const otherRecords = other?.status?.indexedRecords ?? 0;
-    if (st.indexedRecords === 0 && (otherRecords > 0 || !other)) {
+    // An account may rightly hold no records; it is only a lost import when the other end has some.
+    if (st.indexedRecords === 0 && otherRecords > 0) {
       findings.push({
         code: 'repo-not-imported',
         severity: 'problem',
-        message: `the account on ${cur.url} holds no records${otherRecords > 0 ? ` (${otherRecords} on ${other!.url})` : ''}: the repository was never imported`,
+        message: `the account on ${cur.url} holds no records (${otherRecords} on ${other!.url}): the repository was never imported`,
         ...(st.activated
           ? {
               next: 'The account is active there, so nothing is overwritten: import the repository yourself or ask its operator.',
@@ -116,7 +117,8 @@ export function diagnose(ins: AccountInspection): Diagnosis {
     if (!st.activated) inactiveFindings(findings, cur, other);
   }
 
-  if (other?.exists && other.active && cur.exists && ins.previousPds && sameServiceUrl(other.url, ins.previousPds)) {
+  const otherIsOld = other !== undefined && ins.earlierPdses.some((url) => sameServiceUrl(url, other.url));
+  if (other?.exists && other.active && cur.exists && otherIsOld) {
     findings.push({
       code: 'other-still-active',
       severity: 'problem',
@@ -125,11 +127,7 @@ export function diagnose(ins: AccountInspection): Diagnosis {
         ? { repair: 'deactivate-other' as const }
         : { next: 'Set PORTAGE_OLD_PASSWORD to the password there and run again with --fix.' }),
     });
-  } else if (
-    other?.exists &&
-    !(ins.previousPds && sameServiceUrl(other.url, ins.previousPds)) &&
-    (cur.status?.activated ?? cur.active)
-  ) {
+  } else if (other?.exists && !otherIsOld && (cur.status?.activated ?? cur.active)) {
     findings.push({
       code: 'move-unfinished',
       severity: 'note',

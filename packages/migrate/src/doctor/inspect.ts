@@ -53,6 +53,8 @@ export interface AccountInspection {
   previousPds?: string;
   /** When the PDS in the DID document last changed (the PLC operation's time). */
   pdsChangedAt?: string;
+  /** Every PDS the DID named before the current one: a server among them is the old end of a move. */
+  earlierPdses: string[];
   current: ServerView;
   other?: ServerView;
 }
@@ -104,6 +106,7 @@ export async function inspectAccount(opts: InspectOptions, env: InspectEnvironme
     pds,
     ...(history?.previousPds ? { previousPds: history.previousPds } : {}),
     ...(history?.changedAt ? { pdsChangedAt: history.changedAt } : {}),
+    earlierPdses: history?.earlierPdses ?? [],
     current,
     ...(other ? { other } : {}),
   };
@@ -113,7 +116,7 @@ export async function inspectAccount(opts: InspectOptions, env: InspectEnvironme
 async function pdsHistory(
   plc: PlcClient,
   did: string,
-): Promise<{ previousPds?: string; changedAt?: string } | undefined> {
+): Promise<{ previousPds?: string; changedAt?: string; earlierPdses: string[] } | undefined> {
   const log = await plc.getAuditLog(did).catch(() => undefined);
   if (!log) return undefined;
   const endpoints = log
@@ -124,13 +127,18 @@ async function pdsHistory(
       ),
       at: e.createdAt,
     }));
+  const current = endpoints.at(-1)?.pds;
+  const earlierPdses = [
+    ...new Set(endpoints.map((e) => e.pds).filter((pds): pds is string => !!pds && !sameServiceUrl(pds, current))),
+  ];
   for (let i = endpoints.length - 1; i > 0; i--) {
     const now = endpoints[i]!;
     const before = endpoints[i - 1]!;
-    if (now.pds && before.pds && !sameServiceUrl(now.pds, before.pds))
-      return { previousPds: before.pds, changedAt: now.at };
+    if (now.pds && before.pds && !sameServiceUrl(now.pds, before.pds)) {
+      return { previousPds: before.pds, changedAt: now.at, earlierPdses };
+    }
   }
-  return {};
+  return { earlierPdses };
 }
 
 async function inspectServer(
