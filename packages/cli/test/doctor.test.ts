@@ -7,7 +7,7 @@
  * `--fix` leaves an account that signs in where the DID points and holds every record and blob.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -369,5 +369,9 @@ describe('portage doctor', () => {
     );
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /portage doctor: .*Check --from/);
+    const noBackup = await runCli(['doctor', '--from', 'did:plc:x', '--backup', join(dir, 'nothing-here')], {});
+    assert.equal(noBackup.code, 2);
+    assert.match(noBackup.stderr, /there is no backup in/);
+    assert.equal(existsSync(join(dir, 'nothing-here')), false, 'a mistyped folder is not created');
   });
 });

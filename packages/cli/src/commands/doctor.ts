@@ -5,7 +5,8 @@
  * sentence with the next step; safe to run again), 2 bad usage. Passwords only from the
  * environment or a hidden prompt.
  */
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { badUrlFlag, parseCommandFlags, reportUsageError } from '../command-line.ts';
 
 export const description = 'Say what state an account is in after a move, and make the safe repairs (--fix)';
@@ -40,6 +41,10 @@ export async function run(args: string[]): Promise<number> {
   if (!from) return reportUsageError('doctor', USAGE, '--from is required');
   const badUrl = badUrlFlag(values, ['to', 'plc-url']);
   if (badUrl) return reportUsageError('doctor', USAGE, badUrl);
+  const backupDir = str('backup');
+  if (backupDir && !existsSync(join(resolve(backupDir), 'manifest.json'))) {
+    return reportUsageError('doctor', USAGE, `there is no backup in ${backupDir} (it has no manifest.json)`);
+  }
   const json = values.json === true;
   const interactive = process.stdin.isTTY === true && process.stderr.isTTY === true;
 
@@ -64,7 +69,6 @@ export async function run(args: string[]): Promise<number> {
     asked ??= (await prompt(`Password of ${from} (on ${server}; Enter to skip signing in): `, true)) || undefined;
     return asked;
   };
-  const backupDir = str('backup');
   try {
     const result = await runDoctor(
       {
