@@ -1,15 +1,17 @@
 /**
  * `portage backup`: the account's repo CAR, blobs and preferences into a BackupSink, incremental
- * on later runs: the repo is fetched again only when its commit changed, and only blobs the
- * backup lacks are downloaded (by CID, so a stored blob never needs re-checking against the
- * server). Reads only public sync endpoints, plus getPreferences when a password is given.
+ * on later runs: only the repository's changes since the stored revision are fetched
+ * (`getRepo` with `since`, merged by backup-merge.ts), and only the blobs added since the last
+ * complete round are listed (`listBlobs` with `since`) and downloaded (by CID, so a stored blob
+ * never needs re-checking against the server). Reads only public sync endpoints, plus getPreferences when a password is given.
  * Browser-safe like the engine.
  */
 import { getHandle, getPdsEndpoint, normalizeServiceUrl } from '@portage/atproto/identity/did-document';
 import { DidResolver } from '@portage/atproto/identity/did-resolver';
 import { HandleResolver } from '@portage/atproto/identity/handle-resolver';
-import { XrpcClient } from '@portage/atproto/xrpc/client';
+import { XrpcClient, XrpcClientError } from '@portage/atproto/xrpc/client';
 import type { BackupSink } from './backup.ts';
+import { mergeRepoDiff, readRepoHead } from './backup-merge.ts';
 import { AdaptivePool } from './blobs.ts';
 import { checkedServiceUrl, toMigrationError } from './failure.ts';
 import { formatBytes } from './progress.ts';
@@ -67,27 +69,15 @@ export async function backupAccount(opts: BackupOptions, env: BackupEnvironment)
     const backup = await env.openBackup(account);
     const sync = new XrpcClient({ service: pds, fetch: fetchImpl });
 
-    const repoUpdated = await step('repo', async () => {
-      const head = await withRetry(() =>
-        sync.query<{ cid: string; rev: string }>('com.atproto.sync.getLatestCommit', { did: account }),
-      );
-      if ((await backup.repoCommit()) === head.cid) {
-        return { summary: `unchanged (rev ${head.rev})`, value: false, skipped: true };
-      }
-      const progress = new ProgressTracker('repo', 'bytes', emit);
-      await withRetry(async () => {
-        const res = await sync.request('com.atproto.sync.getRepo', {
-          method: 'GET',
-          params: { did: account },
-          headers: UNCOMPRESSED_REPO,
-        });
-        await backup.writeRepo(res.body!.pipeThrough(countingStream((n) => progress.addBytes(n))), head.cid);
-      });
-      progress.flush();
-      return { summary: `saved ${formatBytes(progress.figures().bytes)} (rev ${head.rev})`, value: true };
-    });
+    const head = await withRetry(() =>
+      sync.query<{ cid: string; rev: string }>('com.atproto.sync.getLatestCommit', { did: account }),
+    );
 
+    // Blobs before the repository: a round stopped halfway leaves at most blobs that no stored
+    // record needs yet, never a stored record whose blob is missing.
     const blobsFetched = await step('blobs', async () => {
+      const since = await backup.blobsCompleteAt?.();
+      if (since === head.rev) return { summary: `no new blobs (rev ${head.rev})`, value: 0, skipped: true };
       const wanted: string[] = [];
       let cursor: string | undefined;
       let total = 0;
@@ -96,6 +86,7 @@ export async function backupAccount(opts: BackupOptions, env: BackupEnvironment)
           sync.query<{ cids: string[]; cursor?: string }>('com.atproto.sync.listBlobs', {
             did: account,
             limit: 1000,
+            since,
             cursor,
           }),
         );
@@ -138,10 +129,59 @@ export async function backupAccount(opts: BackupOptions, env: BackupEnvironment)
           reason: 'failed',
         });
       }
+      await backup.markBlobsComplete?.(head.rev);
       return {
-        summary: `${wanted.length} new of ${total} blobs (${formatBytes(progress.figures().bytes)})`,
+        summary: `${wanted.length} new of ${total} blobs${since ? ` added since rev ${since}` : ''} (${formatBytes(progress.figures().bytes)})`,
         value: wanted.length,
       };
+    });
+
+    const repoUpdated = await step('repo', async () => {
+      const stored = await storedHead(backup, account);
+      if ((stored?.commit ?? (await backup.repoCommit())) === head.cid) {
+        return { summary: `unchanged (rev ${head.rev})`, value: false, skipped: true };
+      }
+      const progress = new ProgressTracker('repo', 'bytes', emit);
+      if (stored) {
+        try {
+          // The changes are small next to the repository: held in memory, so a failed merge is
+          // told apart from a failed download (only the download is worth retrying).
+          const diff = await withRetry(async () => {
+            const res = await sync.request('com.atproto.sync.getRepo', {
+              method: 'GET',
+              params: { did: account, since: stored.rev },
+              headers: UNCOMPRESSED_REPO,
+            });
+            return new Uint8Array(await res.arrayBuffer());
+          });
+          progress.addBytes(diff.byteLength);
+          const merged = await mergeRepoDiff(await readStored(backup), diff, account);
+          await backup.writeRepo(merged.car, merged.commit);
+          progress.flush();
+          return {
+            summary: `saved the changes since rev ${stored.rev}: ${formatBytes(progress.figures().bytes)} (rev ${merged.rev})`,
+            value: true,
+          };
+        } catch (err) {
+          if (err instanceof XrpcClientError && (err.status === 0 || err.status >= 500 || err.status === 429))
+            throw err;
+          emit({
+            type: 'warning',
+            step: 'repo',
+            message: `the changes since rev ${stored.rev} did not complete the stored repository (${describeError(err)}); fetching it whole`,
+          });
+        }
+      }
+      await withRetry(async () => {
+        const res = await sync.request('com.atproto.sync.getRepo', {
+          method: 'GET',
+          params: { did: account },
+          headers: UNCOMPRESSED_REPO,
+        });
+        await backup.writeRepo(res.body!.pipeThrough(countingStream((n) => progress.addBytes(n))), head.cid);
+      });
+      progress.flush();
+      return { summary: `saved ${formatBytes(progress.figures().bytes)} (rev ${head.rev})`, value: true };
     });
 
     await step('preferences', async () => {
@@ -177,6 +217,24 @@ export async function backupAccount(opts: BackupOptions, env: BackupEnvironment)
     emit({ type: 'finished', status: 'failed', message });
     return { status: 'failed', ...(did ? { did } : {}), message };
   }
+}
+
+/** The commit the stored repository ends at, when one is stored and readable. */
+async function storedHead(backup: BackupSink, did: string): Promise<{ commit: string; rev: string } | undefined> {
+  const car = await backup.readRepo?.();
+  if (!car) return undefined;
+  try {
+    const head = await readRepoHead(car instanceof Blob ? (car.stream() as ReadableStream<Uint8Array>) : car);
+    return head.did === did ? head : undefined;
+  } catch {
+    return undefined; // a damaged file is replaced by a whole export
+  }
+}
+
+async function readStored(backup: BackupSink): Promise<ReadableStream<Uint8Array>> {
+  const car = await backup.readRepo!();
+  if (!car) throw new Error('the stored repository went away');
+  return car instanceof Blob ? (car.stream() as ReadableStream<Uint8Array>) : car;
 }
 
 /** Handle or DID -> DID, checked DID document, and PDS URL. */

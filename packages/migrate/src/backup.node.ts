@@ -4,7 +4,8 @@
  *   blobs/<cid>         each blob, named by its CID, checked against it while written
  *   blob-types.jsonl    one {"cid","type"} line per stored blob: the content type it came with
  *   preferences.json    app.bsky preferences as the server returned them
- *   manifest.json       { did, repoCommit, updatedAt }
+ *   manifest.json       { did, repoCommit, blobsCompleteAt, updatedAt }: blobsCompleteAt is the
+ *                       repository revision up to which every blob is stored
  * Every file appears by rename after it was written whole, so a killed run never leaves a
  * truncated file that a later run would trust. blob-types.jsonl is the exception: it only grows,
  * by one line per blob once the blob is in place (rewriting a whole map per blob would cost
@@ -25,6 +26,7 @@ import { MigrationError } from './errors.ts';
 interface Manifest {
   did: string;
   repoCommit?: string;
+  blobsCompleteAt?: string;
   updatedAt?: string;
 }
 
@@ -82,7 +84,12 @@ export class DirectoryBackup implements BackupSink {
       // File-backed: it streams from disk as it is sent.
       return await openAsBlob(join(this.dir, 'repo.car'), { type: 'application/vnd.ipld.car' });
     } catch (err) {
-      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+      // openAsBlob reports a missing file as an invalid argument, not ENOENT: look again.
+      const missing = await stat(join(this.dir, 'repo.car')).then(
+        () => false,
+        (statError: { code?: string }) => statError.code === 'ENOENT',
+      );
+      if (!missing) throw err;
       return undefined;
     }
   }
@@ -188,6 +195,14 @@ export class DirectoryBackup implements BackupSink {
     const tmp = this.#tmpPath('preferences.json');
     await writeFile(tmp, `${JSON.stringify({ preferences }, null, 2)}\n`, { mode: 0o600 });
     await rename(tmp, join(this.dir, 'preferences.json'));
+  }
+
+  async blobsCompleteAt(): Promise<string | undefined> {
+    return (await this.#readManifest())?.blobsCompleteAt;
+  }
+
+  async markBlobsComplete(rev: string): Promise<void> {
+    await this.#writeManifest({ ...((await this.#readManifest()) ?? { did: this.did }), blobsCompleteAt: rev });
   }
 
   async blobCids(): Promise<string[]> {

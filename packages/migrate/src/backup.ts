@@ -40,6 +40,13 @@ export interface BackupSink {
    */
   readBlob(cid: string): Promise<StoredBlob | undefined>;
   writePreferences(preferences: unknown[]): Promise<void>;
+  /**
+   * The repository revision up to which every blob is stored (a scheduled backup lists only the
+   * blobs added after it), and recording it once a round has stored them. Optional: without it,
+   * every round lists all blobs.
+   */
+  blobsCompleteAt?(): Promise<string | undefined>;
+  markBlobsComplete?(rev: string): Promise<void>;
 }
 
 /** A blob the backup holds. */
