@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { adminRoutes } from './admin/page.ts';
 import type { AppContext } from './context.ts';
 import { checkHealth } from './health/health.ts';
+import { oauthRoutes } from './oauth/routes.ts';
 import { webRoutes } from './web/static-site.ts';
 import { AuthRequired, InvalidRequest, NotFound } from './xrpc/errors.ts';
 
@@ -125,6 +126,7 @@ export const plainRoutes: PlainRoute[] = [
     },
   },
   ...adminRoutes(),
+  ...oauthRoutes(),
   ...webRoutes(),
 ];
 

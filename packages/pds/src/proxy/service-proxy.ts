@@ -18,6 +18,7 @@ import type { AccountManager } from '../account/account-manager.ts';
 import type { ActorStore } from '../actor-store/actor-store.ts';
 import { AuthScope } from '../auth/scopes.ts';
 import { isPrivilegedMethod, isProtectedMethod } from '../auth/protected-methods.ts';
+import { authorizeOAuthForward } from '../auth/oauth-call.ts';
 import { mintServiceJwt } from '../auth/service-auth.ts';
 import type { AccessAuth, AuthVerifier, NoAuth } from '../auth/verifier.ts';
 import type { PdsConfig } from '../config.ts';
@@ -123,9 +124,17 @@ export class ServiceProxy {
         'InvalidToken',
       );
     }
-    if (nsid === REGISTER_PUSH) return this.#registerPush(req, res, auth);
+    if (nsid === REGISTER_PUSH) {
+      const appView = this.#deps.config.bskyAppViewDid;
+      if (auth.type === 'access' && auth.oauth) authorizeOAuthForward(auth.oauth.permissions, `${appView}#bsky_appview`, nsid);
+      return this.#registerPush(req, res, auth);
+    }
 
     const target = await this.target(req, nsid);
+    // An app's token must allow this method on this service (the scope names it as did#id).
+    if (auth.type === 'access' && auth.oauth) {
+      authorizeOAuthForward(auth.oauth.permissions, `${target.did}#${target.serviceId}`, nsid);
+    }
     let aud = target.did;
     let lxm = nsid;
     // The AppView calls the feed generator for us, with a token addressed to the generator.
