@@ -8,7 +8,7 @@ import type { AuthorizedClient } from './store.ts';
 
 export const STYLE = `
 *{box-sizing:border-box}
-body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1f24;background:#f4f6f8}
+body{overflow-wrap:anywhere;margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1f24;background:#f4f6f8}
 main{max-width:28rem;margin:0 auto;padding:1.5rem 1rem}
 .card{background:#fff;border:1px solid #d5dbe1;border-radius:12px;padding:1.25rem}
 h1{font-size:1.4rem;line-height:1.3;margin:0 0 .75rem}
