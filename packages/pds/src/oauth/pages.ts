@@ -26,7 +26,7 @@ ul.grants{padding-left:1.25rem;margin:.5rem 0}
 ul.grants li{margin:.25rem 0;overflow-wrap:anywhere}
 .error{color:#9b1c1c;background:#fdeaea;border:1px solid #e9b3b3;border-radius:8px;padding:.5rem .75rem}
 .apps{list-style:none;padding:0;margin:0}
-.apps li{border-top:1px solid #d5dbe1;padding:.75rem 0}
+.apps>li{border-top:1px solid #d5dbe1;padding:.75rem 0}
 .apps form{margin-top:.5rem}
 `.trim();
 
