@@ -64,7 +64,8 @@ export function createRequestHandler(
     if (ctx.logger.isLevelEnabled('info')) logWhenFinished(ctx, req, res, requestId);
     setCorsHeaders(req, res);
     // RFC 9449: a resource answers every DPoP-authenticated call with the nonce to use next.
-    if (req.headers.authorization?.startsWith('DPoP ')) res.setHeader('DPoP-Nonce', ctx.oauth.provider.dpop.nextNonce());
+    if (req.headers.authorization?.startsWith('DPoP '))
+      res.setHeader('DPoP-Nonce', ctx.oauth.provider.dpop.nextNonce());
     if (req.method === 'OPTIONS') {
       res.writeHead(204, { 'Content-Length': '0' });
       res.end();

@@ -47,6 +47,7 @@ function listen(server: Server): Promise<number> {
 
 function jwtPayload(header: string | undefined): Record<string, unknown> {
   assert.ok(header?.startsWith('Bearer '), 'the AppView gets a service JWT');
+  assert.ok(header);
   return JSON.parse(Buffer.from(header.slice(7).split('.')[1]!, 'base64url').toString('utf8'));
 }
 
@@ -145,7 +146,10 @@ describe('OAuth with the reference client', { skip: skipWithoutChromium('the OAu
       await checkAccessible(page, 'the OAuth consent page');
       await page.screenshot({ path: join(SHOTS, `${shots}-consent.png`), fullPage: true });
     }
-    await Promise.all([page.waitForURL((u) => u.href.startsWith(callbackUrl)), page.getByRole('button', { name: 'Authorize' }).click()]);
+    await Promise.all([
+      page.waitForURL((u) => u.href.startsWith(callbackUrl)),
+      page.getByRole('button', { name: 'Authorize' }).click(),
+    ]);
     return new URL(page.url()).searchParams;
   }
 
@@ -232,7 +236,10 @@ describe('OAuth with the reference client', { skip: skipWithoutChromium('the OAu
     await page.goto(url.href);
     await page.getByRole('button', { name: 'Authorize' }).waitFor();
     assert.match(await page.locator('ul.grants').innerText(), /Create records in app\.bsky\.feed\.like/);
-    await Promise.all([page.waitForURL((u) => u.href.startsWith(callbackUrl)), page.getByRole('button', { name: 'Authorize' }).click()]);
+    await Promise.all([
+      page.waitForURL((u) => u.href.startsWith(callbackUrl)),
+      page.getByRole('button', { name: 'Authorize' }).click(),
+    ]);
     const { session } = await client.callback(new URL(page.url()).searchParams);
     const agent = new Agent(session);
     const now = new Date().toISOString();
@@ -255,7 +262,10 @@ describe('OAuth with the reference client', { skip: skipWithoutChromium('the OAu
       collection: 'app.bsky.feed.like',
       record: {
         $type: 'app.bsky.feed.like',
-        subject: { uri: `at://${did}/app.bsky.feed.post/3jzfcijpj2z2a`, cid: 'bafyreidfayvfuwqa7qlnopdjiqrxzs6blmoeu4rujcjtnci5beludirz2a' },
+        subject: {
+          uri: `at://${did}/app.bsky.feed.post/3jzfcijpj2z2a`,
+          cid: 'bafyreidfayvfuwqa7qlnopdjiqrxzs6blmoeu4rujcjtnci5beludirz2a',
+        },
         createdAt: now,
       },
     });
@@ -269,7 +279,10 @@ describe('OAuth with the reference client', { skip: skipWithoutChromium('the OAu
     const { client } = oauthClient('atproto');
     const url = await client.authorize('alice.test', { scope: 'atproto' });
     await page.goto(url.href);
-    await Promise.all([page.waitForURL((u) => u.href.startsWith(callbackUrl)), page.getByRole('button', { name: 'Deny' }).click()]);
+    await Promise.all([
+      page.waitForURL((u) => u.href.startsWith(callbackUrl)),
+      page.getByRole('button', { name: 'Deny' }).click(),
+    ]);
     const params = new URL(page.url()).searchParams;
     assert.equal(params.get('error'), 'access_denied');
     await assert.rejects(client.callback(params));

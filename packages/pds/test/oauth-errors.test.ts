@@ -115,7 +115,14 @@ describe('OAuth refusals', () => {
   async function exchange(code: string, verifier: string, k = key, extra: Record<string, string> = {}) {
     return post(
       '/oauth/token',
-      { grant_type: 'authorization_code', client_id: clientId, redirect_uri: redirectUri, code, code_verifier: verifier, ...extra },
+      {
+        grant_type: 'authorization_code',
+        client_id: clientId,
+        redirect_uri: redirectUri,
+        code,
+        code_verifier: verifier,
+        ...extra,
+      },
       await proof(k, 'POST', endpoint('/oauth/token'), { nonce }),
     );
   }
@@ -135,7 +142,11 @@ describe('OAuth refusals', () => {
     });
     const next = res.headers.get('dpop-nonce');
     if (next) nonce = next;
-    return { status: res.status, body: (await res.json()) as Record<string, string>, www: res.headers.get('www-authenticate') };
+    return {
+      status: res.status,
+      body: (await res.json()) as Record<string, string>,
+      www: res.headers.get('www-authenticate'),
+    };
   }
 
   before(async () => {
@@ -183,7 +194,10 @@ describe('OAuth refusals', () => {
   });
 
   it('serves both metadata documents and the JWKS', async () => {
-    const as = (await (await fetch(local('/.well-known/oauth-authorization-server'))).json()) as Record<string, unknown>;
+    const as = (await (await fetch(local('/.well-known/oauth-authorization-server'))).json()) as Record<
+      string,
+      unknown
+    >;
     assert.equal(as.issuer, pds.publicUrl);
     assert.equal(as.require_pushed_authorization_requests, true);
     assert.deepEqual(as.code_challenge_methods_supported, ['S256']);
@@ -196,11 +210,7 @@ describe('OAuth refusals', () => {
   });
 
   it('asks for a nonce when a proof has none, or a stale one', async () => {
-    const missing = await post(
-      '/oauth/par',
-      { client_id: clientId },
-      await proof(key, 'POST', endpoint('/oauth/par')),
-    );
+    const missing = await post('/oauth/par', { client_id: clientId }, await proof(key, 'POST', endpoint('/oauth/par')));
     assert.equal(missing.status, 400);
     assert.equal(missing.body.error, 'use_dpop_nonce');
     assert.ok(nonce, 'the answer carries a DPoP-Nonce');
@@ -228,7 +238,11 @@ describe('OAuth refusals', () => {
     assert.equal(liar.status, 400);
     assert.equal(liar.body.error, 'invalid_client_metadata');
     assert.match(liar.body.error_description!, /not the URL it was fetched from/);
-    for (const internal of ['https://169.254.169.254/latest/meta-data.json', 'https://10.1.2.3/client.json', 'https://[fd00::1]/c.json']) {
+    for (const internal of [
+      'https://169.254.169.254/latest/meta-data.json',
+      'https://10.1.2.3/client.json',
+      'https://[fd00::1]/c.json',
+    ]) {
       const res = await par({ client_id: internal });
       assert.equal(res.body.error, 'invalid_client_metadata', internal);
       assert.match(res.body.error_description!, /private, link-local or reserved/);
@@ -246,7 +260,11 @@ describe('OAuth refusals', () => {
     const upstream = new Upstream({ headersTimeoutMs: 1000, bodyTimeoutMs: 1000, policy: { allowLoopback: false } });
     try {
       const resolver = new ClientResolver(upstream);
-      for (const id of [`http://127.0.0.1:${port}/client.json`, `https://127.0.0.1:${port}/client.json`, 'https://localhost/c.json']) {
+      for (const id of [
+        `http://127.0.0.1:${port}/client.json`,
+        `https://127.0.0.1:${port}/client.json`,
+        'https://localhost/c.json',
+      ]) {
         await assert.rejects(resolver.resolve(id), (err: { error?: string; message: string }) => {
           assert.equal(err.error, 'invalid_client_metadata');
           return true;
@@ -278,17 +296,23 @@ describe('OAuth refusals', () => {
     assert.equal(ok.body.sub, did);
     const reused = await exchange(code2, second.verifier);
     assert.equal(reused.body.error, 'invalid_grant');
-    const call = await xrpc('com.atproto.server.getSession', ok.body.access_token!, await proof(key, 'GET', endpoint('/xrpc/com.atproto.server.getSession'), {
-      nonce,
-      ath: b64sha(ok.body.access_token!),
-    }));
+    const call = await xrpc(
+      'com.atproto.server.getSession',
+      ok.body.access_token!,
+      await proof(key, 'GET', endpoint('/xrpc/com.atproto.server.getSession'), {
+        nonce,
+        ath: b64sha(ok.body.access_token!),
+      }),
+    );
     assert.equal(call.status, 401, 'tokens from a code shown twice are revoked');
   });
 
   it('refuses an expired code', async () => {
     const { body, verifier } = await par();
     const code = await approve(body.request_uri!);
-    pds.ctx.accountManager.db.prepare('UPDATE oauth_request SET code_expires_at = ? WHERE code_hash IS NOT NULL').run(1);
+    pds.ctx.accountManager.db
+      .prepare('UPDATE oauth_request SET code_expires_at = ? WHERE code_hash IS NOT NULL')
+      .run(1);
     const res = await exchange(code, verifier);
     assert.equal(res.body.error, 'invalid_grant');
     assert.match(res.body.error_description!, /expired/);
@@ -298,7 +322,13 @@ describe('OAuth refusals', () => {
     const { body, verifier } = await par();
     const code = await approve(body.request_uri!);
     const used = await proof(key, 'POST', endpoint('/oauth/token'), { nonce });
-    const params = { grant_type: 'authorization_code', client_id: clientId, redirect_uri: redirectUri, code, code_verifier: 'x' };
+    const params = {
+      grant_type: 'authorization_code',
+      client_id: clientId,
+      redirect_uri: redirectUri,
+      code,
+      code_verifier: 'x',
+    };
     await post('/oauth/token', params, used);
     const replay = await post('/oauth/token', params, used);
     assert.equal(replay.body.error, 'invalid_dpop_proof');
@@ -306,7 +336,11 @@ describe('OAuth refusals', () => {
     const otherUrl = await post('/oauth/token', params, await proof(key, 'POST', endpoint('/oauth/par'), { nonce }));
     assert.equal(otherUrl.body.error, 'invalid_dpop_proof');
     assert.match(otherUrl.body.error_description!, /htu/);
-    const otherMethod = await post('/oauth/token', params, await proof(key, 'GET', endpoint('/oauth/token'), { nonce }));
+    const otherMethod = await post(
+      '/oauth/token',
+      params,
+      await proof(key, 'GET', endpoint('/oauth/token'), { nonce }),
+    );
     assert.equal(otherMethod.body.error, 'invalid_dpop_proof');
     assert.match(otherMethod.body.error_description!, /htm/);
     void verifier;
@@ -326,7 +360,11 @@ describe('OAuth refusals', () => {
     assert.equal(replay.body.error, 'invalid_dpop_proof');
     assert.match(replay.www!, /^DPoP error="invalid_dpop_proof"/);
 
-    const stale = await xrpc('com.atproto.server.getSession', at, await proof(key, 'GET', url, { nonce: 'old', ath: b64sha(at) }));
+    const stale = await xrpc(
+      'com.atproto.server.getSession',
+      at,
+      await proof(key, 'GET', url, { nonce: 'old', ath: b64sha(at) }),
+    );
     assert.equal(stale.status, 401);
     assert.equal(stale.body.error, 'use_dpop_nonce');
     assert.match(stale.www!, /use_dpop_nonce/);
@@ -338,7 +376,11 @@ describe('OAuth refusals', () => {
       {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ repo: did, collection: 'app.bsky.feed.post', record: { text: 'x', createdAt: new Date().toISOString() } }),
+        body: JSON.stringify({
+          repo: did,
+          collection: 'app.bsky.feed.post',
+          record: { text: 'x', createdAt: new Date().toISOString() },
+        }),
       },
     );
     assert.equal(wrongMethod.body.error, 'invalid_dpop_proof');
@@ -347,7 +389,11 @@ describe('OAuth refusals', () => {
 
     const noAth = await xrpc('com.atproto.server.getSession', at, await proof(key, 'GET', url, { nonce }));
     assert.equal(noAth.body.error, 'invalid_dpop_proof');
-    const otherKey = await xrpc('com.atproto.server.getSession', at, await proof(await newDpopKey(), 'GET', url, { nonce, ath: b64sha(at) }));
+    const otherKey = await xrpc(
+      'com.atproto.server.getSession',
+      at,
+      await proof(await newDpopKey(), 'GET', url, { nonce, ath: b64sha(at) }),
+    );
     assert.equal(otherKey.body.error, 'invalid_dpop_proof');
 
     const refresh = (rt: string, k = key) =>
@@ -359,7 +405,11 @@ describe('OAuth refusals', () => {
     const rotated = await refresh(t.refresh_token!);
     assert.equal(rotated.status, 200);
     assert.notEqual(rotated.body.refresh_token, t.refresh_token);
-    const oldAccess = await xrpc('com.atproto.server.getSession', at, await proof(key, 'GET', url, { nonce, ath: b64sha(at) }));
+    const oldAccess = await xrpc(
+      'com.atproto.server.getSession',
+      at,
+      await proof(key, 'GET', url, { nonce, ath: b64sha(at) }),
+    );
     assert.equal(oldAccess.status, 401, 'the access token from before the refresh is retired');
     const reuse = await refresh(t.refresh_token!);
     assert.equal(reuse.body.error, 'invalid_grant');
@@ -379,10 +429,14 @@ describe('OAuth refusals', () => {
     assert.equal(res.status, 403);
     const revoke = await post('/oauth/revoke', { client_id: clientId, token: t.refresh_token! });
     assert.equal(revoke.status, 200);
-    const gone = await xrpc('com.atproto.server.getSession', at, await proof(key, 'GET', endpoint('/xrpc/com.atproto.server.getSession'), {
-      nonce,
-      ath: b64sha(at),
-    }));
+    const gone = await xrpc(
+      'com.atproto.server.getSession',
+      at,
+      await proof(key, 'GET', endpoint('/xrpc/com.atproto.server.getSession'), {
+        nonce,
+        ath: b64sha(at),
+      }),
+    );
     assert.equal(gone.status, 401);
     assert.equal(gone.body.error, 'invalid_token');
   });

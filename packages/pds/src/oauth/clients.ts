@@ -82,12 +82,15 @@ export class ClientResolver {
       loopback: false,
       keys: async () => {
         if (metadata.jwks) jwks ??= Promise.resolve(metadata.jwks);
-        else if (metadata.jwks_uri) jwks ??= this.#fetchJson(new URL(metadata.jwks_uri), 'client JWKS') as Promise<{ keys: JWK[] }>;
+        else if (metadata.jwks_uri)
+          jwks ??= this.#fetchJson(new URL(metadata.jwks_uri), 'client JWKS') as Promise<{ keys: JWK[] }>;
         else return [];
         const { keys } = await jwks;
         if (!Array.isArray(keys)) throw invalidClientMetadata('the client JWKS has no keys');
         const usable = keys.filter((k) => k && typeof k === 'object' && !('d' in k) && (!k.use || k.use === 'sig'));
-        return Promise.all(usable.map(async (k) => ({ kid: k.kid, alg: k.alg, key: await importJWK(k, k.alg ?? 'ES256') })));
+        return Promise.all(
+          usable.map(async (k) => ({ kid: k.kid, alg: k.alg, key: await importJWK(k, k.alg ?? 'ES256') })),
+        );
       },
     };
   }
@@ -104,7 +107,10 @@ export class ClientResolver {
       res.resume();
       throw invalidClientMetadata(`${what} could not be fetched: ${url.origin} answered ${res.statusCode}`);
     }
-    const type = String(res.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    const type = String(res.headers['content-type'] ?? '')
+      .split(';')[0]!
+      .trim()
+      .toLowerCase();
     if (type !== 'application/json') {
       res.resume();
       throw invalidClientMetadata(`${what} must be served as application/json`);
@@ -125,12 +131,16 @@ function strings(value: unknown): value is string[] {
 
 /** Checks a fetched document against the atproto profile's rules for client metadata. */
 export function checkMetadata(doc: unknown, clientId: string): ClientMetadata {
-  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw invalidClientMetadata('client metadata must be a JSON object');
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc))
+    throw invalidClientMetadata('client metadata must be a JSON object');
   const m = doc as Record<string, unknown>;
   if (m.client_id !== clientId) {
-    throw invalidClientMetadata(`client metadata names client_id ${JSON.stringify(m.client_id)}, not the URL it was fetched from`);
+    throw invalidClientMetadata(
+      `client metadata names client_id ${JSON.stringify(m.client_id)}, not the URL it was fetched from`,
+    );
   }
-  if (!strings(m.redirect_uris) || m.redirect_uris.length === 0) throw invalidClientMetadata('redirect_uris is required');
+  if (!strings(m.redirect_uris) || m.redirect_uris.length === 0)
+    throw invalidClientMetadata('redirect_uris is required');
   for (const uri of m.redirect_uris) redirectUriProblem(uri);
   if (typeof m.scope !== 'string' || !m.scope.split(' ').includes('atproto')) {
     throw invalidClientMetadata('scope must include "atproto"');
@@ -140,7 +150,8 @@ export function checkMetadata(doc: unknown, clientId: string): ClientMetadata {
     throw invalidClientMetadata('grant_types must include "authorization_code"');
   }
   const responseTypes = m.response_types ?? ['code'];
-  if (!strings(responseTypes) || !responseTypes.includes('code')) throw invalidClientMetadata('response_types must include "code"');
+  if (!strings(responseTypes) || !responseTypes.includes('code'))
+    throw invalidClientMetadata('response_types must include "code"');
   if (m.dpop_bound_access_tokens !== true) throw invalidClientMetadata('dpop_bound_access_tokens must be true');
   const auth = m.token_endpoint_auth_method ?? 'none';
   if (auth !== 'none' && auth !== 'private_key_jwt') {
@@ -150,7 +161,8 @@ export function checkMetadata(doc: unknown, clientId: string): ClientMetadata {
     throw invalidClientMetadata('a private_key_jwt client must publish jwks or jwks_uri');
   }
   const applicationType = m.application_type ?? 'web';
-  if (applicationType !== 'web' && applicationType !== 'native') throw invalidClientMetadata('application_type must be web or native');
+  if (applicationType !== 'web' && applicationType !== 'native')
+    throw invalidClientMetadata('application_type must be web or native');
   return {
     client_id: clientId,
     client_name: typeof m.client_name === 'string' ? m.client_name.slice(0, 100) : undefined,
@@ -178,7 +190,8 @@ function redirectUriProblem(uri: string): void {
     throw invalidClientMetadata(`redirect URI ${JSON.stringify(uri)} is not a URL`);
   }
   if (url.hash) throw invalidClientMetadata('redirect URIs must not have a fragment');
-  if (url.protocol === 'javascript:' || url.protocol === 'data:') throw invalidClientMetadata('redirect URI scheme not allowed');
+  if (url.protocol === 'javascript:' || url.protocol === 'data:')
+    throw invalidClientMetadata('redirect URI scheme not allowed');
 }
 
 /** The spec's development client: `http://localhost[?redirect_uri=...&scope=...]`. */

@@ -11,7 +11,14 @@
  * sent twice.
  */
 import { createHash, createHmac } from 'node:crypto';
-import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, errors as joseErrors, type JWK, jwtVerify } from 'jose';
+import {
+  calculateJwkThumbprint,
+  decodeProtectedHeader,
+  EmbeddedJWK,
+  errors as joseErrors,
+  type JWK,
+  jwtVerify,
+} from 'jose';
 import { invalidDpopProof, useDpopNonce } from './errors.ts';
 
 /** The algorithms a proof may be signed with (what atproto clients use). */
@@ -70,7 +77,8 @@ export class DpopVerifier {
     } catch {
       throw invalidDpopProof('DPoP proof is not a JWT');
     }
-    if (!alg || !DPOP_ALGORITHMS.includes(alg)) throw invalidDpopProof('DPoP proof signed with an unsupported algorithm');
+    if (!alg || !DPOP_ALGORITHMS.includes(alg))
+      throw invalidDpopProof('DPoP proof signed with an unsupported algorithm');
     let payload: Record<string, unknown>;
     let jwk: JWK;
     try {
@@ -82,7 +90,8 @@ export class DpopVerifier {
       throw invalidDpopProof(`DPoP proof could not be verified (${why})`);
     }
     const { jti, htm, htu, iat, nonce, ath } = payload;
-    if (typeof jti !== 'string' || jti.length < 8 || jti.length > 256) throw invalidDpopProof('DPoP proof has no valid jti');
+    if (typeof jti !== 'string' || jti.length < 8 || jti.length > 256)
+      throw invalidDpopProof('DPoP proof has no valid jti');
     if (htm !== check.method) throw invalidDpopProof('DPoP proof is for another HTTP method (htm)');
     if (typeof htu !== 'string' || normalizeHtu(htu) !== normalizeHtu(check.url)) {
       throw invalidDpopProof('DPoP proof is for another URL (htu)');
@@ -109,7 +118,8 @@ export class DpopVerifier {
     if (this.#seen.size >= MAX_REMEMBERED_JTIS) {
       for (const [id, until] of this.#seen) if (until <= now) this.#seen.delete(id);
       // Still full of live ids: refuse rather than forget one that could be replayed.
-      if (this.#seen.size >= MAX_REMEMBERED_JTIS) throw invalidDpopProof('too many DPoP proofs in flight; retry shortly');
+      if (this.#seen.size >= MAX_REMEMBERED_JTIS)
+        throw invalidDpopProof('too many DPoP proofs in flight; retry shortly');
     }
     this.#seen.set(jti, now + (PROOF_MAX_AGE_S + CLOCK_SKEW_S) * 1000);
   }

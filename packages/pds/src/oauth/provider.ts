@@ -139,7 +139,8 @@ export class OAuthProvider {
     }
     if (!p.state) throw invalidRequest('state is required');
     if (p.dpop_jkt && proof && p.dpop_jkt !== proof.jkt) throw invalidRequest('dpop_jkt does not match the DPoP proof');
-    const redirectUri = p.redirect_uri ?? (client.metadata.redirect_uris.length === 1 ? client.metadata.redirect_uris[0] : undefined);
+    const redirectUri =
+      p.redirect_uri ?? (client.metadata.redirect_uris.length === 1 ? client.metadata.redirect_uris[0] : undefined);
     if (!redirectUri) throw invalidRequest('redirect_uri is required');
     if (!isRegisteredRedirect(client, redirectUri)) {
       throw invalidRequest(`redirect_uri ${redirectUri} is not one the client registered`);
@@ -152,7 +153,8 @@ export class OAuthProvider {
       if (!allowed.has(s)) throw invalidScope(`scope "${s}" is not in the client's registered scope`);
     }
     const responseMode = p.response_mode ?? 'query';
-    if (responseMode !== 'query' && responseMode !== 'fragment') throw invalidRequest('response_mode must be query or fragment');
+    if (responseMode !== 'query' && responseMode !== 'fragment')
+      throw invalidRequest('response_mode must be query or fragment');
     const id = newId('req');
     this.#d.store.createRequest({
       id,
@@ -172,11 +174,15 @@ export class OAuthProvider {
   }
 
   /** The request a page URL names, still valid and for that client. */
-  async openRequest(requestUri: string | undefined | null, clientId: string | undefined | null): Promise<{
+  async openRequest(
+    requestUri: string | undefined | null,
+    clientId: string | undefined | null,
+  ): Promise<{
     request: AuthorizationRequest;
     client: Client;
   }> {
-    if (!requestUri?.startsWith(REQUEST_URI_PREFIX)) throw invalidRequest('request_uri is missing or not one this server issued');
+    if (!requestUri?.startsWith(REQUEST_URI_PREFIX))
+      throw invalidRequest('request_uri is missing or not one this server issued');
     const request = this.#d.store.getRequest(requestUri.slice(REQUEST_URI_PREFIX.length));
     if (!request || request.expiresAt < now()) throw invalidRequest('This sign-in request has expired');
     if (clientId && clientId !== request.clientId) throw invalidRequest('client_id does not match the request');
@@ -243,13 +249,15 @@ export class OAuthProvider {
     }
     if (request.codeExpiresAt < now()) throw invalidGrant('The code has expired');
     if (request.clientId !== client.id) throw invalidGrant('The code was issued to another client');
-    if (p.redirect_uri !== request.parameters.redirect_uri) throw invalidGrant('redirect_uri does not match the request');
+    if (p.redirect_uri !== request.parameters.redirect_uri)
+      throw invalidGrant('redirect_uri does not match the request');
     if (!p.code_verifier || !/^[A-Za-z0-9._~-]{43,128}$/.test(p.code_verifier)) {
       throw invalidGrant('code_verifier is missing or malformed');
     }
     const challenge = createHash('sha256').update(p.code_verifier).digest('base64url');
     if (!sameString(challenge, request.parameters.code_challenge)) throw invalidGrant('Invalid code_verifier (PKCE)');
-    if (request.dpopJkt && request.dpopJkt !== jkt) throw invalidGrant('DPoP key does not match the one used for the request');
+    if (request.dpopJkt && request.dpopJkt !== jkt)
+      throw invalidGrant('DPoP key does not match the one used for the request');
     const did = request.did!;
     const account = this.#d.accountManager.getAccount(did);
     if (!account || account.takedownRef) throw invalidGrant('The account is not available');
@@ -264,7 +272,8 @@ export class OAuthProvider {
       accessJti: newId('at'),
       createdAt: t,
       updatedAt: t,
-      expiresAt: t + (client.metadata.token_endpoint_auth_method === 'none' ? PUBLIC_REFRESH_TTL_S : CONFIDENTIAL_REFRESH_TTL_S),
+      expiresAt:
+        t + (client.metadata.token_endpoint_auth_method === 'none' ? PUBLIC_REFRESH_TTL_S : CONFIDENTIAL_REFRESH_TTL_S),
     };
     this.#d.store.createFamily(family, refreshToken, p.code);
     return this.#tokenResponse(family, refreshToken);
@@ -296,7 +305,11 @@ export class OAuthProvider {
 
   async #tokenResponse(family: TokenFamily, refreshToken: string): Promise<TokenResponse> {
     const t = now();
-    const accessToken = await new SignJWT({ scope: family.scope, client_id: family.clientId, cnf: { jkt: family.dpopJkt } })
+    const accessToken = await new SignJWT({
+      scope: family.scope,
+      client_id: family.clientId,
+      cnf: { jkt: family.dpopJkt },
+    })
       .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: this.#d.keys.kid })
       .setIssuer(this.issuer)
       .setAudience(this.#d.config.serviceDid)
@@ -372,7 +385,7 @@ export class OAuthProvider {
         if (err instanceof joseErrors.JWTExpired) throw invalidClient('client_assertion has expired');
       }
     }
-    if (!payload) throw invalidClient('client_assertion could not be verified with the client\'s keys');
+    if (!payload) throw invalidClient("client_assertion could not be verified with the client's keys");
     const jti = payload.jti;
     if (typeof jti !== 'string') throw invalidClient('client_assertion has no jti');
     const t = Date.now();
@@ -398,7 +411,8 @@ export class OAuthProvider {
         algorithms: ['ES256'],
       }));
     } catch (err) {
-      if (err instanceof joseErrors.JWTExpired) throw resourceError('invalid_token', '"exp" claim timestamp check failed');
+      if (err instanceof joseErrors.JWTExpired)
+        throw resourceError('invalid_token', '"exp" claim timestamp check failed');
       throw resourceError('invalid_token', 'Invalid access token');
     }
     const jkt = (payload.cnf as { jkt?: unknown } | undefined)?.jkt;

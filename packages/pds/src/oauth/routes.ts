@@ -61,9 +61,14 @@ function startSession(c: PlainRouteContext, did: string): string {
   const secure = c.ctx.config.publicUrl.startsWith('https:');
   c.res.setHeader(
     'Set-Cookie',
-    [`${COOKIE}=${id}`, 'Path=/', 'HttpOnly', 'SameSite=Lax', `Max-Age=${SESSION_TTL_MS / 1000}`, ...(secure ? ['Secure'] : [])].join(
-      '; ',
-    ),
+    [
+      `${COOKIE}=${id}`,
+      'Path=/',
+      'HttpOnly',
+      'SameSite=Lax',
+      `Max-Age=${SESSION_TTL_MS / 1000}`,
+      ...(secure ? ['Secure'] : []),
+    ].join('; '),
   );
   return id;
 }
@@ -86,7 +91,10 @@ async function readBody(req: IncomingMessage): Promise<{ text: string; type: str
     if (size > MAX_BODY_BYTES) throw new OAuthError('invalid_request', 'request body too large');
     chunks.push(chunk);
   }
-  const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  const type = String(req.headers['content-type'] ?? '')
+    .split(';')[0]!
+    .trim()
+    .toLowerCase();
   return { text: Buffer.concat(chunks).toString('utf8'), type };
 }
 
@@ -150,7 +158,10 @@ function redirect(c: PlainRouteContext, location: string): void {
 }
 
 /** A JSON endpoint: OAuthErrors become `{error, error_description}`; every answer carries a nonce. */
-function oauthEndpoint(path: string, run: (c: PlainRouteContext, provider: OAuthProvider) => Promise<[number, unknown]>): PlainRoute {
+function oauthEndpoint(
+  path: string,
+  run: (c: PlainRouteContext, provider: OAuthProvider) => Promise<[number, unknown]>,
+): PlainRoute {
   return {
     path,
     methods: ['POST'],
@@ -181,14 +192,25 @@ function accountLabel(account: Account): string {
 }
 
 /** Renders the authorization page for a request: sign in, or agree. */
-async function showAuthorize(c: PlainRouteContext, requestUri: string | null, clientId: string | null, error?: string, askCode?: boolean, handle?: string) {
+async function showAuthorize(
+  c: PlainRouteContext,
+  requestUri: string | null,
+  clientId: string | null,
+  error?: string,
+  askCode?: boolean,
+  handle?: string,
+) {
   const { provider } = c.ctx.oauth;
   let opened;
   try {
     opened = await provider.openRequest(requestUri, clientId);
   } catch (err) {
     if (!(err instanceof OAuthError)) throw err;
-    sendHtml(c, 400, messagePage('This sign-in link does not work', `${err.message}. Go back to the app and start signing in again.`));
+    sendHtml(
+      c,
+      400,
+      messagePage('This sign-in link does not work', `${err.message}. Go back to the app and start signing in again.`),
+    );
     return;
   }
   const { request, client } = opened;
@@ -248,7 +270,8 @@ async function signIn(c: PlainRouteContext, handle: string, password: string, co
     if (err instanceof XrpcError && err.error === 'AuthFactorTokenRequired') {
       return { error: 'We emailed you a confirmation code. Enter it below.', askCode: true };
     }
-    if (err instanceof XrpcError) return { error: 'That confirmation code is wrong or expired. Check your email and try again.', askCode: true };
+    if (err instanceof XrpcError)
+      return { error: 'That confirmation code is wrong or expired. Check your email and try again.', askCode: true };
     throw err;
   }
   return { account: login.account };
@@ -271,11 +294,21 @@ export function oauthRoutes(): PlainRoute[] {
     get('/oauth/jwks', async (c) => sendJson(c, 200, c.ctx.oauth.provider.jwks(), { 'Cache-Control': 'max-age=300' })),
     get('/oauth/style.css', async (c) => {
       const body = Buffer.from(STYLE, 'utf8');
-      c.res.writeHead(200, { 'Content-Type': 'text/css; charset=utf-8', 'Content-Length': body.byteLength, 'Cache-Control': 'max-age=3600' });
+      c.res.writeHead(200, {
+        'Content-Type': 'text/css; charset=utf-8',
+        'Content-Length': body.byteLength,
+        'Cache-Control': 'max-age=3600',
+      });
       c.res.end(c.req.method === 'HEAD' ? undefined : body);
     }),
-    oauthEndpoint('/oauth/par', async (c, provider) => [201, await provider.par(await readParams(c.req), dpopOf(c, '/oauth/par'))]),
-    oauthEndpoint('/oauth/token', async (c, provider) => [200, await provider.token(await readParams(c.req), dpopOf(c, '/oauth/token'))]),
+    oauthEndpoint('/oauth/par', async (c, provider) => [
+      201,
+      await provider.par(await readParams(c.req), dpopOf(c, '/oauth/par')),
+    ]),
+    oauthEndpoint('/oauth/token', async (c, provider) => [
+      200,
+      await provider.token(await readParams(c.req), dpopOf(c, '/oauth/token')),
+    ]),
     oauthEndpoint('/oauth/revoke', async (c, provider) => {
       await provider.revoke(await readParams(c.req));
       return [200, {}];
@@ -290,16 +323,27 @@ export function oauthRoutes(): PlainRoute[] {
         opened = await provider.openRequest(requestUri, null);
       } catch (err) {
         if (!(err instanceof OAuthError)) throw err;
-        return sendHtml(c, 400, messagePage('This sign-in link does not work', `${err.message}. Go back to the app and start again.`));
+        return sendHtml(
+          c,
+          400,
+          messagePage('This sign-in link does not work', `${err.message}. Go back to the app and start again.`),
+        );
       }
       if (!tokenMatches(c.ctx, `request:${opened.request.id}:`, form.get('csrf'))) {
-        return sendHtml(c, 403, messagePage('Sign-in refused', 'This form did not come from this page. Go back to the app and start again.'));
+        return sendHtml(
+          c,
+          403,
+          messagePage('Sign-in refused', 'This form did not come from this page. Go back to the app and start again.'),
+        );
       }
       const handle = (form.get('handle') ?? '').trim();
       const result = await signIn(c, handle, form.get('password') ?? '', form.get('code') ?? undefined);
       if (!result.account) return showAuthorize(c, requestUri, null, result.error, result.askCode, handle);
       startSession(c, result.account.did);
-      redirect(c, `/oauth/authorize?${new URLSearchParams({ request_uri: requestUri!, client_id: opened.request.clientId })}`);
+      redirect(
+        c,
+        `/oauth/authorize?${new URLSearchParams({ request_uri: requestUri!, client_id: opened.request.clientId })}`,
+      );
     }),
     post('/oauth/authorize/consent', async (c) => {
       const form = await readForm(c.req);
@@ -309,7 +353,11 @@ export function oauthRoutes(): PlainRoute[] {
         opened = await provider.openRequest(form.get('request_uri'), null);
       } catch (err) {
         if (!(err instanceof OAuthError)) throw err;
-        return sendHtml(c, 400, messagePage('This sign-in link does not work', `${err.message}. Go back to the app and start again.`));
+        return sendHtml(
+          c,
+          400,
+          messagePage('This sign-in link does not work', `${err.message}. Go back to the app and start again.`),
+        );
       }
       const { request, client } = opened;
       const current = currentSession(c);
@@ -320,20 +368,35 @@ export function oauthRoutes(): PlainRoute[] {
         return redirect(c, provider.deny(request));
       }
       if (decision !== 'allow' || !current || !signedInToken) {
-        return sendHtml(c, 403, messagePage('Authorization refused', 'This form did not come from this page. Go back to the app and start again.'));
+        return sendHtml(
+          c,
+          403,
+          messagePage(
+            'Authorization refused',
+            'This form did not come from this page. Go back to the app and start again.',
+          ),
+        );
       }
       try {
         redirect(c, provider.approve(request, client, current.session.did));
       } catch (err) {
         if (!(err instanceof OAuthError)) throw err;
-        sendHtml(c, 400, messagePage('This sign-in link does not work', `${err.message}. Go back to the app and start again.`));
+        sendHtml(
+          c,
+          400,
+          messagePage('This sign-in link does not work', `${err.message}. Go back to the app and start again.`),
+        );
       }
     }),
     get('/account/apps', async (c) => {
       const current = currentSession(c);
       const account = current ? c.ctx.accountManager.getAccount(current.session.did) : undefined;
       if (!current || !account) {
-        return sendHtml(c, 200, appsSignInPage({ server: c.ctx.config.hostname, csrf: formToken(c.ctx, 'apps-sign-in') }));
+        return sendHtml(
+          c,
+          200,
+          appsSignInPage({ server: c.ctx.config.hostname, csrf: formToken(c.ctx, 'apps-sign-in') }),
+        );
       }
       const apps = c.ctx.oauth.provider
         .listClients(account.did)
@@ -352,14 +415,27 @@ export function oauthRoutes(): PlainRoute[] {
     post('/account/apps/sign-in', async (c) => {
       const form = await readForm(c.req);
       if (!tokenMatches(c.ctx, 'apps-sign-in', form.get('csrf'))) {
-        return sendHtml(c, 403, messagePage('Sign-in refused', 'This form did not come from this page. Open /account/apps and try again.'));
+        return sendHtml(
+          c,
+          403,
+          messagePage('Sign-in refused', 'This form did not come from this page. Open /account/apps and try again.'),
+        );
       }
-      const result = await signIn(c, (form.get('handle') ?? '').trim(), form.get('password') ?? '', form.get('code') ?? undefined);
+      const result = await signIn(
+        c,
+        (form.get('handle') ?? '').trim(),
+        form.get('password') ?? '',
+        form.get('code') ?? undefined,
+      );
       if (!result.account) {
         return sendHtml(
           c,
           401,
-          appsSignInPage({ server: c.ctx.config.hostname, csrf: formToken(c.ctx, 'apps-sign-in'), error: result.error }),
+          appsSignInPage({
+            server: c.ctx.config.hostname,
+            csrf: formToken(c.ctx, 'apps-sign-in'),
+            error: result.error,
+          }),
         );
       }
       startSession(c, result.account.did);

@@ -168,7 +168,9 @@ export class OAuthPermissions {
     if (this.#generic) return true;
     return this.#grants.some(
       (g) =>
-        g.kind === 'repo' && g.actions.includes(action) && (g.collections.includes('*') || g.collections.includes(collection)),
+        g.kind === 'repo' &&
+        g.actions.includes(action) &&
+        (g.collections.includes('*') || g.collections.includes(collection)),
     );
   }
 
@@ -220,7 +222,9 @@ export class OAuthPermissions {
           lines.push(`Upload files of type ${g.accept.join(', ')}`);
           break;
         case 'rpc':
-          lines.push(`Call ${g.lxm.includes('*') ? 'any method' : g.lxm.join(', ')} on ${g.aud === '*' ? 'any service' : g.aud} as you`);
+          lines.push(
+            `Call ${g.lxm.includes('*') ? 'any method' : g.lxm.join(', ')} on ${g.aud === '*' ? 'any service' : g.aud} as you`,
+          );
           break;
         case 'account':
           lines.push(`${g.actions.includes('manage') ? 'Manage' : 'See'} your account's ${g.attr}`);

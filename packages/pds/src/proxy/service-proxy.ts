@@ -126,7 +126,8 @@ export class ServiceProxy {
     }
     if (nsid === REGISTER_PUSH) {
       const appView = this.#deps.config.bskyAppViewDid;
-      if (auth.type === 'access' && auth.oauth) authorizeOAuthForward(auth.oauth.permissions, `${appView}#bsky_appview`, nsid);
+      if (auth.type === 'access' && auth.oauth)
+        authorizeOAuthForward(auth.oauth.permissions, `${appView}#bsky_appview`, nsid);
       return this.#registerPush(req, res, auth);
     }
 
