@@ -51,6 +51,7 @@ describe('OAuth refusals', () => {
   let key: DpopKey;
   let nonce = '';
   let did: string;
+  let clientKey: KeyLike;
 
   const endpoint = (path: string) => `${pds.publicUrl}${path}`;
   const local = (path: string) => `${pds.url}${path}`;
@@ -176,6 +177,15 @@ describe('OAuth refusals', () => {
     };
     documents.set('/client-metadata.json', metadata);
     documents.set('/liar.json', { ...metadata, client_id: `${clientBase}/someone-else.json` });
+    const confidential = await generateKeyPair('ES256');
+    clientKey = confidential.privateKey;
+    documents.set('/confidential.json', {
+      ...metadata,
+      client_id: `${clientBase}/confidential.json`,
+      token_endpoint_auth_method: 'private_key_jwt',
+      token_endpoint_auth_signing_alg: 'ES256',
+      jwks: { keys: [{ ...(await exportJWK(confidential.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] },
+    });
     pds = await startTestPds();
     const created = await fetch(local('/xrpc/com.atproto.server.createAccount'), {
       method: 'POST',
@@ -439,5 +449,60 @@ describe('OAuth refusals', () => {
     );
     assert.equal(gone.status, 401);
     assert.equal(gone.body.error, 'invalid_token');
+  });
+
+  it('authenticates a confidential client with private_key_jwt, once per assertion', async () => {
+    const confidentialId = `${clientBase}/confidential.json`;
+    const assertion = (jti = randomBytes(12).toString('base64url')) =>
+      new SignJWT({})
+        .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+        .setIssuer(confidentialId)
+        .setSubject(confidentialId)
+        .setAudience(pds.publicUrl)
+        .setJti(jti)
+        .setIssuedAt()
+        .setExpirationTime('1m')
+        .sign(clientKey);
+    const auth = async () => ({
+      client_id: confidentialId,
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: await assertion(),
+    });
+    const none = await par({ client_id: confidentialId });
+    assert.equal(none.status, 401);
+    assert.equal(none.body.error, 'invalid_client');
+    const forged = await generateKeyPair('ES256');
+    const badSig = await par({
+      client_id: confidentialId,
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: await new SignJWT({})
+        .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+        .setIssuer(confidentialId)
+        .setSubject(confidentialId)
+        .setAudience(pds.publicUrl)
+        .setJti('forged-assertion')
+        .setIssuedAt()
+        .setExpirationTime('1m')
+        .sign(forged.privateKey),
+    });
+    assert.equal(badSig.body.error, 'invalid_client');
+
+    const reused = await auth();
+    const { body, verifier } = await par(reused);
+    assert.equal(body.request_uri?.startsWith('urn:ietf:params:oauth:request_uri:'), true, JSON.stringify(body));
+    const code = await approve(body.request_uri!, confidentialId);
+    const replayed = await post(
+      '/oauth/token',
+      { grant_type: 'authorization_code', redirect_uri: redirectUri, code, code_verifier: verifier, ...reused },
+      await proof(key, 'POST', endpoint('/oauth/token'), { nonce }),
+    );
+    assert.equal(replayed.body.error, 'invalid_client', 'an assertion is good once');
+    const ok = await post(
+      '/oauth/token',
+      { grant_type: 'authorization_code', redirect_uri: redirectUri, code, code_verifier: verifier, ...(await auth()) },
+      await proof(key, 'POST', endpoint('/oauth/token'), { nonce }),
+    );
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.equal(ok.body.sub, did);
   });
 });

@@ -9,6 +9,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Account } from '../account/account-manager.ts';
 import type { AppContext } from '../context.ts';
+import { clientIp } from '../rate-limit/rate-limiter.ts';
 import type { HttpMethod, PlainRoute, PlainRouteContext } from '../routes.ts';
 import { XrpcError } from '../xrpc/errors.ts';
 import { OAuthError } from './errors.ts';
@@ -255,6 +256,19 @@ async function showAuthorize(
 async function signIn(c: PlainRouteContext, handle: string, password: string, code: string | undefined) {
   if (!handle || !password) return { error: 'Enter your handle and password.' };
   if (password.length > 1024) return { error: 'That password is too long. Reset it, then try again.' };
+  // Password guesses here count against the same limit as createSession's.
+  const limiter = c.ctx.rateLimiter;
+  if (limiter) {
+    const ip = clientIp(c.req);
+    try {
+      limiter.check(ip, c.res, [{ policy: 'createSession', key: `${handle.toLowerCase()}-${ip}`, points: 1 }]);
+    } catch (err) {
+      if (err instanceof XrpcError && err.status === 429) {
+        return { error: 'Too many sign-in attempts. Wait a few minutes, then try again.' };
+      }
+      throw err;
+    }
+  }
   let login;
   try {
     login = await c.ctx.accountManager.login(handle.replace(/^@/, ''), password);
