@@ -60,6 +60,7 @@ describe('OAuth with the reference client', { skip: skipWithoutChromium('the OAu
   let page: Page;
   let did: string;
   const seen: Seen[] = [];
+  const locks = new Map<string, Promise<unknown>>();
 
   before(async () => {
     mkdirSync(SHOTS, { recursive: true });
@@ -117,6 +118,16 @@ describe('OAuth with the reference client', { skip: skipWithoutChromium('the OAu
       stateStore: new MemoryStore<NodeSavedState>(),
       sessionStore,
       allowHttp: true,
+      // One process: refreshes of one session run one after another.
+      requestLock: async <T>(name: string, fn: () => T | PromiseLike<T>): Promise<T> => {
+        const previous = locks.get(name) ?? Promise.resolve();
+        const run = previous.then(fn, fn);
+        locks.set(
+          name,
+          run.catch(() => undefined),
+        );
+        return run;
+      },
       plcDirectoryUrl: pds.plcUrl,
       handleResolver: pds.url,
     });
@@ -273,6 +284,17 @@ describe('OAuth with the reference client', { skip: skipWithoutChromium('the OAu
     const me = await agent.com.atproto.server.getSession();
     assert.equal(me.data.did, did);
     assert.equal(me.data.email, undefined, 'no email without account:email or transition:email');
+
+    // Taking access back on the authorized-apps page signs the app out at once.
+    await page.goto(`${pds.publicUrl}/account/apps`);
+    const entry = page.locator('.apps > li', {
+      has: page.locator(`input[name="client_id"][value="${client.clientMetadata.client_id}"]`),
+    });
+    await entry.getByRole('button', { name: /Revoke access/ }).click();
+    await page.getByRole('status').waitFor();
+    assert.match(await page.getByRole('status').innerText(), /Access taken back/);
+    assert.equal(await entry.count(), 0);
+    await assert.rejects(agent.com.atproto.server.getSession());
   });
 
   it('Deny sends the user back with access_denied', async () => {
