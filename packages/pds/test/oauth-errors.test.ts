@@ -9,8 +9,10 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { exportJWK, generateKeyPair, type JWK, type KeyLike, SignJWT } from 'jose';
+import { createLogger } from '../src/logger.ts';
 import { ClientResolver } from '../src/oauth/clients.ts';
 import { Upstream } from '../src/proxy/upstream.ts';
 import { startTestPds, type TestPds } from './harness.ts';
@@ -52,6 +54,15 @@ describe('OAuth refusals', () => {
   let nonce = '';
   let did: string;
   let clientKey: KeyLike;
+  /** Everything the PDS logged (trace level), and every credential the run handled. */
+  let logText = '';
+  const secrets = new Set<string>([PASSWORD]);
+  const keep = (value: string | undefined) => {
+    if (!value) return;
+    secrets.add(value);
+    const parts = value.split('.');
+    if (parts.length === 3) secrets.add(parts[2]!);
+  };
 
   const endpoint = (path: string) => `${pds.publicUrl}${path}`;
   const local = (path: string) => `${pds.url}${path}`;
@@ -64,7 +75,11 @@ describe('OAuth refusals', () => {
     });
     const next = res.headers.get('dpop-nonce');
     if (next) nonce = next;
-    return { status: res.status, body: (await res.json()) as Record<string, string> };
+    keep(dpop);
+    const json = (await res.json()) as Record<string, string>;
+    keep(json.access_token);
+    keep(json.refresh_token);
+    return { status: res.status, body: json };
   }
 
   async function par(overrides: Record<string, string> = {}, k = key) {
@@ -110,6 +125,7 @@ describe('OAuth refusals', () => {
     assert.equal(agreed.status, 303);
     const location = new URL(agreed.headers.get('location')!);
     assert.equal(location.searchParams.get('iss'), pds.publicUrl);
+    keep(location.searchParams.get('code')!);
     return location.searchParams.get('code')!;
   }
 
@@ -186,7 +202,13 @@ describe('OAuth refusals', () => {
       token_endpoint_auth_signing_alg: 'ES256',
       jwks: { keys: [{ ...(await exportJWK(confidential.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] },
     });
-    pds = await startTestPds();
+    const logSink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        logText += chunk.toString('utf8');
+        done();
+      },
+    });
+    pds = await startTestPds({ logger: createLogger('trace', logSink) });
     const created = await fetch(local('/xrpc/com.atproto.server.createAccount'), {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -504,5 +526,10 @@ describe('OAuth refusals', () => {
     );
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
     assert.equal(ok.body.sub, did);
+  });
+
+  it('logs no password, code, token or proof', () => {
+    assert.match(logText, /"path":"\/oauth\/token"/, 'the requests were logged');
+    for (const secret of secrets) assert.ok(!logText.includes(secret), 'a credential reached the log');
   });
 });
