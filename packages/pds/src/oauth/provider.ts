@@ -95,7 +95,6 @@ export class OAuthProvider {
       code_challenge_methods_supported: ['S256'],
       ui_locales_supported: ['en-US'],
       display_values_supported: ['page'],
-      prompt_values_supported: ['none', 'login', 'consent', 'select_account'],
       authorization_response_iss_parameter_supported: true,
       request_object_signing_alg_values_supported: [],
       token_endpoint_auth_methods_supported: ['none', 'private_key_jwt'],

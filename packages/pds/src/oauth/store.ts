@@ -159,6 +159,8 @@ export class OAuthStore {
   }
 
   createFamily(f: TokenFamily, refreshToken: string, code: string): void {
+    // Families past their refresh token's life can never be used again.
+    this.#q('DELETE FROM oauth_token WHERE expires_at < ?').run(f.createdAt);
     this.#q(
       `INSERT INTO oauth_token (id, did, client_id, scope, dpop_jkt, access_jti, refresh_hash, code_hash,
          created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
