@@ -15,7 +15,7 @@ import { exportJWK, generateKeyPair, type JWK, type KeyLike, SignJWT } from 'jos
 import { createLogger } from '../src/logger.ts';
 import { ClientResolver } from '../src/oauth/clients.ts';
 import { Upstream } from '../src/proxy/upstream.ts';
-import { startTestPds, type TestPds } from './harness.ts';
+import { outboxToken, startTestPds, type TestPds } from './harness.ts';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -526,6 +526,46 @@ describe('OAuth refusals', () => {
     );
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
     assert.equal(ok.body.sub, did);
+  });
+
+  it('asks for the emailed code when the account wants one', async () => {
+    pds.ctx.accountManager.updateEmail(did, 'bob@example.com', true);
+    try {
+      const { body } = await par();
+      const requestUri = body.request_uri!;
+      const page = await (
+        await fetch(local(`/oauth/authorize?${new URLSearchParams({ request_uri: requestUri })}`))
+      ).text();
+      const csrf = /name="csrf" value="([^"]+)"/.exec(page)![1]!;
+      const signIn = (extra: Record<string, string>) =>
+        fetch(local('/oauth/authorize/sign-in'), {
+          method: 'POST',
+          redirect: 'manual',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({
+            request_uri: requestUri,
+            csrf,
+            handle: 'bob.test',
+            password: PASSWORD,
+            ...extra,
+          }),
+        });
+      const asked = await signIn({});
+      assert.equal(asked.status, 401);
+      const askedPage = await asked.text();
+      assert.match(askedPage, /<label for="code">Confirmation code<\/label>/);
+      assert.equal(asked.headers.get('set-cookie'), null, 'no session before the code');
+      const wrong = await signIn({ code: 'AAAAA-BBBBB' });
+      assert.equal(wrong.status, 401);
+      const code = outboxToken(pds.ctx.mailer.outboxPath, 'bob@example.com');
+      assert.ok(code, 'a code was mailed');
+      keep(code);
+      const ok = await signIn({ code: code! });
+      assert.equal(ok.status, 303);
+      assert.match(ok.headers.get('set-cookie') ?? '', /^portage_oauth=/);
+    } finally {
+      pds.ctx.accountManager.updateEmail(did, 'bob@example.com', false);
+    }
   });
 
   it('logs no password, code, token or proof', () => {
