@@ -88,9 +88,16 @@ export class ClientResolver {
         const { keys } = await jwks;
         if (!Array.isArray(keys)) throw invalidClientMetadata('the client JWKS has no keys');
         const usable = keys.filter((k) => k && typeof k === 'object' && !('d' in k) && (!k.use || k.use === 'sig'));
-        return Promise.all(
-          usable.map(async (k) => ({ kid: k.kid, alg: k.alg, key: await importJWK(k, k.alg ?? 'ES256') })),
+        const imported = await Promise.all(
+          usable.map(async (k) => {
+            try {
+              return { kid: k.kid, alg: k.alg, key: await importJWK(k, k.alg ?? 'ES256') };
+            } catch {
+              return undefined; // a key this server cannot use verifies nothing
+            }
+          }),
         );
+        return imported.filter((k) => k !== undefined);
       },
     };
   }
@@ -156,6 +163,9 @@ export function checkMetadata(doc: unknown, clientId: string): ClientMetadata {
   const auth = m.token_endpoint_auth_method ?? 'none';
   if (auth !== 'none' && auth !== 'private_key_jwt') {
     throw invalidClientMetadata('token_endpoint_auth_method must be "none" or "private_key_jwt"');
+  }
+  if (m.jwks_uri !== undefined && (typeof m.jwks_uri !== 'string' || !URL.canParse(m.jwks_uri))) {
+    throw invalidClientMetadata('jwks_uri must be a URL');
   }
   if (auth === 'private_key_jwt' && !m.jwks && !m.jwks_uri) {
     throw invalidClientMetadata('a private_key_jwt client must publish jwks or jwks_uri');
