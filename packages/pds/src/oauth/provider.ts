@@ -370,7 +370,7 @@ export class OAuthProvider {
     }
     const keys = await client.keys();
     let payload: Record<string, unknown> | undefined;
-    for (const { key, kid } of keys) {
+    for (const { key } of keys) {
       try {
         ({ payload } = await jwtVerify(p.client_assertion, key, {
           issuer: client.id,
@@ -378,7 +378,6 @@ export class OAuthProvider {
           audience: [this.issuer, `${this.issuer}/oauth/token`, `${this.issuer}/oauth/par`],
           maxTokenAge: '5m',
         }));
-        void kid;
         break;
       } catch (err) {
         if (err instanceof joseErrors.JWTExpired) throw invalidClient('client_assertion has expired');
