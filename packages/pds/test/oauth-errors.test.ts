@@ -568,6 +568,36 @@ describe('OAuth refusals', () => {
     }
   });
 
+  it('refuses the tokens of a taken-down account', async () => {
+    const t = await tokens();
+    const at = t.access_token!;
+    const call = async () =>
+      xrpc(
+        'com.atproto.repo.createRecord',
+        at,
+        await proof(key, 'POST', endpoint('/xrpc/com.atproto.repo.createRecord'), { nonce, ath: b64sha(at) }),
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            repo: did,
+            collection: 'app.bsky.feed.post',
+            record: { $type: 'app.bsky.feed.post', text: 'hi', createdAt: new Date().toISOString() },
+          }),
+        },
+      );
+    pds.ctx.accountManager.setTakedown(did, 'takedown-1');
+    try {
+      const refused = await call();
+      assert.equal(refused.status, 401);
+      assert.equal(refused.body.error, 'AccountTakedown');
+    } finally {
+      pds.ctx.accountManager.setTakedown(did, null);
+    }
+    const allowed = await call();
+    assert.equal(allowed.status, 200, JSON.stringify(allowed.body));
+  });
+
   it('logs no password, code, token or proof', () => {
     assert.match(logText, /"path":"\/oauth\/token"/, 'the requests were logged');
     for (const secret of secrets) assert.ok(!logText.includes(secret), 'a credential reached the log');

@@ -160,7 +160,14 @@ export class AuthVerifier {
 
   async access(req: IncomingMessage, scopes: readonly AccessScope[]): Promise<AccessAuth> {
     const credentials = parseAuthorization(req);
-    if (credentials?.type === 'dpop') return this.#oauthAccess(req, credentials.token);
+    if (credentials?.type === 'dpop') {
+      const auth = await this.#oauthAccess(req, credentials.token);
+      // A taken-down account's apps keep only what its own sessions keep.
+      if (auth.takendown && !scopes.includes(AuthScope.Takendown)) {
+        throw AuthRequired('Account has been taken down', 'AccountTakedown');
+      }
+      return auth.takendown ? { ...auth.access, scope: AuthScope.Takendown } : auth.access;
+    }
     const payload = await this.#verifySessionJwt(req, 'at+jwt');
     const scope = payload.scope;
     if (!isAccessScope(scope) || !scopes.includes(scope)) throw InvalidRequest('Bad token scope', 'InvalidToken');
@@ -171,7 +178,7 @@ export class AuthVerifier {
    * An OAuth access token with its DPoP proof. What the token allows is checked per call
    * (oauth/authorize-call.ts); here only that it is genuine, live and presented by its holder.
    */
-  async #oauthAccess(req: IncomingMessage, token: string): Promise<AccessAuth> {
+  async #oauthAccess(req: IncomingMessage, token: string): Promise<{ access: AccessAuth; takendown: boolean }> {
     const oauth = this.#oauth;
     if (!oauth) throw InvalidRequest('Unexpected authorization type', 'InvalidToken');
     const path = (req.url ?? '/').split('?')[0]!;
@@ -182,10 +189,13 @@ export class AuthVerifier {
         url: `${oauth.publicUrl}${path}`,
       });
       return {
-        type: 'access',
-        did: verified.did,
-        scope: AuthScope.Access,
-        oauth: { clientId: verified.clientId, permissions: verified.permissions },
+        access: {
+          type: 'access',
+          did: verified.did,
+          scope: AuthScope.Access,
+          oauth: { clientId: verified.clientId, permissions: verified.permissions },
+        },
+        takendown: verified.takendown,
       };
     } catch (err) {
       if (err instanceof OAuthError) throw new XrpcError(err.status, err.error, err.message, err.headers);

@@ -49,6 +49,8 @@ export interface VerifiedAccess {
   did: string;
   clientId: string;
   permissions: OAuthPermissions;
+  /** The account was taken down after the token was issued. */
+  takendown: boolean;
 }
 
 export interface OAuthProviderDeps {
@@ -427,7 +429,14 @@ export class OAuthProvider {
     if (proof.jkt !== jkt) throw resourceError('invalid_dpop_proof', 'DPoP proof key does not match the token');
     const family = this.#d.store.familyByAccessJti(payload.jti);
     if (!family || family.did !== payload.sub) throw resourceError('invalid_token', 'Token has been revoked');
-    return { did: family.did, clientId: family.clientId, permissions: new OAuthPermissions(family.scope) };
+    const account = this.#d.accountManager.getAccount(family.did);
+    if (!account) throw resourceError('invalid_token', 'Account not found');
+    return {
+      did: family.did,
+      clientId: family.clientId,
+      permissions: new OAuthPermissions(family.scope),
+      takendown: account.takedownRef !== null,
+    };
   }
 
   listClients(did: string) {
