@@ -295,6 +295,9 @@ describe('OAuth with the reference client', { skip: skipWithoutChromium('the OAu
     assert.match(await page.getByRole('status').innerText(), /Access taken back/);
     assert.equal(await entry.count(), 0);
     await assert.rejects(agent.com.atproto.server.getSession());
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Password').waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Revoke access' }).count(), 0, 'signed out');
   });
 
   it('Deny sends the user back with access_denied', async () => {

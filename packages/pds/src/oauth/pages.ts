@@ -173,7 +173,11 @@ ${hidden({ csrf: opts.csrf, client_id: a.clientId })}
     `<h1>Your authorized apps</h1>
 <p class="muted">Signed in as <strong>${escapeHtml(opts.account)}</strong>.</p>
 ${opts.notice ? `<p role="status">${escapeHtml(opts.notice)}</p>` : ''}
-${list}`,
+${list}
+<form method="post" action="/account/apps/sign-out">
+${hidden({ csrf: opts.csrf })}
+<div class="actions"><button type="submit" class="secondary">Sign out</button></div>
+</form>`,
   );
 }
 

@@ -464,5 +464,14 @@ export function oauthRoutes(): PlainRoute[] {
       c.ctx.oauth.provider.revokeClient(current.session.did, form.get('client_id') ?? '');
       redirect(c, '/account/apps?revoked=1');
     }),
+    post('/account/apps/sign-out', async (c) => {
+      const form = await readForm(c.req);
+      const current = currentSession(c);
+      if (current && tokenMatches(c.ctx, `apps:${current.id}`, form.get('csrf'))) {
+        sessionsOf(c.ctx).delete(current.id);
+        c.res.setHeader('Set-Cookie', `${COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`);
+      }
+      redirect(c, '/account/apps');
+    }),
   ];
 }
