@@ -22,6 +22,7 @@ import { createLogger, type Logger } from './logger.ts';
 import { Mailer } from './mailer/mailer.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { MigrationService } from './migration/service.ts';
+import { OAuthServer } from './oauth/server.ts';
 import { ServiceProxy } from './proxy/service-proxy.ts';
 import { type RateLimitPolicies, RateLimiter } from './rate-limit/rate-limiter.ts';
 import { FirehoseService } from './sequencer/firehose-service.ts';
@@ -66,6 +67,8 @@ export class AppContext {
   readonly proxy: ServiceProxy;
   /** The figures `/metrics` serves. */
   readonly metrics: Metrics;
+  /** The OAuth authorization server (oauth/), whose DPoP tokens the auth verifier also checks. */
+  readonly oauth: OAuthServer;
   #streamsClosed = false;
 
   private constructor(fields: {
@@ -83,6 +86,7 @@ export class AppContext {
     mailer: Mailer;
     firehose: FirehoseService;
     rateLimiter: RateLimiter | undefined;
+    oauth: OAuthServer;
   }) {
     this.config = fields.config;
     this.logger = fields.logger;
@@ -99,6 +103,7 @@ export class AppContext {
     this.firehose = fields.firehose;
     this.sequencer = fields.firehose.sequencer;
     this.rateLimiter = fields.rateLimiter;
+    this.oauth = fields.oauth;
     this.migration = new MigrationService(this);
     this.emailFlows = new AccountEmailFlows(this.accountManager, this.mailer);
     this.metrics = new Metrics({
@@ -141,6 +146,8 @@ export class AppContext {
       fetch: fetchImpl,
       logger,
     });
+    const oauth = await OAuthServer.create(config, accountManager);
+    authVerifier.useOAuth(oauth.provider, config.publicUrl);
     actorStore.onCommit(firehose.onCommit);
     accountManager.sequenceEventsThrough(firehose.sequencer, firehose.accountHost(accountManager.db));
     return new AppContext({
@@ -163,6 +170,7 @@ export class AppContext {
       }),
       firehose,
       rateLimiter: config.rateLimitsEnabled ? new RateLimiter(opts.rateLimits) : undefined,
+      oauth,
     });
   }
 
@@ -181,6 +189,7 @@ export class AppContext {
     this.closeStreams();
     this.mailer.close();
     this.proxy.close();
+    this.oauth.close();
     this.actorStore.close();
     this.accountManager.close();
   }

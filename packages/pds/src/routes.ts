@@ -1,6 +1,7 @@
 /**
  * Plain HTTP routes outside XRPC: the health and liveness checks, the home page, robots.txt, the
- * handle-verification file, the TLS proxy's certificate check, the admin page (admin/page.ts), and where pages and OAuth endpoints go. Each route says which HTTP
+ * handle-verification file, the TLS proxy's certificate check, the admin page (admin/page.ts), the OAuth
+ * endpoints and pages (oauth/routes.ts), and the migration wizard. Each route says which HTTP
  * methods it answers; any other gets 405 Method Not Allowed with an Allow header. Same error
  * mapping as XRPC methods.
  */
@@ -9,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { adminRoutes } from './admin/page.ts';
 import type { AppContext } from './context.ts';
 import { checkHealth } from './health/health.ts';
+import { oauthRoutes } from './oauth/routes.ts';
 import { webRoutes } from './web/static-site.ts';
 import { AuthRequired, InvalidRequest, NotFound } from './xrpc/errors.ts';
 
@@ -84,7 +86,8 @@ export const plainRoutes: PlainRoute[] = [
         c,
         200,
         `This is an AT Protocol Personal Data Server (Portage ${c.ctx.config.version}).\n\n` +
-          'Most API routes are under /xrpc/\n\nTo move your account to this server, open /migrate/\n',
+          'Most API routes are under /xrpc/\n\nTo move your account to this server, open /migrate/\n' +
+          '\nTo see or revoke the apps that can use your account, open /account/apps\n',
       );
     },
   },
@@ -125,6 +128,7 @@ export const plainRoutes: PlainRoute[] = [
     },
   },
   ...adminRoutes(),
+  ...oauthRoutes(),
   ...webRoutes(),
 ];
 

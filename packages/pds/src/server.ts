@@ -12,6 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { isValidNsid } from '@portage/atproto/syntax/nsid';
 import { AtprotoError } from '@portage/atproto/errors';
 import * as api from './api/index.ts';
+import { authorizeOAuthCall } from './auth/oauth-call.ts';
 import type { AppContext } from './context.ts';
 import { clientIp } from './rate-limit/rate-limiter.ts';
 import { allowedMethods, plainRoutes, type PlainRoute } from './routes.ts';
@@ -62,6 +63,9 @@ export function createRequestHandler(
     res.setHeader('X-Request-Id', requestId);
     if (ctx.logger.isLevelEnabled('info')) logWhenFinished(ctx, req, res, requestId);
     setCorsHeaders(req, res);
+    // RFC 9449: a resource answers every DPoP-authenticated call with the nonce to use next.
+    if (req.headers.authorization?.startsWith('DPoP '))
+      res.setHeader('DPoP-Nonce', ctx.oauth.provider.dpop.nextNonce());
     if (req.method === 'OPTIONS') {
       res.writeHead(204, { 'Content-Length': '0' });
       res.end();
@@ -130,7 +134,7 @@ function setCorsHeaders(req: IncomingMessage, res: ServerResponse): void {
     const requested = req.headers['access-control-request-headers'];
     res.setHeader(
       'Access-Control-Allow-Headers',
-      requested ?? 'Content-Type, Authorization, atproto-proxy, atproto-accept-labelers',
+      requested ?? 'Content-Type, Authorization, DPoP, atproto-proxy, atproto-accept-labelers',
     );
     res.setHeader('Access-Control-Max-Age', '86400');
     res.setHeader('Vary', 'Access-Control-Request-Headers');
@@ -178,6 +182,16 @@ async function dispatch(
       : await ctx.authVerifier.verify(method.auth, req, { nsid, allowTakendown: method.allowTakendown });
   const inputEncoding = requestContentType(req);
   const input = await readInput(ctx, method, req, inputEncoding);
+  if (auth.type === 'access' && auth.oauth) {
+    const appViewDid = ctx.config.bskyAppViewDid;
+    authorizeOAuthCall(auth.oauth.permissions, {
+      nsid,
+      params: params as Record<string, unknown>,
+      input,
+      inputEncoding,
+      appViewAud: appViewDid ? `${appViewDid}#bsky_appview` : undefined,
+    });
+  }
 
   const limiter = ctx.rateLimiter; // undefined when rate limits are off
   if (limiter) {

@@ -77,6 +77,50 @@ const MIGRATIONS: string[] = [
   `
   ALTER TABLE account ADD COLUMN email_auth_factor INTEGER NOT NULL DEFAULT 0;
   `,
+  // 4: OAuth (oauth/store.ts): pushed authorization requests and their codes, token families
+  // (one per sign-in of an app, its refresh token rotated), used refresh tokens (a replay
+  // revokes the family), and the apps each account authorized with the scopes it granted.
+  // Codes and refresh tokens are stored as SHA-256 hashes, never as issued.
+  `
+  CREATE TABLE oauth_request (
+    id TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    parameters_json TEXT NOT NULL,
+    dpop_jkt TEXT,
+    expires_at INTEGER NOT NULL,
+    did TEXT REFERENCES account(did) ON DELETE CASCADE,
+    code_hash TEXT UNIQUE,
+    code_expires_at INTEGER
+  ) STRICT;
+  CREATE TABLE oauth_token (
+    id TEXT PRIMARY KEY,
+    did TEXT NOT NULL REFERENCES account(did) ON DELETE CASCADE,
+    client_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    dpop_jkt TEXT NOT NULL,
+    access_jti TEXT NOT NULL UNIQUE,
+    refresh_hash TEXT NOT NULL UNIQUE,
+    code_hash TEXT UNIQUE,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX oauth_token_did ON oauth_token(did, client_id);
+  CREATE TABLE oauth_used_refresh (
+    refresh_hash TEXT PRIMARY KEY,
+    token_id TEXT NOT NULL REFERENCES oauth_token(id) ON DELETE CASCADE
+  ) STRICT;
+  CREATE INDEX oauth_used_refresh_token ON oauth_used_refresh(token_id);
+  CREATE TABLE oauth_authorized_client (
+    did TEXT NOT NULL REFERENCES account(did) ON DELETE CASCADE,
+    client_id TEXT NOT NULL,
+    client_name TEXT,
+    scope TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (did, client_id)
+  ) STRICT;
+  `,
 ];
 
 export function openAccountDb(path: string): AccountDb {

@@ -15,9 +15,12 @@
 import { type KeyObject, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { errors as joseErrors, jwtVerify } from 'jose';
-import { AuthRequired, InvalidRequest } from '../xrpc/errors.ts';
+import { AuthRequired, InvalidRequest, XrpcError } from '../xrpc/errors.ts';
 import { type AccessScope, AuthScope, FULL_ACCESS_SCOPES, isAccessScope, STANDARD_SCOPES } from './scopes.ts';
 import { verifyServiceJwt } from './service-auth.ts';
+import { OAuthError } from '../oauth/errors.ts';
+import type { OAuthPermissions } from '../oauth/scope.ts';
+import type { OAuthProvider } from '../oauth/provider.ts';
 
 /**
  * Methods that also accept a service JWT the account minted for this server (aud = us, lxm =
@@ -45,6 +48,8 @@ export interface AccessAuth {
   type: 'access';
   did: string;
   scope: AccessScope;
+  /** Present when the call came with an OAuth token: the app and what the user let it do. */
+  oauth?: { clientId: string; permissions: OAuthPermissions };
 }
 export interface RefreshAuth {
   type: 'refresh';
@@ -104,6 +109,7 @@ export class AuthVerifier {
   readonly #adminPassword: Buffer;
   readonly #resolveSigningKey: AuthVerifierOptions['resolveSigningKey'];
   readonly #modServiceDid: string | undefined;
+  #oauth: { provider: OAuthProvider; publicUrl: string } | undefined;
 
   constructor(opts: AuthVerifierOptions) {
     this.#jwtKey = opts.jwtKey;
@@ -111,6 +117,11 @@ export class AuthVerifier {
     this.#adminPassword = Buffer.from(opts.adminPassword, 'utf8');
     this.#resolveSigningKey = opts.resolveSigningKey;
     this.#modServiceDid = opts.modServiceDid;
+  }
+
+  /** Accept `Authorization: DPoP` tokens this provider issued, for calls to `publicUrl`. */
+  useOAuth(provider: OAuthProvider, publicUrl: string): void {
+    this.#oauth = { provider, publicUrl };
   }
 
   async verify<M extends AuthMode>(mode: M, req: IncomingMessage, opts: VerifyOptions): Promise<AuthResultByMode[M]> {
@@ -148,10 +159,48 @@ export class AuthVerifier {
   }
 
   async access(req: IncomingMessage, scopes: readonly AccessScope[]): Promise<AccessAuth> {
+    const credentials = parseAuthorization(req);
+    if (credentials?.type === 'dpop') {
+      const auth = await this.#oauthAccess(req, credentials.token);
+      // A taken-down account's apps keep only what its own sessions keep.
+      if (auth.takendown && !scopes.includes(AuthScope.Takendown)) {
+        throw AuthRequired('Account has been taken down', 'AccountTakedown');
+      }
+      return auth.takendown ? { ...auth.access, scope: AuthScope.Takendown } : auth.access;
+    }
     const payload = await this.#verifySessionJwt(req, 'at+jwt');
     const scope = payload.scope;
     if (!isAccessScope(scope) || !scopes.includes(scope)) throw InvalidRequest('Bad token scope', 'InvalidToken');
     return { type: 'access', did: payload.sub, scope };
+  }
+
+  /**
+   * An OAuth access token with its DPoP proof. What the token allows is checked per call
+   * (oauth/authorize-call.ts); here only that it is genuine, live and presented by its holder.
+   */
+  async #oauthAccess(req: IncomingMessage, token: string): Promise<{ access: AccessAuth; takendown: boolean }> {
+    const oauth = this.#oauth;
+    if (!oauth) throw InvalidRequest('Unexpected authorization type', 'InvalidToken');
+    const path = (req.url ?? '/').split('?')[0]!;
+    try {
+      const verified = await oauth.provider.verifyAccess(token, {
+        header: req.headers.dpop,
+        method: req.method ?? 'GET',
+        url: `${oauth.publicUrl}${path}`,
+      });
+      return {
+        access: {
+          type: 'access',
+          did: verified.did,
+          scope: AuthScope.Access,
+          oauth: { clientId: verified.clientId, permissions: verified.permissions },
+        },
+        takendown: verified.takendown,
+      };
+    } catch (err) {
+      if (err instanceof OAuthError) throw new XrpcError(err.status, err.error, err.message, err.headers);
+      throw err;
+    }
   }
 
   /** `allowExpired`: logging out must work even with a refresh token past its expiry. */

@@ -129,7 +129,12 @@ export async function restoreBackup(folder: string, dataDir: string): Promise<Re
       const to = join(dataDir, ...file.path.split('/'));
       await mkdir(dirname(to), { recursive: true, mode: 0o700 });
       await copyFile(join(folder, ...file.path.split('/')), to);
-      if (file.path === LAYOUT.secrets || file.path === LAYOUT.env || file.path.endsWith('signing-key.json')) {
+      if (
+        file.path === LAYOUT.secrets ||
+        file.path === LAYOUT.env ||
+        file.path === LAYOUT.oauthKeys ||
+        file.path.endsWith('signing-key.json')
+      ) {
         await chmod(to, 0o600);
       }
       if (file.path.endsWith('.sqlite')) {

@@ -18,7 +18,7 @@
  *   blobs/<account>/<cid>                    shared by every backup (pruned with the backups)
  *   2026-12-07T01-00-00-000Z/manifest.json   time, version, last seq, files with sizes and hashes
  *   2026-12-07T01-00-00-000Z/account.sqlite, sequencer.sqlite, actors/..., plc/plc.sqlite,
- *                            secrets.json (0600), pds.env
+ *                            secrets.json, pds.env, oauth-keys.json (0600)
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
@@ -36,6 +36,8 @@ export const LAYOUT = {
   plc: join('plc', 'plc.sqlite'),
   secrets: 'secrets.json',
   env: 'pds.env',
+  /** The OAuth signing key and nonce secret (oauth/keys.ts). */
+  oauthKeys: 'oauth-keys.json',
   blobs: 'blocks',
 } as const;
 export const ROOT_INDEX_FILE = 'repo-roots.sqlite';
@@ -269,10 +271,12 @@ export async function takeBackup(
       await copyFile(sources.secretsPath, join(temp, LAYOUT.secrets));
       await chmod(join(temp, LAYOUT.secrets), 0o600);
     }
-    const envFile = join(sources.dataDirectory, LAYOUT.env);
-    if (existsSync(envFile)) {
-      await copyFile(envFile, join(temp, LAYOUT.env));
-      await chmod(join(temp, LAYOUT.env), 0o600);
+    for (const secretFile of [LAYOUT.env, LAYOUT.oauthKeys]) {
+      const from = join(sources.dataDirectory, secretFile);
+      if (existsSync(from)) {
+        await copyFile(from, join(temp, secretFile));
+        await chmod(join(temp, secretFile), 0o600);
+      }
     }
 
     // After the databases: every blob a copied store references is on disk by now.

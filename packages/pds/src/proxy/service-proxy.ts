@@ -19,6 +19,7 @@ import type { AccountManager } from '../account/account-manager.ts';
 import type { ActorStore } from '../actor-store/actor-store.ts';
 import { AuthScope } from '../auth/scopes.ts';
 import { isPrivilegedMethod, isProtectedMethod } from '../auth/protected-methods.ts';
+import { authorizeOAuthForward } from '../auth/oauth-call.ts';
 import { mintServiceJwt } from '../auth/service-auth.ts';
 import type { AccessAuth, AuthVerifier } from '../auth/verifier.ts';
 import type { PdsConfig } from '../config.ts';
@@ -117,10 +118,17 @@ export class ServiceProxy {
         'InvalidToken',
       );
     }
-    if (nsid === REGISTER_PUSH) return this.#registerPush(req, res, await this.#caller(req, nsid));
+    if (nsid === REGISTER_PUSH) {
+      const auth = await this.#caller(req, nsid);
+      const appView = this.#deps.config.bskyAppViewDid;
+      if (auth.oauth) authorizeOAuthForward(auth.oauth.permissions, `${appView}#bsky_appview`, nsid);
+      return this.#registerPush(req, res, auth);
+    }
     // The target first, as the reference: a bad atproto-proxy header is named before the session.
     const target = await this.target(req, nsid);
     const auth = await this.#caller(req, nsid);
+    // An app's token must allow this method on this service (the scope names it as did#id).
+    if (auth.oauth) authorizeOAuthForward(auth.oauth.permissions, `${target.did}#${target.serviceId}`, nsid);
     let aud = target.did;
     let lxm = nsid;
     // The AppView calls the feed generator for us, with a token addressed to the generator.

@@ -1,4 +1,5 @@
 import { ComAtprotoServerGetSession } from '@atcute/atproto';
+import { AuthScope } from '../../../../auth/scopes.ts';
 import { sessionView } from '../../../../account/session-view.ts';
 import { InvalidRequest } from '../../../../xrpc/errors.ts';
 import { xrpcMethod } from '../../../../xrpc/handler.ts';
@@ -9,6 +10,8 @@ export default xrpcMethod(ComAtprotoServerGetSession.mainSchema, {
   async handler({ ctx, auth }) {
     const account = ctx.accountManager.getAccount(auth.did);
     if (!account) throw InvalidRequest(`Could not find user info for account: ${auth.did}`);
-    return { json: sessionView(account, auth.scope) };
+    // An app sees the email address only when the user let it (account:email, transition:email).
+    const hideEmail = auth.oauth && !auth.oauth.permissions.allowsAccount('email', 'read');
+    return { json: sessionView(account, hideEmail ? AuthScope.AppPass : auth.scope) };
   },
 });
