@@ -5,7 +5,12 @@
  * server). Reads only public sync endpoints, plus getPreferences when a password is given.
  * Browser-safe like the engine.
  */
-import { getHandle, getPdsEndpoint, normalizeServiceUrl } from '@portage/atproto/identity/did-document';
+import {
+  getAtprotoSigningKey,
+  getHandle,
+  getPdsEndpoint,
+  normalizeServiceUrl,
+} from '@portage/atproto/identity/did-document';
 import { DidResolver } from '@portage/atproto/identity/did-resolver';
 import { HandleResolver } from '@portage/atproto/identity/handle-resolver';
 import { XrpcClient } from '@portage/atproto/xrpc/client';
@@ -56,7 +61,7 @@ export async function backupAccount(opts: BackupOptions, env: BackupEnvironment)
   };
   let did: string | undefined;
   try {
-    const { pds, ...who } = await step('resolve', async () => {
+    const { pds, signingKey, ...who } = await step('resolve', async () => {
       const value = await resolveAccount(opts, fetchImpl, env.resolveTxt);
       return { summary: `${value.did} on ${value.pds}`, value };
     });
@@ -81,6 +86,8 @@ export async function backupAccount(opts: BackupOptions, env: BackupEnvironment)
         });
         await backup.writeRepo(res.body!.pipeThrough(countingStream((n) => progress.addBytes(n))), head.cid);
       });
+      // The key the commit is signed with, so the backup can check its signature offline.
+      if (signingKey) await backup.recordSigningKey?.(signingKey);
       progress.flush();
       return { summary: `saved ${formatBytes(progress.figures().bytes)} (rev ${head.rev})`, value: true };
     });
@@ -176,7 +183,7 @@ async function resolveAccount(
   opts: BackupOptions,
   fetchImpl: typeof fetch,
   resolveTxt?: (name: string) => Promise<string[]>,
-): Promise<{ did: string; pds: string }> {
+): Promise<{ did: string; pds: string; signingKey: string | undefined }> {
   const givenPds = opts.pds === undefined ? undefined : checkedServiceUrl(opts.pds, '--from-pds');
   const plcUrl = checkedServiceUrl(opts.plcUrl ?? 'https://plc.directory', '--plc-url');
   const from = opts.from.trim().replace(/^@/, '');
@@ -218,5 +225,5 @@ async function resolveAccount(
   const pds = givenPds ?? normalizeServiceUrl(getPdsEndpoint(doc) ?? '');
   if (!pds)
     throw new MigrationError('NoPds', `the DID document of ${did} names no PDS`, 'Pass the server with --from-pds.');
-  return { did, pds };
+  return { did, pds, signingKey: getAtprotoSigningKey(doc) };
 }
