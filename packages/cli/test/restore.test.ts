@@ -37,9 +37,11 @@ before(async () => {
   // Operations are stamped in the past so the hostile ones below are as old as each case needs,
   // with the directory's clock only ever moving forward.
   net.setClock(-100 * HOUR);
-  jane = await backedUpAccount(net, 'jane', { records: 300, blobs: 6 });
-  kim = await backedUpAccount(net, 'kim', { records: 40, blobs: 2 });
-  lou = await backedUpAccount(net, 'lou', { records: 10, blobs: 1 });
+  [jane, kim, lou] = await Promise.all([
+    backedUpAccount(net, 'jane', { records: 300, blobs: 6 }),
+    backedUpAccount(net, 'kim', { records: 40, blobs: 2 }),
+    backedUpAccount(net, 'lou', { records: 10, blobs: 1 }),
+  ]);
   net.setClock(-80 * HOUR);
   await hostileMove(net, lou, 'https://elsewhere.example');
   net.setClock(-1 * HOUR);
