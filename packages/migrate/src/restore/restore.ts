@@ -46,6 +46,7 @@ import { describeError, withRetry } from '../retry.ts';
 import { PdsSession, type SessionInfo } from '../session.ts';
 import type { MigrationStorage } from '../storage.ts';
 import { type IdentityPlan, planIdentity } from './identity-plan.ts';
+import { type ResignedRepo, resignRepo } from './resign.ts';
 import { mintServiceToken, temporarySigningKey } from './temporary-key.ts';
 
 /** What a restore reads from the backup (DirectoryBackup in Node). */
@@ -153,6 +154,8 @@ class Restore {
   /** The DID already names the new server's own key: everything before the identity step is done. */
   identityMoved = false;
   failedBlobs = new Map<string, MissingBlob>();
+  /** did:web: this run's commit over the backup's tree, signed with the restore's key. */
+  resigned: ResignedRepo | undefined;
 
   constructor(opts: RestoreOptions, env: RestoreEnvironment) {
     this.opts = opts;
@@ -383,7 +386,7 @@ class Restore {
     if (doc && sameServiceUrl(getPdsEndpoint(doc), this.to) && getAtprotoSigningKey(doc) === temporary.did()) {
       return { summary: 'the DID already points to the new server (from an earlier run)', skipped: true };
     }
-    if (!this.isPlc) return this.#didWebDocument(temporary.did(), this.to, 'the restore holds its key');
+    if (!this.isPlc) return this.#didWebDocument(temporary.did(), this.to, 'a signing key the restore holds');
 
     const plan = this.plan!;
     const base = plan.prev.operation;
@@ -553,19 +556,35 @@ class Restore {
 
   // ---- data ------------------------------------------------------------------------------
 
+  /**
+   * The commit the new server must end at, and the CAR that gets it there: the backup's own, or
+   * for a did:web the same tree signed again with the restore's key (resign.ts).
+   */
+  async #repoToImport(): Promise<{ commit: string; rev: string; body(): Promise<Blob | ReadableStream<Uint8Array>> }> {
+    const readRepo = async () => {
+      const car = await this.env.backup.readRepo();
+      if (car === undefined)
+        throw new MigrationError('BackupDamaged', 'repo.car went missing from the backup', 'Run again.');
+      return car;
+    };
+    if (this.isPlc) return { commit: this.backup!.repoCommit, rev: this.backup!.rev, body: readRepo };
+    this.resigned ??= await resignRepo(readRepo, this.did, this.temporaryKey!);
+    const resigned = this.resigned;
+    return { commit: resigned.commit, rev: resigned.rev, body: async () => resigned.body() };
+  }
+
   async importRepo(): Promise<string | { summary: string; skipped: true }> {
-    const backup = this.backup!;
+    const repo = await this.#repoToImport();
     const status = await this.neu.query<AccountStatus>('com.atproto.server.checkAccountStatus');
-    if (status.repoCommit === backup.repoCommit) {
-      return { summary: `already imported (rev ${backup.rev})`, skipped: true };
+    // A did:web's commit is signed anew on every run; its tree and rev tell it was imported.
+    if (status.repoCommit === repo.commit || (!this.isPlc && status.repoRev === repo.rev)) {
+      return { summary: `already imported (rev ${repo.rev})`, skipped: true };
     }
     const progress = new ProgressTracker('repo', 'bytes', (e) => this.emit(e));
     let size = 0;
     await withRetry(
       async () => {
-        const car = await this.env.backup.readRepo();
-        if (car === undefined)
-          throw new MigrationError('BackupDamaged', 'repo.car went missing from the backup', 'Run again.');
+        const car = await repo.body();
         if (car instanceof Blob) {
           size = car.size;
           progress.setTotal(size);
@@ -578,14 +597,14 @@ class Restore {
     progress.addBytes(size);
     progress.flush();
     const after = await this.neu.query<AccountStatus>('com.atproto.server.checkAccountStatus');
-    if (after.repoCommit !== backup.repoCommit) {
+    if (after.repoCommit !== repo.commit) {
       throw new MigrationError(
         'ImportMismatch',
-        `after the import the new server is at commit ${after.repoCommit}, the backup at ${backup.repoCommit}`,
+        `after the import the new server is at commit ${after.repoCommit}, the backup at ${repo.commit}`,
         'Run again; if it persists, the new server did not accept the repository as sent.',
       );
     }
-    return `imported ${formatBytes(size)} (rev ${backup.rev}, ${after.indexedRecords} records)`;
+    return `imported ${size ? `${formatBytes(size)} ` : ''}(rev ${repo.rev}, ${after.indexedRecords} records)`;
   }
 
   async uploadBlobs(): Promise<string> {
@@ -670,16 +689,17 @@ class Restore {
 
   async verify(): Promise<string> {
     const backup = this.backup!;
-    const [status, firstMissing, prefs, saved] = await Promise.all([
+    const [repo, status, firstMissing, prefs, saved] = await Promise.all([
+      this.#repoToImport(),
       this.neu.query<AccountStatus>('com.atproto.server.checkAccountStatus'),
       missingBlobsPage(this.neu, undefined),
       this.neu.query<{ preferences: unknown[] }>('app.bsky.actor.getPreferences'),
       this.env.backup.readPreferences(),
     ]);
-    if (status.repoCommit !== backup.repoCommit) {
+    if (status.repoCommit !== repo.commit && (this.isPlc || status.repoRev !== repo.rev)) {
       throw new MigrationError(
         'ImportMismatch',
-        `the new server is at commit ${status.repoCommit}, the backup at ${backup.repoCommit}`,
+        `the new server is at commit ${status.repoCommit}, the backup at ${repo.commit}`,
         'Run the same command again; the identity was not moved yet.',
       );
     }
@@ -826,7 +846,7 @@ class Restore {
     this.emit({
       type: 'notice',
       step: this.current,
-      message: `Publish this document at https://${host}/.well-known/did.json (its #atproto key is ${whose}, its #atproto_pds service ${endpoint}):\n${JSON.stringify(wanted, null, 2)}`,
+      message: `Publish this document at https://${host}/.well-known/did.json (its #atproto key is ${whose}; its #atproto_pds service is ${endpoint}):\n${JSON.stringify(wanted, null, 2)}`,
     });
     throw new MigrationError(
       'DidWebNotUpdated',
