@@ -63,7 +63,7 @@ describe(`portage restore killed ${KILLS} times`, () => {
       for (let runs = 0; !done && runs < 30; runs++) {
         const kill = killedAt.length < target;
         const run = kill
-          ? await runAndKill(args, env, 1 + Math.floor(random() * 18), Math.floor(random() * 300))
+          ? await runAndKill(args, env, 1 + Math.floor(random() * 14), Math.floor(random() * 200))
           : await runAndKill(args, env, Number.POSITIVE_INFINITY, 0);
         if (run.killed) killedAt.push(run.lastStep ?? 'startup');
         else {
