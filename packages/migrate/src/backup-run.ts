@@ -6,7 +6,12 @@
  * never needs re-checking against the server). Reads only public sync endpoints, plus getPreferences when a password is given.
  * Browser-safe like the engine.
  */
-import { getHandle, getPdsEndpoint, normalizeServiceUrl } from '@portage/atproto/identity/did-document';
+import {
+  getAtprotoSigningKey,
+  getHandle,
+  getPdsEndpoint,
+  normalizeServiceUrl,
+} from '@portage/atproto/identity/did-document';
 import { DidResolver } from '@portage/atproto/identity/did-resolver';
 import { HandleResolver } from '@portage/atproto/identity/handle-resolver';
 import { XrpcClient, XrpcClientError } from '@portage/atproto/xrpc/client';
@@ -60,7 +65,7 @@ export async function backupAccount(opts: BackupOptions, env: BackupEnvironment)
   };
   let did: string | undefined;
   try {
-    const { pds, ...who } = await step('resolve', async () => {
+    const { pds, signingKey, ...who } = await step('resolve', async () => {
       const value = await resolveAccount(opts, fetchImpl, env.resolveTxt);
       return { summary: `${value.did} on ${value.pds}`, value };
     });
@@ -183,6 +188,8 @@ export async function backupAccount(opts: BackupOptions, env: BackupEnvironment)
       progress.flush();
       return { summary: `saved ${formatBytes(progress.figures().bytes)} (rev ${head.rev})`, value: true };
     });
+    // The key the stored commit is signed with, so the backup can check its signature offline.
+    if (signingKey) await backup.recordSigningKey?.(signingKey);
 
     await step('preferences', async () => {
       if (env.password === undefined) {
@@ -242,7 +249,7 @@ async function resolveAccount(
   opts: BackupOptions,
   fetchImpl: typeof fetch,
   resolveTxt?: (name: string) => Promise<string[]>,
-): Promise<{ did: string; pds: string }> {
+): Promise<{ did: string; pds: string; signingKey: string | undefined }> {
   const givenPds = opts.pds === undefined ? undefined : checkedServiceUrl(opts.pds, 'fromPds');
   const plcUrl = checkedServiceUrl(opts.plcUrl ?? 'https://plc.directory', 'plcUrl');
   const from = opts.from.trim().replace(/^@/, '');
@@ -296,5 +303,5 @@ async function resolveAccount(
       reason: 'missing',
       nothingChanged: true,
     });
-  return { did, pds };
+  return { did, pds, signingKey: getAtprotoSigningKey(doc) };
 }

@@ -1,25 +1,26 @@
 /**
- * The local backup as a directory (Node):
+ * The local backup as a directory (Node), in the one layout `portage backup`, the migration's
+ * backup and the wizard's download share (ARCHITECTURE.md, "The backup layout"):
  *   repo.car            the account's repository as exported by the server (full CAR)
  *   blobs/<cid>         each blob, named by its CID, checked against it while written
  *   blob-types.jsonl    one {"cid","type"} line per stored blob: the content type it came with
  *   preferences.json    app.bsky preferences as the server returned them
- *   manifest.json       { did, repoCommit, blobsCompleteAt, updatedAt }: blobsCompleteAt is the
- *                       repository revision up to which every blob is stored
+ *   manifest.json       { did, repoCommit, blobsCompleteAt, signingKey?, updatedAt }: blobsCompleteAt
+ *                       is the repository revision up to which every blob is stored; signingKey
+ *                       the account's key its commit is signed with
  * Every file appears by rename after it was written whole, so a killed run never leaves a
  * truncated file that a later run would trust. blob-types.jsonl is the exception: it only grows,
  * by one line per blob once the blob is in place (rewriting a whole map per blob would cost
  * quadratic time on accounts with many thousand blobs), and a line cut by a kill fails to parse
  * and is skipped: its blob is then simply fetched again.
  */
-import { decode as decodeCbor } from '@atcute/cbor';
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, openAsBlob } from 'node:fs';
+import { createWriteStream, openAsBlob } from 'node:fs';
 import { appendFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { formatCid, parseCid } from '@portage/atproto/cid';
+import { parseCid } from '@portage/atproto/cid';
 import type { BackupSink, StoredBlob } from './backup.ts';
 import { MigrationError } from './errors.ts';
 
@@ -27,6 +28,8 @@ interface Manifest {
   did: string;
   repoCommit?: string;
   blobsCompleteAt?: string;
+  /** The account's #atproto key (did:key) when the repo was saved: what its commit is signed with. */
+  signingKey?: string;
   updatedAt?: string;
 }
 
@@ -77,6 +80,24 @@ export class DirectoryBackup implements BackupSink {
       throw err;
     }
     await this.#writeManifest({ ...((await this.#readManifest()) ?? { did: this.did }), repoCommit: commit });
+  }
+
+  /** Records the key the stored commit is signed with, so the backup can check itself offline. */
+  async recordSigningKey(signingKey: string): Promise<void> {
+    const manifest = (await this.#readManifest()) ?? { did: this.did };
+    if (manifest.signingKey === signingKey) return;
+    await this.#writeManifest({ ...manifest, signingKey });
+  }
+
+  /** The saved preferences, or undefined when none were saved. */
+  async readPreferences(): Promise<unknown[] | undefined> {
+    try {
+      const saved = JSON.parse(await readFile(join(this.dir, 'preferences.json'), 'utf8')) as { preferences?: unknown };
+      return Array.isArray(saved.preferences) ? saved.preferences : undefined;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') return undefined;
+      throw err;
+    }
   }
 
   async readRepo(): Promise<Blob | undefined> {
@@ -281,39 +302,4 @@ function safeCid(cid: string): string {
   return cid;
 }
 
-export interface BackupReport {
-  did: string;
-  repoCommit: string;
-  blocks: number;
-  blobs: number;
-}
-
-/**
- * Checks a backup folder on its own: the CAR parses, every block matches its CID, the root is a
- * commit for the manifest's DID and matches the manifest's commit; every blob hashes to its name.
- */
-export async function verifyBackup(dir: string): Promise<BackupReport> {
-  // Loaded here, not at the top: a migration run never needs the CAR reader.
-  const { readCar } = await import('@portage/atproto/car');
-  const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Manifest;
-  const car = await readCar(Readable.toWeb(createReadStream(join(dir, 'repo.car'))) as ReadableStream<Uint8Array>, {
-    requireRoot: true,
-  });
-  const root = formatCid(car.roots[0]!);
-  let blocks = 0;
-  let commitDid: unknown;
-  for await (const block of car.blocks) {
-    blocks++;
-    if (formatCid(block.cid) === root) commitDid = (decodeCbor(block.bytes) as { did?: unknown }).did;
-  }
-  const fail = (what: string) => new MigrationError('BackupInvalid', `backup ${dir}: ${what}`, 'Run the backup again.');
-  if (commitDid !== manifest.did) throw fail(`the repo commit is for ${String(commitDid)}, not ${manifest.did}`);
-  if (manifest.repoCommit && manifest.repoCommit !== root) throw fail('repo.car does not end at the recorded commit');
-  const names = (await readdir(join(dir, 'blobs'))).filter((n) => !n.startsWith('.'));
-  for (const name of names) {
-    const hash = createHash('sha256');
-    await pipeline(createReadStream(join(dir, 'blobs', name)), hash);
-    if (!hash.digest().equals(Buffer.from(parseCid(name).digest.contents))) throw fail(`blob ${name} is corrupted`);
-  }
-  return { did: manifest.did, repoCommit: root, blocks, blobs: names.length };
-}
+export { type BackupReport, verifyBackup } from './backup-check.node.ts';

@@ -47,6 +47,11 @@ export interface BackupSink {
    */
   blobsCompleteAt?(): Promise<string | undefined>;
   markBlobsComplete?(rev: string): Promise<void>;
+  /**
+   * Records the account's #atproto key (did:key) beside the repo: the key its commit is signed
+   * with, so the backup can check that signature without asking anyone. Optional.
+   */
+  recordSigningKey?(signingKey: string): Promise<void>;
 }
 
 /** A blob the backup holds. */

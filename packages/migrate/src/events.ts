@@ -6,6 +6,8 @@
 import type { NextStep } from './next-steps.ts';
 
 export type StepName =
+  | 'check-backup'
+  | 'claim-identity'
   | 'resolve'
   | 'login-old'
   | 'inspect-new'
@@ -21,6 +23,8 @@ export type StepName =
   | 'deactivate-old';
 
 export const STEP_TITLES: Record<StepName, string> = {
+  'check-backup': 'Check the backup and the recovery key',
+  'claim-identity': 'Take the identity (DID) back with the recovery key',
   resolve: 'Find the account',
   'login-old': 'Sign in to the old server',
   'inspect-new': 'Check the new server',

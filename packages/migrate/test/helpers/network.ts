@@ -307,6 +307,49 @@ export function runCli(
   });
 }
 
+export interface KillRun {
+  code: number | null;
+  killed: boolean;
+  lastStep: string | undefined;
+  /** What the run printed on stderr: the reason, when it failed. */
+  stderr: string;
+}
+
+/** Runs the CLI and SIGKILLs it after `afterEvents` JSON events plus `delayMs`. */
+export function runAndKill(
+  args: string[],
+  env: Record<string, string>,
+  afterEvents: number,
+  delayMs: number,
+): Promise<KillRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawnCli(args, env);
+    let seen = 0;
+    let buffer = '';
+    let lastStep: string | undefined;
+    let armed = false;
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      buffer += chunk;
+      const lines = buffer.split('\n');
+      buffer = lines.pop()!;
+      for (const line of lines) {
+        if (!line.startsWith('{')) continue;
+        seen++;
+        const event = JSON.parse(line) as { step?: string };
+        if (event.step) lastStep = event.step;
+        if (!armed && seen >= afterEvents) {
+          armed = true;
+          setTimeout(() => child.kill('SIGKILL'), delayMs);
+        }
+      }
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, killed: signal === 'SIGKILL', lastStep, stderr }));
+  });
+}
+
 /** The records of a repo as `collection/rkey -> cid`, from its full CAR export, verified. */
 export async function repoRecords(pdsUrl: string, did: string): Promise<Map<string, string>> {
   const { verifyRepoCar } = await import('@atproto/repo');
