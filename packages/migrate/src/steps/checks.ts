@@ -189,6 +189,19 @@ export interface BlobSizes {
   counted: number;
   largest: number;
   tooLarge: { cid: string; bytes: number }[];
+  /** Set instead of measuring: the old server's own upload limit, no larger than the new one's. */
+  withinOldLimit?: number;
+}
+
+/** The upload limit the old server states in describeServer (Portage does), if any. */
+async function oldServerLimit(ctx: RunContext, service: string): Promise<number | undefined> {
+  try {
+    const res = await ctx.fetch(`${service}/xrpc/com.atproto.server.describeServer`, { signal: ctx.stopping });
+    const desc = (await res.json()) as { blobUploadLimit?: unknown };
+    return typeof desc.blobUploadLimit === 'number' && desc.blobUploadLimit > 0 ? desc.blobUploadLimit : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -203,6 +216,10 @@ export function startMeasuringBlobs(ctx: RunContext, state: RunState): Promise<B
     const desc = await state.description!;
     const limit = desc.blobUploadLimit;
     if (typeof limit !== 'number' || !(limit > 0)) return undefined;
+    // The old server took every blob it holds: when it states a limit no larger, none can be too large.
+    const oldLimit = await oldServerLimit(ctx, state.old!.service);
+    if (oldLimit !== undefined && oldLimit <= limit)
+      return { limit, counted: 0, largest: 0, tooLarge: [], withinOldLimit: oldLimit };
     return measureBlobs(ctx, state, limit);
   })().catch(() => undefined);
 }
@@ -252,6 +269,9 @@ async function checkBlobSizes(ctx: RunContext, state: RunState): Promise<string 
   const limit = state.blobUploadLimit;
   if (limit === undefined) return undefined;
   let sizes = await state.blobSizes;
+  if (sizes?.withinOldLimit !== undefined) {
+    return `every blob is within the old server's ${formatBytes(sizes.withinOldLimit)}, which the new server takes`;
+  }
   if (!sizes || sizes.counted === 0) {
     // Measured without a session and refused (a deactivated account), or not started: now, signed in.
     sizes = await measureBlobs(ctx, state, limit).catch((err: unknown) => {
