@@ -294,7 +294,7 @@ async function resolveAccount(
       nothingChanged: true,
     });
   }
-  // getPdsEndpoint gives only an endpoint that normalizes (like --from-pds, checked already).
+  // getPdsEndpoint gives only an endpoint that normalizes (like the given old server, checked already).
   const pds = givenPds ?? normalizeServiceUrl(getPdsEndpoint(doc) ?? '');
   if (!pds)
     throw new MigrationError('NoPds', `the DID document of ${did} names no PDS`, {

@@ -25,7 +25,7 @@ import { checkedServiceUrl, toMigrationError } from './failure.ts';
 import { describeNextStep, type NextStep } from './next-steps.ts';
 import { BudgetSpent, DEFAULT_LONGEST_WAIT_MS } from './retry.ts';
 import { PdsSession } from './session.ts';
-import { checkBeforeMoving } from './steps/checks.ts';
+import { checkBeforeMoving, startMeasuringBlobs } from './steps/checks.ts';
 import { completeBackup } from './steps/complete-backup.ts';
 import { copyBlobs } from './steps/copy-blobs.ts';
 import { createAccount } from './steps/create-account.ts';
@@ -90,6 +90,7 @@ export async function migrate(options: MigrationOptions, env: MigrationEnvironme
   } finally {
     stop.abort();
     await state.repoDownload;
+    await state.blobSizes;
     await state.prefetch?.stop();
     await state.releaseLock?.().catch(() => {});
   }
@@ -116,6 +117,7 @@ async function plan(ctx: RunContext, state: RunState): Promise<MigrationResult> 
   state.description.catch(() => {}); // awaited by inspect-new
   if (ctx.env.openBackup) state.backup = await ctx.env.openBackup(state.did);
   if (state.backup && !state.identityMoved) state.repoDownload = downloadRepo(ctx, state, state.backup);
+  if (!state.identityMoved) state.blobSizes = startMeasuringBlobs(ctx, state);
   await step(ctx, state, 'login-old', () => signInOld(ctx, state));
   await step(ctx, state, 'inspect-new', () => inspectNewServer(ctx, state));
   await step(ctx, state, 'checks', () => checkBeforeMoving(ctx, state));

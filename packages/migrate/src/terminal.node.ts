@@ -1,6 +1,6 @@
 /**
  * Showing migration events in a terminal (Node): progress bars with rate and ETA on a TTY, plain
- * lines otherwise, or one JSON object per line with --json. Plus the hidden password prompt.
+ * lines otherwise, or one JSON object per line. Plus the hidden password prompt.
  */
 import { createInterface } from 'node:readline';
 import type { Writable } from 'node:stream';

@@ -183,18 +183,50 @@ async function checkHandleAndEmail(ctx: RunContext, state: RunState): Promise<st
   return `the handle ${handle} is free`;
 }
 
+/** Blob sizes the old server reported, for the check against the new server's upload limit. */
+export interface BlobSizes {
+  limit: number;
+  counted: number;
+  largest: number;
+  tooLarge: { cid: string; bytes: number }[];
+  /** Set instead of measuring: the old server's own upload limit, no larger than the new one's. */
+  withinOldLimit?: number;
+}
+
+/** The upload limit the old server states in describeServer (Portage does), if any. */
+async function oldServerLimit(ctx: RunContext, service: string): Promise<number | undefined> {
+  try {
+    const res = await ctx.fetch(`${service}/xrpc/com.atproto.server.describeServer`, { signal: ctx.stopping });
+    const desc = (await res.json()) as { blobUploadLimit?: unknown };
+    return typeof desc.blobUploadLimit === 'number' && desc.blobUploadLimit > 0 ? desc.blobUploadLimit : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * The largest blob against the new server's upload limit, when its describeServer states one
- * (Portage does; the reference does not, and then a blob too large is reported by the blob step).
- * Sizes come from the backup when it holds the blob, else from a HEAD request to the old server.
+ * Starts measuring the old server's blobs (sizes from the backup when it holds them, else a HEAD
+ * `getBlob`) as soon as the account is resolved, when the new server states an upload limit: it
+ * runs while the old server checks the password, which is the slow part of signing in. getBlob
+ * and listBlobs are public for an active account; a deactivated one's are measured again in the
+ * checks step, signed in. Resolves to undefined without a limit, or when measuring failed.
  */
-async function checkBlobSizes(ctx: RunContext, state: RunState): Promise<string | undefined> {
-  const limit = state.blobUploadLimit;
-  if (limit === undefined) return undefined;
+export function startMeasuringBlobs(ctx: RunContext, state: RunState): Promise<BlobSizes | undefined> {
+  return (async () => {
+    const desc = await state.description!;
+    const limit = desc.blobUploadLimit;
+    if (typeof limit !== 'number' || !(limit > 0)) return undefined;
+    // The old server took every blob it holds: when it states a limit no larger, none can be too large.
+    const oldLimit = await oldServerLimit(ctx, state.old!.service);
+    if (oldLimit !== undefined && oldLimit <= limit)
+      return { limit, counted: 0, largest: 0, tooLarge: [], withinOldLimit: oldLimit };
+    return measureBlobs(ctx, state, limit);
+  })().catch(() => undefined);
+}
+
+async function measureBlobs(ctx: RunContext, state: RunState, limit: number): Promise<BlobSizes> {
   const old = state.old!;
-  const tooLarge: { cid: string; bytes: number }[] = [];
-  let largest = 0;
-  let counted = 0;
+  const sizes: BlobSizes = { limit, counted: 0, largest: 0, tooLarge: [] };
   const pool = new AdaptivePool(ctx.concurrency);
   const sizeOf = async (cid: string): Promise<number | undefined> => {
     const stored = await state.backup?.readBlob(cid).catch(() => undefined);
@@ -206,30 +238,53 @@ async function checkBlobSizes(ctx: RunContext, state: RunState): Promise<string 
   };
   let cursor: string | undefined;
   do {
-    const page = await old.query<{ cids: string[]; cursor?: string }>('com.atproto.sync.listBlobs', {
-      did: state.did,
-      limit: 1000,
-      cursor,
-    });
+    const page = await old.query<{ cids: string[]; cursor?: string }>(
+      'com.atproto.sync.listBlobs',
+      { did: state.did, limit: 1000, cursor },
+      { attempts: 2 },
+    );
     for (const cid of page.cids) {
+      // A run that ended (a wrong password, say) waits for this: it stops at once.
+      if (ctx.stopping.aborted) break;
       await pool.add(async () => {
-        const bytes = await sizeOf(cid).catch((err: unknown) => {
-          ctx.emit({
-            type: 'warning',
-            step: 'checks',
-            message: `the size of blob ${cid} is unknown: ${describeError(err)}`,
-          });
-          return undefined;
-        });
+        if (ctx.stopping.aborted) return;
+        const bytes = await sizeOf(cid).catch(() => undefined);
         if (bytes === undefined) return;
-        counted++;
-        largest = Math.max(largest, bytes);
-        if (bytes > limit) tooLarge.push({ cid, bytes });
+        sizes.counted++;
+        sizes.largest = Math.max(sizes.largest, bytes);
+        if (bytes > limit) sizes.tooLarge.push({ cid, bytes });
       });
     }
     cursor = page.cids.length > 0 ? page.cursor : undefined;
-  } while (cursor);
+  } while (cursor && !ctx.stopping.aborted);
   await pool.drain();
+  return sizes;
+}
+
+/**
+ * The largest blob against the new server's upload limit, when its describeServer states one
+ * (Portage does; the reference does not, and then a blob too large is reported by the blob step).
+ */
+async function checkBlobSizes(ctx: RunContext, state: RunState): Promise<string | undefined> {
+  const limit = state.blobUploadLimit;
+  if (limit === undefined) return undefined;
+  let sizes = await state.blobSizes;
+  if (sizes?.withinOldLimit !== undefined) {
+    return `every blob is within the old server's ${formatBytes(sizes.withinOldLimit)}, which the new server takes`;
+  }
+  if (!sizes || sizes.counted === 0) {
+    // Measured without a session and refused (a deactivated account), or not started: now, signed in.
+    sizes = await measureBlobs(ctx, state, limit).catch((err: unknown) => {
+      ctx.emit({
+        type: 'warning',
+        step: 'checks',
+        message: `the blob sizes could not be checked: ${describeError(err)}`,
+      });
+      return undefined;
+    });
+    if (!sizes) return undefined;
+  }
+  const { tooLarge, counted, largest } = sizes;
   if (tooLarge.length > 0) {
     tooLarge.sort((a, b) => b.bytes - a.bytes);
     const first = tooLarge[0]!;
@@ -242,5 +297,7 @@ async function checkBlobSizes(ctx: RunContext, state: RunState): Promise<string 
       { kind: 'blob-too-large', cid: first.cid, bytes: first.bytes, limit, nothingChanged: true },
     );
   }
-  return `the largest of ${counted} blobs (${formatBytes(largest)}) is within the new server's ${formatBytes(limit)}`;
+  return counted === 0
+    ? undefined
+    : `the largest of ${counted} blobs (${formatBytes(largest)}) is within the new server's ${formatBytes(limit)}`;
 }

@@ -13,6 +13,7 @@ import type { MigrationEnvironment, MigrationOptions } from '../environment.ts';
 import type { MigrationEvent, MissingBlob, StepName } from '../events.ts';
 import { type Journal, saveJournal } from '../journal.ts';
 import type { PdsSession } from '../session.ts';
+import type { BlobSizes } from './checks.ts';
 
 export interface RunContext {
   readonly options: MigrationOptions;
@@ -73,6 +74,8 @@ export interface RunState {
   userDomains?: string[];
   /** The largest blob the new server takes, when its describeServer says. */
   blobUploadLimit?: number;
+  /** The old server's blob sizes, measured from the start when the new server states a limit. */
+  blobSizes?: Promise<BlobSizes | undefined>;
   /** The old server's clock minus this device's, when known (the checks step measures it). */
   oldClockOffsetMs?: number;
   /** The new account's handle and email, checked; `holder` is who holds the handle there now. */
