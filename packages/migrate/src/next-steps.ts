@@ -102,30 +102,31 @@ export type NextStep = (
  * What the doctor advises for a finding it cannot repair itself. Only its findings carry these; a
  * move or a restore never stops with one.
  */
-export type DoctorAdvice = /**
- * A move of `did` to `to` stopped midway and running it again finishes it (`fromPds`: the old
- * server, when the DID no longer names it). `stage` says where it stands:
- * `account-missing`, the DID names `to`, which has no account yet (restoring from a backup is
- * the other way out); `identity-mismatch`, `to` holds the account but not the DID document it
- * expects; `not-switched`, an account waits on `to` while the DID still names the working one
- * (staying means deleting the unused account).
- */
-(
-  | {
-      kind: 'finish-move';
-      did: string;
-      to: string;
-      fromPds?: string;
-      stage: 'account-missing' | 'identity-mismatch' | 'not-switched';
-    }
+export type DoctorAdvice =
   /**
-   * The server the DID names cannot serve the account: it does not answer (try later first), has
-   * no account for it, or took it down (its operator may restore it); a backup brings it back.
+   * A move of `did` to `to` stopped midway and running it again finishes it (`fromPds`: the old
+   * server, when the DID no longer names it). `stage` says where it stands:
+   * `account-missing`, the DID names `to`, which has no account yet (restoring from a backup is
+   * the other way out); `identity-mismatch`, `to` holds the account but not the DID document it
+   * expects; `not-switched`, an account waits on `to` while the DID still names the working one
+   * (staying means deleting the unused account).
    */
-  | { kind: 'restore-from-backup'; reason: 'unreachable' | 'no-account' | 'taken-down' }
-  /** A repair needs the account's password on that server (`current`: the one the DID names). */
-  | { kind: 'sign-in-to-repair'; server: 'current' | 'other' }
-) & { nothingChanged?: boolean };
+  (
+    | {
+        kind: 'finish-move';
+        did: string;
+        to: string;
+        fromPds?: string;
+        stage: 'account-missing' | 'identity-mismatch' | 'not-switched';
+      }
+    /**
+     * The server the DID names cannot serve the account: it does not answer (try later first), has
+     * no account for it, or took it down (its operator may restore it); a backup brings it back.
+     */
+    | { kind: 'restore-from-backup'; reason: 'unreachable' | 'no-account' | 'taken-down' }
+    /** A repair needs the account's password on that server (`current`: the one the DID names). */
+    | { kind: 'sign-in-to-repair'; server: 'current' | 'other' }
+  ) & { nothingChanged?: boolean };
 
 const FIELD_NAMES: Record<InputField, string> = {
   from: 'the account (handle or DID)',
