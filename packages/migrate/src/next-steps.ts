@@ -162,8 +162,6 @@ function sentenceFor(next: NextStep | DoctorAdvice): string {
       switch (next.reason) {
         case 'missing':
           return `Give ${field}.`;
-        case 'not-found':
-          return `Check ${field}: it names nothing there.`;
         case 'unreachable':
           return `Check ${field} and the network, then run again.`;
         case 'taken':
