@@ -54,7 +54,11 @@ after(async () => {
 
 interface DoctorReport {
   healthy: boolean;
-  before: { summary: string; findings: { code: string; severity: string }[]; repairs: string[] };
+  before: {
+    summary: string;
+    findings: { code: string; severity: string; next?: string; nextStep?: { kind: string; did?: string } }[];
+    repairs: string[];
+  };
   repair?: { done: string[]; stopped?: string };
   after?: { findings: { code: string }[] };
 }
@@ -219,7 +223,12 @@ describe('portage doctor', () => {
     const { code, report } = await doctor(ann, ['--to', newPds.url]);
     assert.equal(code, 0);
     assert.deepEqual(problems(report.before), []);
-    assert.ok(report.before.findings.some((f) => f.code === 'move-unfinished'));
+    const unfinished = report.before.findings.find((f) => f.code === 'move-unfinished');
+    assert.ok(unfinished);
+    // The engine's typed step, and the command line that finishes the move, worded by the CLI.
+    assert.equal(unfinished.nextStep?.kind, 'finish-move');
+    assert.equal(unfinished.nextStep?.did, ann.did);
+    assert.match(unfinished.next!, new RegExp(`run \`portage migrate --from ${ann.did} --to http://[^\`]+\``));
     assert.equal(await plcPds(ann.did), oldPds.publicUrl);
   });
 
@@ -368,7 +377,7 @@ describe('portage doctor', () => {
       {},
     );
     assert.equal(unknown.code, 1);
-    assert.match(unknown.stderr, /portage doctor: .*Check --from/);
+    assert.match(unknown.stderr, /portage doctor: .*Check the spelling of --from \(and --plc-url/);
     const noBackup = await runCli(['doctor', '--from', 'did:plc:x', '--backup', join(dir, 'nothing-here')], {});
     assert.equal(noBackup.code, 2);
     assert.match(noBackup.stderr, /there is no backup in/);

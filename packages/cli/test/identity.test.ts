@@ -46,7 +46,10 @@ async function addKeyAndUseIt(account: Account, plcUrl: string, token: () => Pro
 
   const waiting = await runCli(args, env);
   assert.equal(waiting.code, 3, waiting.stderr);
-  assert.match(waiting.stdout, /--plc-token/);
+  assert.match(
+    waiting.stdout,
+    /emailed a confirmation code\. Run the same command again with --plc-token <code from the email>\. Nothing was changed\./,
+  );
   assert.throws(() => statSync(keyFile), 'no key is made before the code is there');
 
   const code = await token();
@@ -118,5 +121,11 @@ describe('portage identity', () => {
     const web = await runCli(['identity', 'show', '--did', 'did:web:example.com', '--plc-url', pds.plcUrl], {});
     assert.equal(web.code, 1);
     assert.match(web.stderr, /not a did:plc identity/);
+    const unknown = await runCli(
+      ['identity', 'show', '--did', 'did:plc:aaaaaaaaaaaaaaaaaaaaaaaa', '--plc-url', pds.plcUrl],
+      {},
+    );
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /portage identity show: .*\. Check --did \(and --plc-url/);
   });
 });

@@ -83,7 +83,12 @@ describe('portage restore refuses bad input before changing anything', () => {
       PORTAGE_NEW_PASSWORD: jane.password,
     });
     assert.equal(run.code, 1);
-    assert.match(failure(run), new RegExp(`is of ${jane.did}, not of ${kim.did}.*Nothing was changed`));
+    assert.match(
+      failure(run),
+      new RegExp(
+        `is of ${jane.did}, not of ${kim.did}\\. Give --backup a backup of the account --did names\\. Nothing was changed`,
+      ),
+    );
     await assertUnchanged(jane.did, length);
   });
 
@@ -104,7 +109,10 @@ describe('portage restore refuses bad input before changing anything', () => {
       failure(run),
       new RegExp(`backup of ${jane.did} .* is damaged: a block of repo.car does not match its hash`),
     );
-    assert.match(failure(run), /Nothing was changed/);
+    assert.match(
+      failure(run),
+      /Use another copy of the backup \(or run `portage backup` again .*\)\. Nothing was changed/,
+    );
 
     const lacking = copyBackup(jane, 'lacking');
     const blob = readdirSync(join(lacking, 'blobs')).find((n) => !n.startsWith('.'))!;
@@ -141,6 +149,20 @@ describe('portage restore refuses bad input before changing anything', () => {
     });
     assert.equal(run.code, 1);
     assert.match(failure(run), new RegExp(`\\(${stranger.did()}\\) is not one of the rotation keys of ${jane.did}`));
+    assert.match(
+      failure(run),
+      /Give --recovery-key the key file made when the key was added to this account\. Nothing was changed/,
+    );
+
+    const noFile = await runCli(
+      restoreArgs(net, { ...jane, keyFile: join(dir, 'no-such.key') }, join(dir, 'state-bad4b')),
+      { PORTAGE_NEW_PASSWORD: jane.password },
+    );
+    assert.equal(noFile.code, 1);
+    assert.match(
+      noFile.stderr,
+      /portage restore: there is no key file at .*no-such\.key\. Give --recovery-key the file that holds your rotation key\. Nothing was changed\./,
+    );
     await assertUnchanged(jane.did, length);
   });
 

@@ -60,24 +60,26 @@ export async function verifyBackup(dir: string, opts: VerifyBackupOptions = {}):
   }
   const did = typeof manifest.did === 'string' ? manifest.did : undefined;
   if (!did) {
-    throw new MigrationError(
-      'BackupInvalid',
-      `the manifest.json in ${dir} names no account`,
-      'Use a complete backup. Nothing was changed.',
-    );
+    throw new MigrationError('BackupInvalid', `the manifest.json in ${dir} names no account`, {
+      kind: 'need-input',
+      field: 'backup',
+      reason: 'invalid',
+      nothingChanged: true,
+    });
   }
   if (opts.did !== undefined && opts.did !== did) {
-    throw new MigrationError(
-      'BackupOfAnotherAccount',
-      `the backup in ${dir} is of ${did}, not of ${opts.did}`,
-      `Give --backup a backup of ${opts.did}. Nothing was changed.`,
-    );
+    throw new MigrationError('BackupOfAnotherAccount', `the backup in ${dir} is of ${did}, not of ${opts.did}`, {
+      kind: 'need-input',
+      field: 'backup',
+      reason: 'mismatch',
+      nothingChanged: true,
+    });
   }
   const damaged = (what: string, cause?: unknown) =>
     new MigrationError(
       'BackupDamaged',
       `the backup of ${did} in ${dir} is damaged: ${what}`,
-      'Use another copy of the backup (or run `portage backup` again while the server still answers). Nothing was changed.',
+      { kind: 'need-input', field: 'backup', reason: 'invalid', nothingChanged: true },
       cause === undefined ? undefined : { cause },
     );
 
@@ -174,11 +176,12 @@ export async function backupAccountDid(dir: string): Promise<string> {
     throw notABackup(dir, err);
   }
   if (typeof manifest.did !== 'string' || !manifest.did.startsWith('did:')) {
-    throw new MigrationError(
-      'BackupInvalid',
-      `the manifest.json in ${dir} names no account`,
-      'Use a complete backup. Nothing was changed.',
-    );
+    throw new MigrationError('BackupInvalid', `the manifest.json in ${dir} names no account`, {
+      kind: 'need-input',
+      field: 'backup',
+      reason: 'invalid',
+      nothingChanged: true,
+    });
   }
   return manifest.did;
 }
@@ -187,7 +190,7 @@ function notABackup(dir: string, err: unknown): MigrationError {
   return new MigrationError(
     'BackupInvalid',
     `${dir} is not a Portage backup: its manifest.json ${(err as { code?: string }).code === 'ENOENT' ? 'is missing' : 'does not parse'}`,
-    'Give --backup the folder that `portage backup` (or a migration) wrote, or the unpacked download from the wizard. Nothing was changed.',
+    { kind: 'need-input', field: 'backup', reason: 'not-found', nothingChanged: true },
     { cause: err },
   );
 }

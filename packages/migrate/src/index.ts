@@ -17,6 +17,7 @@ export {
 export { MigrationError } from './errors.ts';
 export {
   describeNextStep,
+  type DoctorAdvice,
   type InputField,
   type InputReason,
   type NextStep,

@@ -5,9 +5,31 @@
  * wording for anyone else: plain sentences that name neither.
  */
 
-/** The inputs a move takes, by the names of MigrationOptions and MigrationCredentials. */
+/**
+ * The inputs a move takes, by the names of MigrationOptions and MigrationCredentials, and those
+ * of the tools beside it (a restore's RestoreOptions, the doctor's and the identity tools').
+ */
 export type InputField =
-  'from' | 'to' | 'fromPds' | 'plcUrl' | 'oldPassword' | 'newPassword' | 'newHandle' | 'newEmail' | 'inviteCode';
+  | 'from'
+  | 'to'
+  | 'fromPds'
+  | 'plcUrl'
+  | 'oldPassword'
+  | 'newPassword'
+  | 'newHandle'
+  | 'newEmail'
+  | 'inviteCode'
+  /** The account by its DID only (a restore, showing an identity). */
+  | 'did'
+  /** A restore's handle and email on the new server. */
+  | 'handle'
+  | 'email'
+  /** The password of an account that stays on its one server (the doctor, adding a rotation key). */
+  | 'password'
+  /** A backup folder of the account. */
+  | 'backup'
+  /** The file of a rotation key the user holds. */
+  | 'recoveryKey';
 
 export type InputReason =
   /** Not given, and nothing to take it from. */
@@ -27,7 +49,9 @@ export type InputReason =
   /** The new server is the one the account lives on already. */
   | 'same-server'
   /** The address does not answer as a PDS. */
-  | 'not-a-pds';
+  | 'not-a-pds'
+  /** The address did not answer at all (or the network is down). */
+  | 'unreachable';
 
 export type RunAgainReason =
   /** A server was unreachable, overloaded or failed: the same run again continues. */
@@ -45,10 +69,13 @@ export type RunAgainReason =
 
 export type NextStep = (
   | { kind: 'need-input'; field: InputField; reason: InputReason }
-  /** The server emailed a sign-in code to the account's address. */
-  | { kind: 'need-sign-in-code'; server: 'old' | 'new'; reason: 'emailed' | 'rejected' }
-  /** The identity update waits for the code the old server emailed (the PLC token). */
-  | { kind: 'need-plc-code'; reason: 'emailed' | 'rejected' }
+  /** The server emailed a sign-in code to the account's address (no `server`: the account's only one). */
+  | { kind: 'need-sign-in-code'; server?: 'old' | 'new'; reason: 'emailed' | 'rejected' }
+  /**
+   * The identity update waits for the code the server emailed (the PLC token): a move's, or
+   * (`purpose`) the one adding a rotation key, whose key file is kept for the next run.
+   */
+  | { kind: 'need-plc-code'; reason: 'emailed' | 'rejected'; purpose?: 'add-rotation-key' }
   | { kind: 'run-again'; reason: RunAgainReason }
   /** A daily limit is spent: the move goes on from `at` (ISO time), where it stopped. */
   | { kind: 'resume-after'; at: string }
@@ -71,6 +98,36 @@ export type NextStep = (
   nothingChanged?: boolean;
 };
 
+/**
+ * What the doctor advises for a finding it cannot repair itself. Only its findings carry these; a
+ * move or a restore never stops with one.
+ */
+export type DoctorAdvice =
+  /**
+   * A move of `did` to `to` stopped midway and running it again finishes it (`fromPds`: the old
+   * server, when the DID no longer names it). `stage` says where it stands:
+   * `account-missing`, the DID names `to`, which has no account yet (restoring from a backup is
+   * the other way out); `identity-mismatch`, `to` holds the account but not the DID document it
+   * expects; `not-switched`, an account waits on `to` while the DID still names the working one
+   * (staying means deleting the unused account).
+   */
+  (
+    | {
+        kind: 'finish-move';
+        did: string;
+        to: string;
+        fromPds?: string;
+        stage: 'account-missing' | 'identity-mismatch' | 'not-switched';
+      }
+    /**
+     * The server the DID names cannot serve the account: it does not answer (try later first), has
+     * no account for it, or took it down (its operator may restore it); a backup brings it back.
+     */
+    | { kind: 'restore-from-backup'; reason: 'unreachable' | 'no-account' | 'taken-down' }
+    /** A repair needs the account's password on that server (`current`: the one the DID names). */
+    | { kind: 'sign-in-to-repair'; server: 'current' | 'other' }
+  ) & { nothingChanged?: boolean };
+
 const FIELD_NAMES: Record<InputField, string> = {
   from: 'the account (handle or DID)',
   to: 'the new server address',
@@ -81,21 +138,32 @@ const FIELD_NAMES: Record<InputField, string> = {
   newHandle: 'the handle on the new server',
   newEmail: 'the email address on the new server',
   inviteCode: 'the invite code',
+  did: 'the DID of the account',
+  handle: 'the handle on the new server',
+  email: 'the email address on the new server',
+  password: 'the account password',
+  backup: 'a backup of the account',
+  recoveryKey: 'the rotation key file',
 };
 
 /** The next step in plain sentences that name no flag or field of any front end. */
-export function describeNextStep(next: NextStep): string {
+export function describeNextStep(next: NextStep | DoctorAdvice): string {
   const text = sentenceFor(next);
   return next.nothingChanged ? `${text} Nothing was changed.` : text;
 }
 
-function sentenceFor(next: NextStep): string {
+function sentenceFor(next: NextStep | DoctorAdvice): string {
   switch (next.kind) {
     case 'need-input': {
       const field = FIELD_NAMES[next.field];
+      if (next.field === 'backup') return BACKUP[next.reason] ?? `Check ${field}.`;
+      if (next.field === 'recoveryKey' && next.reason === 'mismatch')
+        return 'Give the key file made when the key was added to this account.';
       switch (next.reason) {
         case 'missing':
           return `Give ${field}.`;
+        case 'unreachable':
+          return `Check ${field} and the network, then run again.`;
         case 'taken':
           return `Choose another value for ${field}: it is taken on the new server.`;
         case 'app-password':
@@ -108,11 +176,12 @@ function sentenceFor(next: NextStep): string {
     }
     case 'need-sign-in-code':
       return next.reason === 'emailed'
-        ? `Run again with the sign-in code the ${next.server} server emailed.`
+        ? `Run again with the sign-in code the ${next.server ? `${next.server} server` : 'server'} emailed.`
         : 'Run again with the newest sign-in code from the email.';
     case 'need-plc-code':
-      return next.reason === 'emailed'
-        ? 'Run again with the confirmation code (PLC token) from the email.'
+      if (next.reason === 'emailed') return 'Run again with the confirmation code (PLC token) from the email.';
+      return next.purpose === 'add-rotation-key'
+        ? 'Run again to have a new code emailed, and give it exactly as the email shows it. The key file is kept and will be used.'
         : 'Run again to have a new code emailed, and give it exactly as the email shows it. The identity was NOT changed; all data stays copied.';
     case 'run-again':
       return RUN_AGAIN[next.reason];
@@ -134,8 +203,41 @@ function sentenceFor(next: NextStep): string {
       return 'Ask the old server operator to restore the account, or restore it elsewhere from a backup.';
     case 'advice':
       return next.text;
+    case 'finish-move':
+      return FINISH_MOVE[next.stage](next);
+    case 'restore-from-backup':
+      return RESTORE_FROM_BACKUP[next.reason];
+    case 'sign-in-to-repair':
+      return next.server === 'current'
+        ? 'Give the account password for the server the DID points to, and repair again.'
+        : 'Give the account password for the old server, and repair again.';
   }
 }
+
+const BACKUP: Partial<Record<InputReason, string>> = {
+  missing: 'Give a backup of the account.',
+  'not-found': 'Give the folder a backup (or a migration) wrote, or the unpacked download from the wizard.',
+  invalid: 'Use another copy of the backup (or back the account up again while its server still answers).',
+  mismatch: 'Give a backup of the account named.',
+};
+
+const FINISH_MOVE: Record<
+  Extract<DoctorAdvice, { kind: 'finish-move' }>['stage'],
+  (next: Extract<DoctorAdvice, { kind: 'finish-move' }>) => string
+> = {
+  'account-missing': (n) =>
+    `Move ${n.did} again from ${n.fromPds ?? 'its old server'} to ${n.to} to create it there, or restore it from a backup.`,
+  'identity-mismatch': (n) =>
+    `Move ${n.did} to ${n.to} again to finish the identity update, or look at its DID document.`,
+  'not-switched': (n) =>
+    `To finish it, move ${n.did} to ${n.to} again (it resumes and asks for the emailed code); to stay, delete the unused account on ${n.to}.`,
+};
+
+const RESTORE_FROM_BACKUP: Record<Extract<DoctorAdvice, { kind: 'restore-from-backup' }>['reason'], string> = {
+  unreachable: 'Try again later; if that server is gone for good, restore the account from a backup.',
+  'no-account': 'Restore the account there from a backup.',
+  'taken-down': "Ask that server's operator, or move the account elsewhere from a backup.",
+};
 
 const RUN_AGAIN: Record<RunAgainReason, string> = {
   unavailable: 'A server was unreachable or overloaded; run again to continue where it stopped.',

@@ -64,7 +64,13 @@ describe('doctor diagnosis', () => {
       ['current-missing'],
     );
     assert.deepEqual(d.repairs, [], 'the old account, the only copy, is never deactivated');
-    assert.match(d.findings[0]!.next!, /portage migrate .*--from-pds https:\/\/old\.example/);
+    assert.deepEqual(d.findings[0]!.next, {
+      kind: 'finish-move',
+      did: 'did:plc:abc',
+      to: CUR,
+      fromPds: OLD,
+      stage: 'account-missing',
+    });
     assert.match(d.summary, /does not have it/);
   });
 
@@ -90,7 +96,15 @@ describe('doctor diagnosis', () => {
     );
     assert.deepEqual(d.repairs, []);
     assert.ok(d.findings.some((f) => f.code === 'current-not-signed-in'));
-    assert.match(d.findings.find((f) => f.code === 'current-inactive')!.next!, /PORTAGE_PASSWORD/);
+    assert.deepEqual(d.findings.find((f) => f.code === 'current-inactive')!.next, {
+      kind: 'sign-in-to-repair',
+      server: 'current',
+    });
+    assert.deepEqual(d.findings.find((f) => f.code === 'current-not-signed-in')!.next, {
+      kind: 'need-input',
+      field: 'password',
+      reason: 'missing',
+    });
     assert.equal(d.healthy, false);
   });
 
@@ -126,6 +140,6 @@ describe('doctor diagnosis', () => {
       d.findings.map((f) => f.code),
       ['current-unreachable'],
     );
-    assert.match(d.findings[0]!.next!, /portage restore/);
+    assert.deepEqual(d.findings[0]!.next, { kind: 'restore-from-backup', reason: 'unreachable' });
   });
 });

@@ -165,7 +165,17 @@ describe('where the recovery key attaches to the PLC log', () => {
         keyFile: 'stranger.key',
         now: new Date(t0 + 3 * HOUR),
       }),
-      (err: MigrationError) => err.code === 'KeyNotRotationKey' && err.message.includes('stranger.key'),
+      (err: MigrationError) => {
+        assert.equal(err.code, 'KeyNotRotationKey');
+        assert.ok(err.message.includes('stranger.key'));
+        assert.deepEqual(err.nextStep, {
+          kind: 'need-input',
+          field: 'recoveryKey',
+          reason: 'mismatch',
+          nothingChanged: true,
+        });
+        return true;
+      },
     );
   });
 });
@@ -286,6 +296,10 @@ describe('restoring a did:web account', () => {
     const first = await run();
     assert.equal(first.result.status, 'failed', first.result.message);
     assert.match(first.result.message, /does not name .* with a signing key the restore holds yet/);
+    assert.deepEqual(first.result.next, {
+      kind: 'publish-did-document',
+      host: decodeURIComponent(did.slice('did:web:'.length)),
+    });
     const claim = wantedDocument(first.events);
     assert.equal(claim.service?.[0]?.serviceEndpoint, newPds.url);
     const unpublished = await run();

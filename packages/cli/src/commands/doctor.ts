@@ -8,6 +8,9 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { badUrlFlag, parseCommandFlags, reportUsageError } from '../command-line.ts';
+import { commandLineNextStep } from '../next-step.ts';
+import type { DoctorResult } from '@portage/migrate/doctor/doctor';
+import type { Diagnosis } from '@portage/migrate/doctor/diagnose';
 
 export const description = 'Say what state an account is in after a move, and make the safe repairs (--fix)';
 
@@ -87,20 +90,23 @@ export async function run(args: string[]): Promise<number> {
       },
     );
     if (json) {
-      process.stdout.write(`${JSON.stringify(result)}\n`);
+      process.stdout.write(`${JSON.stringify(wordedForScripts(result))}\n`);
     } else {
       const out: string[] = [result.before.summary];
       for (const f of result.before.findings) {
         out.push(`  ${f.severity === 'problem' ? '✗' : '•'} ${f.message}.`);
         if (f.repair && !values.fix) out.push(`      --fix would ${REPAIR_WORDS[f.repair]}.`);
-        if (f.next) out.push(`      ${f.next}`);
+        if (f.next) out.push(`      ${commandLineNextStep(f.next)}`);
       }
-      if (result.repair?.stopped) out.push(`The repairs stopped: ${result.repair.stopped}.`);
+      if (result.repair?.stopped) {
+        out.push(`The repairs stopped: ${result.repair.stopped}.`);
+        if (result.repair.next) out.push(`  ${commandLineNextStep(result.repair.next)}`);
+      }
       if (result.after) {
         out.push('', `After the repairs: ${result.after.summary}`);
         for (const f of result.after.findings) {
           out.push(`  ${f.severity === 'problem' ? '✗' : '•'} ${f.message}.`);
-          if (f.next) out.push(`      ${f.next}`);
+          if (f.next) out.push(`      ${commandLineNextStep(f.next)}`);
         }
       } else if (!result.healthy && !values.fix && result.before.repairs.length > 0) {
         out.push('Run the same command with --fix to make the repairs listed above.');
@@ -110,11 +116,30 @@ export async function run(args: string[]): Promise<number> {
     return result.healthy ? 0 : 1;
   } catch (err) {
     if (err instanceof MigrationError) {
-      process.stderr.write(`portage doctor: ${err.message}. ${err.next}\n`);
+      process.stderr.write(`portage doctor: ${err.message}. ${commandLineNextStep(err.nextStep)}\n`);
       return 1;
     }
     throw err;
   }
+}
+
+/**
+ * The result for --json: each next step worded for this command line in `next`, the engine's
+ * typed step beside it in `nextStep` (as `portage migrate --json` does).
+ */
+function wordedForScripts(result: DoctorResult): unknown {
+  const worded = (d: Diagnosis) => ({
+    ...d,
+    findings: d.findings.map((f) => (f.next ? { ...f, next: commandLineNextStep(f.next), nextStep: f.next } : f)),
+  });
+  return {
+    ...result,
+    before: worded(result.before),
+    ...(result.after ? { after: worded(result.after) } : {}),
+    ...(result.repair?.next
+      ? { repair: { ...result.repair, next: commandLineNextStep(result.repair.next), nextStep: result.repair.next } }
+      : {}),
+  };
 }
 
 const REPAIR_WORDS = {

@@ -6,6 +6,7 @@
  */
 import { resolve } from 'node:path';
 import { badUrlFlag, parseCommandFlags, reportUsageError, USAGE_EXIT_CODE } from '../command-line.ts';
+import { commandLineNextStep, EXIT } from '../next-step.ts';
 
 export const description = 'Show a DID, its rotation keys and who holds them; add a rotation key you hold';
 
@@ -102,7 +103,7 @@ async function show(args: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof MigrationError) {
-      process.stderr.write(`portage identity show: ${err.message}. ${err.next}\n`);
+      process.stderr.write(`portage identity show: ${err.message}. ${commandLineNextStep(err.nextStep)}\n`);
       return 1;
     }
     throw err;
@@ -155,11 +156,11 @@ async function addKey(args: string[]): Promise<number> {
         onNotice: (message) => process.stderr.write(`${message}\n`),
       },
     );
-    process.stdout.write(`${result.message}\n`);
-    return result.status === 'waiting-for-plc-token' ? 3 : 0;
+    process.stdout.write(`${result.message}${result.next ? `. ${commandLineNextStep(result.next)}` : ''}\n`);
+    return result.status === 'waiting-for-plc-token' ? EXIT.waitingForPlcToken : EXIT.done;
   } catch (err) {
     if (err instanceof MigrationError) {
-      process.stderr.write(`portage identity add-rotation-key: ${err.message}. ${err.next}\n`);
+      process.stderr.write(`portage identity add-rotation-key: ${err.message}. ${commandLineNextStep(err.nextStep)}\n`);
       return 1;
     }
     throw err;

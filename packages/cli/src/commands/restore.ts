@@ -14,6 +14,7 @@ import {
   parseConcurrency,
   reportUsageError,
 } from '../command-line.ts';
+import { commandLineNextStep } from '../next-step.ts';
 
 export const description = 'Restore an account from a backup onto a new PDS when its old server is gone';
 
@@ -72,6 +73,7 @@ export async function run(args: string[]): Promise<number> {
     { restore },
     terminal,
     memory,
+    { MigrationError },
   ] = await Promise.all([
     import('@portage/migrate/backup.node'),
     import('@portage/migrate/backup-check.node'),
@@ -81,10 +83,11 @@ export async function run(args: string[]): Promise<number> {
     import('@portage/migrate/restore/restore'),
     import('@portage/migrate/terminal.node'),
     import('@portage/migrate/memory.node'),
+    import('@portage/migrate/errors'),
   ]);
   const fail = (err: unknown) => {
-    const e = err as { message?: string; next?: string };
-    process.stderr.write(`portage restore: ${e.message ?? String(err)}${e.next ? `. ${e.next}` : ''}\n`);
+    const next = err instanceof MigrationError ? `. ${commandLineNextStep(err.nextStep)}` : '';
+    process.stderr.write(`portage restore: ${err instanceof Error ? err.message : String(err)}${next}\n`);
     return 1;
   };
 
@@ -99,10 +102,14 @@ export async function run(args: string[]): Promise<number> {
     return fail(err);
   }
   if (!recoveryKey)
-    return fail({
-      message: `there is no key file at ${keyFile}`,
-      next: 'Give --recovery-key the file that holds your rotation key. Nothing was changed.',
-    });
+    return fail(
+      new MigrationError('NoKeyFile', `there is no key file at ${keyFile}`, {
+        kind: 'need-input',
+        field: 'recoveryKey',
+        reason: 'missing',
+        nothingChanged: true,
+      }),
+    );
 
   let password = process.env.PORTAGE_NEW_PASSWORD || process.env.PORTAGE_PASSWORD || undefined;
   if (password === undefined && !interactive)

@@ -4,6 +4,7 @@
  * way by `code`.
  */
 import { sameServiceUrl } from '@portage/atproto/identity/did-document';
+import type { DoctorAdvice, NextStep } from '../next-steps.ts';
 import type { AccountInspection, ServerView } from './inspect.ts';
 
 export type FindingCode =
@@ -20,7 +21,7 @@ export type FindingCode =
   | 'other-still-active'
   | 'move-unfinished';
 
-/** A repair `--fix` may make, in the order they run. */
+/** A repair the doctor may make, in the order they run. */
 export type Repair = 'import-repo' | 'upload-blobs' | 'activate-current' | 'deactivate-other';
 
 export interface Finding {
@@ -28,16 +29,16 @@ export interface Finding {
   /** 'problem' keeps the account from working (or leaves a copy live); 'note' does not. */
   severity: 'problem' | 'note';
   message: string;
-  /** The repair that settles it, when one is safe; otherwise `next` says what to do. */
+  /** The repair that settles it, when one is safe; otherwise `next` says what to do, for a front end to word. */
   repair?: Repair;
-  next?: string;
+  next?: NextStep | DoctorAdvice;
 }
 
 export interface Diagnosis {
   /** One sentence: the state of the account as a whole. */
   summary: string;
   findings: Finding[];
-  /** The repairs `--fix` would make, in order. */
+  /** The repairs the doctor would make when asked to, in order. */
   repairs: Repair[];
   healthy: boolean;
 }
@@ -53,7 +54,7 @@ export function diagnose(ins: AccountInspection): Diagnosis {
       code: 'current-unreachable',
       severity: 'problem',
       message: `${where} does not answer: ${cur.unreachable}`,
-      next: 'Try again later; if that server is gone for good, restore the account from a backup with `portage restore`.',
+      next: { kind: 'restore-from-backup', reason: 'unreachable' },
     });
   } else if (!cur.exists) {
     findings.push({
@@ -61,15 +62,15 @@ export function diagnose(ins: AccountInspection): Diagnosis {
       severity: 'problem',
       message: `${where} has no account for ${ins.did}: the DID was pointed at a server before the account was made there`,
       next: other?.exists
-        ? `Run \`portage migrate --from ${ins.did} --to ${cur.url} --from-pds ${other.url}\` to create it there, or restore it from a backup with \`portage restore\`.`
-        : 'Restore the account there from a backup with `portage restore`.',
+        ? { kind: 'finish-move', did: ins.did, to: cur.url, fromPds: other.url, stage: 'account-missing' }
+        : { kind: 'restore-from-backup', reason: 'no-account' },
     });
   } else if (cur.publicStatus === 'takendown' || cur.publicStatus === 'suspended') {
     findings.push({
       code: 'current-takendown',
       severity: 'problem',
       message: `${where} has ${cur.publicStatus === 'takendown' ? 'taken the account down' : 'suspended the account'}`,
-      next: "Ask that server's operator, or move the account elsewhere from a backup with `portage restore`.",
+      next: { kind: 'restore-from-backup', reason: 'taken-down' },
     });
   } else if (!cur.status) {
     findings.push({
@@ -78,7 +79,7 @@ export function diagnose(ins: AccountInspection): Diagnosis {
       message: cur.signInError
         ? `could not sign in on ${cur.url} (${cur.signInError}), so only its public status is known`
         : `no password was given for ${cur.url}, so only its public status is known`,
-      next: 'Set PORTAGE_PASSWORD (or PORTAGE_NEW_PASSWORD) to the account password and run again.',
+      next: { kind: 'need-input', field: 'password', reason: cur.signInError ? 'wrong' : 'missing' },
     });
     if (!cur.active) inactiveFindings(findings, cur, other);
   } else {
@@ -88,7 +89,7 @@ export function diagnose(ins: AccountInspection): Diagnosis {
         code: 'did-key-mismatch',
         severity: 'problem',
         message: `${cur.url} does not accept the DID document as its own: its signing key or PDS entry is not what that server expects`,
-        next: `Run \`portage migrate --from ${ins.did} --to ${cur.url}\` again to finish the identity update, or \`portage identity show --did ${ins.did}\` to see the document.`,
+        next: { kind: 'finish-move', did: ins.did, to: cur.url, stage: 'identity-mismatch' },
       });
     }
     const otherRecords = other?.status?.indexedRecords ?? 0;
@@ -100,7 +101,10 @@ export function diagnose(ins: AccountInspection): Diagnosis {
         message: `the account on ${cur.url} holds no records (${otherRecords} on ${other!.url}): the repository was never imported`,
         ...(st.activated
           ? {
-              next: 'The account is active there, so nothing is overwritten: import the repository yourself or ask its operator.',
+              next: {
+                kind: 'advice',
+                text: 'The account is active there, so nothing is overwritten: import the repository yourself or ask its operator.',
+              },
             }
           : { repair: 'import-repo' as const }),
       });
@@ -125,14 +129,14 @@ export function diagnose(ins: AccountInspection): Diagnosis {
       message: `the old account on ${other.url} is still active after the move: two servers speak for the account`,
       ...(other.status
         ? { repair: 'deactivate-other' as const }
-        : { next: 'Set PORTAGE_OLD_PASSWORD to the password there and run again with --fix.' }),
+        : { next: { kind: 'sign-in-to-repair', server: 'other' } as const }),
     });
   } else if (other?.exists && !otherIsOld && (cur.status?.activated ?? cur.active)) {
     findings.push({
       code: 'move-unfinished',
       severity: 'note',
       message: `a move to ${other.url} was started and not finished: the PLC document still names ${cur.url}, where the account works`,
-      next: `To finish it, run \`portage migrate --from ${ins.did} --to ${other.url}\` (it resumes and asks for the emailed code); to stay, delete the unused account on ${other.url}.`,
+      next: { kind: 'finish-move', did: ins.did, to: other.url, stage: 'not-switched' },
     });
   }
 
@@ -165,7 +169,7 @@ function inactiveFindings(findings: Finding[], cur: ServerView, other?: ServerVi
     message: `the DID points to ${cur.url}, where the account is ${cur.publicStatus ?? 'deactivated'}: nobody can see or use it`,
     ...(cur.status
       ? { repair: 'activate-current' as const }
-      : { next: 'Set PORTAGE_PASSWORD to the account password and run again with --fix.' }),
+      : { next: { kind: 'sign-in-to-repair', server: 'current' } as const }),
   });
 }
 

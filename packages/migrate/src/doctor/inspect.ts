@@ -81,7 +81,12 @@ export async function inspectAccount(opts: InspectOptions, env: InspectEnvironme
   try {
     doc = await new DidResolver({ plcUrl, fetch: fetchImpl }).resolve(did);
   } catch (err) {
-    throw new MigrationError('DidNotResolved', describeError(err), 'Check --from (and --plc-url).', { cause: err });
+    throw new MigrationError(
+      'DidNotResolved',
+      describeError(err),
+      { kind: 'need-input', field: 'from', reason: 'not-found' },
+      { cause: err },
+    );
   }
   const pds = normalizeServiceUrl(getPdsEndpoint(doc) ?? '');
   if (!pds) {

@@ -1,5 +1,5 @@
 /**
- * `portage doctor --fix`: the safe repairs, in order, each only when the diagnosis asked for it
+ * The doctor's safe repairs, in order, each only when the diagnosis asked for it
  * and nothing before it failed. Nothing here changes the DID document or deletes anything; the
  * account the DID points to is only activated once it holds its records and every blob, and the
  * old one is only deactivated once the one the DID points to is active.
@@ -7,6 +7,7 @@
 import { XrpcClient } from '@portage/atproto/xrpc/client';
 import { UNCOMPRESSED_REPO } from '../engine.ts';
 import { MigrationError } from '../errors.ts';
+import type { NextStep } from '../next-steps.ts';
 import { describeError, withRetry } from '../retry.ts';
 import type { PdsSession } from '../session.ts';
 import type { Repair } from './diagnose.ts';
@@ -30,6 +31,8 @@ export interface RepairOutcome {
   done: string[];
   /** Why the repairs stopped early, if they did. */
   stopped?: string;
+  /** What to do about it, when the stop names one (no source for a lost repository). */
+  next?: NextStep;
 }
 
 export async function repairAccount(
@@ -102,7 +105,7 @@ export async function repairAccount(
     }
     return { done };
   } catch (err) {
-    return { done, stopped: describeError(err) };
+    return { done, stopped: describeError(err), ...(err instanceof MigrationError ? { next: err.nextStep } : {}) };
   }
 }
 
@@ -119,7 +122,7 @@ async function repoSource(
     throw new MigrationError(
       'NoRepoSource',
       'there is no repository to import: no backup was given and no other server holds the account',
-      'Pass --backup <dir> with a backup of the account.',
+      { kind: 'need-input', field: 'backup', reason: 'missing' },
     );
   }
   const res = await (other.session?.request.bind(other.session) ?? anonymousRequest(other.url, fetchImpl))(

@@ -69,7 +69,12 @@ export async function describeIdentity(did: string, plcUrl: string, env: Describ
   try {
     [doc, audit] = await Promise.all([plc.getDocument(did), plc.getAuditLog(did)]);
   } catch (err) {
-    throw new MigrationError('DidNotResolved', describeError(err), 'Check --did (and --plc-url).', { cause: err });
+    throw new MigrationError(
+      'DidNotResolved',
+      describeError(err),
+      { kind: 'need-input', field: 'did', reason: 'not-found' },
+      { cause: err },
+    );
   }
   const current = audit.filter((e) => !e.nullified).at(-1);
   const holders = new Map<string, string[]>();

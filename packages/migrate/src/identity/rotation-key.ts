@@ -13,6 +13,7 @@ import { isPlcDid, PLC_LIMITS } from '@portage/atproto/plc/operations';
 import { XrpcClientError } from '@portage/atproto/xrpc/client';
 import type { RecoveryKeyStore } from '../engine.ts';
 import { MigrationError } from '../errors.ts';
+import type { NextStep } from '../next-steps.ts';
 import { describeError } from '../retry.ts';
 import { PdsSession } from '../session.ts';
 import { didFor } from './resolve-did.ts';
@@ -41,6 +42,8 @@ export interface AddRotationKeyResult {
   did: string;
   key?: string;
   message: string;
+  /** What to do next when the key is not first yet (waiting for the emailed code). */
+  next?: NextStep;
 }
 
 export async function addRotationKey(
@@ -62,7 +65,12 @@ export async function addRotationKey(
     try {
       return await plc.getDocumentData(did);
     } catch (err) {
-      throw new MigrationError('DidNotResolved', describeError(err), 'Check --from (and --plc-url).', { cause: err });
+      throw new MigrationError(
+        'DidNotResolved',
+        describeError(err),
+        { kind: 'need-input', field: 'from', reason: 'not-found' },
+        { cause: err },
+      );
     }
   };
   const data = await readData();
@@ -95,7 +103,7 @@ export async function addRotationKey(
       throw new MigrationError(
         'AuthFactorTokenRequired',
         `${pds} emailed a sign-in code`,
-        'Run again with --auth-factor-token <code>.',
+        { kind: 'need-sign-in-code', reason: 'emailed' },
         { cause: err },
       );
     }
@@ -103,7 +111,7 @@ export async function addRotationKey(
       throw new MigrationError(
         'SignInRefused',
         `${pds} refused the password`,
-        'Check PORTAGE_PASSWORD. Nothing was changed.',
+        { kind: 'need-input', field: 'password', reason: 'wrong', nothingChanged: true },
         { cause: err },
       );
     }
@@ -121,8 +129,8 @@ export async function addRotationKey(
       return {
         status: 'waiting-for-plc-token',
         did,
-        message:
-          'The server emailed a confirmation code: run the same command again with --plc-token <code>. Nothing was changed yet.',
+        message: 'The server emailed a confirmation code',
+        next: { kind: 'need-plc-code', reason: 'emailed', purpose: 'add-rotation-key', nothingChanged: true },
       };
     }
   }
@@ -156,7 +164,7 @@ export async function addRotationKey(
       throw new MigrationError(
         'PlcTokenRejected',
         `${pds} did not accept the code (${err.error})`,
-        'Run the same command again without --plc-token to have a new code emailed. The key file is kept and will be used.',
+        { kind: 'need-plc-code', reason: 'rejected', purpose: 'add-rotation-key' },
         { cause: err },
       );
     }
@@ -173,11 +181,10 @@ export async function addRotationKey(
   await session.procedure('com.atproto.identity.submitPlcOperation', { operation }, { attempts: 3 });
   const after = await readData();
   if (after.rotationKeys[0] !== key.did()) {
-    throw new MigrationError(
-      'NotApplied',
-      `the directory does not list ${key.did()} first after the update`,
-      'Run `portage identity show` to see the document, then run this command again.',
-    );
+    throw new MigrationError('NotApplied', `the directory does not list ${key.did()} first after the update`, {
+      kind: 'run-again',
+      reason: 'identity-pending',
+    });
   }
   return { status: 'done', did, key: key.did(), message: `${key.did()} is now the first rotation key of ${did}` };
 }

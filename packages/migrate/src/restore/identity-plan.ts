@@ -38,11 +38,12 @@ export async function planIdentity(args: {
   const { did, key, keyFile } = args;
   const valid = args.log.filter((entry) => !entry.nullified);
   if (valid.length === 0) {
-    throw new MigrationError(
-      'DidNotFound',
-      `the PLC directory has no operations for ${did}`,
-      'Check --plc-url (the directory that holds the account). Nothing was changed.',
-    );
+    throw new MigrationError('DidNotFound', `the PLC directory has no operations for ${did}`, {
+      kind: 'need-input',
+      field: 'plcUrl',
+      reason: 'not-found',
+      nothingChanged: true,
+    });
   }
   let anchor = -1;
   for (let i = valid.length - 1; i >= 0; i--) {
@@ -56,7 +57,7 @@ export async function planIdentity(args: {
     throw new MigrationError(
       'KeyNotRotationKey',
       `the key in ${keyFile} (${key}) is not one of the rotation keys of ${did}, now or before`,
-      'Give --recovery-key the key file made when the key was added to this account. Nothing was changed.',
+      { kind: 'need-input', field: 'recoveryKey', reason: 'mismatch', nothingChanged: true },
     );
   }
   const prevEntry = valid[anchor]!;

@@ -44,6 +44,7 @@ import { type Journal, journalKey, loadJournal, saveJournal } from '../journal.t
 import { ProgressTracker } from '../progress.ts';
 import { describeError, withRetry } from '../retry.ts';
 import { PdsSession, type SessionInfo } from '../session.ts';
+import type { NextStep } from '../next-steps.ts';
 import type { MigrationStorage } from '../storage.ts';
 import { type IdentityPlan, planIdentity } from './identity-plan.ts';
 import { type ResignedRepo, resignRepo } from './resign.ts';
@@ -105,6 +106,8 @@ export interface RestoreResult {
   status: 'done' | 'failed';
   did?: string;
   message: string;
+  /** What to do next when the restore did not finish. */
+  next?: NextStep;
   missingBlobs?: MissingBlob[];
 }
 
@@ -221,8 +224,10 @@ class Restore {
         code: failure.code,
       });
       const message = `${failure.message}. ${failure.next}`;
-      this.emit({ type: 'finished', status: 'failed', message, ...(missing ? { missingBlobs: missing } : {}) });
-      return { status: 'failed', did: this.did, message, ...(missing ? { missingBlobs: missing } : {}) };
+      const next = failure.nextStep;
+      const extra = missing ? { missingBlobs: missing } : {};
+      this.emit({ type: 'finished', status: 'failed', message, nextStep: next, ...extra });
+      return { status: 'failed', did: this.did, message, next, ...extra };
     } finally {
       await this.releaseLock?.().catch(() => {});
     }
@@ -235,7 +240,7 @@ class Restore {
       throw new MigrationError(
         'BackupOfAnotherAccount',
         `the backup in ${this.env.backup.dir} is of ${this.did}, not of ${this.opts.did}`,
-        `Give --backup a backup of ${this.opts.did}. Nothing was changed.`,
+        { kind: 'need-input', field: 'backup', reason: 'mismatch', nothingChanged: true },
       );
     }
     if (!this.isPlc && !this.did.startsWith('did:web:')) {
@@ -339,7 +344,7 @@ class Restore {
       throw new MigrationError(
         'DidNotResolved',
         `the PLC directory at ${this.plcUrl} did not give the log of ${this.did}: ${describeError(err)}`,
-        'Check --plc-url and the network, then run again. Nothing was changed.',
+        { kind: 'need-input', field: 'plcUrl', reason: 'unreachable', nothingChanged: true },
         { cause: err },
       );
     }
@@ -361,16 +366,17 @@ class Restore {
       throw new MigrationError(
         'NotAPds',
         `${this.to} does not answer as an AT Protocol PDS (describeServer: ${describeError(err)})`,
-        'Check --to: it must be the base URL of a PDS, like https://pds.example.com. Nothing was changed.',
+        { kind: 'need-input', field: 'to', reason: 'not-a-pds', nothingChanged: true },
         { cause: err },
       );
     }
     if (typeof desc?.did !== 'string' || !desc.did.startsWith('did:')) {
-      throw new MigrationError(
-        'NotAPds',
-        `${this.to} answered describeServer without a service DID`,
-        'Check --to. Nothing was changed.',
-      );
+      throw new MigrationError('NotAPds', `${this.to} answered describeServer without a service DID`, {
+        kind: 'need-input',
+        field: 'to',
+        reason: 'not-a-pds',
+        nothingChanged: true,
+      });
     }
     this.newServiceDid = desc.did;
     this.inviteRequired = desc.inviteCodeRequired === true;
@@ -464,7 +470,7 @@ class Restore {
       throw new MigrationError(
         'NewPasswordMismatch',
         `${this.to} already holds ${this.did}, but refused the password`,
-        'Set PORTAGE_NEW_PASSWORD to the password of the first run.',
+        { kind: 'need-input', field: 'newPassword', reason: 'mismatch' },
       );
     }
     if (this.identityMoved) {
@@ -476,25 +482,25 @@ class Restore {
     }
     const handle = (this.opts.handle ?? this.#formerHandle() ?? '').toLowerCase();
     if (!handle) {
-      throw new MigrationError(
-        'HandleRequired',
-        'the DID document names no handle to reuse',
-        'Pass --handle <handle>.',
-      );
+      throw new MigrationError('HandleRequired', 'the DID document names no handle to reuse', {
+        kind: 'need-input',
+        field: 'handle',
+        reason: 'missing',
+      });
     }
     if (!this.opts.email) {
       throw new MigrationError(
         'EmailRequired',
         'the new server needs an email address for the account, and the old server that knew it is gone',
-        'Run the same command again with --email <address>.',
+        { kind: 'need-input', field: 'email', reason: 'missing' },
       );
     }
     if (this.inviteRequired && !this.opts.inviteCode) {
-      throw new MigrationError(
-        'InviteCodeRequired',
-        `${this.to} requires an invite code to create an account`,
-        'Ask its operator for one and run again with --invite-code <code>.',
-      );
+      throw new MigrationError('InviteCodeRequired', `${this.to} requires an invite code to create an account`, {
+        kind: 'need-input',
+        field: 'inviteCode',
+        reason: 'missing',
+      });
     }
     const input = {
       did: this.did,
@@ -523,21 +529,19 @@ class Restore {
         if (err instanceof XrpcClientError && (await signsIn(this.neu, password))) break;
         if (err instanceof XrpcClientError && err.retryable && attempt < 5) continue;
         if (err instanceof XrpcClientError) {
-          const next =
+          const field =
             err.error === 'InvalidInviteCode'
-              ? 'Check --invite-code.'
+              ? 'inviteCode'
               : /handle/i.test(err.message)
-                ? 'Choose a handle the new server accepts with --handle.'
+                ? 'handle'
                 : /mail/i.test(err.message)
-                  ? 'Choose another address with --email.'
-                  : 'Fix the problem named above and run again.';
+                  ? 'email'
+                  : undefined;
           throw new MigrationError(
             err.error,
-            `the new server refused to create the account: ${err.message}`,
-            `${next} The DID points to the new server, which can be given the account on the next run.`,
-            {
-              cause: err,
-            },
+            `the new server refused to create the account: ${err.message} (the DID points to the new server, which can be given the account on the next run)`,
+            field ? { kind: 'need-input', field, reason: 'invalid' } : 'Fix the problem named above and run again.',
+            { cause: err },
           );
         }
         throw err;
@@ -728,7 +732,7 @@ class Restore {
       throw new MigrationError(
         'RecordCountMismatch',
         `the new server holds ${status.indexedRecords} records, the backup ${backup.records}`,
-        'Run the same command again; if it persists, report it to the new server operator.',
+        { kind: 'run-again', reason: 'mismatch' },
       );
     }
     if (saved !== undefined && canonicalJson(saved) !== canonicalJson(prefs.preferences)) {
@@ -808,11 +812,7 @@ class Restore {
       const doc = await this.didResolver.resolve(this.did, { noCache: true });
       if (ok(doc)) return doc;
       if (attempt >= 20)
-        throw new MigrationError(
-          'IdentityNotUpdated',
-          what,
-          'Run the same command again in a minute; it checks again.',
-        );
+        throw new MigrationError('IdentityNotUpdated', what, { kind: 'run-again', reason: 'identity-pending' });
       await new Promise((r) => setTimeout(r, 500));
     }
   }
@@ -852,7 +852,7 @@ class Restore {
     throw new MigrationError(
       'DidWebNotUpdated',
       `the did:web document at ${host} does not name ${endpoint} with ${whose} yet`,
-      'Publish the document shown above, then run the same command again; it checks before going on.',
+      { kind: 'publish-did-document', host },
     );
   }
 }
