@@ -16,7 +16,7 @@ import { ActorStore } from './actor-store/actor-store.ts';
 import { jwtKeyFromSecret, TokenIssuer } from './auth/tokens.ts';
 import { AuthVerifier } from './auth/verifier.ts';
 import type { BlobStore } from './blobstore/blobstore.ts';
-import { DiskBlobStore } from './blobstore/disk.ts';
+import { createBlobStore } from './blobstore/create.ts';
 import type { PdsConfig } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { Mailer } from './mailer/mailer.ts';
@@ -106,7 +106,8 @@ export class AppContext {
       lastSeq: () => this.sequencer.lastSeq(),
       accountsByStatus: () => this.accountManager.countAccountsByStatus(),
       databaseFiles: () => ({ account: this.config.accountDbPath, sequencer: this.sequencer.db.name }),
-      folders: () => ({ actorStores: this.config.actorStoreDirectory, blobs: this.config.blobstoreDiskLocation }),
+      folders: () => ({ actorStores: this.config.actorStoreDirectory }),
+      blobBytes: () => this.blobstore.storedBytes(),
     });
     this.proxy = new ServiceProxy(this);
   }
@@ -128,7 +129,7 @@ export class AppContext {
       resolveSigningKey: async (did, forceRefresh) =>
         getAtprotoSigningKey(await didResolver.resolve(did, { noCache: forceRefresh })),
     });
-    const blobstore = new DiskBlobStore(config.blobstoreDiskLocation, config.blobstoreDiskTmpLocation);
+    const blobstore = createBlobStore(config);
     const actorStore = new ActorStore({ directory: config.actorStoreDirectory, blobstore });
     const accountManager = new AccountManager({ dbPath: config.accountDbPath, tokens, hostname: config.hostname });
     const firehose = new FirehoseService({
@@ -183,5 +184,6 @@ export class AppContext {
     this.proxy.close();
     this.actorStore.close();
     this.accountManager.close();
+    await this.blobstore.close?.();
   }
 }

@@ -245,6 +245,11 @@ export async function sendOutput(req: IncomingMessage, res: ServerResponse, outp
     return;
   }
   for (const [k, v] of Object.entries(output.headers ?? {})) res.setHeader(k, v);
+  if ('redirect' in output) {
+    res.writeHead(302, { Location: output.redirect, 'Content-Length': '0' });
+    res.end();
+    return;
+  }
   if ('json' in output) {
     // Ended with a string, the body goes out in the same socket write as the headers.
     const body = JSON.stringify(output.json);
