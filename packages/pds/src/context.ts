@@ -24,6 +24,8 @@ import { Metrics } from './metrics/metrics.ts';
 import { MigrationService } from './migration/service.ts';
 import { ServiceProxy } from './proxy/service-proxy.ts';
 import { type RateLimitPolicies, RateLimiter } from './rate-limit/rate-limiter.ts';
+import { RedisWindowCounters } from './rate-limit/redis-counters.ts';
+import { RedisScratch } from './redis/scratch.ts';
 import { FirehoseService } from './sequencer/firehose-service.ts';
 import type { Sequencer } from './sequencer/sequencer.ts';
 
@@ -62,6 +64,8 @@ export class AppContext {
   readonly sequencer: Sequencer;
   /** Request rate limits; undefined when off (PDS_RATE_LIMITS_ENABLED=false, or a local hostname). */
   readonly rateLimiter: RateLimiter | undefined;
+  /** The scratch Redis (PDS_REDIS_SCRATCH_ADDRESS), when configured. */
+  readonly redis: RedisScratch | undefined;
   /** Forwarding of the methods this server does not serve (AppView, atproto-proxy). */
   readonly proxy: ServiceProxy;
   /** The figures `/metrics` serves. */
@@ -83,6 +87,8 @@ export class AppContext {
     mailer: Mailer;
     firehose: FirehoseService;
     rateLimiter: RateLimiter | undefined;
+    redis: RedisScratch | undefined;
+    sharedRateLimits: () => boolean | undefined;
   }) {
     this.config = fields.config;
     this.logger = fields.logger;
@@ -99,6 +105,7 @@ export class AppContext {
     this.firehose = fields.firehose;
     this.sequencer = fields.firehose.sequencer;
     this.rateLimiter = fields.rateLimiter;
+    this.redis = fields.redis;
     this.migration = new MigrationService(this);
     this.emailFlows = new AccountEmailFlows(this.accountManager, this.mailer);
     this.metrics = new Metrics({
@@ -108,6 +115,7 @@ export class AppContext {
       databaseFiles: () => ({ account: this.config.accountDbPath, sequencer: this.sequencer.db.name }),
       folders: () => ({ actorStores: this.config.actorStoreDirectory }),
       blobBytes: () => this.blobstore.storedBytes(),
+      sharedRateLimits: fields.sharedRateLimits,
     });
     this.proxy = new ServiceProxy(this);
   }
@@ -143,6 +151,10 @@ export class AppContext {
       logger,
     });
     actorStore.onCommit(firehose.onCommit);
+    const redis = config.redisScratchAddress
+      ? new RedisScratch(config.redisScratchAddress, config.redisScratchPassword)
+      : undefined;
+    const redisCounters = redis && config.rateLimitsEnabled ? new RedisWindowCounters(redis, logger) : undefined;
     accountManager.sequenceEventsThrough(firehose.sequencer, firehose.accountHost(accountManager.db));
     return new AppContext({
       config,
@@ -163,7 +175,9 @@ export class AppContext {
         logger,
       }),
       firehose,
-      rateLimiter: config.rateLimitsEnabled ? new RateLimiter(opts.rateLimits) : undefined,
+      rateLimiter: config.rateLimitsEnabled ? new RateLimiter(opts.rateLimits, redisCounters) : undefined,
+      redis,
+      sharedRateLimits: () => redisCounters?.shared,
     });
   }
 
@@ -185,5 +199,6 @@ export class AppContext {
     this.actorStore.close();
     this.accountManager.close();
     await this.blobstore.close?.();
+    await this.redis?.close();
   }
 }

@@ -187,7 +187,7 @@ async function dispatch(
       key: rule.key(call),
       points: rule.points ? rule.points(call) : 1,
     }));
-    limiter.check(call.ip, res, charges);
+    await limiter.check(call.ip, res, charges);
   }
   const output = await method.handler({ ctx, nsid, params, input, inputEncoding, auth, req, res });
   // Outputs are checked against the lexicon in development mode (the tests, the benchmarks),

@@ -105,6 +105,17 @@ export class Metrics {
         gauge.set({ database: 'actor stores' }, (await this.#diskSizes(sources)).actorStores);
       },
     });
+    // Only with Redis configured (the source answers undefined without it).
+    if (sources.sharedRateLimits?.() !== undefined) {
+      new Gauge({
+        name: 'portage_rate_limits_shared',
+        help: '1 while rate limits are shared through Redis, 0 while Redis is unreachable and each process counts alone',
+        registers,
+        collect() {
+          this.set(sources.sharedRateLimits?.() ? 1 : 0);
+        },
+      });
+    }
     new Gauge({
       name: 'portage_blob_bytes',
       help: 'Bytes of permanent blobs in the blob store (disk or S3)',
