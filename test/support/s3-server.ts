@@ -2,7 +2,7 @@
  * A throwaway S3-compatible server for tests: moto's standalone server (`moto_server`, Python,
  * on the machine image), which speaks the S3 REST API with multipart uploads, copies and
  * listings as AWS documents them. It keeps objects in its own memory, on a free loopback port;
- * `stop()` ends it (and with it every object); `kill()` plays an outage.
+ * `stop()` ends it (and with it every object); `kill()` and `restart()` play an outage.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { freePort } from './reference-peers.ts';
@@ -15,7 +15,9 @@ export interface TestS3Server {
   /** Creates a bucket. */
   createBucket(name: string): Promise<void>;
   /** Kills the server: every request after this fails to connect. */
-  kill(): void;
+  kill(): Promise<void>;
+  /** Starts it again on the same port, empty (an outage that lost what it stored). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -32,31 +34,45 @@ export function findMotoServer(): string[] | undefined {
   return undefined;
 }
 
-export async function startS3Server(): Promise<TestS3Server> {
-  const command = findMotoServer();
-  if (!command) throw new Error('moto is not installed (pip install "moto[server]")');
-  const port = await freePort();
+/** Starts moto on `port`; resolves once it answers, with the process. */
+async function spawnMoto(command: string[], port: number): Promise<ChildProcess> {
   const child: ChildProcess = spawn(command[0]!, [...command.slice(1), '-H', '127.0.0.1', '-p', String(port)], {
     stdio: 'ignore',
     env: { ...process.env, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' },
   });
-  const endpoint = `http://127.0.0.1:${port}`;
   let exited = false;
   child.once('exit', () => (exited = true));
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (exited) throw new Error('moto_server exited at start-up');
-    const up = await fetch(`${endpoint}/`).then(
+    const up = await fetch(`http://127.0.0.1:${port}/`).then(
       (r) => r.status < 500,
       () => false,
     );
-    if (up) break;
+    if (up) return child;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error('moto_server did not answer within 30 s');
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+async function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((r) => child.once('exit', r));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await gone;
+  clearTimeout(timer);
+}
+
+export async function startS3Server(): Promise<TestS3Server> {
+  const command = findMotoServer();
+  if (!command) throw new Error('moto is not installed (pip install "moto[server]")');
+  const port = await freePort();
+  let child = await spawnMoto(command, port);
+  const endpoint = `http://127.0.0.1:${port}`;
   return {
     endpoint,
     env: (bucket) => ({
@@ -71,16 +87,11 @@ export async function startS3Server(): Promise<TestS3Server> {
       const res = await fetch(`${endpoint}/${name}`, { method: 'PUT' });
       if (!res.ok) throw new Error(`creating bucket ${name} failed: ${res.status} ${await res.text()}`);
     },
-    kill() {
-      if (!exited) child.kill('SIGKILL');
+    kill: () => stopProcess(child, 'SIGKILL'),
+    async restart() {
+      await stopProcess(child, 'SIGKILL');
+      child = await spawnMoto(command, port);
     },
-    async stop() {
-      if (exited) return;
-      const gone = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await gone;
-      clearTimeout(timer);
-    },
+    stop: () => stopProcess(child, 'SIGTERM'),
   };
 }

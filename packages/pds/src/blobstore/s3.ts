@@ -129,7 +129,10 @@ export class S3BlobStore implements BlobStore {
     let stall: NodeJS.Timeout | undefined;
     const moved = () => {
       clearTimeout(stall);
-      stall = setTimeout(() => abortController.abort(new Error('the upload to the bucket stalled')), this.#uploadTimeoutMs);
+      stall = setTimeout(
+        () => abortController.abort(new Error('the upload to the bucket stalled')),
+        this.#uploadTimeoutMs,
+      );
     };
     moved();
     const upload = new storage.Upload({
@@ -156,7 +159,9 @@ export class S3BlobStore implements BlobStore {
         if (head.length < SNIFF_LENGTH) head = Buffer.concat([head, chunk.subarray(0, SNIFF_LENGTH - head.length)]);
         hash.update(chunk);
         moved();
-        if (failed) break;
+        // The upload stops reading (and may destroy the pipe) when a part fails; its error
+        // comes from `uploaded` once its other parts have settled.
+        if (failed || pipe.destroyed) break;
         if (!pipe.write(chunk)) {
           await new Promise<void>((resolve) => {
             const done = () => {
@@ -166,12 +171,16 @@ export class S3BlobStore implements BlobStore {
             };
             pipe.on('drain', done);
             pipe.on('close', done);
+            if (pipe.destroyed) done();
           });
         }
-        if (failed) break;
+        if (failed || pipe.destroyed) break;
       }
+      const wholeBody = !failed && !pipe.destroyed;
       pipe.end();
       await uploaded;
+      // Never keep an object cut short, whatever the upload made of its stopped body.
+      if (!wholeBody) throw new Error('the upload stopped reading the blob');
     } catch (err) {
       pipe.destroy();
       await upload.abort().catch(() => {});
