@@ -119,11 +119,71 @@ export class S3BlobStore implements BlobStore {
   }
 
   async putTemp(did: string, body: AsyncIterable<Uint8Array>, maxSize: number): Promise<StoredTempBlob> {
-    const { storage, client } = await this.#sdk();
     const tempKey = randomBytes(16).toString('hex');
+    const key = S3BlobStore.tempKey(did, tempKey);
     const hash = createHash('sha256');
     let size = 0;
     let head = new Uint8Array(0);
+    async function* measured(): AsyncGenerator<Uint8Array> {
+      for await (const chunk of body) {
+        size += chunk.length;
+        if (size > maxSize) throw new BlobTooLargeError(maxSize);
+        if (head.length < SNIFF_LENGTH) head = Buffer.concat([head, chunk.subarray(0, SNIFF_LENGTH - head.length)]);
+        hash.update(chunk);
+        yield chunk;
+      }
+    }
+    try {
+      // A blob that fits in one part goes up in one request, its length known.
+      const chunks = measured();
+      const first: Uint8Array[] = [];
+      let firstBytes = 0;
+      let next = await chunks.next();
+      while (!next.done && firstBytes <= PART_SIZE) {
+        first.push(next.value);
+        firstBytes += next.value.length;
+        next = await chunks.next();
+      }
+      if (next.done) {
+        await this.#putWhole(key, Buffer.concat(first));
+      } else {
+        const rest = next.value;
+        await this.#putMultipart(
+          key,
+          (async function* () {
+            yield* first;
+            yield rest;
+            yield* chunks;
+          })(),
+        );
+      }
+    } catch (err) {
+      await this.#deleteKeys([key]).catch(() => {});
+      if (err instanceof AtprotoError || err instanceof XrpcError) throw err;
+      throw new BlobStoreUnavailableError('store the upload', err);
+    }
+    return {
+      tempKey,
+      cid: cidFromDigest(CODEC_RAW, hash.digest()),
+      size,
+      sniffedMimeType: sniffMimeType(head),
+    };
+  }
+
+  async #putWhole(key: string, bytes: Buffer): Promise<void> {
+    const { s3, client } = await this.#sdk();
+    await client.send(
+      new s3.PutObjectCommand({ Bucket: this.bucket, Key: key, Body: bytes, ContentLength: bytes.length }),
+      { abortSignal: AbortSignal.timeout(this.#uploadTimeoutMs) },
+    );
+  }
+
+  /**
+   * Streams `chunks` into a multipart upload, a few parts in flight. Fails when the upload
+   * stalls for the upload timeout, and never leaves an object cut short.
+   */
+  async #putMultipart(key: string, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    const { storage, client } = await this.#sdk();
     const pipe = new PassThrough({ highWaterMark: 1024 * 1024 });
     const abortController = new AbortController();
     let stall: NodeJS.Timeout | undefined;
@@ -138,7 +198,7 @@ export class S3BlobStore implements BlobStore {
     const upload = new storage.Upload({
       abortController,
       client,
-      params: { Bucket: this.bucket, Key: S3BlobStore.tempKey(did, tempKey), Body: pipe },
+      params: { Bucket: this.bucket, Key: key, Body: pipe },
       partSize: PART_SIZE,
       queueSize: PARTS_IN_FLIGHT,
       leavePartsOnError: false,
@@ -153,11 +213,7 @@ export class S3BlobStore implements BlobStore {
     });
     upload.on('httpUploadProgress', moved);
     try {
-      for await (const chunk of body) {
-        size += chunk.length;
-        if (size > maxSize) throw new BlobTooLargeError(maxSize);
-        if (head.length < SNIFF_LENGTH) head = Buffer.concat([head, chunk.subarray(0, SNIFF_LENGTH - head.length)]);
-        hash.update(chunk);
+      for await (const chunk of chunks) {
         moved();
         // The upload stops reading (and may destroy the pipe) when a part fails; its error
         // comes from `uploaded` once its other parts have settled.
@@ -185,18 +241,10 @@ export class S3BlobStore implements BlobStore {
       pipe.destroy();
       await upload.abort().catch(() => {});
       await uploaded.catch(() => {});
-      await this.#deleteKeys([S3BlobStore.tempKey(did, tempKey)]).catch(() => {});
-      if (err instanceof AtprotoError || err instanceof XrpcError) throw err;
-      throw new BlobStoreUnavailableError('store the upload', err);
+      throw err;
     } finally {
       clearTimeout(stall);
     }
-    return {
-      tempKey,
-      cid: cidFromDigest(CODEC_RAW, hash.digest()),
-      size,
-      sniffedMimeType: sniffMimeType(head),
-    };
   }
 
   async makePermanent(did: string, tempKey: string, cid: Cid): Promise<void> {
