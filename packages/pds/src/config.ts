@@ -134,7 +134,7 @@ function s3Config(r: EnvReader): BlobstoreS3Config | undefined {
   if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
     throw new ConfigError(
       accessKeyId === undefined ? 'PDS_BLOBSTORE_S3_ACCESS_KEY_ID' : 'PDS_BLOBSTORE_S3_SECRET_ACCESS_KEY',
-      'the access key ID and the secret access key go together: set both, or neither to use the machine\'s AWS credentials',
+      "the access key ID and the secret access key go together: set both, or neither to use the machine's AWS credentials",
     );
   }
   return {
@@ -292,7 +292,10 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
   }
   const blobstoreCdnUrl = r.url('PORTAGE_BLOBSTORE_CDN_URL')?.replace(/\/+$/, '');
   if (blobstoreCdnUrl && !blobstoreS3) {
-    throw new ConfigError('PORTAGE_BLOBSTORE_CDN_URL', 'a CDN serves blobs from the bucket: set PDS_BLOBSTORE_S3_BUCKET');
+    throw new ConfigError(
+      'PORTAGE_BLOBSTORE_CDN_URL',
+      'a CDN serves blobs from the bucket: set PDS_BLOBSTORE_S3_BUCKET',
+    );
   }
 
   const logLevel = (r.str('LOG_LEVEL') ?? 'info').toLowerCase();

@@ -48,9 +48,7 @@ export class MovingBlobStore implements BlobStore {
   }
 
   async read(did: string, cid: Cid): Promise<BlobReadResult | undefined> {
-    return (
-      (await this.current.read(did, cid)) ?? (await this.previous.read(did, cid)) ?? this.current.read(did, cid)
-    );
+    return (await this.current.read(did, cid)) ?? (await this.previous.read(did, cid)) ?? this.current.read(did, cid);
   }
 
   async delete(did: string, cids: Cid[]): Promise<void> {

@@ -20,7 +20,8 @@ export default xrpcMethod(ComAtprotoSyncGetBlob.mainSchema, {
       if (cdn) {
         // The same checks as a read (stored, committed, not taken down); the CDN serves the bytes.
         const info = ctx.actorStore.getBlobInfo(did, parseCid(cid));
-        if (!info || info.temporary || info.takedownRef !== null) throw InvalidRequest('Blob not found', 'BlobNotFound');
+        if (!info || info.temporary || info.takedownRef !== null)
+          throw InvalidRequest('Blob not found', 'BlobNotFound');
         return { redirect: `${cdn}/blocks/${did}/${cid}`, headers: { 'Cache-Control': 'public, max-age=300' } };
       }
       const blob = await ctx.actorStore.readBlob(did, parseCid(cid));
