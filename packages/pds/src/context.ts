@@ -128,7 +128,14 @@ export class AppContext {
     const fetchImpl = opts.fetch ?? globalThis.fetch.bind(globalThis);
     const jwtKey = jwtKeyFromSecret(config.jwtSecret);
     const tokens = new TokenIssuer(jwtKey, config.serviceDid);
-    const didResolver = new DidResolver({ plcUrl: config.didPlcUrl, fetch: fetchImpl });
+    const redis = config.redisScratchAddress
+      ? new RedisScratch(config.redisScratchAddress, config.redisScratchPassword)
+      : undefined;
+    const didResolver = new DidResolver({
+      plcUrl: config.didPlcUrl,
+      fetch: fetchImpl,
+      sharedCache: redis?.namespace('portage:did:'),
+    });
     const authVerifier = new AuthVerifier({
       jwtKey,
       serviceDid: config.serviceDid,
@@ -151,9 +158,6 @@ export class AppContext {
       logger,
     });
     actorStore.onCommit(firehose.onCommit);
-    const redis = config.redisScratchAddress
-      ? new RedisScratch(config.redisScratchAddress, config.redisScratchPassword)
-      : undefined;
     const redisCounters = redis && config.rateLimitsEnabled ? new RedisWindowCounters(redis, logger) : undefined;
     accountManager.sequenceEventsThrough(firehose.sequencer, firehose.accountHost(accountManager.db));
     return new AppContext({

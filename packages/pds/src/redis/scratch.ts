@@ -1,6 +1,6 @@
 /**
  * The connection to the scratch Redis (PDS_REDIS_SCRATCH_ADDRESS, PDS_REDIS_SCRATCH_PASSWORD,
- * as the reference names them): shared rate-limit windows and the identity cache. `ioredis` is
+ * as the reference names them): shared rate-limit windows and DID documents. `ioredis` is
  * imported on first use, so a server without Redis never loads it.
  *
  * Commands fail at once while the connection is down (no offline queue, a short command
@@ -58,6 +58,19 @@ export class RedisScratch {
 
   async del(key: string): Promise<void> {
     await (await this.#connect()).del(key);
+  }
+
+  /** Get, set and delete under `prefix` (e.g. the shared DID-document cache). */
+  namespace(prefix: string): {
+    get(key: string): Promise<string | null>;
+    set(key: string, value: string, ttlMs: number): Promise<void>;
+    delete(key: string): Promise<void>;
+  } {
+    return {
+      get: (key) => this.get(prefix + key),
+      set: (key, value, ttlMs) => this.set(prefix + key, value, ttlMs),
+      delete: (key) => this.del(prefix + key),
+    };
   }
 
   async close(): Promise<void> {
