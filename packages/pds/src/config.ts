@@ -93,6 +93,8 @@ export interface PdsConfig {
   backupIntervalMs: number;
   /** PORTAGE_BACKUP_KEEP: how many backups are kept (default 7). */
   backupKeep: number;
+  /** PORTAGE_BACKUP_TO_BUCKET: each backup is also copied to the blob bucket, under `backups/`. */
+  backupToBucket: boolean;
   /** Which secrets were generated on this start (so `portage serve` can tell the operator). */
   generatedSecrets: string[];
   /** Where generated secrets live. */
@@ -290,6 +292,10 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
       'moving blobs needs the bucket too: set PDS_BLOBSTORE_S3_BUCKET (and its other PDS_BLOBSTORE_S3_* settings)',
     );
   }
+  const backupToBucket = r.bool('PORTAGE_BACKUP_TO_BUCKET') ?? false;
+  if (backupToBucket && !blobstoreS3) {
+    throw new ConfigError('PORTAGE_BACKUP_TO_BUCKET', 'backups go to the blob bucket: set PDS_BLOBSTORE_S3_BUCKET');
+  }
   const blobstoreCdnUrl = r.url('PORTAGE_BLOBSTORE_CDN_URL')?.replace(/\/+$/, '');
   if (blobstoreCdnUrl && !blobstoreS3) {
     throw new ConfigError(
@@ -359,6 +365,7 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
     backupDirectory: r.str('PORTAGE_BACKUP_DIRECTORY') && path('PORTAGE_BACKUP_DIRECTORY', ''),
     backupIntervalMs: duration(r, 'PORTAGE_BACKUP_INTERVAL') ?? 24 * 60 * 60 * 1000,
     backupKeep: r.int('PORTAGE_BACKUP_KEEP', { min: 1 }) ?? 7,
+    backupToBucket,
     // On wherever the server has a public name; a laptop on localhost is left unlimited.
     rateLimitsEnabled: r.bool('PDS_RATE_LIMITS_ENABLED') ?? !isLocalHostname(hostname),
     contactEmailAddress: r.str('PDS_CONTACT_EMAIL_ADDRESS'),

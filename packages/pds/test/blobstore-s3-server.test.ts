@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -19,6 +19,7 @@ import { type ServeProcess, startServeProcess } from '../../../test/support/serv
 import { type RunningPlcDirectory, startPlcDirectory } from '../src/plc/server.ts';
 import { startTestPds, type TestPds } from './harness.ts';
 import { PNG, postPicture } from './picture-post.ts';
+import { S3BlobStore } from '../src/blobstore/s3.ts';
 
 const MB = 1024 * 1024;
 
@@ -137,6 +138,43 @@ describe('a server storing blobs in S3', () => {
       assert.equal(((await missing.json()) as { error: string }).error, 'BlobNotFound');
     } finally {
       await behindCdn.close();
+    }
+  });
+
+  it('copies each server backup to the bucket, the manifest last', async () => {
+    const backupDir = mkdtempSync(join(tmpdir(), 'portage-s3-backups-'));
+    const backedUp = await startTestPds({
+      env: {
+        ...s3.env('pds'),
+        PORTAGE_BACKUP_DIRECTORY: backupDir,
+        PORTAGE_BACKUP_INTERVAL: '1d',
+        PORTAGE_BACKUP_TO_BUCKET: 'true',
+      },
+      plcUrl: pds.plcUrl,
+    });
+    try {
+      const taken = (await backedUp.backups!.runNow())!;
+      const name = taken.folder.split(/[\\/]/).pop()!;
+      const store = backedUp.ctx.blobstore as S3BlobStore;
+      const keys: string[] = [];
+      for await (const object of store.list(`backups/${name}/`)) keys.push(object.key.slice(`backups/${name}/`.length));
+      assert.ok(keys.includes('manifest.json'), keys.join(', '));
+      assert.ok(keys.includes('account.sqlite'), keys.join(', '));
+      const client = new S3Client({
+        region: 'us-east-1',
+        endpoint: s3.endpoint,
+        forcePathStyle: true,
+        credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+      });
+      const object = await client.send(new GetObjectCommand({ Bucket: 'pds', Key: `backups/${name}/manifest.json` }));
+      assert.deepEqual(
+        JSON.parse(await object.Body!.transformToString()),
+        JSON.parse(readFileSync(join(taken.folder, 'manifest.json'), 'utf8')),
+      );
+      client.destroy();
+    } finally {
+      await backedUp.close();
+      rmSync(backupDir, { recursive: true, force: true });
     }
   });
 
