@@ -269,6 +269,8 @@ export async function sendOutput(req: IncomingMessage, res: ServerResponse, outp
   res.writeHead(200);
   if (req.method === 'HEAD') {
     res.end();
+    // The body is not sent: release what it holds open (a file, a connection to the bucket).
+    (output.body as { destroy?: () => void }).destroy?.();
     return;
   }
   // pipeline applies backpressure and destroys the socket if the stream fails midway, so a
