@@ -11,6 +11,11 @@ import { freePort } from './reference-peers.ts';
 
 const REDIS_SERVER = '/usr/bin/redis-server';
 
+/** Why the Redis tests cannot run here (a `skip` reason), or false when they can. */
+export function redisMissing(): string | false {
+  return existsSync(REDIS_SERVER) ? false : 'redis-server is not installed (apt-get install -y redis-server)';
+}
+
 export interface TestRedis {
   /** host:port, as PDS_REDIS_SCRATCH_ADDRESS takes it. */
   address: string;

@@ -21,11 +21,21 @@ export interface TestS3Server {
   stop(): Promise<void>;
 }
 
+let found: string[] | null | undefined;
+
+/** Why the S3 tests cannot run here (a `skip` reason), or false when they can. */
+export function s3ServerMissing(): string | false {
+  return findMotoServer() ? false : 'moto_server is not installed (pip install "moto[server]")';
+}
+
 /** The command that starts moto's server, or undefined when moto is not installed. */
 export function findMotoServer(): string[] | undefined {
+  if (found !== undefined) return found ?? undefined;
+  found = null;
   for (const candidate of [['moto_server'], ['python3', '-m', 'moto.server']]) {
     try {
       execFileSync(candidate[0]!, [...candidate.slice(1), '--help'], { stdio: 'ignore', timeout: 30_000 });
+      found = candidate;
       return candidate;
     } catch {
       // try the next

@@ -15,7 +15,7 @@ import { CODEC_RAW, cidFromDigest, formatCid, parseCid } from '@portage/atproto/
 import type { BlobStore } from '@portage/pds/blobstore/blobstore';
 import { DiskBlobStore } from '@portage/pds/blobstore/disk';
 import { S3BlobStore } from '@portage/pds/blobstore/s3';
-import { startS3Server, type TestS3Server } from '../../../test/support/s3-server.ts';
+import { s3ServerMissing, startS3Server, type TestS3Server } from '../../../test/support/s3-server.ts';
 import { startTestPds, type TestPds } from '../../pds/test/harness.ts';
 
 const main = join(import.meta.dirname, '..', 'bin', 'portage.js');
@@ -34,7 +34,7 @@ function runMove(to: string, dataDir: string, env: Record<string, string>): Prom
   });
 }
 
-describe('portage blobs move', () => {
+describe('portage blobs move', { skip: s3ServerMissing() }, () => {
   let dir: string;
   let s3: TestS3Server;
   let pds: TestPds | undefined;

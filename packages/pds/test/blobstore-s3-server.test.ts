@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { AtpAgent } from '@atproto/api';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { CODEC_RAW, cidForRaw, cidFromDigest, formatCid } from '@portage/atproto/cid';
-import { startS3Server, type TestS3Server } from '../../../test/support/s3-server.ts';
+import { s3ServerMissing, startS3Server, type TestS3Server } from '../../../test/support/s3-server.ts';
 import { type ServeProcess, startServeProcess } from '../../../test/support/serve-process.ts';
 import { type RunningPlcDirectory, startPlcDirectory } from '../src/plc/server.ts';
 import { startTestPds, type TestPds } from './harness.ts';
@@ -79,7 +79,7 @@ function upload(
   });
 }
 
-describe('a server storing blobs in S3', () => {
+describe('a server storing blobs in S3', { skip: s3ServerMissing() }, () => {
   let s3: TestS3Server;
   let pds: TestPds;
   let agent: AtpAgent;
@@ -218,7 +218,7 @@ describe('a server storing blobs in S3', () => {
   });
 });
 
-describe('memory of a server during a 300 MB upload to S3', () => {
+describe('memory of a server during a 300 MB upload to S3', { skip: s3ServerMissing() }, () => {
   let dir: string;
   let s3: TestS3Server;
   let plc: RunningPlcDirectory;

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DidResolver } from '@portage/atproto/identity/did-resolver';
-import { startRedis, type TestRedis } from '../../../test/support/redis.ts';
+import { redisMissing, startRedis, type TestRedis } from '../../../test/support/redis.ts';
 import { RedisScratch } from '../src/redis/scratch.ts';
 
 const did = 'did:plc:abcdefghijklmnopqrstuvwx';
@@ -21,7 +21,7 @@ function document(endpoint: string) {
   };
 }
 
-describe('DID documents shared through Redis', () => {
+describe('DID documents shared through Redis', { skip: redisMissing() }, () => {
   let redis: TestRedis;
   const scratches: RedisScratch[] = [];
   let fetches = 0;

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startRedis, type TestRedis } from '../../../test/support/redis.ts';
+import { redisMissing, startRedis, type TestRedis } from '../../../test/support/redis.ts';
 import { type ServeProcess, startServeProcess } from '../../../test/support/serve-process.ts';
 import { until } from '../../../test/support/until.ts';
 import { type RunningPlcDirectory, startPlcDirectory } from '../src/plc/server.ts';
@@ -27,7 +27,7 @@ async function createSession(server: ServeProcess, identifier: string): Promise<
   return res.status;
 }
 
-describe('rate limits shared through Redis', () => {
+describe('rate limits shared through Redis', { skip: redisMissing() }, () => {
   let dir: string;
   let redis: TestRedis;
   let plc: RunningPlcDirectory;
