@@ -1,9 +1,10 @@
 /**
  * Blobs in an S3-compatible bucket, under the reference PDS's keys: `blocks/<did>/<cid>` for
  * permanent blobs and `tmp/<did>/<key>` for uploads no committed record references yet, so a
- * bucket the reference filled serves here unchanged. Uploads stream through the hash into a
- * multipart upload (`@aws-sdk/lib-storage`), a few parts in flight at a time, so memory stays
- * flat whatever the blob's size; downloads stream the object's body. Making a blob permanent is
+ * bucket the reference filled serves here unchanged. Uploads stream through the hash: a blob
+ * that fits in one part goes up in one request, a larger one into a multipart upload
+ * (`@aws-sdk/lib-storage`) with a few parts in flight, so memory stays flat whatever the blob's
+ * size; downloads stream the object's body. Making a blob permanent is
  * a server-side copy then a delete of the temporary object.
  *
  * The SDK is imported on first use: a server storing blobs on disk never loads it.
