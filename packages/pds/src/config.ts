@@ -33,6 +33,19 @@ export interface PdsConfig {
   actorStoreDirectory: string;
   blobstoreDiskLocation: string;
   blobstoreDiskTmpLocation: string;
+  /** PDS_BLOBSTORE_S3_*: blobs go to this bucket instead of the disk. */
+  blobstoreS3: BlobstoreS3Config | undefined;
+  /**
+   * PORTAGE_BLOBSTORE_PREVIOUS (disk or s3): the store blobs are being moved out of by
+   * `portage blobs move`; reads look there too until the move is done. With `s3`, the disk is
+   * the current store even though the bucket is configured.
+   */
+  blobstorePrevious: 'disk' | 's3' | undefined;
+  /** PORTAGE_BLOBSTORE_CDN_URL: getBlob answers a redirect to `<url>/blocks/<did>/<cid>`, the blob's key in the bucket. */
+  blobstoreCdnUrl: string | undefined;
+  /** PDS_REDIS_SCRATCH_ADDRESS (host:port or redis:// URL): rate limits and the identity cache shared there. */
+  redisScratchAddress: string | undefined;
+  redisScratchPassword: string | undefined;
   blobUploadLimit: number;
   maxRepoImportSize: number | undefined;
   /** Undefined when the caller should run the embedded PLC directory. */
@@ -82,10 +95,23 @@ export interface PdsConfig {
   backupIntervalMs: number;
   /** PORTAGE_BACKUP_KEEP: how many backups are kept (default 7). */
   backupKeep: number;
+  /** PORTAGE_BACKUP_TO_BUCKET: each backup is also copied to the blob bucket, under `backups/`. */
+  backupToBucket: boolean;
   /** Which secrets were generated on this start (so `portage serve` can tell the operator). */
   generatedSecrets: string[];
   /** Where generated secrets live. */
   secretsPath: string;
+}
+
+export interface BlobstoreS3Config {
+  bucket: string;
+  region: string | undefined;
+  endpoint: string | undefined;
+  forcePathStyle: boolean | undefined;
+  accessKeyId: string | undefined;
+  secretAccessKey: string | undefined;
+  uploadTimeoutMs: number | undefined;
+  requestTimeoutMs: number | undefined;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -101,6 +127,30 @@ const DEFAULT_PROXY_BODY_TIMEOUT_MS = 30_000;
 function pairedService(urlName: string, url: string | undefined, didName: string, did: string | undefined): void {
   if (url !== undefined && did === undefined) throw new ConfigError(didName, `must be set when ${urlName} is`);
   if (did !== undefined && url === undefined) throw new ConfigError(urlName, `must be set when ${didName} is`);
+}
+
+/** The bucket settings, with the reference's rule that keys come in pairs. */
+function s3Config(r: EnvReader): BlobstoreS3Config | undefined {
+  const bucket = r.str('PDS_BLOBSTORE_S3_BUCKET');
+  const accessKeyId = r.str('PDS_BLOBSTORE_S3_ACCESS_KEY_ID');
+  const secretAccessKey = r.str('PDS_BLOBSTORE_S3_SECRET_ACCESS_KEY');
+  if (!bucket) return undefined;
+  if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
+    throw new ConfigError(
+      accessKeyId === undefined ? 'PDS_BLOBSTORE_S3_ACCESS_KEY_ID' : 'PDS_BLOBSTORE_S3_SECRET_ACCESS_KEY',
+      "the access key ID and the secret access key go together: set both, or neither to use the machine's AWS credentials",
+    );
+  }
+  return {
+    bucket,
+    region: r.str('PDS_BLOBSTORE_S3_REGION'),
+    endpoint: r.url('PDS_BLOBSTORE_S3_ENDPOINT'),
+    forcePathStyle: r.bool('PDS_BLOBSTORE_S3_FORCE_PATH_STYLE'),
+    accessKeyId,
+    secretAccessKey,
+    uploadTimeoutMs: r.int('PDS_BLOBSTORE_S3_UPLOAD_TIMEOUT_MS', { min: 1 }),
+    requestTimeoutMs: r.int('PDS_BLOBSTORE_S3_REQUEST_TIMEOUT_MS', { min: 1 }),
+  };
 }
 
 /** Parses `KEY=value` lines (comments, blank lines, optional quotes, `export ` prefix). */
@@ -233,10 +283,26 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
     return value === undefined ? fallback : isAbsolute(value) ? value : resolve(cwd, value);
   };
   const blobstoreDiskLocation = path('PDS_BLOBSTORE_DISK_LOCATION', join(dataDirectory, 'blocks'));
-  if (r.str('PDS_BLOBSTORE_S3_BUCKET')) {
+  const blobstoreS3 = s3Config(r);
+  const previous = r.str('PORTAGE_BLOBSTORE_PREVIOUS')?.toLowerCase();
+  if (previous !== undefined && previous !== 'disk' && previous !== 's3') {
+    throw new ConfigError('PORTAGE_BLOBSTORE_PREVIOUS', `expected disk or s3, got "${previous}"`);
+  }
+  if (previous !== undefined && !blobstoreS3) {
     throw new ConfigError(
-      'PDS_BLOBSTORE_S3_BUCKET',
-      'the S3 blobstore is not supported yet; unset it to store blobs on disk',
+      'PORTAGE_BLOBSTORE_PREVIOUS',
+      'moving blobs needs the bucket too: set PDS_BLOBSTORE_S3_BUCKET (and its other PDS_BLOBSTORE_S3_* settings)',
+    );
+  }
+  const backupToBucket = r.bool('PORTAGE_BACKUP_TO_BUCKET') ?? false;
+  if (backupToBucket && !blobstoreS3) {
+    throw new ConfigError('PORTAGE_BACKUP_TO_BUCKET', 'backups go to the blob bucket: set PDS_BLOBSTORE_S3_BUCKET');
+  }
+  const blobstoreCdnUrl = r.url('PORTAGE_BLOBSTORE_CDN_URL')?.replace(/\/+$/, '');
+  if (blobstoreCdnUrl && !blobstoreS3) {
+    throw new ConfigError(
+      'PORTAGE_BLOBSTORE_CDN_URL',
+      'a CDN serves blobs from the bucket: set PDS_BLOBSTORE_S3_BUCKET',
     );
   }
 
@@ -276,6 +342,11 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
     actorStoreDirectory: path('PDS_ACTOR_STORE_DIRECTORY', join(dataDirectory, 'actors')),
     blobstoreDiskLocation,
     blobstoreDiskTmpLocation: path('PDS_BLOBSTORE_DISK_TMP_LOCATION', join(dataDirectory, 'tempblobs')),
+    blobstoreS3,
+    blobstorePrevious: previous as 'disk' | 's3' | undefined,
+    blobstoreCdnUrl,
+    redisScratchAddress: r.str('PDS_REDIS_SCRATCH_ADDRESS'),
+    redisScratchPassword: r.str('PDS_REDIS_SCRATCH_PASSWORD'),
     blobUploadLimit: r.int('PDS_BLOB_UPLOAD_LIMIT', { min: 1 }) ?? DEFAULT_BLOB_UPLOAD_LIMIT,
     maxRepoImportSize: r.int('PDS_MAX_REPO_IMPORT_SIZE', { min: 1 }),
     didPlcUrl: r.url('PDS_DID_PLC_URL'),
@@ -303,6 +374,7 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
     backupDirectory: r.str('PORTAGE_BACKUP_DIRECTORY') && path('PORTAGE_BACKUP_DIRECTORY', ''),
     backupIntervalMs: duration(r, 'PORTAGE_BACKUP_INTERVAL') ?? 24 * 60 * 60 * 1000,
     backupKeep: r.int('PORTAGE_BACKUP_KEEP', { min: 1 }) ?? 7,
+    backupToBucket,
     // On wherever the server has a public name; a laptop on localhost is left unlimited.
     rateLimitsEnabled: r.bool('PDS_RATE_LIMITS_ENABLED') ?? !isLocalHostname(hostname),
     contactEmailAddress: r.str('PDS_CONTACT_EMAIL_ADDRESS'),

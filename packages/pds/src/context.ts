@@ -16,7 +16,7 @@ import { ActorStore } from './actor-store/actor-store.ts';
 import { jwtKeyFromSecret, TokenIssuer } from './auth/tokens.ts';
 import { AuthVerifier } from './auth/verifier.ts';
 import type { BlobStore } from './blobstore/blobstore.ts';
-import { DiskBlobStore } from './blobstore/disk.ts';
+import { createBlobStore } from './blobstore/create.ts';
 import type { PdsConfig } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { Mailer } from './mailer/mailer.ts';
@@ -25,6 +25,8 @@ import { MigrationService } from './migration/service.ts';
 import { OAuthServer } from './oauth/server.ts';
 import { ServiceProxy } from './proxy/service-proxy.ts';
 import { type RateLimitPolicies, RateLimiter } from './rate-limit/rate-limiter.ts';
+import { RedisWindowCounters } from './rate-limit/redis-counters.ts';
+import { RedisScratch } from './redis/scratch.ts';
 import { FirehoseService } from './sequencer/firehose-service.ts';
 import type { Sequencer } from './sequencer/sequencer.ts';
 
@@ -63,6 +65,8 @@ export class AppContext {
   readonly sequencer: Sequencer;
   /** Request rate limits; undefined when off (PDS_RATE_LIMITS_ENABLED=false, or a local hostname). */
   readonly rateLimiter: RateLimiter | undefined;
+  /** The scratch Redis (PDS_REDIS_SCRATCH_ADDRESS), when configured. */
+  readonly redis: RedisScratch | undefined;
   /** Forwarding of the methods this server does not serve (AppView, atproto-proxy). */
   readonly proxy: ServiceProxy;
   /** The figures `/metrics` serves. */
@@ -87,6 +91,8 @@ export class AppContext {
     firehose: FirehoseService;
     rateLimiter: RateLimiter | undefined;
     oauth: OAuthServer;
+    redis: RedisScratch | undefined;
+    sharedRateLimits: () => boolean | undefined;
   }) {
     this.config = fields.config;
     this.logger = fields.logger;
@@ -104,6 +110,7 @@ export class AppContext {
     this.sequencer = fields.firehose.sequencer;
     this.rateLimiter = fields.rateLimiter;
     this.oauth = fields.oauth;
+    this.redis = fields.redis;
     this.migration = new MigrationService(this);
     this.emailFlows = new AccountEmailFlows(this.accountManager, this.mailer);
     this.metrics = new Metrics({
@@ -111,7 +118,9 @@ export class AppContext {
       lastSeq: () => this.sequencer.lastSeq(),
       accountsByStatus: () => this.accountManager.countAccountsByStatus(),
       databaseFiles: () => ({ account: this.config.accountDbPath, sequencer: this.sequencer.db.name }),
-      folders: () => ({ actorStores: this.config.actorStoreDirectory, blobs: this.config.blobstoreDiskLocation }),
+      folders: () => ({ actorStores: this.config.actorStoreDirectory }),
+      blobBytes: () => this.blobstore.storedBytes(),
+      sharedRateLimits: fields.sharedRateLimits,
     });
     this.proxy = new ServiceProxy(this);
   }
@@ -124,7 +133,14 @@ export class AppContext {
     const fetchImpl = opts.fetch ?? globalThis.fetch.bind(globalThis);
     const jwtKey = jwtKeyFromSecret(config.jwtSecret);
     const tokens = new TokenIssuer(jwtKey, config.serviceDid);
-    const didResolver = new DidResolver({ plcUrl: config.didPlcUrl, fetch: fetchImpl });
+    const redis = config.redisScratchAddress
+      ? new RedisScratch(config.redisScratchAddress, config.redisScratchPassword)
+      : undefined;
+    const didResolver = new DidResolver({
+      plcUrl: config.didPlcUrl,
+      fetch: fetchImpl,
+      sharedCache: redis?.namespace('portage:did:'),
+    });
     const authVerifier = new AuthVerifier({
       jwtKey,
       serviceDid: config.serviceDid,
@@ -133,7 +149,7 @@ export class AppContext {
       resolveSigningKey: async (did, forceRefresh) =>
         getAtprotoSigningKey(await didResolver.resolve(did, { noCache: forceRefresh })),
     });
-    const blobstore = new DiskBlobStore(config.blobstoreDiskLocation, config.blobstoreDiskTmpLocation);
+    const blobstore = createBlobStore(config);
     const actorStore = new ActorStore({ directory: config.actorStoreDirectory, blobstore });
     const accountManager = new AccountManager({ dbPath: config.accountDbPath, tokens, hostname: config.hostname });
     const firehose = new FirehoseService({
@@ -149,6 +165,7 @@ export class AppContext {
     const oauth = await OAuthServer.create(config, accountManager);
     authVerifier.useOAuth(oauth.provider, config.publicUrl);
     actorStore.onCommit(firehose.onCommit);
+    const redisCounters = redis && config.rateLimitsEnabled ? new RedisWindowCounters(redis, logger) : undefined;
     accountManager.sequenceEventsThrough(firehose.sequencer, firehose.accountHost(accountManager.db));
     return new AppContext({
       config,
@@ -169,8 +186,10 @@ export class AppContext {
         logger,
       }),
       firehose,
-      rateLimiter: config.rateLimitsEnabled ? new RateLimiter(opts.rateLimits) : undefined,
+      rateLimiter: config.rateLimitsEnabled ? new RateLimiter(opts.rateLimits, redisCounters) : undefined,
       oauth,
+      redis,
+      sharedRateLimits: () => redisCounters?.shared,
     });
   }
 
@@ -192,5 +211,7 @@ export class AppContext {
     this.oauth.close();
     this.actorStore.close();
     this.accountManager.close();
+    await this.blobstore.close?.();
+    await this.redis?.close();
   }
 }

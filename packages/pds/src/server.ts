@@ -201,7 +201,7 @@ async function dispatch(
       key: rule.key(call),
       points: rule.points ? rule.points(call) : 1,
     }));
-    limiter.check(call.ip, res, charges);
+    await limiter.check(call.ip, res, charges);
   }
   const output = await method.handler({ ctx, nsid, params, input, inputEncoding, auth, req, res });
   // Outputs are checked against the lexicon in development mode (the tests, the benchmarks),
@@ -259,6 +259,11 @@ export async function sendOutput(req: IncomingMessage, res: ServerResponse, outp
     return;
   }
   for (const [k, v] of Object.entries(output.headers ?? {})) res.setHeader(k, v);
+  if ('redirect' in output) {
+    res.writeHead(302, { Location: output.redirect, 'Content-Length': '0' });
+    res.end();
+    return;
+  }
   if ('json' in output) {
     // Ended with a string, the body goes out in the same socket write as the headers.
     const body = JSON.stringify(output.json);
@@ -278,6 +283,8 @@ export async function sendOutput(req: IncomingMessage, res: ServerResponse, outp
   res.writeHead(200);
   if (req.method === 'HEAD') {
     res.end();
+    // The body is not sent: release what it holds open (a file, a connection to the bucket).
+    (output.body as { destroy?: () => void }).destroy?.();
     return;
   }
   // pipeline applies backpressure and destroys the socket if the stream fails midway, so a

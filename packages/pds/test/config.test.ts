@@ -86,6 +86,51 @@ describe('config', () => {
     );
   });
 
+  it('reads the bucket, the CDN, the store blobs move out of, and Redis', () => {
+    const config = loadConfig({
+      PDS_DATA_DIRECTORY: fresh(),
+      PDS_BLOBSTORE_S3_BUCKET: 'blobs',
+      PDS_BLOBSTORE_S3_REGION: 'eu-west-1',
+      PDS_BLOBSTORE_S3_ENDPOINT: 'http://127.0.0.1:9000',
+      PDS_BLOBSTORE_S3_FORCE_PATH_STYLE: 'true',
+      PDS_BLOBSTORE_S3_ACCESS_KEY_ID: 'id',
+      PDS_BLOBSTORE_S3_SECRET_ACCESS_KEY: 'secret',
+      PDS_BLOBSTORE_S3_UPLOAD_TIMEOUT_MS: '30000',
+      PORTAGE_BLOBSTORE_CDN_URL: 'https://cdn.example.com/',
+      PORTAGE_BLOBSTORE_PREVIOUS: 'disk',
+      PDS_REDIS_SCRATCH_ADDRESS: '127.0.0.1:6379',
+    });
+    assert.equal(config.blobstoreS3?.bucket, 'blobs');
+    assert.equal(config.blobstoreS3?.forcePathStyle, true);
+    assert.equal(config.blobstoreS3?.uploadTimeoutMs, 30000);
+    assert.equal(config.blobstoreCdnUrl, 'https://cdn.example.com');
+    assert.equal(config.blobstorePrevious, 'disk');
+    assert.equal(config.redisScratchAddress, '127.0.0.1:6379');
+    assert.equal(loadConfig({ PDS_DATA_DIRECTORY: fresh() }).blobstoreS3, undefined);
+  });
+
+  const needsBucket: [string, string][] = [
+    ['PORTAGE_BLOBSTORE_PREVIOUS', 'disk'],
+    ['PORTAGE_BLOBSTORE_CDN_URL', 'https://cdn.example.com'],
+  ];
+  for (const [name, value] of needsBucket) {
+    it(`refuses ${name} without a bucket, saying to set one`, () => {
+      assert.throws(
+        () => loadConfig({ PDS_DATA_DIRECTORY: fresh(), [name]: value }),
+        (err: unknown) =>
+          err instanceof ConfigError && err.variable === name && /PDS_BLOBSTORE_S3_BUCKET/.test(err.message),
+      );
+    });
+  }
+
+  it('refuses half an S3 key pair', () => {
+    assert.throws(
+      () =>
+        loadConfig({ PDS_DATA_DIRECTORY: fresh(), PDS_BLOBSTORE_S3_BUCKET: 'b', PDS_BLOBSTORE_S3_ACCESS_KEY_ID: 'id' }),
+      (err: unknown) => err instanceof ConfigError && err.variable === 'PDS_BLOBSTORE_S3_SECRET_ACCESS_KEY',
+    );
+  });
+
   const bad: [string, string][] = [
     ['PDS_PORT', 'eighty'],
     ['PDS_PORT', '70000'],
@@ -100,6 +145,7 @@ describe('config', () => {
     ['PORTAGE_BACKUP_INTERVAL', '6 hours'],
     ['PORTAGE_BACKUP_INTERVAL', '0h'],
     ['PORTAGE_BACKUP_KEEP', '0'],
+    ['PORTAGE_BLOBSTORE_PREVIOUS', 'tape'],
   ];
   for (const [name, value] of bad) {
     it(`stops on a bad ${name} and names it`, () => {

@@ -15,6 +15,18 @@ export interface DidResolverOptions {
   timeoutMs?: number;
   /** How long a resolved document is reused (default 60 s; 0 disables the cache). */
   cacheTtlMs?: number;
+  /**
+   * A cache shared with other processes (a server's Redis), consulted after this process's own;
+   * its failures only cost a fresh resolution.
+   */
+  sharedCache?: SharedDidCache;
+}
+
+/** Cached documents as text, each kept for `ttlMs`; every method may reject. */
+export interface SharedDidCache {
+  get(did: string): Promise<string | null | undefined>;
+  set(did: string, value: string, ttlMs: number): Promise<void>;
+  delete(did: string): Promise<void>;
 }
 
 const PLC_DID = /^did:plc:[a-z2-7]{24}$/;
@@ -26,12 +38,14 @@ export class DidResolver {
   readonly #timeoutMs: number;
   readonly #ttl: number;
   readonly #cache = new Map<string, { doc: DidDocument; at: number }>();
+  readonly #shared: SharedDidCache | undefined;
 
   constructor(opts: DidResolverOptions) {
     this.plcUrl = opts.plcUrl.replace(/\/+$/, '');
     this.#fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
     this.#timeoutMs = opts.timeoutMs ?? 15_000;
     this.#ttl = opts.cacheTtlMs ?? 60_000;
+    this.#shared = opts.sharedCache;
   }
 
   /**
@@ -42,14 +56,40 @@ export class DidResolver {
     const cached = this.#cache.get(did);
     const maxAge = opts.noCache ? 0 : Math.min(opts.maxAgeMs ?? this.#ttl, this.#ttl);
     if (cached && Date.now() - cached.at < maxAge) return cached.doc;
+    if (maxAge > 0 && this.#shared) {
+      const shared = await this.#readShared(did);
+      if (shared && Date.now() - shared.at < maxAge) {
+        this.#cache.set(did, shared);
+        return shared.doc;
+      }
+    }
     const doc = await this.#fetchDocument(did, documentUrl(did, this.plcUrl));
-    if (this.#ttl > 0) this.#cache.set(did, { doc, at: Date.now() });
+    if (this.#ttl > 0) {
+      const entry = { doc, at: Date.now() };
+      this.#cache.set(did, entry);
+      await this.#shared?.set(did, JSON.stringify(entry), this.#ttl).catch(() => {});
+    }
     return doc;
   }
 
-  /** Drops the cached document of `did` (it is known to have changed). */
-  forget(did: string): void {
+  /**
+   * Drops the cached document of `did` (it is known to have changed), here at once and in the
+   * shared cache when the returned promise settles (it never rejects).
+   */
+  forget(did: string): Promise<void> {
     this.#cache.delete(did);
+    return this.#shared?.delete(did).catch(() => {}) ?? Promise.resolve();
+  }
+
+  async #readShared(did: string): Promise<{ doc: DidDocument; at: number } | undefined> {
+    try {
+      const text = await this.#shared!.get(did);
+      if (!text) return undefined;
+      const entry = JSON.parse(text) as { doc: unknown; at: number };
+      return { doc: parseDidDocument(entry.doc, did), at: Number(entry.at) };
+    } catch {
+      return undefined;
+    }
   }
 
   async #fetchDocument(did: string, url: string): Promise<DidDocument> {

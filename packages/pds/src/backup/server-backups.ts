@@ -9,6 +9,8 @@
 import { Gauge, type Registry } from 'prom-client';
 import type { AppContext } from '../context.ts';
 import type { Logger } from '../logger.ts';
+import { s3BlobStore } from '../blobstore/create.ts';
+import { bucketShipping } from './offsite.ts';
 import { type BackupManifest, type BackupSources, listBackups, takeBackup } from './snapshot.ts';
 
 /** How long after start-up a due backup begins (the server settles first). */
@@ -31,6 +33,15 @@ export interface ServerBackupsOptions {
   registry?: Registry;
   /** Delay before a backup that is already due (default 5 s). */
   startDelayMs?: number;
+  /** Where each finished backup is also copied (PORTAGE_BACKUP_TO_BUCKET). */
+  offsite?: BackupShipping;
+}
+
+/** Copies a finished backup's folder elsewhere (the blob bucket). */
+export interface BackupShipping {
+  /** A name for the log. */
+  readonly name: string;
+  ship(folder: string): Promise<number>;
 }
 
 export class ServerBackups {
@@ -63,6 +74,7 @@ export class ServerBackups {
       logger: ctx.logger,
       registry: ctx.metrics.registry,
       startDelayMs: opts.startDelayMs,
+      offsite: config.backupToBucket ? bucketShipping(s3BlobStore(config)!) : undefined,
       sources: {
         dataDirectory: config.dataDirectory,
         accountDbPath: config.accountDbPath,
@@ -127,6 +139,10 @@ export class ServerBackups {
           if (this.#stopping) throw new BackupStopped('the server is stopping');
         },
       });
+      if (this.#opts.offsite) {
+        const files = await this.#opts.offsite.ship(folder);
+        log.info({ folder, files, to: this.#opts.offsite.name }, 'backup copied offsite');
+      }
       const durationMs = Date.now() - started;
       this.#lastSuccess = { at: Date.now(), durationMs, manifest };
       this.#schedule(this.#opts.intervalMs);

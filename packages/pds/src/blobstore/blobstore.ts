@@ -43,6 +43,12 @@ export interface BlobStore {
   sweepTemp(maxAgeMs: number): Promise<number>;
   /** Rejects, saying why, when blobs cannot be stored right now (the health check). */
   checkWritable(): Promise<void>;
+  /** Bytes of permanent blobs (the blob-bytes metric). */
+  storedBytes(): Promise<number>;
+  /** Every permanent blob, account by account (moving blobs between stores). */
+  listPermanent(): AsyncIterable<{ did: string; cid: string; size: number }>;
+  /** Releases connections (the bucket's client); the disk store has none. */
+  close?(): Promise<void>;
 }
 
 /** The upload went over PDS_BLOB_UPLOAD_LIMIT; nothing was stored. */

@@ -9,12 +9,20 @@ import { createReadStream } from 'node:fs';
 import { copyFile, type FileHandle, mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Cid, CODEC_RAW, cidFromDigest, formatCid } from '@portage/atproto/cid';
+import { folderBytes } from '../metrics/folder-bytes.ts';
 import { type BlobReadResult, type BlobStore, BlobTooLargeError, type StoredTempBlob } from './blobstore.ts';
 import { SNIFF_LENGTH, sniffMimeType } from './mime-sniff.ts';
 
 /** DIDs contain ':' (and did:web may contain '%'); keep directory names portable. */
 function didDirName(did: string): string {
   return did.replace(/[^a-zA-Z0-9._-]/g, '_');
+}
+
+/** The DID a directory name stands for (did:plc and did:web names are the ones that occur). */
+function didFromDirName(name: string): string | undefined {
+  const match = /^did_(plc|web)_(.+)$/.exec(name);
+  if (!match) return undefined;
+  return `did:${match[1]}:${match[1] === 'web' ? match[2]!.replace(/_3A/g, '%3A') : match[2]}`;
 }
 
 /** Upload bytes waiting in memory for the file before the upload stops reading (per upload). */
@@ -207,6 +215,23 @@ export class DiskBlobStore implements BlobStore {
   async deleteAll(did: string): Promise<void> {
     await rm(this.permanentDir(did), { recursive: true, force: true });
     await rm(this.tempDir(did), { recursive: true, force: true });
+  }
+
+  async storedBytes(): Promise<number> {
+    return folderBytes(this.root);
+  }
+
+  async *listPermanent(): AsyncGenerator<{ did: string; cid: string; size: number }> {
+    const dirs = await readdir(this.root).catch(() => [] as string[]);
+    for (const dir of dirs) {
+      const did = didFromDirName(dir);
+      if (!did) continue;
+      for (const name of await readdir(join(this.root, dir)).catch(() => [] as string[])) {
+        if (name.endsWith('.partial')) continue;
+        const info = await stat(join(this.root, dir, name)).catch(() => undefined);
+        if (info?.isFile()) yield { did, cid: name, size: info.size };
+      }
+    }
   }
 
   async sweepTemp(maxAgeMs: number): Promise<number> {

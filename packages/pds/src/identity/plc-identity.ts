@@ -16,7 +16,7 @@ export async function submitToPlc(ctx: AppContext, did: string, op: AnyPlcOperat
     throw plcFailure(ctx, did, err);
   } finally {
     // The document changed (or may have, if the answer was lost): no cached copy may stand for it.
-    ctx.didResolver.forget(did);
+    await ctx.didResolver.forget(did);
   }
 }
 

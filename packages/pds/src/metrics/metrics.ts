@@ -5,9 +5,9 @@
  * counted as requests end; the rest is read when Prometheus scrapes, the disk sizes at most once
  * a minute, since walking every account's files is not free.
  */
-import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { stat } from 'node:fs/promises';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { folderBytes } from './folder-bytes.ts';
 
 /** What the scrape-time figures are read from. */
 export interface MetricSources {
@@ -16,32 +16,18 @@ export interface MetricSources {
   accountsByStatus(): Record<string, number>;
   /** Files whose sizes are the database bytes, by database name (SQLite's -wal files included). */
   databaseFiles(): Record<string, string>;
-  /** Folders whose total size is reported: the actor stores, the blobs. */
-  folders(): { actorStores: string; blobs: string };
+  /** The folder of the actor stores, whose total size is reported. */
+  folders(): { actorStores: string };
+  /** Bytes of permanent blobs, wherever the blob store keeps them. */
+  blobBytes(): Promise<number>;
+  /** Whether the rate limits are shared through Redis right now (undefined: no Redis configured). */
+  sharedRateLimits?(): boolean | undefined;
 }
 
 /** Method labels: served and forwarded NSIDs up to this many, then `other`, so random paths cannot grow memory. */
 const MAX_METHOD_LABELS = 500;
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const DISK_SCAN_INTERVAL_MS = 60_000;
-
-async function folderBytes(dir: string): Promise<number> {
-  let total = 0;
-  let entries;
-  try {
-    entries = await readdir(dir, { withFileTypes: true, recursive: true });
-  } catch {
-    return 0;
-  }
-  for (const entry of entries) {
-    if (!entry.isFile()) continue;
-    total += await stat(join(entry.parentPath, entry.name)).then(
-      (s) => s.size,
-      () => 0,
-    );
-  }
-  return total;
-}
 
 export class Metrics {
   readonly registry = new Registry();
@@ -119,9 +105,20 @@ export class Metrics {
         gauge.set({ database: 'actor stores' }, (await this.#diskSizes(sources)).actorStores);
       },
     });
+    // Only with Redis configured (the source answers undefined without it).
+    if (sources.sharedRateLimits?.() !== undefined) {
+      new Gauge({
+        name: 'portage_rate_limits_shared',
+        help: '1 while rate limits are shared through Redis, 0 while Redis is unreachable and each process counts alone',
+        registers,
+        collect() {
+          this.set(sources.sharedRateLimits?.() ? 1 : 0);
+        },
+      });
+    }
     new Gauge({
       name: 'portage_blob_bytes',
-      help: 'Bytes of blobs stored on disk',
+      help: 'Bytes of permanent blobs in the blob store (disk or S3)',
       registers,
       collect: async () => {
         const gauge = this.registry.getSingleMetric('portage_blob_bytes') as Gauge;
@@ -133,10 +130,10 @@ export class Metrics {
   #diskSizes(sources: MetricSources): Promise<{ actorStores: number; blobs: number }> {
     const now = Date.now();
     if (!this.#diskScan || now - this.#diskScan.at > DISK_SCAN_INTERVAL_MS) {
-      const { actorStores, blobs } = sources.folders();
+      const { actorStores } = sources.folders();
       this.#diskScan = {
         at: now,
-        sizes: Promise.all([folderBytes(actorStores), folderBytes(blobs)]).then(([a, b]) => ({
+        sizes: Promise.all([folderBytes(actorStores), sources.blobBytes()]).then(([a, b]) => ({
           actorStores: a,
           blobs: b,
         })),

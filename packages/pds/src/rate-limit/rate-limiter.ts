@@ -10,7 +10,9 @@
  * reference's in-memory limiter counts. A request over any limit gets 429 RateLimitExceeded;
  * every counted response carries the RateLimit-Limit/Remaining/Reset/Policy headers of the
  * tightest limit it touched (Reset in epoch seconds, Policy `<limit>;w=<window seconds>`), and
- * a refused one Retry-After too. Counts live in memory: one process, reset by a restart.
+ * a refused one Retry-After too. Counts live in memory (one process, reset by a restart), or in
+ * Redis (PDS_REDIS_SCRATCH_ADDRESS, `redis-counters.ts`) so several processes behind one
+ * hostname share them.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { XrpcError } from '../xrpc/errors.ts';
@@ -109,54 +111,65 @@ interface Window {
   endsAtMs: number;
 }
 
-/** Fixed windows for one limit, keyed by client. */
-class WindowCounter {
-  readonly #windows = new Map<string, Window>();
-  readonly limit: RateLimit;
+/** One count to add: `points` against `key` in a window of `windowMs`. */
+export interface WindowCharge {
+  key: string;
+  points: number;
+  windowMs: number;
+}
 
-  constructor(limit: RateLimit) {
-    this.limit = limit;
-  }
-
-  consume(key: string, points: number, nowMs: number): Status & { exceeded: boolean } {
-    let window = this.#windows.get(key);
-    if (!window || window.endsAtMs <= nowMs) {
-      window = { consumed: 0, endsAtMs: nowMs + this.limit.windowMs };
-      this.#windows.set(key, window);
-    }
-    window.consumed += points;
-    return {
-      limit: this.limit.points,
-      remaining: Math.max(0, this.limit.points - window.consumed),
-      windowMs: this.limit.windowMs,
-      resetAtMs: window.endsAtMs,
-      exceeded: window.consumed > this.limit.points,
-    };
-  }
-
-  /** Forgets windows that have ended, so memory follows the active clients only. */
-  sweep(nowMs: number): void {
-    for (const [key, window] of this.#windows) if (window.endsAtMs <= nowMs) this.#windows.delete(key);
-  }
+/**
+ * Where window counts live. `consume` adds each charge to its key's window (opening one when
+ * none is open) and answers the window's total and end, in the charges' order.
+ */
+export interface WindowCounterStore {
+  consume(charges: readonly WindowCharge[], nowMs: number): Promise<Window[]> | Window[];
 }
 
 const SWEEP_INTERVAL_MS = MINUTE;
 
-export class RateLimiter {
-  readonly #counters: { [P in keyof RateLimitPolicies]: WindowCounter[] };
-  readonly #now: () => number;
-  #nextSweepMs: number;
+/** Fixed windows in this process's memory. */
+export class MemoryWindowCounters implements WindowCounterStore {
+  readonly #windows = new Map<string, Window>();
+  #nextSweepMs = 0;
 
-  /** `policies` replaces the reference's limits policy by policy (tests shorten some). */
-  constructor(policies: Partial<RateLimitPolicies> = {}, now: () => number = Date.now) {
-    const all = { ...REFERENCE_RATE_LIMITS, ...policies };
-    const counters = {} as { [P in keyof RateLimitPolicies]: WindowCounter[] };
-    for (const name of Object.keys(all) as (keyof RateLimitPolicies)[]) {
-      counters[name] = all[name].map((l) => new WindowCounter(l));
-    }
+  consume(charges: readonly WindowCharge[], nowMs: number): Window[] {
+    if (nowMs >= this.#nextSweepMs) this.#sweep(nowMs);
+    return charges.map(({ key, points, windowMs }) => {
+      let window = this.#windows.get(key);
+      if (!window || window.endsAtMs <= nowMs) {
+        window = { consumed: 0, endsAtMs: nowMs + windowMs };
+        this.#windows.set(key, window);
+      }
+      window.consumed += points;
+      return { ...window };
+    });
+  }
+
+  /** Forgets windows that have ended, so memory follows the active clients only. */
+  #sweep(nowMs: number): void {
+    for (const [key, window] of this.#windows) if (window.endsAtMs <= nowMs) this.#windows.delete(key);
+    this.#nextSweepMs = nowMs + SWEEP_INTERVAL_MS;
+  }
+}
+
+export class RateLimiter {
+  readonly #policies: RateLimitPolicies;
+  readonly #counters: WindowCounterStore;
+  readonly #now: () => number;
+
+  /**
+   * `policies` replaces the reference's limits policy by policy (tests shorten some);
+   * `counters` is where the counts live (memory unless Redis is configured).
+   */
+  constructor(
+    policies: Partial<RateLimitPolicies> = {},
+    counters: WindowCounterStore = new MemoryWindowCounters(),
+    now: () => number = Date.now,
+  ) {
+    this.#policies = { ...REFERENCE_RATE_LIMITS, ...policies };
     this.#counters = counters;
     this.#now = now;
-    this.#nextSweepMs = now() + SWEEP_INTERVAL_MS;
   }
 
   /**
@@ -164,15 +177,30 @@ export class RateLimiter {
    * RateLimit-* headers of the tightest on `res`, and throws 429 RateLimitExceeded when any
    * is exceeded.
    */
-  check(ip: string, res: ServerResponse, charges: readonly RateLimitCharge[]): void {
+  async check(ip: string, res: ServerResponse, charges: readonly RateLimitCharge[]): Promise<void> {
     const nowMs = this.#now();
-    if (nowMs >= this.#nextSweepMs) this.#sweep(nowMs);
-    const statuses: (Status & { exceeded: boolean })[] = [];
-    for (const counter of this.#counters.global) statuses.push(counter.consume(ip, 1, nowMs));
-    for (const { policy, key, points } of charges) {
-      if (points <= 0) continue;
-      for (const counter of this.#counters[policy]) statuses.push(counter.consume(key, points, nowMs));
-    }
+    const limits: RateLimit[] = [];
+    const windowCharges: WindowCharge[] = [];
+    const add = (policy: keyof RateLimitPolicies, key: string, points: number) => {
+      this.#policies[policy].forEach((limit, i) => {
+        limits.push(limit);
+        // The window's length is in the key, so a changed policy starts fresh windows.
+        windowCharges.push({ key: `${policy}:${i}:${limit.windowMs}:${key}`, points, windowMs: limit.windowMs });
+      });
+    };
+    add('global', ip, 1);
+    for (const { policy, key, points } of charges) if (points > 0) add(policy, key, points);
+    const windows = await this.#counters.consume(windowCharges, nowMs);
+    const statuses = windows.map((window, i) => {
+      const limit = limits[i]!;
+      return {
+        limit: limit.points,
+        remaining: Math.max(0, limit.points - window.consumed),
+        windowMs: limit.windowMs,
+        resetAtMs: window.endsAtMs,
+        exceeded: window.consumed > limit.points,
+      };
+    });
     const exceeded = statuses.find((s) => s.exceeded);
     const reported = exceeded ?? tightest(statuses);
     if (!reported) return;
@@ -182,11 +210,6 @@ export class RateLimiter {
       throw new XrpcError(429, 'RateLimitExceeded', 'Rate Limit Exceeded', headers);
     }
     for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
-  }
-
-  #sweep(nowMs: number): void {
-    for (const counters of Object.values(this.#counters)) for (const counter of counters) counter.sweep(nowMs);
-    this.#nextSweepMs = nowMs + SWEEP_INTERVAL_MS;
   }
 }
 

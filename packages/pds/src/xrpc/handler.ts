@@ -26,6 +26,8 @@ import type { LexMethod } from './lexicon.ts';
 export type XrpcOutput =
   | { json: unknown; headers?: Record<string, string> }
   | { body: AsyncIterable<Uint8Array> | Uint8Array; contentType: string; headers?: Record<string, string> }
+  /** A 302 to where the bytes are served (getBlob behind a CDN). */
+  | { redirect: string; headers?: Record<string, string> }
   | undefined
   // Handlers that answer with an empty 200 simply return.
   | void;
