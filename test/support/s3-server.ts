@@ -5,6 +5,8 @@
  * `stop()` ends it (and with it every object); `kill()` and `restart()` play an outage.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { freePort } from './reference-peers.ts';
 
 export interface TestS3Server {
@@ -32,7 +34,9 @@ export function s3ServerMissing(): string | false {
 export function findMotoServer(): string[] | undefined {
   if (found !== undefined) return found ?? undefined;
   found = null;
-  for (const candidate of [['moto_server'], ['python3', '-m', 'moto.server']]) {
+  // pyenv's shims are on an interactive shell's PATH but not always on a CI runner's.
+  const pyenvShim = join(homedir(), '.pyenv', 'shims', 'moto_server');
+  for (const candidate of [['moto_server'], [pyenvShim], ['python3', '-m', 'moto.server']]) {
     try {
       execFileSync(candidate[0]!, [...candidate.slice(1), '--help'], { stdio: 'ignore', timeout: 30_000 });
       found = candidate;
