@@ -17,7 +17,7 @@ import { dohResolveTxt } from '@portage/atproto/identity/dns-over-https';
 import { normalizeServiceUrl } from '@portage/atproto/identity/did-document';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { PageConfig } from './config.ts';
-import { formatBytes, sentence } from './format.ts';
+import { capitalized, formatBytes, sentence } from './format.ts';
 import { Actions, Field, type Phase, PhaseRow, ServerFacts } from './parts.tsx';
 import { wizardFailure } from './messages.ts';
 import { type Account, describeServer, resolveAccount, type ServerInfo, WizardError } from './resolve.ts';
@@ -593,7 +593,7 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
             )}
           </Field>
           {(server?.inviteCodeRequired || invite) && (
-            <Field label="Invite code" hint={`${sentence(targetName)} asks for an invite code from its operator.`}>
+            <Field label="Invite code" hint={`${capitalized(targetName)} asks for an invite code from its operator.`}>
               {(id, hint) => (
                 <input
                   id={id}

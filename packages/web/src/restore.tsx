@@ -15,7 +15,7 @@ import { restore } from '@portage/migrate/restore/restore';
 import type { RefObject } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { PageConfig } from './config.ts';
-import { sentence } from './format.ts';
+import { capitalized, sentence } from './format.ts';
 import { restoreFailure } from './messages.ts';
 import { Actions, Field, type Phase, PhaseRow, ServerFacts } from './parts.tsx';
 import { describeServer, type ServerInfo } from './resolve.ts';
@@ -339,7 +339,10 @@ export function RestoreWizard(props: {
               />
             )}
           </Field>
-          <Field label="Email address" hint={`${sentence(targetName)} sends its messages (like sign-in codes) here.`}>
+          <Field
+            label="Email address"
+            hint={`${capitalized(targetName)} sends its messages (like sign-in codes) here.`}
+          >
             {(id, hint) => (
               <input
                 id={id}
@@ -364,7 +367,7 @@ export function RestoreWizard(props: {
             )}
           </Field>
           {(server?.inviteCodeRequired || invite) && (
-            <Field label="Invite code" hint={`${sentence(targetName)} asks for an invite code from its operator.`}>
+            <Field label="Invite code" hint={`${capitalized(targetName)} asks for an invite code from its operator.`}>
               {(id, hint) => (
                 <input
                   id={id}
