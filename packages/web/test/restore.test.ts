@@ -117,6 +117,9 @@ describe('the wizard restores an account whose old server is gone', { skip }, ()
     const page = await openRestore();
     await checkAccessible(page, 'the restore screen');
     await shot(page, 'restore-1-form');
+    // The unpacked folder reads too; the .tar chosen next replaces it.
+    await page.getByLabel('Or the backup folder', { exact: true }).setInputFiles(mia.backupDir);
+    await page.getByText(`a backup of ${mia.did}`).waitFor();
     await fill(page, keyFile);
     await page.getByRole('button', { name: 'Restore', exact: true }).click();
     const alert = page.getByRole('alert');
@@ -141,9 +144,21 @@ describe('the wizard restores an account whose old server is gone', { skip }, ()
   it('restores from the .tar and the key file into Portage', async () => {
     const page = await openRestore();
     await fill(page, mia.keyFile);
+    // The repository upload waits until the progress screen is on film.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await page.route('**/xrpc/com.atproto.repo.importRepo', async (route) => {
+      await held;
+      await route.continue();
+    });
     await page.getByRole('button', { name: 'Restore', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Restoring your account' }).waitFor();
+    await page.locator('.phase.running', { hasText: 'repository' }).first().waitFor({ timeout: 60_000 });
+    await shot(page, 'restore-3-restoring');
+    await checkAccessible(page, 'the restoring screen');
+    release();
     await page.getByRole('heading', { level: 1, name: 'Your account is back' }).waitFor({ timeout: 120_000 });
-    await shot(page, 'restore-3-done');
+    await shot(page, 'restore-4-done');
     await checkAccessible(page, 'the restored screen');
     const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }));
     assert.ok(!stored.includes(mia.password), 'no password in browser storage');
