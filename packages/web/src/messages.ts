@@ -141,6 +141,9 @@ export function restoreFailure(message: string, next: NextStep): string {
     const field = RESTORE_FIELDS[next.field];
     if (field) return `${what} Change ${field} and press Restore.${unchanged}`;
   }
+  if (next.kind === 'publish-did-document') {
+    return `${what} Publish the document shown below at https://${next.host}/.well-known/did.json, then press Restore: it is checked before the restore goes on.`;
+  }
   if (next.kind === 'run-again' || next.kind === 'advice') {
     return `${what} What was restored so far is kept: press Restore to pick up where it stopped.`;
   }

@@ -143,7 +143,7 @@ export function RestoreWizard(props: {
       key = await parseRecoveryKeyFile(await keyFile.text(), keyFile.name);
     } catch (err) {
       setBusy(false);
-      const text = `${sentence((err as Error).message)} Choose the recovery key file (the one the wizard or portage migrate --recovery-key wrote), ${verb} Nothing was changed.`;
+      const text = `${sentence((err as Error).message)} Choose the recovery key file (the one this wizard or portage migrate saved), ${verb} Nothing was changed.`;
       setAnnouncement(text);
       return setError(text);
     }
@@ -217,7 +217,8 @@ export function RestoreWizard(props: {
       case 'warning':
       case 'notice':
         if (event.type === 'notice' && event.secret) break;
-        setNotices((n) => [...n, sentence(event.message)]);
+        // Kept as written: a notice may carry a document to publish, line by line.
+        setNotices((n) => [...n, capitalized(event.message)]);
         break;
       default:
         break;
@@ -251,6 +252,7 @@ export function RestoreWizard(props: {
             Your old server is gone, and you have a backup of your account and the recovery key file you kept. The
             account comes back on {targetName} from them; they are read in this browser and sent nowhere else.
           </p>
+          <Notices notices={notices} />
           {server && <ServerFacts server={server} name={targetName} />}
           <Field
             label="Backup file"
@@ -395,13 +397,7 @@ export function RestoreWizard(props: {
             Your account is restored on {targetName} from the backup. Keep this tab open; if it closes, open this page
             again, choose the same files and press Restore to pick up where it stopped.
           </p>
-          {notices.length > 0 && (
-            <ul class="warnings">
-              {notices.map((w, i) => (
-                <li key={i}>{w}</li>
-              ))}
-            </ul>
-          )}
+          <Notices notices={notices} />
           <ol class="phases">
             {RESTORE_STEPS.map((step) => (
               <PhaseRow key={step} step={step} phase={phases[step]} />
@@ -428,5 +424,17 @@ export function RestoreWizard(props: {
         </div>
       )}
     </main>
+  );
+}
+
+/** What the restore said on the way (warnings, a did:web document to publish), as written. */
+function Notices({ notices }: { notices: string[] }) {
+  if (!notices.length) return null;
+  return (
+    <ul class="warnings notices">
+      {notices.map((text, i) => (
+        <li key={i}>{text}</li>
+      ))}
+    </ul>
   );
 }
