@@ -1,8 +1,12 @@
-/** The user-held recovery key as a file (Node): hex private key, written once with mode 0600. */
+/**
+ * The user-held recovery key as a file (Node): hex private key, written once with mode 0600; the
+ * wizard's downloaded key file reads too (recovery-key.ts).
+ */
 import { readFile, writeFile } from 'node:fs/promises';
-import { type ExportableSigningKey, importSigningKey } from '@portage/atproto/crypto';
+import type { ExportableSigningKey } from '@portage/atproto/crypto';
 import type { RecoveryKeyStore } from './environment.ts';
 import { MigrationError } from './errors.ts';
+import { parseRecoveryKeyFile } from './recovery-key.ts';
 
 export class FileRecoveryKeyStore implements RecoveryKeyStore {
   readonly path: string;
@@ -19,7 +23,7 @@ export class FileRecoveryKeyStore implements RecoveryKeyStore {
       throw err;
     }
     try {
-      return await importSigningKey(text.trim(), 'secp256k1');
+      return await parseRecoveryKeyFile(text, this.path);
     } catch (err) {
       throw new MigrationError(
         'InvalidRecoveryKey',

@@ -9,19 +9,19 @@ import {
   type MigrationEvent,
   type MigrationStatus,
   type NextStep,
-  type ProgressFigures,
   STEP_TITLES,
   type StepName,
 } from '@portage/migrate';
 import type { ExportableSigningKey } from '@portage/atproto/crypto';
 import { dohResolveTxt } from '@portage/atproto/identity/dns-over-https';
 import { normalizeServiceUrl } from '@portage/atproto/identity/did-document';
-import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { PageConfig } from './config.ts';
-import { describeProgress, formatBytes, sentence } from './format.ts';
+import { capitalized, formatBytes, sentence } from './format.ts';
+import { Actions, Field, type Phase, PhaseRow, ServerFacts } from './parts.tsx';
 import { wizardFailure } from './messages.ts';
 import { type Account, describeServer, resolveAccount, type ServerInfo, WizardError } from './resolve.ts';
+import { RestoreWizard } from './restore.tsx';
 import { backupName } from './storage/backup.ts';
 import type { BrowserStorage } from './storage/choose.ts';
 
@@ -48,13 +48,6 @@ const TRANSFER_STEPS: StepName[] = [
   'backup',
   'verify',
 ];
-const WITH_BAR = new Set<StepName>(['repo', 'blobs', 'backup']);
-
-interface Phase {
-  state: 'waiting' | 'running' | 'done' | 'skipped' | 'failed';
-  progress?: ProgressFigures;
-  summary?: string;
-}
 
 /** What the page keeps between visits to offer a resume: no secret, only what the form showed. */
 interface Remembered {
@@ -101,6 +94,8 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
   const [room, setRoom] = useState<string>();
   const [offers, setOffers] = useState<Remembered[]>([]);
   const [resuming, setResuming] = useState(false);
+  /** "My old server is gone": the restore from a backup instead of a move. */
+  const [restoring, setRestoring] = useState(false);
   const heading = useRef<HTMLHeadingElement>(null);
   /** Answers to the engine's questions, waiting for the form that gives them. */
   const waiting = useRef<{ signinCode?: (code: string) => void; plc?: (code: string) => void }>({});
@@ -400,6 +395,20 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
 
   // ---- rendering ----------------------------------------------------------------------------
 
+  if (restoring) {
+    return (
+      <RestoreWizard
+        config={config}
+        storage={storage}
+        server={server}
+        onBack={() => {
+          setRestoring(false);
+          setError(undefined);
+        }}
+      />
+    );
+  }
+
   const index = SCREENS.findIndex((s) => s.screen === screen);
   const title = SCREENS[index]!.title;
   const targetName = config.target ? 'this server' : 'the new server';
@@ -450,6 +459,22 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
             )}
           </Field>
           <Actions busy={busy} label="Continue" />
+          <div class="gone">
+            <p>Your old server is gone, and you kept a backup and a recovery key?</p>
+            <div class="actions">
+              <button
+                type="button"
+                class="secondary"
+                disabled={busy}
+                onClick={() => {
+                  setError(undefined);
+                  setRestoring(true);
+                }}
+              >
+                My old server is gone
+              </button>
+            </div>
+          </div>
         </form>
       )}
 
@@ -568,7 +593,7 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
             )}
           </Field>
           {(server?.inviteCodeRequired || invite) && (
-            <Field label="Invite code" hint={`${sentence(targetName)} asks for an invite code from its operator.`}>
+            <Field label="Invite code" hint={`${capitalized(targetName)} asks for an invite code from its operator.`}>
               {(id, hint) => (
                 <input
                   id={id}
@@ -762,73 +787,6 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
         </div>
       )}
     </main>
-  );
-}
-
-function Field(props: { label: string; hint?: string; children: (id: string, hint?: string) => ComponentChildren }) {
-  const id = `f-${props.label.toLowerCase().replace(/[^a-z]+/g, '-')}`;
-  const hintId = props.hint ? `${id}-hint` : undefined;
-  return (
-    <div class="field">
-      <label for={id}>{props.label}</label>
-      {props.hint && (
-        <p class="hint" id={hintId}>
-          {props.hint}
-        </p>
-      )}
-      {props.children(id, hintId)}
-    </div>
-  );
-}
-
-function Actions({ busy, label }: { busy: boolean; label: string }) {
-  return (
-    <div class="actions">
-      <button type="submit" disabled={busy} aria-disabled={busy}>
-        {label}
-      </button>
-      {busy && <span class="working">Working…</span>}
-    </div>
-  );
-}
-
-function ServerFacts({ server, name }: { server: ServerInfo; name: string }) {
-  return (
-    <p class="hint">
-      {sentence(
-        `${name} gives handles ending in ${server.availableUserDomains.join(', ') || '(any domain you own)'}` +
-          (server.inviteCodeRequired ? ', and asks for an invite code' : ', and needs no invite code'),
-      )}
-    </p>
-  );
-}
-
-const STATE_WORDS: Record<Phase['state'], string> = {
-  waiting: 'Waiting',
-  running: 'Working',
-  done: 'Done',
-  skipped: 'Done',
-  failed: 'Stopped',
-};
-
-function PhaseRow({ step, phase }: { step: StepName; phase: Phase | undefined }) {
-  const state = phase?.state ?? 'waiting';
-  const p = phase?.progress;
-  const id = `phase-${step}`;
-  const max = p?.total ?? (state === 'done' ? 1 : undefined);
-  const value = p ? p.done : state === 'done' ? 1 : undefined;
-  return (
-    <li class={`phase ${state}`}>
-      <div class="phase-head">
-        <span id={id}>{STEP_TITLES[step]}</span>
-        <span class="phase-state">{STATE_WORDS[state]}</span>
-      </div>
-      {WITH_BAR.has(step) && state !== 'waiting' && (
-        <progress aria-labelledby={id} max={max ?? 1} value={max === undefined ? undefined : Math.min(value!, max)} />
-      )}
-      {p && state === 'running' && <p class="figures">{describeProgress(p)}</p>}
-      {phase?.summary && state !== 'running' && <p class="figures">{sentence(phase.summary)}</p>}
-    </li>
   );
 }
 

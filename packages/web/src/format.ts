@@ -36,3 +36,8 @@ export function sentence(text: string): string {
   const s = /^(https?:|did:)/.test(t) ? t : t[0]!.toUpperCase() + t.slice(1);
   return /[.!?]$/.test(s) ? s : `${s}.`;
 }
+
+/** Starts a fragment with a capital, to open a sentence that goes on. */
+export function capitalized(text: string): string {
+  return text ? text[0]!.toUpperCase() + text.slice(1) : text;
+}

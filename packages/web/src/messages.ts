@@ -3,7 +3,7 @@
  * when to come back. The wizard keeps the engine's account of what happened, says what to do on
  * this page (its fields and buttons), and picks the screen where the user can do it.
  */
-import type { InputField, NextStep, StepName } from '@portage/migrate';
+import { describeNextStep, type InputField, type NextStep, type StepName } from '@portage/migrate';
 import { sentence } from './format.ts';
 
 export type Screen = 'who' | 'signin' | 'account' | 'transfer' | 'identity';
@@ -111,4 +111,41 @@ export function wizardFailure(step: StepName, message: string, next: NextStep): 
       if (step === 'create-account') return account('the details');
       return transfer('What was copied so far is kept: press Continue to pick up where it stopped.');
   }
+}
+
+/** The fields of the restore screen, as the page labels them. */
+const RESTORE_FIELDS: Partial<Record<InputField, string>> = {
+  to: 'the address of the new PDS',
+  handle: 'the handle',
+  newHandle: 'the handle',
+  email: 'the email address',
+  newEmail: 'the email address',
+  newPassword: 'the password',
+  inviteCode: 'the invite code',
+};
+
+/**
+ * What to do after a restore stopped, on the restore screen: what happened, then the next step in
+ * the page's own words (its choosers and the Restore button).
+ */
+export function restoreFailure(message: string, next: NextStep): string {
+  const what = sentence(message);
+  const unchanged = next.nothingChanged ? ' Nothing was changed.' : '';
+  if (next.kind === 'need-input') {
+    if (next.field === 'recoveryKey') {
+      return `${what} Choose the key file made when the recovery key was added to this account, then press Restore.${unchanged}`;
+    }
+    if (next.field === 'backup') {
+      return `${what} Choose another copy of the backup (the .tar the wizard downloaded), then press Restore.${unchanged}`;
+    }
+    const field = RESTORE_FIELDS[next.field];
+    if (field) return `${what} Change ${field} and press Restore.${unchanged}`;
+  }
+  if (next.kind === 'publish-did-document') {
+    return `${what} Publish the document shown below at https://${next.host}/.well-known/did.json, then press Restore: it is checked before the restore goes on.`;
+  }
+  if (next.kind === 'run-again' || next.kind === 'advice') {
+    return `${what} What was restored so far is kept: press Restore to pick up where it stopped.`;
+  }
+  return `${what} ${describeNextStep(next)}`;
 }

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { NextStep, StepName } from '@portage/migrate';
-import { wizardFailure } from '../src/messages.ts';
+import { restoreFailure, wizardFailure } from '../src/messages.ts';
 
 const cases: [StepName, string, NextStep, string][] = [
   [
@@ -98,6 +98,45 @@ describe('wizard failure sentences', () => {
       assert.doesNotMatch(f.text, /--|PORTAGE_|command/);
       assert.match(f.text, /(press|enter|close|come back) /i, 'it says what to do');
       assert.match(f.text, /\.$/);
+    });
+  }
+});
+
+const restoreCases: [string, NextStep, RegExp][] = [
+  [
+    'the key in k.txt (did:key:z) is not one of the rotation keys of did:plc:x, now or before',
+    { kind: 'need-input', field: 'recoveryKey', reason: 'mismatch', nothingChanged: true },
+    /Choose the key file .*press Restore\. Nothing was changed\.$/,
+  ],
+  [
+    'the backup of did:plc:x in b.tar is damaged: blob b is missing',
+    { kind: 'need-input', field: 'backup', reason: 'invalid', nothingChanged: true },
+    /Choose another copy of the backup .*press Restore\. Nothing was changed\.$/,
+  ],
+  [
+    'the new server refused the handle a.test',
+    { kind: 'need-input', field: 'handle', reason: 'invalid' },
+    /Change the handle and press Restore\.$/,
+  ],
+  [
+    'the new server is unavailable',
+    { kind: 'run-again', reason: 'unavailable' },
+    /press Restore to pick up where it stopped\.$/,
+  ],
+  [
+    'the DID must be published',
+    { kind: 'publish-did-document', host: 'a.example' },
+    /a\.example\/.well-known\/did\.json, then press Restore/,
+  ],
+];
+
+describe('restore failure sentences', () => {
+  for (const [message, next, expected] of restoreCases) {
+    it(`${next.kind}${'field' in next ? ` ${next.field}` : ''}: in the restore screen's terms`, () => {
+      const text = restoreFailure(message, next);
+      assert.match(text, expected);
+      assert.doesNotMatch(text, /--|PORTAGE_|command/);
+      assert.match(text, /\.$/);
     });
   }
 });

@@ -1,0 +1,440 @@
+/**
+ * "My old server is gone": the account comes back from a backup the user chose from disk (the
+ * wizard's downloaded .tar, or the unpacked folder) with the recovery key file they hold, onto
+ * this server. The backup is checked here, in the browser, before anything changes; the files
+ * and the key go nowhere but to the new server. Only the restore's journal is stored: the key
+ * and the password live in this component's memory and are gone with the tab.
+ */
+import { type MigrationEvent, type NextStep, STEP_TITLES, type StepName } from '@portage/migrate';
+import type { ExportableSigningKey } from '@portage/atproto/crypto';
+import { getHandle, normalizeServiceUrl } from '@portage/atproto/identity/did-document';
+import { DidResolver } from '@portage/atproto/identity/did-resolver';
+import { checkBackup } from '@portage/migrate/backup-check';
+import { parseRecoveryKeyFile } from '@portage/migrate/recovery-key';
+import { restore } from '@portage/migrate/restore/restore';
+import type { RefObject } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import type { PageConfig } from './config.ts';
+import { capitalized, sentence } from './format.ts';
+import { restoreFailure } from './messages.ts';
+import { Actions, Field, type Phase, PhaseRow, ServerFacts } from './parts.tsx';
+import { describeServer, type ServerInfo } from './resolve.ts';
+import { ChosenBackup, ChosenBackupError } from './storage/chosen-backup.ts';
+import type { BrowserStorage } from './storage/choose.ts';
+
+type Screen = 'gone' | 'restoring' | 'restored';
+
+const SCREENS: { screen: Screen; title: string }[] = [
+  { screen: 'gone', title: 'Restore from your backup' },
+  { screen: 'restoring', title: 'Restoring your account' },
+  { screen: 'restored', title: 'Your account is back' },
+];
+
+const RESTORE_STEPS: StepName[] = [
+  'check-backup',
+  'inspect-new',
+  'claim-identity',
+  'create-account',
+  'repo',
+  'blobs',
+  'preferences',
+  'verify',
+  'identity',
+  'activate',
+];
+
+export function RestoreWizard(props: {
+  config: PageConfig;
+  storage: BrowserStorage;
+  server: ServerInfo | undefined;
+  onBack: () => void;
+}) {
+  const { config, storage } = props;
+  const [screen, setScreenState] = useState<Screen>('gone');
+  const [error, setError] = useState<string>();
+  const [busy, setBusy] = useState(false);
+  const [backup, setBackup] = useState<ChosenBackup>();
+  const [keyFile, setKeyFile] = useState<File>();
+  const [target, setTarget] = useState(config.target ?? '');
+  const [server, setServer] = useState<ServerInfo | undefined>(props.server);
+  const [handle, setHandle] = useState('');
+  const [email, setEmail] = useState('');
+  const [password, setPassword] = useState('');
+  const [invite, setInvite] = useState('');
+  const [phases, setPhases] = useState<Partial<Record<StepName, Phase>>>({});
+  const [notices, setNotices] = useState<string[]>([]);
+  const [announcement, setAnnouncement] = useState('');
+  const heading = useRef<HTMLHeadingElement>(null);
+  const failure = useRef<{ message: string; next: NextStep }>(undefined);
+
+  const setScreen = (next: Screen) => {
+    setScreenState(next);
+    setBusy(false);
+  };
+  useEffect(() => heading.current?.focus(), [screen]);
+  useEffect(() => {
+    if (config.target && !server) describeServer(config.target).then(setServer, () => {});
+  }, []);
+
+  const targetName = config.target ? 'this server' : 'the new server';
+
+  async function chooseBackup(files: FileList | null, folder: boolean) {
+    setError(undefined);
+    setBackup(undefined);
+    if (!files?.length) return;
+    try {
+      const chosen = folder ? ChosenBackup.fromFolder(files) : await ChosenBackup.fromTar(files[0]!);
+      const did = await chosen.open();
+      setBackup(chosen);
+      setAnnouncement(`The backup is of ${did}.`);
+      if (!handle) void suggestHandleOf(did).then((h) => h && setHandle((now) => now || h));
+    } catch (err) {
+      setError(
+        err instanceof ChosenBackupError
+          ? `${err.message} Choose the .tar the wizard downloaded, or the unpacked backup folder.`
+          : 'The chosen backup could not be read. Choose it again.',
+      );
+    }
+  }
+
+  /** The handle the DID's document names, fitted to this server's domains. */
+  async function suggestHandleOf(did: string): Promise<string | undefined> {
+    try {
+      const doc = await new DidResolver({ plcUrl: config.plcUrl }).resolve(did, { noCache: true });
+      const old = getHandle(doc);
+      if (!old) return undefined;
+      const domains = server?.availableUserDomains ?? [];
+      if (!domains.length || domains.some((d) => old.endsWith(d))) return old;
+      return `${old.split('.')[0]}${domains[0]}`;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async function submit(e: Event) {
+    e.preventDefault();
+    setError(undefined);
+    const verb = 'then press Restore.';
+    if (!backup) return setError(`Choose your backup (the .tar the wizard downloaded), ${verb}`);
+    if (!keyFile) return setError(`Choose your recovery key file, ${verb}`);
+    const to = normalizeServiceUrl(target.trim());
+    if (!to) return setError(`Enter the address of the new PDS, like https://pds.example.com, ${verb}`);
+    if (!handle.trim()) return setError(`Choose a handle for the account on ${targetName}, ${verb}`);
+    if (!/^[^@\s]+@[^@\s]+$/.test(email.trim())) return setError(`Enter an email address for the account, ${verb}`);
+    if (!password) return setError(`Choose a password for the account, ${verb}`);
+    setBusy(true);
+    let info = server;
+    if (!info || !config.target) {
+      try {
+        info = await describeServer(to);
+        setServer(info);
+      } catch (err) {
+        setBusy(false);
+        return setError(err instanceof Error ? err.message : String(err));
+      }
+    }
+    if (info.inviteCodeRequired && !invite.trim()) {
+      setBusy(false);
+      return setError(`This server needs an invite code. Enter the one its operator gave you, ${verb}`);
+    }
+    // Read at the last moment and held only by this run: the key is never stored.
+    let key: ExportableSigningKey;
+    try {
+      key = await parseRecoveryKeyFile(await keyFile.text(), keyFile.name);
+    } catch (err) {
+      setBusy(false);
+      const text = `${sentence((err as Error).message)} Choose the recovery key file (the one this wizard or portage migrate saved), ${verb} Nothing was changed.`;
+      setAnnouncement(text);
+      return setError(text);
+    }
+    await run(to, backup, key);
+  }
+
+  async function run(to: string, chosen: ChosenBackup, key: ExportableSigningKey) {
+    failure.current = undefined;
+    setPhases({});
+    setNotices([]);
+    setScreen('restoring');
+    setBusy(true);
+    await storage.persist();
+    const did = chosen.did;
+    const outcome = await restore(
+      {
+        to,
+        plcUrl: config.plcUrl,
+        did,
+        handle: handle.trim().toLowerCase(),
+        email: email.trim(),
+        ...(invite.trim() ? { inviteCode: invite.trim() } : {}),
+        keyFile: keyFile!.name,
+      },
+      {
+        storage: storage.journal,
+        backup: chosen,
+        recoveryKey: key,
+        checkBackup: (signingKeys, orRecordedKey) => checkBackup(chosen, { did, signingKeys, orRecordedKey }),
+        password: async () => password,
+        onEvent,
+      },
+    );
+    if (outcome.status === 'done') {
+      setAnnouncement('The restore is complete.');
+      setScreen('restored');
+      return;
+    }
+    const f = failure.current as { message: string; next: NextStep } | undefined;
+    const text = restoreFailure(
+      f?.message ?? outcome.message,
+      f?.next ?? outcome.next ?? { kind: 'run-again', reason: 'failed' },
+    );
+    setError(text);
+    setAnnouncement(text);
+    setScreen('gone');
+  }
+
+  function onEvent(event: MigrationEvent) {
+    switch (event.type) {
+      case 'step-started':
+        setPhases((p) => ({ ...p, [event.step]: { state: 'running' } }));
+        setAnnouncement(`${event.title}: started.`);
+        break;
+      case 'step-progress': {
+        const { type: _t, step, ...figures } = event;
+        setPhases((p) => ({ ...p, [step]: { ...p[step], state: 'running', progress: figures } }));
+        break;
+      }
+      case 'step-done':
+        setPhases((p) => ({
+          ...p,
+          [event.step]: { ...p[event.step], state: event.skipped ? 'skipped' : 'done', summary: event.summary },
+        }));
+        setAnnouncement(`${STEP_TITLES[event.step]}: done.`);
+        break;
+      case 'step-failed':
+        failure.current = { message: event.message, next: event.nextStep };
+        setPhases((p) => ({ ...p, [event.step]: { ...p[event.step], state: 'failed' } }));
+        break;
+      case 'warning':
+      case 'notice':
+        if (event.type === 'notice' && event.secret) break;
+        // Kept as written: a notice may carry a document to publish, line by line.
+        setNotices((n) => [...n, capitalized(event.message)]);
+        break;
+      default:
+        break;
+    }
+  }
+
+  const index = SCREENS.findIndex((s) => s.screen === screen);
+  return (
+    <main>
+      <p class="brand">
+        {config.target ? `Restore your account on ${location.host}` : 'Restore your AT Protocol account'}
+      </p>
+      <p class="stepcount">
+        Step {index + 1} of {SCREENS.length}
+      </p>
+      <h1 tabIndex={-1} ref={heading as RefObject<HTMLHeadingElement>}>
+        {SCREENS[index]!.title}
+      </h1>
+      <div role="status" aria-live="polite" class="visually-hidden">
+        {announcement}
+      </div>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+
+      {screen === 'gone' && (
+        <form onSubmit={submit} noValidate>
+          <p>
+            Your old server is gone, and you have a backup of your account and the recovery key file you kept. The
+            account comes back on {targetName} from them; they are read in this browser and sent nowhere else.
+          </p>
+          <Notices notices={notices} />
+          {server && <ServerFacts server={server} name={targetName} />}
+          <Field
+            label="Backup file"
+            hint={
+              backup
+                ? `Chosen: ${backup.where}, a backup of ${backup.did}.`
+                : 'The .tar the wizard downloaded (portage-backup-….tar).'
+            }
+          >
+            {(id, hint) => (
+              <input
+                id={id}
+                type="file"
+                accept=".tar,application/x-tar"
+                aria-describedby={hint}
+                onChange={(e) => void chooseBackup(e.currentTarget.files, false)}
+              />
+            )}
+          </Field>
+          <Field label="Or the backup folder" hint="The backup unpacked, or the folder portage backup wrote.">
+            {(id, hint) => (
+              <input
+                id={id}
+                type="file"
+                aria-describedby={hint}
+                {...{ webkitdirectory: true }}
+                onChange={(e) => void chooseBackup(e.currentTarget.files, true)}
+              />
+            )}
+          </Field>
+          <Field
+            label="Recovery key file"
+            hint={
+              keyFile
+                ? `Chosen: ${keyFile.name}. It is read only to sign for your identity, and never stored.`
+                : 'The file with your recovery key, saved when the key was added to your account.'
+            }
+          >
+            {(id, hint) => (
+              <input
+                id={id}
+                type="file"
+                accept=".txt,.key,text/plain"
+                aria-describedby={hint}
+                onChange={(e) => {
+                  setError(undefined);
+                  setKeyFile(e.currentTarget.files?.[0]);
+                }}
+              />
+            )}
+          </Field>
+          {!config.target && (
+            <Field label="New PDS" hint="The address of the server to restore to, like https://pds.example.com.">
+              {(id, hint) => (
+                <input
+                  id={id}
+                  type="url"
+                  aria-describedby={hint}
+                  value={target}
+                  onInput={(e) => {
+                    setTarget(e.currentTarget.value);
+                    setServer(undefined);
+                  }}
+                  autocapitalize="none"
+                  spellcheck={false}
+                />
+              )}
+            </Field>
+          )}
+          <Field
+            label="Handle"
+            hint={
+              server?.availableUserDomains.length
+                ? `It must end in ${server.availableUserDomains.join(' or ')}. You can switch back to your own domain later.`
+                : 'Your handle on the new server.'
+            }
+          >
+            {(id, hint) => (
+              <input
+                id={id}
+                aria-describedby={hint}
+                value={handle}
+                onInput={(e) => setHandle(e.currentTarget.value)}
+                autocapitalize="none"
+                spellcheck={false}
+              />
+            )}
+          </Field>
+          <Field
+            label="Email address"
+            hint={`${capitalized(targetName)} sends its messages (like sign-in codes) here.`}
+          >
+            {(id, hint) => (
+              <input
+                id={id}
+                type="email"
+                aria-describedby={hint}
+                value={email}
+                onInput={(e) => setEmail(e.currentTarget.value)}
+                autocomplete="email"
+              />
+            )}
+          </Field>
+          <Field label="Password for the account" hint="Choose one; it is not stored in this browser.">
+            {(id, hint) => (
+              <input
+                id={id}
+                type="password"
+                aria-describedby={hint}
+                value={password}
+                onInput={(e) => setPassword(e.currentTarget.value)}
+                autocomplete="new-password"
+              />
+            )}
+          </Field>
+          {(server?.inviteCodeRequired || invite) && (
+            <Field label="Invite code" hint={`${capitalized(targetName)} asks for an invite code from its operator.`}>
+              {(id, hint) => (
+                <input
+                  id={id}
+                  aria-describedby={hint}
+                  value={invite}
+                  onInput={(e) => setInvite(e.currentTarget.value)}
+                  autocapitalize="none"
+                  spellcheck={false}
+                />
+              )}
+            </Field>
+          )}
+          <Actions busy={busy} label="Restore" />
+          <div class="actions">
+            <button type="button" class="secondary" onClick={props.onBack} disabled={busy}>
+              Back: my old server still runs
+            </button>
+          </div>
+        </form>
+      )}
+
+      {screen === 'restoring' && (
+        <div>
+          <p>
+            Your account is restored on {targetName} from the backup. Keep this tab open; if it closes, open this page
+            again, choose the same files and press Restore to pick up where it stopped.
+          </p>
+          <Notices notices={notices} />
+          <ol class="phases">
+            {RESTORE_STEPS.map((step) => (
+              <PhaseRow key={step} step={step} phase={phases[step]} />
+            ))}
+          </ol>
+        </div>
+      )}
+
+      {screen === 'restored' && (
+        <div>
+          <p class="success">
+            Your account {backup?.did} now lives on {targetName}: your identity names it, and your posts, media and
+            preferences are back.
+          </p>
+          <h2>What to do next</h2>
+          <ul>
+            <li>
+              Sign in to your apps with {handle.trim().toLowerCase() || 'your handle'} and the password you chose. If
+              the app asks for a hosting provider, give {target || location.origin}.
+            </li>
+            <li>Your recovery key stays first among your identity's keys: keep its file safe and offline.</li>
+            <li>You can close this tab.</li>
+          </ul>
+        </div>
+      )}
+    </main>
+  );
+}
+
+/** What the restore said on the way (warnings, a did:web document to publish), as written. */
+function Notices({ notices }: { notices: string[] }) {
+  if (!notices.length) return null;
+  return (
+    <ul class="warnings notices">
+      {notices.map((text, i) => (
+        <li key={i}>{text}</li>
+      ))}
+    </ul>
+  );
+}
