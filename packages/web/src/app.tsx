@@ -17,10 +17,28 @@ import { dohResolveTxt } from '@portage/atproto/identity/dns-over-https';
 import { normalizeServiceUrl } from '@portage/atproto/identity/did-document';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { PageConfig } from './config.ts';
-import { capitalized, formatBytes, sentence } from './format.ts';
-import { Actions, Field, type Phase, PhaseRow, ServerFacts } from './parts.tsx';
+import { formatBytes, sentence } from './format.ts';
+import {
+  Actions,
+  handleHint,
+  InputField,
+  InviteField,
+  type Phases,
+  phasesAfter,
+  PhaseRow,
+  ScreenHead,
+  ServerAddressField,
+  ServerFacts,
+} from './parts.tsx';
 import { wizardFailure } from './messages.ts';
-import { type Account, describeServer, resolveAccount, type ServerInfo, WizardError } from './resolve.ts';
+import {
+  type Account,
+  describeServer,
+  resolveAccount,
+  type ServerInfo,
+  suggestHandle,
+  WizardError,
+} from './resolve.ts';
 import { RestoreWizard } from './restore.tsx';
 import { backupName } from './storage/backup.ts';
 import type { BrowserStorage } from './storage/choose.ts';
@@ -80,7 +98,7 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
   const [email, setEmail] = useState('');
   const [newPassword, setNewPassword] = useState('');
   const [invite, setInvite] = useState('');
-  const [phases, setPhases] = useState<Partial<Record<StepName, Phase>>>({});
+  const [phases, setPhases] = useState<Phases>({});
   const [announcement, setAnnouncement] = useState('');
   const [notice, setNotice] = useState<string>();
   const [warnings, setWarnings] = useState<string[]>([]);
@@ -310,16 +328,15 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
   }
 
   function onEvent(event: MigrationEvent) {
+    setPhases((p) => phasesAfter(p, event));
     switch (event.type) {
       case 'step-started':
-        setPhases((p) => ({ ...p, [event.step]: { state: 'running' } }));
         if (TRANSFER_STEPS.includes(event.step)) setAnnouncement(`${event.title}: started.`);
         break;
       case 'step-progress': {
-        const { type: _t, step, ...figures } = event;
-        setPhases((p) => ({ ...p, [step]: { ...p[step], state: 'running', progress: figures } }));
-        if (figures.total) {
-          const quarter = Math.floor((figures.done / figures.total) * 4);
+        const { step, done, total } = event;
+        if (total) {
+          const quarter = Math.floor((done / total) * 4);
           if (quarter > (announced.current[step] ?? 0) && quarter < 4) {
             announced.current[step] = quarter;
             setAnnouncement(`${STEP_TITLES[step]}: ${quarter * 25}% done.`);
@@ -328,15 +345,10 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
         break;
       }
       case 'step-done':
-        setPhases((p) => ({
-          ...p,
-          [event.step]: { ...p[event.step], state: event.skipped ? 'skipped' : 'done', summary: event.summary },
-        }));
         if (TRANSFER_STEPS.includes(event.step)) setAnnouncement(`${STEP_TITLES[event.step]}: done.`);
         break;
       case 'step-failed':
         lastFailure.current = { step: event.step, message: event.message, next: event.nextStep };
-        setPhases((p) => ({ ...p, [event.step]: { ...p[event.step], state: 'failed' } }));
         break;
       case 'warning':
         setWarnings((w) => [...w, sentence(event.message)]);
@@ -409,27 +421,18 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
     );
   }
 
-  const index = SCREENS.findIndex((s) => s.screen === screen);
-  const title = SCREENS[index]!.title;
   const targetName = config.target ? 'this server' : 'the new server';
 
   return (
     <main>
-      <p class="brand">{config.target ? `Move your account to ${location.host}` : 'Move your AT Protocol account'}</p>
-      <p class="stepcount">
-        Step {index + 1} of {SCREENS.length}
-      </p>
-      <h1 tabIndex={-1} ref={heading}>
-        {title}
-      </h1>
-      <div role="status" aria-live="polite" class="visually-hidden">
-        {announcement}
-      </div>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ScreenHead
+        brand={config.target ? `Move your account to ${location.host}` : 'Move your AT Protocol account'}
+        screens={SCREENS}
+        screen={screen}
+        heading={heading}
+        announcement={announcement}
+        error={error}
+      />
 
       {screen === 'who' && (
         <form onSubmit={submitWho} noValidate>
@@ -445,19 +448,14 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
           ))}
           <p>Enter the account you want to move{config.target ? ` to ${location.host}` : ''}.</p>
           {server && <ServerFacts server={server} name={targetName} />}
-          <Field label="Handle or DID" hint="Like alice.bsky.social or did:plc:…">
-            {(id, hint) => (
-              <input
-                id={id}
-                aria-describedby={hint}
-                value={who}
-                onInput={(e) => setWho(e.currentTarget.value)}
-                autocomplete="username"
-                autocapitalize="none"
-                spellcheck={false}
-              />
-            )}
-          </Field>
+          <InputField
+            label="Handle or DID"
+            hint="Like alice.bsky.social or did:plc:…"
+            value={who}
+            onValue={setWho}
+            autocomplete="username"
+            autocapitalize="none"
+          />
           <Actions busy={busy} label="Continue" />
           <div class="gone">
             <p>Your old server is gone, and you kept a backup and a recovery key?</p>
@@ -494,32 +492,23 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
               {notice}
             </p>
           )}
-          <Field label="Password" hint="The password of this account on its current server (not an app password).">
-            {(id, hint) => (
-              <input
-                id={id}
-                type="password"
-                aria-describedby={hint}
-                value={password}
-                onInput={(e) => setPassword(e.currentTarget.value)}
-                autocomplete="current-password"
-              />
-            )}
-          </Field>
+          <InputField
+            label="Password"
+            hint="The password of this account on its current server (not an app password)."
+            type="password"
+            value={password}
+            onValue={setPassword}
+            autocomplete="current-password"
+          />
           {signinCode !== undefined && (
-            <Field label="Confirmation code" hint="The sign-in code your current server emailed you.">
-              {(id, hint) => (
-                <input
-                  id={id}
-                  aria-describedby={hint}
-                  value={signinCode}
-                  onInput={(e) => setSigninCode(e.currentTarget.value)}
-                  autocomplete="one-time-code"
-                  autocapitalize="characters"
-                  spellcheck={false}
-                />
-              )}
-            </Field>
+            <InputField
+              label="Confirmation code"
+              hint="The sign-in code your current server emailed you."
+              value={signinCode}
+              onValue={setSigninCode}
+              autocomplete="one-time-code"
+              autocapitalize="characters"
+            />
           )}
           <Actions busy={busy} label="Continue" />
         </form>
@@ -528,83 +517,41 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
       {screen === 'account' && account && (
         <form onSubmit={submitAccount} noValidate>
           {!config.target && (
-            <Field label="New PDS" hint="The address of the server to move to, like https://pds.example.com.">
-              {(id, hint) => (
-                <input
-                  id={id}
-                  type="url"
-                  aria-describedby={hint}
-                  value={target}
-                  onInput={(e) => {
-                    setTarget(e.currentTarget.value);
-                    setServer(undefined);
-                  }}
-                  autocapitalize="none"
-                  spellcheck={false}
-                />
-              )}
-            </Field>
+            <ServerAddressField
+              going="move to"
+              value={target}
+              onValue={(value) => {
+                setTarget(value);
+                setServer(undefined);
+              }}
+            />
           )}
           {server && <ServerFacts server={server} name={targetName} />}
-          <Field
+          <InputField
             label="New handle"
-            hint={
-              server?.availableUserDomains.length
-                ? `It must end in ${server.availableUserDomains.join(' or ')}. You can switch back to your own domain later.`
-                : 'Your handle on the new server. You can switch back to your own domain later.'
-            }
-          >
-            {(id, hint) => (
-              <input
-                id={id}
-                aria-describedby={hint}
-                value={newHandle}
-                onInput={(e) => setNewHandle(e.currentTarget.value)}
-                autocapitalize="none"
-                spellcheck={false}
-              />
-            )}
-          </Field>
-          <Field label="Email" hint="The new server sends its messages (like sign-in codes) here.">
-            {(id, hint) => (
-              <input
-                id={id}
-                type="email"
-                aria-describedby={hint}
-                value={email}
-                onInput={(e) => setEmail(e.currentTarget.value)}
-                autocomplete="email"
-              />
-            )}
-          </Field>
-          <Field
+            hint={handleHint(server, 'Your handle on the new server. You can switch back to your own domain later.')}
+            value={newHandle}
+            onValue={setNewHandle}
+            autocapitalize="none"
+          />
+          <InputField
+            label="Email"
+            hint="The new server sends its messages (like sign-in codes) here."
+            type="email"
+            value={email}
+            onValue={setEmail}
+            autocomplete="email"
+          />
+          <InputField
             label="New password"
             hint="The password for the new account. It can be the same as the old one; it is not stored in this browser."
-          >
-            {(id, hint) => (
-              <input
-                id={id}
-                type="password"
-                aria-describedby={hint}
-                value={newPassword}
-                onInput={(e) => setNewPassword(e.currentTarget.value)}
-                autocomplete="new-password"
-              />
-            )}
-          </Field>
+            type="password"
+            value={newPassword}
+            onValue={setNewPassword}
+            autocomplete="new-password"
+          />
           {(server?.inviteCodeRequired || invite) && (
-            <Field label="Invite code" hint={`${capitalized(targetName)} asks for an invite code from its operator.`}>
-              {(id, hint) => (
-                <input
-                  id={id}
-                  aria-describedby={hint}
-                  value={invite}
-                  onInput={(e) => setInvite(e.currentTarget.value)}
-                  autocapitalize="none"
-                  spellcheck={false}
-                />
-              )}
-            </Field>
+            <InviteField serverName={targetName} value={invite} onValue={setInvite} />
           )}
           <div class="field checkbox">
             <input
@@ -703,19 +650,14 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
       {screen === 'identity' && (
         <form onSubmit={submitIdentity} noValidate>
           {notice && <p>{notice}</p>}
-          <Field label="Confirmation code" hint="From the email your current server sent, like ABCDE-12345.">
-            {(id, hint) => (
-              <input
-                id={id}
-                aria-describedby={hint}
-                value={plcCode}
-                onInput={(e) => setPlcCode(e.currentTarget.value)}
-                autocomplete="one-time-code"
-                autocapitalize="characters"
-                spellcheck={false}
-              />
-            )}
-          </Field>
+          <InputField
+            label="Confirmation code"
+            hint="From the email your current server sent, like ABCDE-12345."
+            value={plcCode}
+            onValue={setPlcCode}
+            autocomplete="one-time-code"
+            autocapitalize="characters"
+          />
           <Actions busy={busy} label={waiting.current.plc || busy ? 'Confirm' : 'Continue'} />
           {busy && (
             <ol class="phases">
@@ -793,12 +735,6 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
 function messageOf(err: unknown): string {
   if (err instanceof WizardError) return err.message;
   return 'Something went wrong on the way. Check your connection and press Continue again.';
-}
-
-function suggestHandle(oldHandle: string, server: ServerInfo | undefined): string {
-  const domains = server?.availableUserDomains ?? [];
-  if (!domains.length || domains.some((d) => oldHandle.endsWith(d))) return oldHandle;
-  return `${oldHandle.split('.')[0]}${domains[0]}`;
 }
 
 async function saveRemembered(storage: BrowserStorage, r: Remembered): Promise<void> {

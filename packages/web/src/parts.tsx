@@ -1,7 +1,7 @@
 /** The pieces every screen of the wizard is made of: labelled fields, the action row, step rows. */
-import { STEP_TITLES, type ProgressFigures, type StepName } from '@portage/migrate';
-import type { ComponentChildren } from 'preact';
-import { describeProgress, sentence } from './format.ts';
+import { type MigrationEvent, STEP_TITLES, type ProgressFigures, type StepName } from '@portage/migrate';
+import type { ComponentChildren, InputHTMLAttributes, Ref } from 'preact';
+import { capitalized, describeProgress, sentence } from './format.ts';
 import type { ServerInfo } from './resolve.ts';
 
 /** Steps whose row shows a bar (they report progress figures). */
@@ -30,6 +30,100 @@ export function Field(props: {
       )}
       {props.children(id, hintId)}
     </div>
+  );
+}
+
+/** A labelled one-line input; `plain` ones (handles, codes, addresses) are neither capitalized nor spell-checked. */
+export function InputField(props: {
+  label: string;
+  hint?: string;
+  value: string;
+  onValue: (value: string) => void;
+  type?: 'url' | 'email' | 'password';
+  autocomplete?: 'username' | 'current-password' | 'new-password' | 'email' | 'one-time-code';
+  autocapitalize?: 'none' | 'characters';
+}) {
+  // Preact types each input type apart; this one field serves several, so it says which it is.
+  const kind = { type: props.type } as InputHTMLAttributes<HTMLInputElement>;
+  return (
+    <Field label={props.label} hint={props.hint}>
+      {(id, hint) => (
+        <input
+          id={id}
+          {...kind}
+          aria-describedby={hint}
+          value={props.value}
+          onInput={(e) => props.onValue(e.currentTarget.value)}
+          autocomplete={props.autocomplete}
+          autocapitalize={props.autocapitalize}
+          spellcheck={props.autocapitalize ? false : undefined}
+        />
+      )}
+    </Field>
+  );
+}
+
+/** The address of the server an account goes to, asked for where the page is not served by it. */
+export function ServerAddressField(props: { going: string; value: string; onValue: (value: string) => void }) {
+  return (
+    <InputField
+      label="New PDS"
+      hint={`The address of the server to ${props.going}, like https://pds.example.com.`}
+      type="url"
+      value={props.value}
+      onValue={props.onValue}
+      autocapitalize="none"
+    />
+  );
+}
+
+export function InviteField(props: { serverName: string; value: string; onValue: (value: string) => void }) {
+  return (
+    <InputField
+      label="Invite code"
+      hint={`${capitalized(props.serverName)} asks for an invite code from its operator.`}
+      value={props.value}
+      onValue={props.onValue}
+      autocapitalize="none"
+    />
+  );
+}
+
+/** What the handle field asks for: one of the server's domains, when it names any. */
+export function handleHint(server: ServerInfo | undefined, otherwise: string): string {
+  return server?.availableUserDomains.length
+    ? `It must end in ${server.availableUserDomains.join(' or ')}. You can switch back to your own domain later.`
+    : otherwise;
+}
+
+/** The top of every screen: where the user is, the heading focus moves to, the live region and the error. */
+export function ScreenHead<S extends string>(props: {
+  brand: string;
+  screens: { screen: S; title: string }[];
+  screen: S;
+  heading: Ref<HTMLHeadingElement>;
+  announcement: string;
+  error: string | undefined;
+}) {
+  const index = props.screens.findIndex((s) => s.screen === props.screen);
+  return (
+    <>
+      <p class="brand">{props.brand}</p>
+      <p class="stepcount">
+        Step {index + 1} of {props.screens.length}
+      </p>
+      <h1 tabIndex={-1} ref={props.heading}>
+        {props.screens[index]!.title}
+      </h1>
+      <div role="status" aria-live="polite" class="visually-hidden">
+        {props.announcement}
+      </div>
+      {props.error && (
+        <p class="error" role="alert">
+          {props.error}
+        </p>
+      )}
+    </>
   );
 }
 
@@ -82,4 +176,27 @@ export function PhaseRow({ step, phase }: { step: StepName; phase: Phase | undef
       {phase?.summary && state !== 'running' && <p class="figures">{sentence(phase.summary)}</p>}
     </li>
   );
+}
+
+export type Phases = Partial<Record<StepName, Phase>>;
+
+/** The step rows after one engine event; other events leave them as they are. */
+export function phasesAfter(phases: Phases, event: MigrationEvent): Phases {
+  switch (event.type) {
+    case 'step-started':
+      return { ...phases, [event.step]: { state: 'running' } };
+    case 'step-progress': {
+      const { type: _t, step, ...figures } = event;
+      return { ...phases, [step]: { ...phases[step], state: 'running', progress: figures } };
+    }
+    case 'step-done':
+      return {
+        ...phases,
+        [event.step]: { ...phases[event.step], state: event.skipped ? 'skipped' : 'done', summary: event.summary },
+      };
+    case 'step-failed':
+      return { ...phases, [event.step]: { ...phases[event.step], state: 'failed' } };
+    default:
+      return phases;
+  }
 }

@@ -99,3 +99,10 @@ export async function describeServer(service: string): Promise<ServerInfo> {
       : [],
   };
 }
+
+/** The old handle kept where the server accepts its domain, else its first label on the server's first domain. */
+export function suggestHandle(oldHandle: string, server: ServerInfo | undefined): string {
+  const domains = server?.availableUserDomains ?? [];
+  if (!domains.length || domains.some((d) => oldHandle.endsWith(d))) return oldHandle;
+  return `${oldHandle.split('.')[0]}${domains[0]}`;
+}

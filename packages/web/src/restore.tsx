@@ -12,13 +12,24 @@ import { DidResolver } from '@portage/atproto/identity/did-resolver';
 import { checkBackup } from '@portage/migrate/backup-check';
 import { parseRecoveryKeyFile } from '@portage/migrate/recovery-key';
 import { restore } from '@portage/migrate/restore/restore';
-import type { RefObject } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { PageConfig } from './config.ts';
 import { capitalized, sentence } from './format.ts';
 import { restoreFailure } from './messages.ts';
-import { Actions, Field, type Phase, PhaseRow, ServerFacts } from './parts.tsx';
-import { describeServer, type ServerInfo } from './resolve.ts';
+import {
+  Actions,
+  Field,
+  handleHint,
+  InputField,
+  InviteField,
+  type Phases,
+  phasesAfter,
+  PhaseRow,
+  ScreenHead,
+  ServerAddressField,
+  ServerFacts,
+} from './parts.tsx';
+import { describeServer, type ServerInfo, suggestHandle } from './resolve.ts';
 import { ChosenBackup, ChosenBackupError } from './storage/chosen-backup.ts';
 import type { BrowserStorage } from './storage/choose.ts';
 
@@ -61,7 +72,7 @@ export function RestoreWizard(props: {
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const [invite, setInvite] = useState('');
-  const [phases, setPhases] = useState<Partial<Record<StepName, Phase>>>({});
+  const [phases, setPhases] = useState<Phases>({});
   const [notices, setNotices] = useState<string[]>([]);
   const [announcement, setAnnouncement] = useState('');
   const heading = useRef<HTMLHeadingElement>(null);
@@ -102,10 +113,7 @@ export function RestoreWizard(props: {
     try {
       const doc = await new DidResolver({ plcUrl: config.plcUrl }).resolve(did, { noCache: true });
       const old = getHandle(doc);
-      if (!old) return undefined;
-      const domains = server?.availableUserDomains ?? [];
-      if (!domains.length || domains.some((d) => old.endsWith(d))) return old;
-      return `${old.split('.')[0]}${domains[0]}`;
+      return old ? suggestHandle(old, server) : undefined;
     } catch {
       return undefined;
     }
@@ -193,26 +201,16 @@ export function RestoreWizard(props: {
   }
 
   function onEvent(event: MigrationEvent) {
+    setPhases((p) => phasesAfter(p, event));
     switch (event.type) {
       case 'step-started':
-        setPhases((p) => ({ ...p, [event.step]: { state: 'running' } }));
         setAnnouncement(`${event.title}: started.`);
         break;
-      case 'step-progress': {
-        const { type: _t, step, ...figures } = event;
-        setPhases((p) => ({ ...p, [step]: { ...p[step], state: 'running', progress: figures } }));
-        break;
-      }
       case 'step-done':
-        setPhases((p) => ({
-          ...p,
-          [event.step]: { ...p[event.step], state: event.skipped ? 'skipped' : 'done', summary: event.summary },
-        }));
         setAnnouncement(`${STEP_TITLES[event.step]}: done.`);
         break;
       case 'step-failed':
         failure.current = { message: event.message, next: event.nextStep };
-        setPhases((p) => ({ ...p, [event.step]: { ...p[event.step], state: 'failed' } }));
         break;
       case 'warning':
       case 'notice':
@@ -225,26 +223,16 @@ export function RestoreWizard(props: {
     }
   }
 
-  const index = SCREENS.findIndex((s) => s.screen === screen);
   return (
     <main>
-      <p class="brand">
-        {config.target ? `Restore your account on ${location.host}` : 'Restore your AT Protocol account'}
-      </p>
-      <p class="stepcount">
-        Step {index + 1} of {SCREENS.length}
-      </p>
-      <h1 tabIndex={-1} ref={heading as RefObject<HTMLHeadingElement>}>
-        {SCREENS[index]!.title}
-      </h1>
-      <div role="status" aria-live="polite" class="visually-hidden">
-        {announcement}
-      </div>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ScreenHead
+        brand={config.target ? `Restore your account on ${location.host}` : 'Restore your AT Protocol account'}
+        screens={SCREENS}
+        screen={screen}
+        heading={heading}
+        announcement={announcement}
+        error={error}
+      />
 
       {screen === 'gone' && (
         <form onSubmit={submit} noValidate>
@@ -305,82 +293,40 @@ export function RestoreWizard(props: {
             )}
           </Field>
           {!config.target && (
-            <Field label="New PDS" hint="The address of the server to restore to, like https://pds.example.com.">
-              {(id, hint) => (
-                <input
-                  id={id}
-                  type="url"
-                  aria-describedby={hint}
-                  value={target}
-                  onInput={(e) => {
-                    setTarget(e.currentTarget.value);
-                    setServer(undefined);
-                  }}
-                  autocapitalize="none"
-                  spellcheck={false}
-                />
-              )}
-            </Field>
+            <ServerAddressField
+              going="restore to"
+              value={target}
+              onValue={(value) => {
+                setTarget(value);
+                setServer(undefined);
+              }}
+            />
           )}
-          <Field
+          <InputField
             label="Handle"
-            hint={
-              server?.availableUserDomains.length
-                ? `It must end in ${server.availableUserDomains.join(' or ')}. You can switch back to your own domain later.`
-                : 'Your handle on the new server.'
-            }
-          >
-            {(id, hint) => (
-              <input
-                id={id}
-                aria-describedby={hint}
-                value={handle}
-                onInput={(e) => setHandle(e.currentTarget.value)}
-                autocapitalize="none"
-                spellcheck={false}
-              />
-            )}
-          </Field>
-          <Field
+            hint={handleHint(server, 'Your handle on the new server.')}
+            value={handle}
+            onValue={setHandle}
+            autocapitalize="none"
+          />
+          <InputField
             label="Email address"
             hint={`${capitalized(targetName)} sends its messages (like sign-in codes) here.`}
-          >
-            {(id, hint) => (
-              <input
-                id={id}
-                type="email"
-                aria-describedby={hint}
-                value={email}
-                onInput={(e) => setEmail(e.currentTarget.value)}
-                autocomplete="email"
-              />
-            )}
-          </Field>
-          <Field label="Password for the account" hint="Choose one; it is not stored in this browser.">
-            {(id, hint) => (
-              <input
-                id={id}
-                type="password"
-                aria-describedby={hint}
-                value={password}
-                onInput={(e) => setPassword(e.currentTarget.value)}
-                autocomplete="new-password"
-              />
-            )}
-          </Field>
+            type="email"
+            value={email}
+            onValue={setEmail}
+            autocomplete="email"
+          />
+          <InputField
+            label="Password for the account"
+            hint="Choose one; it is not stored in this browser."
+            type="password"
+            value={password}
+            onValue={setPassword}
+            autocomplete="new-password"
+          />
           {(server?.inviteCodeRequired || invite) && (
-            <Field label="Invite code" hint={`${capitalized(targetName)} asks for an invite code from its operator.`}>
-              {(id, hint) => (
-                <input
-                  id={id}
-                  aria-describedby={hint}
-                  value={invite}
-                  onInput={(e) => setInvite(e.currentTarget.value)}
-                  autocapitalize="none"
-                  spellcheck={false}
-                />
-              )}
-            </Field>
+            <InviteField serverName={targetName} value={invite} onValue={setInvite} />
           )}
           <Actions busy={busy} label="Restore" />
           <div class="actions">
