@@ -27,12 +27,11 @@
  * `--rss-blobs <n>` additionally moves n blobs of 5 MB with Portage alone and reports its peak
  * RSS (n = 200 is the 1 GB target; off by default because creating them takes minutes).
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchNodeArgs, freePort } from './lib/child-server.ts';
+import { freePort, runClientChild } from './lib/child-server.ts';
 import { measureCpu, settle } from './lib/machine.ts';
 import { fetchToken, fillAccount, type ServerHandle, startServerProcess } from './lib/migration-servers.ts';
 import { median, peakRssMb, report, writeResults } from './lib/report.ts';
@@ -212,26 +211,7 @@ function cpuSeconds(): number {
 }
 
 function runClient(job: ClientJob): Promise<ClientResult> {
-  return new Promise((resolve, reject) => {
-    // BENCH_CLIENT_PROF=<dir> writes a CPU profile of each Portage client run there.
-    const nodeArgs = benchNodeArgs(job.side, 'BENCH_CLIENT_PROF');
-    const child = spawn(
-      process.execPath,
-      [...nodeArgs, '--expose-gc', import.meta.filename, '--client', JSON.stringify(job)],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-    });
-    child.on('close', (code) => {
-      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
-      if (code !== 0 || !line) reject(new Error(`${job.side} client failed (exit ${code}): ${out.slice(-2000)}`));
-      else resolve(JSON.parse(line.slice(7)) as ClientResult);
-    });
-  });
+  return runClientChild<ClientResult>(import.meta.filename, ['--client', JSON.stringify(job)], job.side);
 }
 
 async function main(): Promise<void> {

@@ -7,20 +7,19 @@
  * Two accounts of the same shape are made on reference PDS A: one is moved A -> B by the
  * reference flow; the other gets a rotation key the user holds and a backup, then A is stopped
  * for good and the account is restored into Portage. Every server runs in a process of its own
- * (started through bench/migrate.ts's server modes, with their PLC-token endpoints), and so does
+ * (started through bench/lib/migration-servers.ts, with their PLC-token endpoints), and so does
  * each client. The restore's time includes checking the whole backup (every block, the commit
  * signature, every blob's hash) and the verification at its end.
  *
  * Options: --records <n> (20000) --blobs <n> (200) --blob-kb <n> (256).
  */
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchNodeArgs, freePort, startChildServer } from './lib/child-server.ts';
+import { freePort, runClientChild } from './lib/child-server.ts';
 import { measureCpu, settle } from './lib/machine.ts';
+import { fetchToken, fillAccount, type ServerHandle, startServerProcess } from './lib/migration-servers.ts';
 import { peakRssMb, report, writeResults } from './lib/report.ts';
 
 interface RestoreJob {
@@ -78,40 +77,6 @@ async function runRestore(job: RestoreJob): Promise<ClientResult> {
   return { phases, total: (performance.now() - t0) / 1000, peakRssMb: peakRssMb() };
 }
 
-function runChild<T>(args: string[], side: 'portage' | 'reference'): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...benchNodeArgs(side, 'BENCH_CLIENT_PROF'), '--expose-gc', ...args], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-    });
-    child.on('close', (code) => {
-      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
-      if (code !== 0 || !line) reject(new Error(`${side} client failed (exit ${code}): ${out.slice(-2000)}`));
-      else resolve(JSON.parse(line.slice(7)) as T);
-    });
-  });
-}
-
-interface Server {
-  url: string;
-  tokenUrl: string;
-  pid: number;
-  stop(): Promise<void>;
-}
-
-async function startServer(args: string[], env: NodeJS.ProcessEnv, side: 'portage' | 'reference'): Promise<Server> {
-  const child = await startChildServer(MIGRATE_BENCH, args, {
-    env,
-    nodeArgs: benchNodeArgs(side, 'BENCH_SERVER_PROF'),
-    quiet: true,
-    label: 'server process',
-  });
-  return { ...(JSON.parse(child.ready) as { url: string; tokenUrl: string }), pid: child.pid, stop: child.stop };
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -132,89 +97,41 @@ async function main(): Promise<void> {
   const { AtpAgent } = await import('@atproto/api');
   const { generateSigningKey } = await import('../packages/atproto/src/crypto.ts');
   const plc = await TestPlc.create({ port: await freePort() });
-  const servers: Server[] = [];
+  const servers: ServerHandle[] = [];
   try {
     const env = { ...process.env, TMPDIR: dir };
-    const a = await startServer(
-      ['--server', JSON.stringify({ plcUrl: plc.url, serviceDid: 'did:web:bench-a.test' })],
-      env,
-      'reference',
-    );
+    const a = await startServerProcess(plc.url, 'did:web:bench-a.test', env);
     servers.push(a);
-    const b = await startServer(
-      ['--server', JSON.stringify({ plcUrl: plc.url, serviceDid: 'did:web:bench-b.test' })],
-      env,
-      'reference',
-    );
+    const b = await startServerProcess(plc.url, 'did:web:bench-b.test', env);
     servers.push(b);
     const portageData = join(dir, 'portage');
     mkdirSync(portageData);
-    const p = await startServer(
-      [
-        '--portage-server',
-        JSON.stringify({ plcUrl: plc.url, serviceDid: 'did:web:bench-portage.test', dataDir: portageData }),
-      ],
-      process.env,
-      'portage',
-    );
+    const p = await startServerProcess(plc.url, 'did:web:bench-portage.test', process.env, portageData);
     servers.push(p);
 
     const password = 'bench-password';
-    const fill = async (name: string) => {
-      const agent = new AtpAgent({ service: a.url });
-      await agent.createAccount({ handle: `${name}.test`, email: `${name}@example.com`, password });
-      const did = agent.session!.did;
-      process.stderr.write(
-        `bench: ${name}: creating ${records} records and ${blobs} blobs of ${blobBytes / 1024} KB...\n`,
-      );
-      for (let i = 0; i < records; i += 200) {
-        const writes = [];
-        for (let j = i; j < Math.min(records, i + 200); j++) {
-          writes.push({
-            $type: 'com.atproto.repo.applyWrites#create' as const,
-            collection: 'app.bsky.feed.post',
-            value: {
-              $type: 'app.bsky.feed.post',
-              text: `post number ${j}: ${'lorem ipsum '.repeat(6)}`,
-              createdAt: new Date().toISOString(),
-            },
-          });
-        }
-        await agent.com.atproto.repo.applyWrites({ repo: did, writes, validate: false });
-      }
-      for (let i = 0; i < blobs; i++) {
-        const { data } = await agent.com.atproto.repo.uploadBlob(randomBytes(blobBytes), { encoding: 'image/jpeg' });
-        await agent.com.atproto.repo.createRecord({
-          repo: did,
-          collection: 'com.example.file',
-          validate: false,
-          record: { $type: 'com.example.file', file: data.blob, createdAt: new Date().toISOString() },
-        });
-      }
-      await agent.app.bsky.actor.putPreferences({
-        preferences: [{ $type: 'app.bsky.actor.defs#adultContentPref', enabled: true }],
-      });
-      return { did, agent };
-    };
-    const moved = await fill('moved');
-    const restored = await fill('restored');
+    const size = { records, blobs, bytes: blobBytes };
+    const moved = await fillAccount(a.url, 'moved', password, size);
+    const restored = await fillAccount(a.url, 'restored', password, size);
+    const agent = new AtpAgent({ service: a.url });
+    await agent.login({ identifier: restored, password });
 
     // The restored account's user-held rotation key, added through the old server's emailed token.
     const key = await generateSigningKey('secp256k1');
-    await restored.agent.com.atproto.identity.requestPlcOperationSignature();
-    const token = (await (await fetch(`${a.tokenUrl}?did=${encodeURIComponent(restored.did)}`)).text()).trim();
-    const current = (await (await fetch(`${plc.url}/${restored.did}/data`)).json()) as { rotationKeys: string[] };
-    const signed = await restored.agent.com.atproto.identity.signPlcOperation({
+    await agent.com.atproto.identity.requestPlcOperationSignature();
+    const token = await fetchToken(a.tokenUrl, restored);
+    const current = (await (await fetch(`${plc.url}/${restored}/data`)).json()) as { rotationKeys: string[] };
+    const signed = await agent.com.atproto.identity.signPlcOperation({
       token,
       rotationKeys: [key.did(), ...current.rotationKeys],
     });
-    await restored.agent.com.atproto.identity.submitPlcOperation({ operation: signed.data.operation });
+    await agent.com.atproto.identity.submitPlcOperation({ operation: signed.data.operation });
     process.stderr.write('bench: backing up the account to restore...\n');
     const { backupAccount } = await import('../packages/migrate/src/backup-run.ts');
     const { DirectoryBackup } = await import('../packages/migrate/src/backup.node.ts');
     const backupDir = join(dir, 'backup');
     const backup = await backupAccount(
-      { from: restored.did, pds: a.url, plcUrl: plc.url },
+      { from: restored, pds: a.url, plcUrl: plc.url },
       { onEvent: () => {}, password, openBackup: (did) => new DirectoryBackup(backupDir, did).open() },
     );
     if (backup.status !== 'done') throw new Error(`backup failed: ${backup.message}`);
@@ -222,13 +139,13 @@ async function main(): Promise<void> {
     process.stderr.write('bench: reference-style migration A -> B...\n');
     await settle();
     const reference = await measureCpu([a.pid, b.pid], () =>
-      runChild<ClientResult>(
+      runClientChild<ClientResult>(
+        MIGRATE_BENCH,
         [
-          MIGRATE_BENCH,
           '--client',
           JSON.stringify({
             side: 'reference',
-            did: moved.did,
+            did: moved,
             fromPds: a.url,
             to: b.url,
             plcUrl: plc.url,
@@ -247,9 +164,9 @@ async function main(): Promise<void> {
     process.stderr.write('bench: portage restore from the backup into Portage...\n');
     await settle();
     const ours = await measureCpu([p.pid], () =>
-      runChild<ClientResult>(
+      runClientChild<ClientResult>(
+        import.meta.filename,
         [
-          import.meta.filename,
           '--restore-client',
           JSON.stringify({
             backupDir,

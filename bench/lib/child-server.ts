@@ -111,6 +111,31 @@ export function benchNodeArgs(
   return [...(side === 'portage' ? PORTAGE_NODE_FLAGS : []), ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])];
 }
 
+/**
+ * Runs one benchmark client: `script` with `args` in a new Node process (`side`'s flags, GC
+ * exposed, BENCH_CLIENT_PROF honoured) that prints `RESULT <json>` at its end; resolves to that.
+ */
+export function runClientChild<T>(script: string, args: string[], side: 'portage' | 'reference'): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [...benchNodeArgs(side, 'BENCH_CLIENT_PROF'), '--expose-gc', script, ...args],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    child.on('close', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+      if (code !== 0 || !line) reject(new Error(`${side} client failed (exit ${code}): ${out.slice(-2000)}`));
+      else resolve(JSON.parse(line.slice(7)) as T);
+    });
+  });
+}
+
 /** In a child: runs `close` and exits on SIGTERM (how the parent stops a child server). */
 export function closeOnSigterm(close: () => Promise<unknown>): void {
   process.on('SIGTERM', () => {
