@@ -12,7 +12,6 @@ import {
   getPdsEndpoint,
   normalizeServiceUrl,
 } from '@portage/atproto/identity/did-document';
-import { DidResolver } from '@portage/atproto/identity/did-resolver';
 import { HandleResolver } from '@portage/atproto/identity/handle-resolver';
 import { XrpcClient, XrpcClientError } from '@portage/atproto/xrpc/client';
 import type { BackupSink } from './backup.ts';
@@ -26,6 +25,7 @@ import { type EventSink, STEP_TITLES, type StepName } from './events.ts';
 import { countingStream, ProgressTracker } from './progress.ts';
 import { describeError, withRetry } from './retry.ts';
 import { PdsSession } from './session.ts';
+import { documentFor } from './identity/resolve-did.ts';
 
 export interface BackupOptions {
   from: string;
@@ -275,17 +275,7 @@ async function resolveAccount(
     }
     did = found;
   }
-  let doc: Awaited<ReturnType<DidResolver['resolve']>>;
-  try {
-    doc = await new DidResolver({ plcUrl, fetch: fetchImpl }).resolve(did);
-  } catch (err) {
-    throw new MigrationError(
-      'DidNotResolved',
-      describeError(err),
-      { kind: 'need-input', field: 'from', reason: 'not-found', nothingChanged: true },
-      { cause: err },
-    );
-  }
+  const doc = await documentFor(did, plcUrl, fetchImpl);
   if (handle && getHandle(doc)?.toLowerCase() !== handle) {
     throw new MigrationError('HandleMismatch', `the DID document of ${did} does not name the handle ${handle}`, {
       kind: 'need-input',

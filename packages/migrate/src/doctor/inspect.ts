@@ -4,26 +4,15 @@
  * status (`checkAccountStatus`) and the blobs it still lacks (`listMissingBlobs`). Browser-safe.
  */
 import { getHandle, getPdsEndpoint, normalizeServiceUrl, sameServiceUrl } from '@portage/atproto/identity/did-document';
-import { DidResolver } from '@portage/atproto/identity/did-resolver';
 import { PlcClient } from '@portage/atproto/plc/client';
 import { XrpcClient, XrpcClientError } from '@portage/atproto/xrpc/client';
 import { MigrationError } from '../errors.ts';
 import { describeError } from '../retry.ts';
-import { didFor } from '../identity/resolve-did.ts';
+import { didFor, documentFor } from '../identity/resolve-did.ts';
 import { PdsSession } from '../session.ts';
+import type { AccountStatus } from '../steps/run.ts';
 
-/** com.atproto.server.checkAccountStatus's answer. */
-export interface AccountStatus {
-  activated: boolean;
-  validDid: boolean;
-  repoCommit: string;
-  repoRev: string;
-  repoBlocks: number;
-  indexedRecords: number;
-  privateStateValues: number;
-  expectedBlobs: number;
-  importedBlobs: number;
-}
+export type { AccountStatus };
 
 /** One server's view of the account. */
 export interface ServerView {
@@ -77,17 +66,7 @@ export async function inspectAccount(opts: InspectOptions, env: InspectEnvironme
   const fetchImpl = env.fetch ?? globalThis.fetch.bind(globalThis);
   const plcUrl = opts.plcUrl ?? 'https://plc.directory';
   const did = await didFor(opts.from, fetchImpl, env.resolveTxt);
-  let doc;
-  try {
-    doc = await new DidResolver({ plcUrl, fetch: fetchImpl }).resolve(did);
-  } catch (err) {
-    throw new MigrationError(
-      'DidNotResolved',
-      describeError(err),
-      { kind: 'need-input', field: 'from', reason: 'not-found' },
-      { cause: err },
-    );
-  }
+  const doc = await documentFor(did, plcUrl, fetchImpl);
   const pds = normalizeServiceUrl(getPdsEndpoint(doc) ?? '');
   if (!pds) {
     throw new MigrationError(

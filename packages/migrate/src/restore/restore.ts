@@ -34,7 +34,7 @@ import {
 import { DidResolver } from '@portage/atproto/identity/did-resolver';
 import { type PlcAuditEntry, PlcClient, PlcError } from '@portage/atproto/plc/client';
 import { normalizePlcOperation, type PlcOperation, signPlcOperation } from '@portage/atproto/plc/operations';
-import { XrpcClient, XrpcClientError } from '@portage/atproto/xrpc/client';
+import { XrpcClientError } from '@portage/atproto/xrpc/client';
 import type { StoredBlob } from '../backup.ts';
 import { AdaptivePool, missingBlobsPage } from '../blobs.ts';
 import { checkedServiceUrl, formatBytes, toMigrationError } from '../engine.ts';
@@ -48,6 +48,8 @@ import type { NextStep } from '../next-steps.ts';
 import type { MigrationStorage } from '../storage.ts';
 import { type IdentityPlan, planIdentity } from './identity-plan.ts';
 import { type ResignedRepo, resignRepo } from './resign.ts';
+import { checkedNewServer, describeNewServer } from '../steps/inspect-new.ts';
+import { canonicalJson } from '../steps/verify.ts';
 import { mintServiceToken, temporarySigningKey } from './temporary-key.ts';
 
 /** What a restore reads from the backup (DirectoryBackup in Node). */
@@ -353,31 +355,7 @@ class Restore {
   // ---- new server ----------------------------------------------------------------------
 
   async inspectNew(): Promise<string> {
-    const client = new XrpcClient({ service: this.to, fetch: this.fetch });
-    let desc: { did?: unknown; inviteCodeRequired?: unknown };
-    try {
-      desc = await withRetry(
-        () => client.query('com.atproto.server.describeServer', undefined, { timeoutMs: 30_000 }),
-        {
-          attempts: 3,
-        },
-      );
-    } catch (err) {
-      throw new MigrationError(
-        'NotAPds',
-        `${this.to} does not answer as an AT Protocol PDS (describeServer: ${describeError(err)})`,
-        { kind: 'need-input', field: 'to', reason: 'not-a-pds', nothingChanged: true },
-        { cause: err },
-      );
-    }
-    if (typeof desc?.did !== 'string' || !desc.did.startsWith('did:')) {
-      throw new MigrationError('NotAPds', `${this.to} answered describeServer without a service DID`, {
-        kind: 'need-input',
-        field: 'to',
-        reason: 'not-a-pds',
-        nothingChanged: true,
-      });
-    }
+    const desc = await checkedNewServer(this.to, describeNewServer(this));
     this.newServiceDid = desc.did;
     this.inviteRequired = desc.inviteCodeRequired === true;
     this.journal!.newServiceDid = desc.did;
@@ -868,15 +846,5 @@ function signsIn(session: PdsSession, password: string): Promise<boolean> {
   return session.login(password).then(
     () => true,
     () => false,
-  );
-}
-
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(
-          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
-        )
-      : v,
   );
 }

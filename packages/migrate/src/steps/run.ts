@@ -115,6 +115,7 @@ export async function saveState(ctx: RunContext, state: RunState): Promise<void>
   await saveJournal(ctx.env.storage, state.journal!);
 }
 
+/** com.atproto.server.checkAccountStatus's answer. */
 export interface AccountStatus {
   activated: boolean;
   validDid: boolean;
@@ -122,6 +123,7 @@ export interface AccountStatus {
   repoRev: string;
   repoBlocks: number;
   indexedRecords: number;
+  privateStateValues: number;
   expectedBlobs: number;
   importedBlobs: number;
 }

@@ -54,7 +54,8 @@ export async function verify(state: RunState): Promise<string> {
   return `same commit (rev ${head.rev}), ${newStatus.indexedRecords} records, all ${newStatus.expectedBlobs} blobs, equal preferences`;
 }
 
-function canonicalJson(value: unknown): string {
+/** JSON with every object's keys sorted, so equal values compare equal as text. */
+export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) =>
     v && typeof v === 'object' && !Array.isArray(v)
       ? Object.fromEntries(
