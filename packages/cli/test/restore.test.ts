@@ -9,11 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AtpAgent } from '@atproto/api';
-import { WebSocket } from 'ws';
 import { generateSigningKey } from '@portage/atproto/crypto';
 import { verifyBackup } from '@portage/migrate/backup.node';
-import { decodeFrame } from '../../pds/src/sequencer/frames.ts';
 import { repoRecords, runCli } from '../../migrate/test/helpers/network.ts';
+import { readFirehose } from '../../pds/test/harness.ts';
 import {
   auditLog,
   type BackedUpAccount,
@@ -242,32 +241,4 @@ async function checkRestored(account: BackedUpAccount): Promise<void> {
   assert.ok(mine.includes('#identity'), `the firehose carries #identity (got ${mine.join(', ')})`);
   assert.ok(mine.includes('#account'), 'the firehose carries #account');
   assert.ok(frames.some(isPost), `the firehose carries the new post (got ${mine.join(', ')})`);
-}
-
-/** The firehose from `cursor` until a frame matches `until` (or 10 seconds pass). */
-async function readFirehose(
-  url: string,
-  cursor: number,
-  until: (frame: { t: string; body: Record<string, unknown> }) => boolean,
-): Promise<{ t: string; body: Record<string, unknown> }[]> {
-  const frames: { t: string; body: Record<string, unknown> }[] = [];
-  const socket = new WebSocket(`${url.replace('http', 'ws')}/xrpc/com.atproto.sync.subscribeRepos?cursor=${cursor}`);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(resolve, 10_000);
-      socket.on('message', (data: Buffer) => {
-        const frame = decodeFrame(new Uint8Array(data));
-        const decoded = { t: String(frame.t), body: frame.body as Record<string, unknown> };
-        frames.push(decoded);
-        if (until(decoded)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      socket.once('error', reject);
-    });
-  } finally {
-    socket.terminate();
-  }
-  return frames;
 }

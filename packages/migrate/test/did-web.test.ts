@@ -5,59 +5,35 @@
  * and the engine checks the document before it activates the new account.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { AtpAgent } from '@atproto/api';
 import { verifyRepoCar } from '@atproto/repo';
 import { cidForRaw, formatCid } from '@portage/atproto/cid';
-import { didKeyToMultikey, generateSigningKey } from '@portage/atproto/crypto';
+import { didKeyToMultikey } from '@portage/atproto/crypto';
 import type { DidDocument } from '@portage/atproto/identity/did-document';
-import { mintServiceJwt } from '../../pds/src/auth/service-auth.ts';
 import { startTestPds, type TestPds } from '../../pds/test/harness.ts';
 import { migrate, type MigrationResult } from '../src/engine.ts';
 import type { MigrationEvent } from '../src/events.ts';
 import { MemoryStorage } from '../src/storage.ts';
+import { createDidWebAccount, type DidWebHost, startDidWebHost } from './helpers/did-web-host.ts';
 
 let oldPds: TestPds;
 let newPds: TestPds;
-let didHost: Server;
-/** The document the did:web host serves right now: what the owner has published. */
-let published: DidDocument;
+let didHost: DidWebHost;
 let did: string;
 
 before(async () => {
   oldPds = await startTestPds({ env: { PDS_SERVICE_DID: 'did:web:old-pds.test' } });
   newPds = await startTestPds({ plcUrl: oldPds.plcUrl, env: { PDS_SERVICE_DID: 'did:web:new-pds.test' } });
-  didHost = createServer((req, res) => {
-    if (req.url !== '/.well-known/did.json') {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(published));
-  });
-  await new Promise<void>((resolve) => didHost.listen(0, '127.0.0.1', resolve));
-  const { port } = didHost.address() as { port: number };
-  // atproto allows a port in did:web only for localhost, which is served over plain http.
-  did = `did:web:localhost%3A${port}`;
+  didHost = await startDidWebHost();
+  did = didHost.did;
 });
 
 after(async () => {
-  await new Promise((resolve) => didHost?.close(resolve));
+  await didHost?.close();
   await newPds?.close();
   await oldPds?.close();
 });
-
-function documentFor(pdsEndpoint: string, signingKeyDid: string): DidDocument {
-  return {
-    '@context': ['https://www.w3.org/ns/did/v1', 'https://w3id.org/security/multikey/v1'],
-    id: did,
-    alsoKnownAs: ['at://webby.test'],
-    verificationMethod: [
-      { id: `${did}#atproto`, type: 'Multikey', controller: did, publicKeyMultibase: didKeyToMultikey(signingKeyDid) },
-    ],
-    service: [{ id: '#atproto_pds', type: 'AtprotoPersonalDataServer', serviceEndpoint: pdsEndpoint }],
-  };
-}
 
 /** The records of the account's repo (collection/rkey -> CID), from a full CAR export, verified. */
 async function repoRecords(pds: TestPds): Promise<Map<string, string>> {
@@ -74,36 +50,6 @@ async function recommendedSigningKey(pds: TestPds, accessJwt: string): Promise<s
   assert.equal(res.status, 200);
   const body = (await res.json()) as { verificationMethods: { atproto: string } };
   return body.verificationMethods.atproto;
-}
-
-/** The owner's own key creates the account on the old PDS, as a did:web owner does when first moving in. */
-async function createWebAccountOnOldPds(password: string): Promise<AtpAgent> {
-  const ownerKey = await generateSigningKey('secp256k1');
-  published = documentFor(oldPds.publicUrl, ownerKey.did());
-  const serviceJwt = await mintServiceJwt({
-    iss: did,
-    aud: 'did:web:old-pds.test',
-    lxm: 'com.atproto.server.createAccount',
-    key: ownerKey,
-  });
-  const created = await fetch(`${oldPds.url}/xrpc/com.atproto.server.createAccount`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${serviceJwt}` },
-    body: JSON.stringify({ did, handle: 'webby.test', email: 'webby@example.com', password }),
-  });
-  assert.equal(created.status, 200, await created.clone().text());
-  const { accessJwt } = (await created.json()) as { accessJwt: string };
-  // The account starts deactivated until the document names this PDS and its signing key.
-  published = documentFor(oldPds.publicUrl, await recommendedSigningKey(oldPds, accessJwt));
-  const activated = await fetch(`${oldPds.url}/xrpc/com.atproto.server.activateAccount`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${accessJwt}` },
-  });
-  assert.equal(activated.status, 200, await activated.clone().text());
-
-  const agent = new AtpAgent({ service: oldPds.url });
-  await agent.login({ identifier: did, password });
-  return agent;
 }
 
 async function run(
@@ -130,7 +76,7 @@ async function run(
 describe('migrating a did:web account', () => {
   it('stops with the did.json to publish, then finishes once it is published', async () => {
     const password = 'webby-password';
-    const agent = await createWebAccountOnOldPds(password);
+    const agent = await createDidWebAccount(didHost, oldPds, 'did:web:old-pds.test', password);
     for (let i = 0; i < 30; i++) {
       await agent.com.atproto.repo.createRecord({
         repo: did,
@@ -175,7 +121,7 @@ describe('migrating a did:web account', () => {
       wanted.verificationMethod?.map((m) => m.publicKeyMultibase),
       [didKeyToMultikey(newKey)],
     );
-    assert.deepEqual(wanted.alsoKnownAs, published.alsoKnownAs);
+    assert.deepEqual(wanted.alsoKnownAs, didHost.published!.alsoKnownAs);
 
     // Running again before publishing changes nothing and says the same.
     const early = await run(storage, password);
@@ -184,7 +130,7 @@ describe('migrating a did:web account', () => {
     assert.equal(neuLogin.session?.active, false);
 
     // The owner publishes the document; the next run verifies it and finishes.
-    published = wanted;
+    didHost.published = wanted;
     const second = await run(storage, password);
     assert.equal(second.result.status, 'done', second.result.message);
 

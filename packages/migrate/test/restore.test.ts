@@ -5,16 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AtpAgent } from '@atproto/api';
-import { didKeyToMultikey, type ExportableSigningKey, generateSigningKey } from '@portage/atproto/crypto';
+import { type ExportableSigningKey, generateSigningKey } from '@portage/atproto/crypto';
 import type { DidDocument } from '@portage/atproto/identity/did-document';
 import type { PlcAuditEntry } from '@portage/atproto/plc/client';
 import { cidForPlcOperation, createGenesisOperation, updateOperation } from '@portage/atproto/plc/operations';
-import { mintServiceJwt } from '../../pds/src/auth/service-auth.ts';
 import { startTestPds, type TestPds } from '../../pds/test/harness.ts';
 import { backupAccount } from '../src/backup-run.ts';
 import { DirectoryBackup } from '../src/backup.node.ts';
@@ -24,6 +22,7 @@ import type { MigrationEvent } from '../src/events.ts';
 import { planIdentity } from '../src/restore/identity-plan.ts';
 import { restore, type RestoreResult } from '../src/restore/restore.ts';
 import { MemoryStorage } from '../src/storage.ts';
+import { createDidWebAccount, type DidWebHost, startDidWebHost } from './helpers/did-web-host.ts';
 
 const HOUR = 3_600_000;
 
@@ -183,8 +182,7 @@ describe('where the recovery key attaches to the PLC log', () => {
 describe('restoring a did:web account', () => {
   let oldPds: TestPds;
   let newPds: TestPds;
-  let didHost: Server;
-  let published: DidDocument;
+  let didHost: DidWebHost;
   let did: string;
   let dir: string;
 
@@ -192,55 +190,20 @@ describe('restoring a did:web account', () => {
     dir = mkdtempSync(join(tmpdir(), 'portage-restore-web-'));
     oldPds = await startTestPds({ env: { PDS_SERVICE_DID: 'did:web:old-pds.test' } });
     newPds = await startTestPds({ plcUrl: oldPds.plcUrl, env: { PDS_SERVICE_DID: 'did:web:new-pds.test' } });
-    didHost = createServer((req, res) => {
-      if (req.url !== '/.well-known/did.json') return void res.writeHead(404).end();
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(published));
-    });
-    await new Promise<void>((resolve) => didHost.listen(0, '127.0.0.1', resolve));
-    did = `did:web:localhost%3A${(didHost.address() as { port: number }).port}`;
+    didHost = await startDidWebHost();
+    did = didHost.did;
   });
 
   after(async () => {
-    await new Promise((resolve) => didHost?.close(resolve));
+    await didHost?.close();
     await newPds?.close();
     await oldPds?.close().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function documentFor(endpoint: string, key: string): DidDocument {
-    return {
-      '@context': ['https://www.w3.org/ns/did/v1', 'https://w3id.org/security/multikey/v1'],
-      id: did,
-      alsoKnownAs: ['at://webby.test'],
-      verificationMethod: [
-        { id: `${did}#atproto`, type: 'Multikey', controller: did, publicKeyMultibase: didKeyToMultikey(key) },
-      ],
-      service: [{ id: '#atproto_pds', type: 'AtprotoPersonalDataServer', serviceEndpoint: endpoint }],
-    };
-  }
-
   it('prints each did.json to publish and checks it before going on', async () => {
     const password = 'webby-password';
-    // The account on the old server, made with the owner's key, then with the server's key published.
-    const ownerKey = await generateSigningKey();
-    published = documentFor(oldPds.publicUrl, ownerKey.did());
-    const jwt = await mintServiceJwt({
-      iss: did,
-      aud: 'did:web:old-pds.test',
-      lxm: 'com.atproto.server.createAccount',
-      key: ownerKey,
-    });
-    const created = await fetch(`${oldPds.url}/xrpc/com.atproto.server.createAccount`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${jwt}` },
-      body: JSON.stringify({ did, handle: 'webby.test', email: 'webby@example.com', password }),
-    });
-    assert.equal(created.status, 200, await created.clone().text());
-    const agent = new AtpAgent({ service: oldPds.url });
-    await agent.login({ identifier: did, password });
-    const creds = await agent.com.atproto.identity.getRecommendedDidCredentials();
-    published = documentFor(oldPds.publicUrl, (creds.data.verificationMethods as { atproto: string }).atproto);
-    await agent.com.atproto.server.activateAccount();
+    const agent = await createDidWebAccount(didHost, oldPds, 'did:web:old-pds.test', password);
     for (let i = 0; i < 20; i++) {
       await agent.com.atproto.repo.createRecord({
         repo: did,
@@ -304,7 +267,7 @@ describe('restoring a did:web account', () => {
     assert.equal(claim.service?.[0]?.serviceEndpoint, newPds.url);
     const unpublished = await run();
     assert.equal(unpublished.result.status, 'failed', 'nothing goes on before it is published');
-    published = claim;
+    didHost.published = claim;
 
     // Then the account is created and filled, and the final document names the new server's key.
     const second = await run();
@@ -315,7 +278,7 @@ describe('restoring a did:web account', () => {
     const neu = new AtpAgent({ service: newPds.url });
     await neu.login({ identifier: did, password });
     assert.equal(neu.session?.active, false, 'the account waits, deactivated');
-    published = final;
+    didHost.published = final;
 
     const third = await run();
     assert.equal(third.result.status, 'done', third.result.message);

@@ -7,9 +7,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { AtpAgent } from '@atproto/api';
-import { WebSocket } from 'ws';
-import { decodeFrame } from '../src/sequencer/frames.ts';
-import { startTestPds, type TestPds } from './harness.ts';
+import { readFirehose, startTestPds, type TestPds } from './harness.ts';
 import { rejects } from './xrpc-assert.ts';
 import { type Mailbox, startPdsWithMailbox, tokenFromMail } from './mailbox.ts';
 
@@ -261,7 +259,7 @@ describe('deleting an account through @atproto/api', () => {
     assert.equal(refresh.status, 400, 'its sessions are gone');
 
     // The firehose: only the #account event (status deleted) is left of the account.
-    const frames = await readFirehose(pds.url, 0, (f) => f.t === '#account' && f.body.did === did);
+    const frames = await readFirehose(pds.url, 0, (f) => f.t === '#account' && f.body.did === did, 5000);
     const mine = frames.filter((f) => f.body.did === did || f.body.repo === did);
     assert.deepEqual(
       mine.map((f) => [f.t, f.body.active, f.body.status]),
@@ -277,34 +275,6 @@ describe('deleting an account through @atproto/api', () => {
     });
   });
 });
-
-/** The firehose from `cursor` until a frame matches `until` (or 5 seconds pass). */
-async function readFirehose(
-  url: string,
-  cursor: number,
-  until: (frame: { t: string; body: Record<string, unknown> }) => boolean,
-): Promise<{ t: string; body: Record<string, unknown> }[]> {
-  const frames: { t: string; body: Record<string, unknown> }[] = [];
-  const socket = new WebSocket(`${url.replace('http', 'ws')}/xrpc/com.atproto.sync.subscribeRepos?cursor=${cursor}`);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(resolve, 5000);
-      socket.on('message', (data: Buffer) => {
-        const frame = decodeFrame(new Uint8Array(data));
-        const decoded = { t: String(frame.t), body: frame.body as Record<string, unknown> };
-        frames.push(decoded);
-        if (until(decoded)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      socket.once('error', reject);
-    });
-  } finally {
-    socket.terminate();
-  }
-  return frames;
-}
 
 describe('sign-in codes by email (emailAuthFactor)', () => {
   let mailbox: Mailbox;

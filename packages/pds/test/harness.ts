@@ -5,12 +5,14 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { WebSocket } from 'ws';
 import type { ServerBackups } from '../src/backup/server-backups.ts';
 import { type Env, loadConfig } from '../src/config.ts';
 import type { AppContext } from '../src/context.ts';
 import { startPds } from '../src/index.ts';
 import type { Logger } from '../src/logger.ts';
 import { type RunningPlcDirectory, startPlcDirectory } from '../src/plc/server.ts';
+import { decodeFrame } from '../src/sequencer/frames.ts';
 import type { RateLimitPolicies } from '../src/rate-limit/rate-limiter.ts';
 
 export interface TestPds {
@@ -130,4 +132,38 @@ export function outboxToken(outboxPath: string, email: string | null | undefined
     .map((l) => JSON.parse(l) as { to: string; text: string })
     .filter((m) => m.to === email);
   return /[A-Z2-7]{5}-[A-Z2-7]{5}/.exec(mails.at(-1)?.text ?? '')?.[0];
+}
+
+export interface FirehoseFrame {
+  t: string;
+  body: Record<string, unknown>;
+}
+
+/** The firehose of the PDS at `url` from `cursor` until a frame matches `until` (or `waitMs` pass). */
+export async function readFirehose(
+  url: string,
+  cursor: number,
+  until: (frame: FirehoseFrame) => boolean,
+  waitMs = 10_000,
+): Promise<FirehoseFrame[]> {
+  const frames: FirehoseFrame[] = [];
+  const socket = new WebSocket(`${url.replace('http', 'ws')}/xrpc/com.atproto.sync.subscribeRepos?cursor=${cursor}`);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(resolve, waitMs);
+      socket.on('message', (data: Buffer) => {
+        const frame = decodeFrame(new Uint8Array(data));
+        const decoded = { t: String(frame.t), body: frame.body as Record<string, unknown> };
+        frames.push(decoded);
+        if (until(decoded)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      socket.once('error', reject);
+    });
+  } finally {
+    socket.terminate();
+  }
+  return frames;
 }
