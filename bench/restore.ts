@@ -189,30 +189,21 @@ async function main(): Promise<void> {
       portage: ours.result.total,
       reference: reference.result.total,
     });
-    report({
-      bench: 'restore',
-      metric: `repo phase seconds (${label})`,
-      unit: 's',
-      better: 'lower',
-      portage: ours.result.phases.repo!,
-      reference: reference.result.phases.repo!,
-    });
-    report({
-      bench: 'restore',
-      metric: `blob phase seconds (${label})`,
-      unit: 's',
-      better: 'lower',
-      portage: ours.result.phases.blobs!,
-      reference: reference.result.phases.blobs!,
-    });
-    report({
-      bench: 'restore',
-      metric: `client peak RSS (${label})`,
-      unit: 'MB',
-      better: 'lower',
-      portage: ours.result.peakRssMb,
-      reference: reference.result.peakRssMb,
-    });
+    const figures: [metric: string, unit: string, of: (r: ClientResult) => number][] = [
+      ['repo phase seconds', 's', (r) => r.phases.repo!],
+      ['blob phase seconds', 's', (r) => r.phases.blobs!],
+      ['client peak RSS', 'MB', (r) => r.peakRssMb],
+    ];
+    for (const [metric, unit, of] of figures) {
+      report({
+        bench: 'restore',
+        metric: `${metric} (${label})`,
+        unit,
+        better: 'lower',
+        portage: of(ours.result),
+        reference: of(reference.result),
+      });
+    }
     process.stderr.write(`bench: wrote ${writeResults('restore')}\n`);
   } finally {
     for (const server of servers) await server.stop().catch(() => {});
