@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -18,10 +18,8 @@ import { generateSigningKey } from '@portage/atproto/crypto';
 import { repoRecords } from '../../migrate/test/helpers/network.ts';
 import type { BackedUpAccount, RestoreNetwork } from '../../cli/test/restore-network.ts';
 import { checkAccessible, launchChromium, skipWithoutChromium } from '../../../test/support/browser.ts';
+import { buildPage, SHOTS } from './built-page.ts';
 
-const WEB = join(import.meta.dirname, '..');
-const ROOT = join(WEB, '..', '..');
-const SHOTS = process.env.PORTAGE_WIZARD_SHOTS ?? join(WEB, 'test-output');
 const skip = skipWithoutChromium('the wizard restore tests');
 
 describe('the wizard restores an account whose old server is gone', { skip }, () => {
@@ -35,18 +33,7 @@ describe('the wizard restores an account whose old server is gone', { skip }, ()
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'portage-wizard-restore-'));
-    const dist = join(dir, 'dist');
-    const build = spawnSync(
-      join(ROOT, 'node_modules', '.bin', 'vite'),
-      ['build', '--outDir', dist, '--logLevel', 'error'],
-      {
-        cwd: WEB,
-        encoding: 'utf8',
-      },
-    );
-    assert.equal(build.status, 0, `vite build failed: ${build.stderr}`);
-    process.env.PORTAGE_WEB_DIST = dist;
-    mkdirSync(SHOTS, { recursive: true });
+    buildPage(dir);
     // Imported now: Portage's routes read the built page when the server module loads.
     const network = await import('../../cli/test/restore-network.ts');
     auditLog = network.auditLog;

@@ -31,10 +31,7 @@ import {
 } from '../../migrate/test/helpers/network.ts';
 
 import { checkAccessible, launchChromium, skipWithoutChromium } from '../../../test/support/browser.ts';
-const WEB = join(import.meta.dirname, '..');
-const ROOT = join(WEB, '..', '..');
-/** Screenshots of each step, for people to look at (gitignored). */
-const SHOTS = process.env.PORTAGE_WIZARD_SHOTS ?? join(WEB, 'test-output');
+import { buildPage, SHOTS } from './built-page.ts';
 const skip = skipWithoutChromium('the wizard tests');
 
 describe('the migration wizard in Chromium', { skip }, () => {
@@ -46,18 +43,7 @@ describe('the migration wizard in Chromium', { skip }, () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'portage-wizard-'));
-    const dist = join(dir, 'dist');
-    const build = spawnSync(
-      join(ROOT, 'node_modules', '.bin', 'vite'),
-      ['build', '--outDir', dist, '--logLevel', 'error'],
-      {
-        cwd: WEB,
-        encoding: 'utf8',
-      },
-    );
-    assert.equal(build.status, 0, `vite build failed: ${build.stderr}`);
-    process.env.PORTAGE_WEB_DIST = dist;
-    mkdirSync(SHOTS, { recursive: true });
+    buildPage(dir);
     net = await startNetwork(1);
     // Imported now: the routes read the built page when the server module loads.
     const { startTestPds } = await import('../../pds/test/harness.ts');
