@@ -242,56 +242,35 @@ export function RestoreWizard(props: {
           </p>
           <Notices notices={notices} />
           {server && <ServerFacts server={server} name={targetName} />}
-          <Field
+          <FileField
             label="Backup file"
             hint={
               backup
                 ? `Chosen: ${backup.where}, a backup of ${backup.did}.`
                 : 'The .tar the wizard downloaded (portage-backup-….tar).'
             }
-          >
-            {(id, hint) => (
-              <input
-                id={id}
-                type="file"
-                accept=".tar,application/x-tar"
-                aria-describedby={hint}
-                onChange={(e) => void chooseBackup(e.currentTarget.files, false)}
-              />
-            )}
-          </Field>
-          <Field label="Or the backup folder" hint="The backup unpacked, or the folder portage backup wrote.">
-            {(id, hint) => (
-              <input
-                id={id}
-                type="file"
-                aria-describedby={hint}
-                {...{ webkitdirectory: true }}
-                onChange={(e) => void chooseBackup(e.currentTarget.files, true)}
-              />
-            )}
-          </Field>
-          <Field
+            accept=".tar,application/x-tar"
+            onFiles={(files) => void chooseBackup(files, false)}
+          />
+          <FileField
+            label="Or the backup folder"
+            hint="The backup unpacked, or the folder portage backup wrote."
+            folder
+            onFiles={(files) => void chooseBackup(files, true)}
+          />
+          <FileField
             label="Recovery key file"
             hint={
               keyFile
                 ? `Chosen: ${keyFile.name}. It is read only to sign for your identity, and never stored.`
                 : 'The file with your recovery key, saved when the key was added to your account.'
             }
-          >
-            {(id, hint) => (
-              <input
-                id={id}
-                type="file"
-                accept=".txt,.key,text/plain"
-                aria-describedby={hint}
-                onChange={(e) => {
-                  setError(undefined);
-                  setKeyFile(e.currentTarget.files?.[0]);
-                }}
-              />
-            )}
-          </Field>
+            accept=".txt,.key,text/plain"
+            onFiles={(files) => {
+              setError(undefined);
+              setKeyFile(files?.[0]);
+            }}
+          />
           {!config.target && (
             <ServerAddressField
               going="restore to"
@@ -370,6 +349,30 @@ export function RestoreWizard(props: {
         </div>
       )}
     </main>
+  );
+}
+
+/** A labelled file chooser; `folder` chooses a whole folder instead of one file. */
+function FileField(props: {
+  label: string;
+  hint: string;
+  accept?: string;
+  folder?: boolean;
+  onFiles: (files: FileList | null) => void;
+}) {
+  return (
+    <Field label={props.label} hint={props.hint}>
+      {(id, hint) => (
+        <input
+          id={id}
+          type="file"
+          accept={props.accept}
+          aria-describedby={hint}
+          {...(props.folder ? { webkitdirectory: true } : {})}
+          onChange={(e) => props.onFiles(e.currentTarget.files)}
+        />
+      )}
+    </Field>
   );
 }
 
