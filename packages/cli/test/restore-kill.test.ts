@@ -24,11 +24,11 @@ import {
 
 const KILLS = Number(process.env.PORTAGE_RESTORE_KILLS ?? 10);
 /**
- * The kills are spread over all but the last two accounts; those are spares that take the kills
+ * The kills are spread over all but the last four accounts; those are spares that take the kills
  * that missed (a resumed run has less left to do, so it may finish before its kill comes).
  */
-const ACCOUNTS = 6;
-const SPARES = 2;
+const ACCOUNTS = 8;
+const SPARES = 4;
 const firstSeed = Number(process.env.PORTAGE_RESTORE_KILL_SEED ?? Date.now() % 100000);
 let seed = firstSeed;
 function random(): number {
@@ -67,7 +67,7 @@ describe(`portage restore killed ${KILLS} times`, () => {
       for (let runs = 0; !done && runs < 30; runs++) {
         const kill = killedAt.length < target;
         const run = kill
-          ? await runAndKill(args, env, 1 + Math.floor(random() * 14), Math.floor(random() * 200))
+          ? await runAndKill(args, env, 1 + Math.floor(random() * 10), Math.floor(random() * 150))
           : await runAndKill(args, env, Number.POSITIVE_INFINITY, 0);
         if (run.killed) killedAt.push(run.lastStep ?? 'startup');
         else {
