@@ -6,6 +6,7 @@ import type { ExportableSigningKey } from '@portage/atproto/crypto';
 import type { BackupSink } from './backup.ts';
 import type { EventSink, MigrationStatus, MissingBlob } from './events.ts';
 import type { NextStep } from './next-steps.ts';
+import type { DelegatedSession } from './session.ts';
 import type { MigrationStorage } from './storage.ts';
 
 export interface MigrationOptions {
@@ -30,6 +31,11 @@ export interface MigrationOptions {
 }
 
 export interface MigrationCredentials {
+  /**
+   * The old server signed in without the password (an OAuth session the caller holds, for the
+   * account's DID); asked first. Undefined, or absent: the password is asked instead.
+   */
+  oldSession?(): Promise<DelegatedSession | undefined>;
   oldPassword(): Promise<string>;
   newPassword(): Promise<string>;
   /** The code the old server emailed for a sign-in (email 2FA); undefined when it cannot be asked now. */

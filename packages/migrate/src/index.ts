@@ -32,4 +32,5 @@ export {
   STEP_TITLES,
   type StepName,
 } from './events.ts';
+export type { DelegatedSession } from './session.ts';
 export { type LockAttempt, MemoryStorage, type MigrationStorage } from './storage.ts';

@@ -46,6 +46,8 @@ export type InputReason =
   | 'mismatch'
   /** An app password where the account password is needed. */
   | 'app-password'
+  /** A sign-in made without the password (OAuth) that the server no longer honours: sign in again. */
+  | 'signed-out'
   /** The new server is the one the account lives on already. */
   | 'same-server'
   /** The address does not answer as a PDS. */
@@ -168,6 +170,8 @@ function sentenceFor(next: NextStep | DoctorAdvice): string {
           return `Choose another value for ${field}: it is taken on the new server.`;
         case 'app-password':
           return 'Give the account password, not an app password.';
+        case 'signed-out':
+          return 'Sign in to the old server again.';
         case 'same-server':
           return 'Give a new server that differs from the old one.';
         default:

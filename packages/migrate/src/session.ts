@@ -3,19 +3,37 @@
  * journal). Every session answer is checked to be about the DID being migrated, so two
  * migrations (or a typo in a URL) can never mix accounts. An expired access token is refreshed
  * once, transparently.
+ *
+ * The session is either the engine's own (a password through createSession, Bearer tokens) or a
+ * delegated one: an OAuth session the caller holds, whose `fetch` authorizes each request itself
+ * (DPoP) and refreshes its own tokens. Both look the same to the steps.
  */
 import { XrpcClient, XrpcClientError, type XrpcParams } from '@portage/atproto/xrpc/client';
 import { MigrationError } from './errors.ts';
 import { RateGate, type RetryOptions, withRetry } from './retry.ts';
 
-export interface SessionInfo {
+/** What a server says about the signed-in account (createSession, getSession). */
+export interface AccountInfo {
   did: string;
   handle: string;
   email?: string;
   active?: boolean;
   status?: string;
+}
+
+export interface SessionInfo extends AccountInfo {
   accessJwt: string;
   refreshJwt: string;
+}
+
+/**
+ * A session someone else keeps, for one account on one server: its `fetch` sends each request
+ * authorized (an OAuth client's DPoP-bound tokens), answering nonce demands and refreshing itself.
+ */
+export interface DelegatedSession {
+  /** The account the tokens are for (the OAuth token's `sub`). */
+  readonly did: string;
+  readonly fetch: typeof fetch;
 }
 
 export class PdsSession {
@@ -27,7 +45,8 @@ export class PdsSession {
   readonly #fetch: typeof fetch;
   #access: string | undefined;
   #refresh: string | undefined;
-  info: SessionInfo | undefined;
+  #delegated: DelegatedSession | undefined;
+  info: AccountInfo | undefined;
 
   /** `longestWaitMs`: the longest rate-limit pause waited out (see RateGate). */
   constructor(service: string, did: string, fetchImpl?: typeof fetch, longestWaitMs?: number) {
@@ -38,13 +57,48 @@ export class PdsSession {
     this.anonymous = new XrpcClient({ service, fetch: this.#fetch });
     this.client = new XrpcClient({
       service,
-      fetch: this.#fetch,
+      fetch: (input, init) => (this.#delegated?.fetch ?? this.#fetch)(input, init),
       headers: (): Record<string, string> => (this.#access ? { authorization: `Bearer ${this.#access}` } : {}),
     });
   }
 
   get signedIn(): boolean {
-    return this.#access !== undefined;
+    return this.#access !== undefined || this.#delegated !== undefined;
+  }
+
+  /** Whether the session is delegated (OAuth) rather than the engine's own password session. */
+  get delegated(): boolean {
+    return this.#delegated !== undefined;
+  }
+
+  /** The access token of a password session (to read its scope), undefined for a delegated one. */
+  get accessJwt(): string | undefined {
+    return this.#access;
+  }
+
+  /**
+   * Takes a delegated session for our DID and reads the account through it (getSession). Throws
+   * XrpcClientError as the server answered (a revoked or expired session is a 401).
+   */
+  async delegate(session: DelegatedSession): Promise<AccountInfo> {
+    this.#checkDid(session.did);
+    this.#delegated = session;
+    this.#access = undefined;
+    this.#refresh = undefined;
+    const info = await this.query<AccountInfo>('com.atproto.server.getSession', undefined, { attempts: 4 });
+    this.#checkDid(info.did);
+    this.info = info;
+    return info;
+  }
+
+  #checkDid(did: string): void {
+    if (did !== this.did) {
+      throw new MigrationError(
+        'DidMismatch',
+        `${this.service} answered for ${did}, not for ${this.did}`,
+        'Check the account and server you gave; nothing was changed.',
+      );
+    }
   }
 
   /** createSession; throws XrpcClientError as the server answered (callers turn it into advice). */
@@ -64,13 +118,8 @@ export class PdsSession {
 
   /** Takes tokens from createSession/createAccount after checking they belong to our DID. */
   adopt(info: SessionInfo): void {
-    if (info.did !== this.did) {
-      throw new MigrationError(
-        'DidMismatch',
-        `${this.service} answered for ${info.did}, not for ${this.did}`,
-        'Check the account and server you gave; nothing was changed.',
-      );
-    }
+    this.#checkDid(info.did);
+    this.#delegated = undefined;
     this.#access = info.accessJwt;
     this.#refresh = info.refreshJwt;
     this.info = info;

@@ -39,6 +39,9 @@ import {
   suggestHandle,
   WizardError,
 } from './resolve.ts';
+import type { AuthorizationServer } from '@portage/atproto/oauth/metadata';
+import type { OAuthSession } from '@portage/atproto/oauth/session';
+import { clientIdentity, findAuthorizationServer, type OAuthSignIn, signInFailure, signInWithServer } from './oauth.ts';
 import { RestoreWizard } from './restore.tsx';
 import { backupName } from './storage/backup.ts';
 import type { BrowserStorage } from './storage/choose.ts';
@@ -91,6 +94,12 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
   const [who, setWho] = useState('');
   const [account, setAccount] = useState<Account>();
   const [password, setPassword] = useState('');
+  /** The old server's OAuth, when it offers one this page can use (the password is the fallback). */
+  const [authServer, setAuthServer] = useState<AuthorizationServer>();
+  /** The OAuth session with the old server: in memory only, like the passwords. */
+  const oauthSession = useRef<OAuthSession>(undefined);
+  const [oauthSignedIn, setOauthSignedIn] = useState(false);
+  const [oauthWaiting, setOauthWaiting] = useState<OAuthSignIn>();
   const [signinCode, setSigninCode] = useState<string>();
   const [target, setTarget] = useState(config.target ?? '');
   const [server, setServer] = useState<ServerInfo>();
@@ -187,10 +196,53 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
     );
   }
 
+  // The old server's authorization server, looked up as soon as the account is known.
+  const client = clientIdentity(config);
+  useEffect(() => {
+    setAuthServer(undefined);
+    oauthSession.current = undefined;
+    setOauthSignedIn(false);
+    if (account && client) void findAuthorizationServer(account.pds).then(setAuthServer);
+  }, [account?.did, account?.pds]);
+
   // ---- sign in ------------------------------------------------------------------------------
+
+  function signInWithOldServer() {
+    if (!account || !authServer || !client) return;
+    setError(undefined);
+    const signIn = signInWithServer({
+      server: authServer,
+      client,
+      did: account.did,
+      loginHint: account.handle ?? account.did,
+    });
+    setOauthWaiting(signIn);
+    setAnnouncement('A sign-in window opened. Finish signing in there.');
+    signIn.done.then(
+      (session) => {
+        oauthSession.current = session;
+        setOauthSignedIn(true);
+        setOauthWaiting(undefined);
+        setAnnouncement('Signed in to your current server.');
+        setScreen('account');
+      },
+      (err: unknown) => {
+        setOauthWaiting(undefined);
+        const text = signInFailure(err, new URL(account.pds).host, account.handle ?? account.did);
+        setError(text);
+        setAnnouncement(text);
+        heading.current?.focus();
+      },
+    );
+  }
 
   function submitSignin(e: Event) {
     e.preventDefault();
+    if (oauthSession.current && !password) {
+      setError(undefined);
+      setScreen('account');
+      return;
+    }
     if (!password) return setError('Enter the password of your account on your current server, then press Continue.');
     if (waiting.current.signinCode) {
       if (!signinCode?.trim()) return setError('Enter the code from the email, then press Continue.');
@@ -285,6 +337,8 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
             }
           : undefined,
         credentials: {
+          // A password typed after the OAuth sign-in means the user chose it instead.
+          oldSession: async () => (password ? undefined : oauthSession.current),
           oldPassword: async () => password,
           newPassword: async () => newPassword,
           authFactorToken: () =>
@@ -321,7 +375,13 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
       : outcome.next
         ? wizardFailure('blobs', outcome.message, outcome.next)
         : { screen: 'transfer' as const, text: sentence(outcome.message) };
-    if (failure?.next.kind === 'need-input' && failure.next.field === 'oldPassword') setPassword('');
+    if (failure?.next.kind === 'need-input' && failure.next.field === 'oldPassword') {
+      setPassword('');
+      if (failure.next.reason === 'signed-out') {
+        oauthSession.current = undefined;
+        setOauthSignedIn(false);
+      }
+    }
     setError(f.text);
     setAnnouncement(f.text);
     setScreen(f.screen);
@@ -487,6 +547,33 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
             <dd class="mono">{account.pds}</dd>
           </dl>
           {resuming && <p>Sign in again to pick up the move: passwords are never stored.</p>}
+          {client && authServer && signinCode === undefined && (
+            <div class="oauth">
+              <p>
+                <strong>Recommended:</strong> sign in on {new URL(account.pds).host} itself and allow the move there.
+                This page never sees your password.
+              </p>
+              {oauthSignedIn && (
+                <p class="notice" role="status">
+                  Signed in with your current server. Press Continue, or sign in again.
+                </p>
+              )}
+              <div class="actions">
+                <button type="button" onClick={signInWithOldServer} disabled={busy || oauthWaiting !== undefined}>
+                  Sign in with your server
+                </button>
+              </div>
+              {oauthWaiting && (
+                <div class="waiting" role="status">
+                  <p>Finish signing in in the window that opened, then come back here.</p>
+                  <button type="button" class="secondary" onClick={() => oauthWaiting.cancel()}>
+                    Cancel the sign-in
+                  </button>
+                </div>
+              )}
+              <p class="or">Or sign in with your password:</p>
+            </div>
+          )}
           {notice && signinCode !== undefined && (
             <p class="notice" role="status">
               {notice}

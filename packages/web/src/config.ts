@@ -10,12 +10,23 @@ export interface PageConfig {
   plcUrl: string;
   /** The DNS-over-HTTPS JSON endpoint for handle lookups. */
   dohUrl: string;
+  /**
+   * The OAuth client_id for signing in to the old server without the password: the URL of a
+   * client metadata document that names this page as its redirect URI (Portage over https
+   * serves one; a static host may publish its own and name it in config.json).
+   */
+  oauthClientId?: string;
 }
 
 export async function readPageConfig(): Promise<PageConfig> {
   const embedded = parse(document.getElementById('portage-config')?.textContent);
   if (embedded) {
-    return { target: location.origin, plcUrl: embedded.plcUrl ?? PUBLIC_PLC, dohUrl: embedded.dohUrl ?? PUBLIC_DOH };
+    return {
+      target: location.origin,
+      plcUrl: embedded.plcUrl ?? PUBLIC_PLC,
+      dohUrl: embedded.dohUrl ?? PUBLIC_DOH,
+      ...(embedded.oauthClientId ? { oauthClientId: embedded.oauthClientId } : {}),
+    };
   }
   // The static build: whoever hosts it may put a config.json beside the page (another PLC
   // directory or DNS-over-HTTPS resolver). It comes from the same origin as the page's own script,
@@ -27,20 +38,28 @@ export async function readPageConfig(): Promise<PageConfig> {
   } catch {
     hosted = undefined;
   }
-  return { target: undefined, plcUrl: hosted?.plcUrl ?? PUBLIC_PLC, dohUrl: hosted?.dohUrl ?? PUBLIC_DOH };
+  return {
+    target: undefined,
+    plcUrl: hosted?.plcUrl ?? PUBLIC_PLC,
+    dohUrl: hosted?.dohUrl ?? PUBLIC_DOH,
+    ...(hosted?.oauthClientId ? { oauthClientId: hosted.oauthClientId } : {}),
+  };
 }
 
 const PUBLIC_PLC = 'https://plc.directory';
 const PUBLIC_DOH = 'https://cloudflare-dns.com/dns-query';
 
-function parse(text: string | null | undefined): { plcUrl?: string; dohUrl?: string } | undefined {
+function parse(text: string | null | undefined): { plcUrl?: string; dohUrl?: string; oauthClientId?: string } | undefined {
   if (!text) return undefined;
   try {
-    const value = JSON.parse(text) as { plcUrl?: unknown; dohUrl?: unknown };
+    const value = JSON.parse(text) as { plcUrl?: unknown; dohUrl?: unknown; oauthClientId?: unknown };
     if (typeof value !== 'object' || value === null) return undefined;
     return {
       ...(typeof value.plcUrl === 'string' ? { plcUrl: value.plcUrl } : {}),
       ...(typeof value.dohUrl === 'string' ? { dohUrl: value.dohUrl } : {}),
+      ...(typeof value.oauthClientId === 'string' && value.oauthClientId.startsWith('https://')
+        ? { oauthClientId: value.oauthClientId }
+        : {}),
     };
   } catch {
     return undefined;

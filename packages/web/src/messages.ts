@@ -38,7 +38,9 @@ export function wizardFailure(step: StepName, message: string, next: NextStep): 
           text:
             next.reason === 'app-password'
               ? `That is an app password. Enter the account's main password and press Continue.${unchanged}`
-              : `Your current server did not accept that password. Check the password of your account there and press Continue.${unchanged}`,
+              : next.reason === 'signed-out'
+                ? `Your current server no longer accepts the sign-in. Press Sign in with your server again, or enter your password, then press Continue.${unchanged}`
+                : `Your current server did not accept that password. Check the password of your account there and press Continue.${unchanged}`,
         };
       }
       if (next.field === 'newPassword' && next.reason !== 'missing') {

@@ -1,12 +1,13 @@
 /**
  * Step "login-old": both passwords are asked first, then both servers check theirs at once (the
  * new one only when it may already hold the account, from an earlier run). Also the sign-in with
- * an emailed code that both servers may ask for.
+ * an emailed code that both servers may ask for. When the caller signed in to the old server
+ * without the password (an OAuth session), that session is used and no old password is asked.
  */
 import { XrpcClientError } from '@portage/atproto/xrpc/client';
 import { MigrationError } from '../errors.ts';
 import { describeError } from '../retry.ts';
-import { PdsSession } from '../session.ts';
+import { type DelegatedSession, PdsSession } from '../session.ts';
 import type { RunContext, RunState } from './run.ts';
 
 /** What the new server's sign-in check gives when that server does not host the DID at all. */
@@ -14,13 +15,15 @@ export const NOT_ON_NEW_SERVER = Symbol('not on the new server');
 
 export async function signInOld(ctx: RunContext, state: RunState): Promise<string> {
   const old = state.old!;
-  const password = await ctx.env.credentials.oldPassword();
+  const delegated = await ctx.env.credentials.oldSession?.();
+  const password = delegated ? undefined : await ctx.env.credentials.oldPassword();
   // Both passwords are asked first, then both servers check theirs at once.
   state.newPassword = await ctx.env.credentials.newPassword();
   state.neu = new PdsSession(ctx.to, state.did, ctx.fetch, ctx.longestWaitMs);
   state.newLogin = loginNewIfHosted(state.neu, state.did, state.newPassword);
   try {
-    await signIn(ctx, state, old, password, 'old');
+    if (delegated) await signInDelegated(old, delegated);
+    else await signIn(ctx, state, old, password!, 'old');
   } catch (err) {
     if (!state.identityMoved) throw err;
     // After the DID moved, the old server only matters for the final deactivation.
@@ -32,7 +35,9 @@ export async function signInOld(ctx: RunContext, state: RunState): Promise<strin
     return 'skipped: the migration no longer needs the old server except to deactivate it';
   }
   const info = old.info!;
-  if (jwtScope(info.accessJwt) !== 'com.atproto.access' && jwtScope(info.accessJwt) !== undefined) {
+  // An OAuth session's scopes are what the user granted; only a password session can be an app password's.
+  const scope = old.accessJwt === undefined ? undefined : jwtScope(old.accessJwt);
+  if (scope !== 'com.atproto.access' && scope !== undefined) {
     throw new MigrationError(
       'AppPassword',
       'that is an app password; moving an account needs the main account password',
@@ -40,6 +45,30 @@ export async function signInOld(ctx: RunContext, state: RunState): Promise<strin
     );
   }
   return `signed in to ${old.service} as ${info.handle}${info.active === false ? ` (account ${info.status ?? 'deactivated'})` : ''}`;
+}
+
+/** Reads the account through the caller's OAuth session; a session the server no longer honours asks for a new sign-in. */
+async function signInDelegated(old: PdsSession, session: DelegatedSession): Promise<void> {
+  try {
+    await old.delegate(session);
+  } catch (err) {
+    if (err instanceof XrpcClientError && err.status === 401) {
+      throw new MigrationError('SignedOut', `${old.service} no longer accepts the sign-in (${err.error})`, {
+        kind: 'need-input',
+        field: 'oldPassword',
+        reason: 'signed-out',
+        nothingChanged: true,
+      });
+    }
+    if (err instanceof XrpcClientError && err.error === 'AccountTakedown') {
+      throw new MigrationError('OldAccountUnavailable', `the old server has taken down the account (${err.error})`, {
+        kind: 'old-account-unavailable',
+        status: 'takendown',
+        nothingChanged: true,
+      });
+    }
+    throw err;
+  }
 }
 
 /**

@@ -6,9 +6,14 @@
  * the server itself. A Content-Security-Policy keeps the page to its own scripts and limits where
  * it may connect: itself, and over https the old server, the PLC directory and DNS-over-HTTPS
  * (in development, loopback over http too).
+ *
+ * Served over https, the page signs in to the old server with OAuth as the client this server
+ * describes at /migrate/oauth-client-metadata.json (its client_id is that URL); the page learns
+ * the client_id from the same JSON block.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
+import { CLIENT_METADATA_FILE, MIGRATION_SCOPE } from '@portage/atproto/oauth/migration-scope';
 import type { PdsConfig } from '../config.ts';
 import type { PlainRoute, PlainRouteContext } from '../routes.ts';
 
@@ -81,6 +86,28 @@ function listFiles(dir: string, prefix = ''): string[] {
   return out;
 }
 
+/**
+ * The wizard's OAuth client metadata (atproto OAuth: a public browser client, DPoP-bound tokens,
+ * redirected back to the page), or undefined where the server has no https address: loopback
+ * development uses the atproto loopback client id instead.
+ */
+export function wizardClientMetadata(config: Pick<PdsConfig, 'publicUrl'>): Record<string, unknown> | undefined {
+  if (!config.publicUrl.startsWith('https://')) return undefined;
+  const page = `${config.publicUrl}${WIZARD_PATH}`;
+  return {
+    client_id: `${page}${CLIENT_METADATA_FILE}`,
+    client_name: 'Account migration',
+    client_uri: page,
+    redirect_uris: [page],
+    scope: MIGRATION_SCOPE,
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'none',
+    application_type: 'web',
+    dpop_bound_access_tokens: true,
+  };
+}
+
 /** The routes of the wizard: /migrate (to /migrate/), the page, and each built asset. */
 export function webRoutes(dist = process.env.PORTAGE_WEB_DIST ?? defaultWebDist()): PlainRoute[] {
   const files = readBuild(dist);
@@ -100,7 +127,11 @@ export function webRoutes(dist = process.env.PORTAGE_WEB_DIST ?? defaultWebDist(
           send(c, 503, missingPage(dist), { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
           return;
         }
-        const config = JSON.stringify({ plcUrl: c.ctx.config.didPlcUrl }).replace(/</g, '\\u003c');
+        const client = wizardClientMetadata(c.ctx.config);
+        const config = JSON.stringify({
+          plcUrl: c.ctx.config.didPlcUrl,
+          ...(client ? { oauthClientId: client.client_id } : {}),
+        }).replace(/</g, '\\u003c');
         const page = html.replace(
           '<!--portage-config-->',
           `<script type="application/json" id="portage-config">${config}</script>`,
@@ -110,6 +141,20 @@ export function webRoutes(dist = process.env.PORTAGE_WEB_DIST ?? defaultWebDist(
           'Content-Type': 'text/html; charset=utf-8',
           'Cache-Control': 'no-cache',
           'Content-Security-Policy': contentSecurityPolicy(c.ctx.config),
+        });
+      },
+    },
+    {
+      path: `${WIZARD_PATH}${CLIENT_METADATA_FILE}`,
+      async handler(c) {
+        const metadata = wizardClientMetadata(c.ctx.config);
+        const body = Buffer.from(JSON.stringify(metadata ?? { error: 'not_found' }), 'utf8');
+        send(c, metadata ? 200 : 404, body, {
+          ...PAGE_HEADERS,
+          'Content-Type': 'application/json; charset=utf-8',
+          'Cache-Control': 'max-age=600',
+          // Authorization servers fetch it; a browser-based one may too.
+          'Access-Control-Allow-Origin': '*',
         });
       },
     },
