@@ -133,7 +133,7 @@ async function plan(ctx: RunContext, state: RunState): Promise<MigrationResult> 
       try {
         await step(ctx, state, 'repo', () => copyRepo(ctx, state));
         await step(ctx, state, 'blobs', () => copyBlobs(ctx, state));
-        await step(ctx, state, 'preferences', () => copyPreferences(state));
+        await step(ctx, state, 'preferences', () => copyPreferences(ctx, state));
         if (state.backup) await step(ctx, state, 'backup', () => completeBackup(ctx, state));
         await step(ctx, state, 'verify', () => verify(state));
         break;

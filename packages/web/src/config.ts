@@ -49,7 +49,9 @@ export async function readPageConfig(): Promise<PageConfig> {
 const PUBLIC_PLC = 'https://plc.directory';
 const PUBLIC_DOH = 'https://cloudflare-dns.com/dns-query';
 
-function parse(text: string | null | undefined): { plcUrl?: string; dohUrl?: string; oauthClientId?: string } | undefined {
+function parse(
+  text: string | null | undefined,
+): { plcUrl?: string; dohUrl?: string; oauthClientId?: string } | undefined {
   if (!text) return undefined;
   try {
     const value = JSON.parse(text) as { plcUrl?: unknown; dohUrl?: unknown; oauthClientId?: unknown };

@@ -85,7 +85,10 @@ export async function completeAuthorization(
     throw new OAuthError('invalid-response', 'the answer is not for this sign-in (its state differs)');
   }
   if (answer.get('iss') !== pending.server.issuer) {
-    throw new OAuthError('invalid-response', `the answer names the issuer ${answer.get('iss') ?? '(none)'}, not ${pending.server.issuer}`);
+    throw new OAuthError(
+      'invalid-response',
+      `the answer names the issuer ${answer.get('iss') ?? '(none)'}, not ${pending.server.issuer}`,
+    );
   }
   const error = answer.get('error');
   if (error) {
@@ -110,6 +113,25 @@ export async function completeAuthorization(
     pending.nonces,
     fetchImpl,
   );
-  const set = checkTokens(tokens, pending.did);
-  return new OAuthSession({ server: pending.server, client: pending.client, dpop: pending.dpop, nonces: pending.nonces, tokens: set, fetch: fetchImpl });
+  let set;
+  try {
+    set = checkTokens(tokens, pending.did);
+  } catch (err) {
+    // Tokens for another account are of no use here: end them rather than leave them valid.
+    const token = tokens.refresh_token ?? tokens.access_token;
+    const endpoint = pending.server.revocationEndpoint;
+    if (endpoint && typeof token === 'string') {
+      const form = new URLSearchParams({ token, client_id: pending.client.clientId });
+      await tokenRequest(endpoint, form, pending.dpop, pending.nonces, fetchImpl).catch(() => {});
+    }
+    throw err;
+  }
+  return new OAuthSession({
+    server: pending.server,
+    client: pending.client,
+    dpop: pending.dpop,
+    nonces: pending.nonces,
+    tokens: set,
+    fetch: fetchImpl,
+  });
 }

@@ -21,7 +21,10 @@ export async function discoverAuthorizationServer(
   const resource = new URL(pds).origin;
   const protectedResource = await getJson(`${resource}/.well-known/oauth-protected-resource`, fetchImpl);
   if (protectedResource.resource !== resource) {
-    throw new OAuthError('invalid-response', `${resource} describes another resource (${String(protectedResource.resource)})`);
+    throw new OAuthError(
+      'invalid-response',
+      `${resource} describes another resource (${String(protectedResource.resource)})`,
+    );
   }
   const servers = protectedResource.authorization_servers;
   const issuer = Array.isArray(servers) ? servers[0] : undefined;
@@ -30,7 +33,10 @@ export async function discoverAuthorizationServer(
   }
   const meta = await getJson(`${new URL(issuer).origin}/.well-known/oauth-authorization-server`, fetchImpl);
   if (meta.issuer !== issuer) {
-    throw new OAuthError('invalid-response', `the authorization server at ${issuer} calls itself ${String(meta.issuer)}`);
+    throw new OAuthError(
+      'invalid-response',
+      `the authorization server at ${issuer} calls itself ${String(meta.issuer)}`,
+    );
   }
   const endpoint = (name: string): string => {
     const value = meta[name];
@@ -46,7 +52,8 @@ export async function discoverAuthorizationServer(
     [list('scopes_supported').includes('atproto'), 'the atproto scope'],
     [meta.authorization_response_iss_parameter_supported === true, 'the iss parameter in its answers'],
   ].find(([ok]) => !ok);
-  if (lacks) throw new OAuthError('unsupported', `the authorization server ${issuer} does not offer ${String(lacks[1])}`);
+  if (lacks)
+    throw new OAuthError('unsupported', `the authorization server ${issuer} does not offer ${String(lacks[1])}`);
   return {
     issuer,
     authorizationEndpoint: endpoint('authorization_endpoint'),
@@ -66,7 +73,10 @@ async function getJson(url: string, fetchImpl: typeof fetch): Promise<Record<str
   }
   if (res.status === 404) {
     await res.body?.cancel();
-    throw new OAuthError('unsupported', `${new URL(url).origin} offers no OAuth (${new URL(url).pathname} is not there)`);
+    throw new OAuthError(
+      'unsupported',
+      `${new URL(url).origin} offers no OAuth (${new URL(url).pathname} is not there)`,
+    );
   }
   if (!res.ok) {
     await res.body?.cancel();

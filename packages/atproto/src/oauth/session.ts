@@ -106,7 +106,11 @@ export class OAuthSession {
     if (!refreshToken) throw new OAuthError('refused', 'the session has expired and cannot be refreshed');
     const answer = await tokenRequest(
       this.server.tokenEndpoint,
-      new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: this.#client.clientId }),
+      new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: refreshToken,
+        client_id: this.#client.clientId,
+      }),
       this.#dpop,
       this.#nonces,
       this.#fetch,

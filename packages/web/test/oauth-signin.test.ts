@@ -1,0 +1,137 @@
+/**
+ * Signing in to the old server with atproto OAuth instead of the password, in Chromium: the
+ * wizard (served by Portage on 127.0.0.1, so the atproto loopback client) opens the reference
+ * PDS's own authorization page in a window, where the user signs in and allows the move; the
+ * move then runs on that DPoP-bound session, and is checked from outside as the other wizard
+ * tests do. A refused consent comes back as a sentence, with nothing changed.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Page } from 'playwright-core';
+import { type Account, createAccount, snapshot } from '../../migrate/test/helpers/network.ts';
+import { checkAccessible, skipWithoutChromium } from '../../../test/support/browser.ts';
+import { startWizardWorld, type WizardWorld } from './wizard-world.ts';
+
+const skip = skipWithoutChromium('the OAuth sign-in tests');
+
+describe('signing in to the old server with OAuth, in Chromium', { skip }, () => {
+  let world: WizardWorld;
+
+  before(async () => {
+    world = await startWizardWorld();
+  });
+
+  after(async () => {
+    await world?.close();
+  });
+
+  /** Who-you-are with the account's DID, up to the sign-in screen and its OAuth offer. */
+  async function toSignIn(page: Page, account: Account): Promise<void> {
+    await world.heading(page, 'Who you are');
+    await page.getByLabel('Handle or DID').fill(account.did);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await world.heading(page, 'Sign in to your current server');
+    await page.getByRole('button', { name: 'Sign in with your server' }).waitFor();
+  }
+
+  /** Presses the offer with the keyboard and returns the authorization window it opened. */
+  async function openAuthorization(page: Page): Promise<Page> {
+    const [popup] = await Promise.all([
+      page.waitForEvent('popup'),
+      (async () => {
+        await page.getByRole('button', { name: 'Sign in with your server' }).focus();
+        await page.keyboard.press('Enter');
+      })(),
+    ]);
+    popup.on('pageerror', (err) => world.pageProblems.push(`sign-in window error: ${err.message}`));
+    return popup;
+  }
+
+  /** On the reference's authorization page: the password there, then the consent screen. */
+  async function signInThere(popup: Page, account: Account): Promise<void> {
+    const password = popup.getByLabel('Password', { exact: true });
+    await password.waitFor({ timeout: 30_000 });
+    await password.fill(account.password);
+    await popup.getByRole('button', { name: 'Sign in' }).click();
+    await popup.getByRole('button', { name: 'Authorize' }).waitFor({ timeout: 30_000 });
+  }
+
+  it('moves an account signed in on the old server itself; the wizard never sees the password', async () => {
+    const from = world.net.pdses[0]!;
+    const carol = await createAccount(from, 'carol', { records: 12, blobs: 2, blobSize: 20_000 });
+    const before = await snapshot(from, carol);
+    const page = await world.openWizard();
+    // Every password sign-in the page makes to the old server, to show there is none.
+    const passwordSignIns: string[] = [];
+    page.context().on('request', (req) => {
+      if (req.url().startsWith(`${from.url}/xrpc/com.atproto.server.createSession`)) passwordSignIns.push(req.url());
+    });
+
+    await toSignIn(page, carol);
+    await world.shot(page, 'oauth-1-signin');
+    await checkAccessible(page, 'sign in with your server');
+    await page.setViewportSize({ width: 360, height: 740 });
+    await world.shot(page, 'oauth-1-signin-360');
+    assert.equal(
+      await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+      true,
+      'no sideways scrolling at 360 px',
+    );
+    await page.setViewportSize({ width: 390, height: 844 });
+
+    const popup = await openAuthorization(page);
+    await page.getByText('Finish signing in in the window that opened').waitFor();
+    await world.shot(page, 'oauth-2-waiting');
+    await checkAccessible(page, 'waiting for the sign-in window');
+    await signInThere(popup, carol);
+    await popup.screenshot({
+      path: `${process.env.PORTAGE_WIZARD_SHOTS ?? `${import.meta.dirname}/../test-output`}/oauth-3-consent.png`,
+    });
+    await popup.getByRole('button', { name: 'Authorize' }).click();
+
+    await world.fillNewAccount(page, carol, 'carol.portage.test');
+    await page.getByRole('button', { name: 'Start transfer' }).click();
+    await world.heading(page, 'Everything arrived');
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await world.heading(page, 'Point your identity at the new server');
+    await page.getByLabel('Confirmation code').fill(await world.newPlcToken(carol.did));
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await world.heading(page, 'Done');
+    await page.getByText('the new account is active and the old one is deactivated').waitFor();
+    await world.shot(page, 'oauth-4-done');
+
+    await world.checkMoved(carol, before, 'carol.portage.test');
+    assert.deepEqual(passwordSignIns, [], 'the page never signed in to the old server with a password');
+    await page.context().close();
+    assert.deepEqual(world.pageProblems, [], 'no script error and nothing blocked by the policy');
+  });
+
+  it('a refused consent says so in a sentence, and changes nothing', async () => {
+    const from = world.net.pdses[0]!;
+    const erin = await createAccount(from, 'erin', { records: 3, blobs: 0 });
+    const page = await world.openWizard();
+    await toSignIn(page, erin);
+    const popup = await openAuthorization(page);
+    await signInThere(popup, erin);
+    await popup.getByRole('button', { name: 'Deny access' }).click();
+
+    const refusal = page.getByRole('alert');
+    await refusal.getByText('was refused or cancelled').waitFor({ timeout: 30_000 });
+    assert.match(
+      await refusal.innerText(),
+      /nothing was changed\. To move the account, press Sign in with your server to try again, or use your password below\./,
+    );
+    await world.heading(page, 'Sign in to your current server');
+    await world.shot(page, 'oauth-5-refused');
+    await checkAccessible(page, 'refused consent');
+    const status = await fetch(`${world.portage.url}/xrpc/com.atproto.sync.getRepoStatus?did=${erin.did}`);
+    assert.equal(status.status, 400, 'no account was created on Portage');
+    assert.equal(await world.plcDocumentPds(erin.did), from.url, 'the identity did not change');
+    // The password stays the way in.
+    await page.getByLabel('Password', { exact: true }).fill(erin.password);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await world.heading(page, 'Your new account');
+    await page.context().close();
+    assert.deepEqual(world.pageProblems, [], 'no script error and nothing blocked by the policy');
+  });
+});
