@@ -770,6 +770,12 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
               app asks for a hosting provider, give {target || location.origin}.
             </li>
             <li>Your followers, posts and media moved with you; nobody needs to do anything.</li>
+            {oauthSignedIn && !password && (
+              <li>
+                Check your birth date in your app: your old server may not share personal details when you sign in with
+                it instead of your password.
+              </li>
+            )}
             {result.status !== 'done' && (
               <li>Open this page again later to retry deactivating the old account; your data is safe either way.</li>
             )}

@@ -131,7 +131,7 @@ export function signInFailure(err: unknown, serverName: string, account: string)
       case 'access-denied':
         return `The sign-in with ${serverName} was refused or cancelled, so nothing was changed. To move the account, ${retry}.`;
       case 'wrong-account':
-        return `You signed in to ${serverName} as another account. Nothing was changed: ${retry}, and sign in as ${account}.`;
+        return `You signed in to ${serverName} as another account. Nothing was changed: press Sign in with your server and sign in there as ${account}, or use your password below.`;
       case 'unreachable':
         return `${serverName} did not answer. Check your connection, then ${retry}.`;
       default:

@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { NextStep, StepName } from '@portage/migrate';
+import { OAuthError } from '@portage/atproto/oauth/errors';
 import { restoreFailure, wizardFailure } from '../src/messages.ts';
+import { PopupBlocked, signInFailure } from '../src/oauth.ts';
 
 const cases: [StepName, string, NextStep, string][] = [
   [
@@ -30,6 +32,12 @@ const cases: [StepName, string, NextStep, string][] = [
     'login-old',
     'the old server did not accept the sign-in code',
     { kind: 'need-sign-in-code', server: 'old', reason: 'rejected' },
+    'signin',
+  ],
+  [
+    'login-old',
+    'http://old no longer accepts the sign-in (InvalidToken)',
+    { kind: 'need-input', field: 'oldPassword', reason: 'signed-out', nothingChanged: true },
     'signin',
   ],
   [
@@ -98,6 +106,36 @@ describe('wizard failure sentences', () => {
       assert.doesNotMatch(f.text, /--|PORTAGE_|command/);
       assert.match(f.text, /(press|enter|close|come back) /i, 'it says what to do');
       assert.match(f.text, /\.$/);
+    });
+  }
+});
+
+describe('OAuth sign-in failure sentences', () => {
+  const failures: [string, unknown, RegExp][] = [
+    [
+      'refused consent',
+      new OAuthError('access-denied', 'The user denied access'),
+      /refused or cancelled, so nothing was changed/,
+    ],
+    [
+      'another account',
+      new OAuthError('wrong-account', 'for did:plc:b'),
+      /as another account\. .*sign in there as alice\.test, or use your password below\.$/,
+    ],
+    [
+      'an unreachable server',
+      new OAuthError('unreachable', 'did not answer'),
+      /did not answer\. Check your connection/,
+    ],
+    ['a blocked window', new PopupBlocked(), /Allow pop-ups for this page/],
+    ['no usable OAuth', new OAuthError('unsupported', 'no PAR'), /use your password below\.$/],
+  ];
+  for (const [what, err, expected] of failures) {
+    it(`${what}: says what happened and what to press`, () => {
+      const text = signInFailure(err, 'old.example', 'alice.test');
+      assert.match(text, expected);
+      assert.match(text, /(press Sign in with your server|use your password below)/);
+      assert.match(text, /\.$/);
     });
   }
 });

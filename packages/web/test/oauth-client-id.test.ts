@@ -27,9 +27,9 @@ async function referenceValidates(clientId: string, metadata: unknown): Promise<
   const { ClientManager } = (await import(path)) as {
     ClientManager: { prototype: { validateClientMetadata(id: string, m: unknown): unknown } };
   };
-  const manager = Object.assign(Object.create(ClientManager.prototype) as object, {
+  const manager = Object.assign(Object.create(ClientManager.prototype) as typeof ClientManager.prototype, {
     serverMetadata: { grant_types_supported: ['authorization_code', 'refresh_token'] },
-  }) as { validateClientMetadata(id: string, m: unknown): unknown };
+  });
   manager.validateClientMetadata(clientId, oauthClientMetadataSchema.parse(metadata));
 }
 

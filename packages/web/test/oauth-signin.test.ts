@@ -98,6 +98,7 @@ describe('signing in to the old server with OAuth, in Chromium', { skip }, () =>
     await page.getByRole('button', { name: 'Confirm' }).click();
     await world.heading(page, 'Done');
     await page.getByText('the new account is active and the old one is deactivated').waitFor();
+    await page.getByText('Check your birth date in your app').waitFor();
     await world.shot(page, 'oauth-4-done');
 
     await world.checkMoved(carol, before, 'carol.portage.test');
@@ -131,6 +132,43 @@ describe('signing in to the old server with OAuth, in Chromium', { skip }, () =>
     await page.getByLabel('Password', { exact: true }).fill(erin.password);
     await page.getByRole('button', { name: 'Continue' }).click();
     await world.heading(page, 'Your new account');
+    await page.context().close();
+    assert.deepEqual(world.pageProblems, [], 'no script error and nothing blocked by the policy');
+  });
+
+  it('another account chosen on the server is refused, its tokens revoked, and nothing changes', async () => {
+    const from = world.net.pdses[0]!;
+    const gina = await createAccount(from, 'gina', { records: 2, blobs: 0 });
+    const hank = await createAccount(from, 'hank', { records: 1, blobs: 0 });
+    const page = await world.openWizard();
+    // The reference fixes the account to the login hint; without one, its page lets the user
+    // choose any account, as a person signed in elsewhere might.
+    await page.context().route(`${from.url}/oauth/par`, async (route) => {
+      const form = new URLSearchParams(route.request().postData() ?? '');
+      form.delete('login_hint');
+      await route.continue({ postData: form.toString() });
+    });
+    const revocations: string[] = [];
+    page.context().on('request', (req) => {
+      if (req.url() === `${from.url}/oauth/revoke`) revocations.push(req.url());
+    });
+    await toSignIn(page, gina);
+    const popup = await openAuthorization(page);
+    await popup.getByRole('button', { name: 'Sign in' }).click({ timeout: 30_000 });
+    await popup.locator('input[name="username"]').fill(hank.handle);
+    await signInThere(popup, hank);
+    await popup.getByRole('button', { name: 'Authorize' }).click();
+
+    const refusal = page.getByRole('alert');
+    await refusal.getByText('as another account').waitFor({ timeout: 30_000 });
+    assert.match(
+      await refusal.innerText(),
+      /press Sign in with your server and sign in there as gina\.test, or use your password below\.$/,
+    );
+    await world.shot(page, 'oauth-6-wrong-account');
+    assert.equal(revocations.length, 1, "the other account's tokens were revoked");
+    const status = await fetch(`${world.portage.url}/xrpc/com.atproto.sync.getRepoStatus?did=${gina.did}`);
+    assert.equal(status.status, 400, 'no account was created on Portage');
     await page.context().close();
     assert.deepEqual(world.pageProblems, [], 'no script error and nothing blocked by the policy');
   });
