@@ -207,19 +207,29 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
 
   // ---- sign in ------------------------------------------------------------------------------
 
+  /** The sign-in under way; an answer for an older one (pressed again, cancelled) is ignored. */
+  const currentSignIn = useRef<OAuthSignIn>(undefined);
+
   function signInWithOldServer() {
     if (!account || !authServer || !client) return;
     setError(undefined);
+    // Pressed again (say, after closing the window): the earlier sign-in is dropped.
+    const earlier = currentSignIn.current;
+    currentSignIn.current = undefined;
+    earlier?.cancel();
     const signIn = signInWithServer({
       server: authServer,
       client,
       did: account.did,
       loginHint: account.handle ?? account.did,
     });
+    currentSignIn.current = signIn;
     setOauthWaiting(signIn);
     setAnnouncement('A sign-in window opened. Finish signing in there.');
     signIn.done.then(
       (session) => {
+        if (currentSignIn.current !== signIn) return;
+        currentSignIn.current = undefined;
         oauthSession.current = session;
         setOauthSignedIn(true);
         setOauthWaiting(undefined);
@@ -227,6 +237,8 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
         setScreen('account');
       },
       (err: unknown) => {
+        if (currentSignIn.current !== signIn) return;
+        currentSignIn.current = undefined;
         setOauthWaiting(undefined);
         const text = signInFailure(err, new URL(account.pds).host, account.handle ?? account.did);
         setError(text);
@@ -559,7 +571,7 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
                 </p>
               )}
               <div class="actions">
-                <button type="button" onClick={signInWithOldServer} disabled={busy || oauthWaiting !== undefined}>
+                <button type="button" onClick={signInWithOldServer} disabled={busy}>
                   Sign in with your server
                 </button>
               </div>

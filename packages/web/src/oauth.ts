@@ -67,7 +67,9 @@ export function signInWithServer(opts: {
     }
     const channel = new BroadcastChannel(CHANNEL);
     let pending: PendingAuthorization | undefined;
+    let finished = false;
     const finish = (): void => {
+      finished = true;
       channel.close();
       if (!popup.closed) popup.close();
     };
@@ -76,7 +78,7 @@ export function signInWithServer(opts: {
       reject(new OAuthError('access-denied', 'the sign-in was cancelled'));
     };
     channel.onmessage = (event: MessageEvent<{ search?: unknown }>) => {
-      if (!pending || typeof event.data?.search !== 'string') return;
+      if (finished || !pending || typeof event.data?.search !== 'string') return;
       const answer = new URLSearchParams(event.data.search);
       // Another tab's sign-in answers its own page.
       if (answer.get('state') !== pending.state) return;
@@ -85,10 +87,12 @@ export function signInWithServer(opts: {
     };
     beginAuthorization({ ...opts }).then(
       (started) => {
+        if (finished) return;
         pending = started;
         popup.location.href = started.url;
       },
       (err: unknown) => {
+        if (finished) return;
         finish();
         reject(err);
       },

@@ -112,6 +112,10 @@ describe('signing in to the old server with OAuth, in Chromium', { skip }, () =>
     const erin = await createAccount(from, 'erin', { records: 3, blobs: 0 });
     const page = await world.openWizard();
     await toSignIn(page, erin);
+    // A window closed before finishing: pressing the button again starts a new sign-in.
+    const closed = await openAuthorization(page);
+    await closed.getByLabel('Password', { exact: true }).waitFor({ timeout: 30_000 });
+    await closed.close();
     const popup = await openAuthorization(page);
     await signInThere(popup, erin);
     await popup.getByRole('button', { name: 'Deny access' }).click();
