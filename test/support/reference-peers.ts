@@ -52,8 +52,10 @@ export function startReferencePds(
   didPlcUrl: string,
   opts: Record<string, unknown> = {},
 ): Promise<TestPds> {
+  // The reference resolves DIDs through a fetch that refuses IP-address hostnames.
+  const plcUrl = didPlcUrl.replace('//127.0.0.1:', '//localhost:');
   return withTmpdir(dir, async () => {
     const { TestPds } = await import('@atproto/dev-env');
-    return TestPds.create({ didPlcUrl, port: await freePort(), ...opts } as never);
+    return TestPds.create({ didPlcUrl: plcUrl, port: await freePort(), ...opts } as never);
   });
 }

@@ -9,10 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AtpAgent } from '@atproto/api';
+import type { TestPds as ReferencePds } from '@atproto/dev-env';
 import { generateSigningKey } from '@portage/atproto/crypto';
 import { verifyBackup } from '@portage/migrate/backup.node';
 import { repoRecords, runCli } from '../../migrate/test/helpers/network.ts';
 import { readFirehose } from '../../pds/test/harness.ts';
+import { startReferencePds } from '../../../test/support/reference-peers.ts';
 import {
   auditLog,
   type BackedUpAccount,
@@ -29,6 +31,9 @@ let dir: string;
 let jane: BackedUpAccount;
 let kim: BackedUpAccount;
 let lou: BackedUpAccount;
+let mia: BackedUpAccount;
+/** A second reference PDS: restores must land on the reference too, not only on Portage. */
+let referenceTarget: ReferencePds;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'portage-restore-'));
@@ -36,10 +41,11 @@ before(async () => {
   // Operations are stamped in the past so the hostile ones below are as old as each case needs,
   // with the directory's clock only ever moving forward.
   net.setClock(-100 * HOUR);
-  [jane, kim, lou] = await Promise.all([
+  [jane, kim, lou, mia] = await Promise.all([
     backedUpAccount(net, 'jane', { records: 300, blobs: 6 }),
     backedUpAccount(net, 'kim', { records: 40, blobs: 2 }),
     backedUpAccount(net, 'lou', { records: 10, blobs: 1 }),
+    backedUpAccount(net, 'mia', { records: 50, blobs: 3 }),
   ]);
   net.setClock(-80 * HOUR);
   await hostileMove(net, lou, 'https://elsewhere.example');
@@ -47,9 +53,11 @@ before(async () => {
   await hostileMove(net, kim, 'https://elsewhere.example');
   net.setClock(0);
   await net.stopOld();
+  referenceTarget = await startReferencePds(dir, net.plc.url, { serviceDid: 'did:web:reference-target.test' });
 });
 
 after(async () => {
+  await referenceTarget?.close();
   await net?.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -205,15 +213,26 @@ describe('portage restore with the old server gone', () => {
     assert.equal(log.find((e) => e.cid === hostile.cid)?.nullified, true, 'the hostile operation is nullified');
     await checkRestored(kim);
   });
+
+  it('restores to a reference PDS too', async () => {
+    const target = { url: referenceTarget.url, publicUrl: referenceTarget.url };
+    const args = restoreArgs(net, mia, join(dir, 'state-mia'));
+    args[args.indexOf('--to') + 1] = target.url;
+    const run = await runCli(args, { PORTAGE_NEW_PASSWORD: mia.password });
+    assert.equal(run.code, 0, failure(run) + run.stderr);
+    await checkRestored(mia, target);
+  });
 });
 
-/** Everything a finished restore must show, from outside. */
-async function checkRestored(account: BackedUpAccount): Promise<void> {
-  const portage = net.portage;
-  assert.deepEqual([...(await repoRecords(portage.url, account.did))].sort(), [...account.records].sort());
+/** Everything a finished restore must show, from outside, on the server it went to (Portage unless named). */
+async function checkRestored(
+  account: BackedUpAccount,
+  target: { url: string; publicUrl: string } = net.portage,
+): Promise<void> {
+  assert.deepEqual([...(await repoRecords(target.url, account.did))].sort(), [...account.records].sort());
   for (const cid of account.blobCids) {
     const res = await fetch(
-      `${portage.url}/xrpc/com.atproto.sync.getBlob?${new URLSearchParams({ did: account.did, cid })}`,
+      `${target.url}/xrpc/com.atproto.sync.getBlob?${new URLSearchParams({ did: account.did, cid })}`,
     );
     assert.equal(res.status, 200, `blob ${cid} is on the new server`);
     await res.arrayBuffer();
@@ -222,11 +241,11 @@ async function checkRestored(account: BackedUpAccount): Promise<void> {
     rotationKeys: string[];
     services: { atproto_pds: { endpoint: string } };
   };
-  assert.equal(doc.services.atproto_pds.endpoint, portage.publicUrl, 'the PLC document names Portage');
+  assert.equal(doc.services.atproto_pds.endpoint, target.publicUrl, 'the PLC document names the new server');
   assert.equal(doc.rotationKeys[0], account.keyDid, 'the recovery key stays first');
 
   const cursor = 0;
-  const agent = new AtpAgent({ service: portage.url });
+  const agent = new AtpAgent({ service: target.url });
   await agent.login({ identifier: account.did, password: account.password });
   assert.deepEqual((await agent.app.bsky.actor.getPreferences()).data.preferences, account.preferences);
   assert.equal((await agent.com.atproto.server.checkAccountStatus()).data.activated, true);
@@ -236,7 +255,7 @@ async function checkRestored(account: BackedUpAccount): Promise<void> {
     f.t === '#commit' &&
     f.body.repo === account.did &&
     (f.body.ops as { path: string }[]).some((op) => post.uri.endsWith(op.path));
-  const frames = await readFirehose(portage.url, cursor, isPost);
+  const frames = await readFirehose(target.url, cursor, isPost);
   const mine = frames.filter((f) => f.body.did === account.did || f.body.repo === account.did).map((f) => f.t);
   assert.ok(mine.includes('#identity'), `the firehose carries #identity (got ${mine.join(', ')})`);
   assert.ok(mine.includes('#account'), 'the firehose carries #account');
