@@ -9,8 +9,10 @@
  * through the reference, the four ways taken in turn request by request among the 16 in flight,
  * so each meets the AppView in the same state (on a shared machine its speed drifts by far more
  * than a PDS adds). The figures: p50 and p99 latency of each way; what each PDS adds over the
- * AppView alone (the direct samples of both viewers pooled as the baseline: the AppView does the
- * same work for either); each PDS's own CPU time per forwarded request (what it costs whatever
+ * AppView alone, request by request (each request's time outside the AppView, which the AppView's
+ * process measures, less that of the direct samples of both viewers pooled: the AppView does the
+ * same work for either); the same from whole latencies, for comparison; the AppView's own time
+ * for each PDS's calls; each PDS's own CPU time per forwarded request (what it costs whatever
  * the AppView's speed); and the servers' RSS before and after the timed runs.
  * Options: --requests 500 (timed requests per route and way) --rounds 5 --posts 40
  *          --in-flight 16 (in all, the four ways together)
