@@ -9,15 +9,17 @@
  * through the reference, the four ways taken in turn request by request among the 16 in flight,
  * so each meets the AppView in the same state (on a shared machine its speed drifts by far more
  * than a PDS adds). The figures: p50 and p99 latency of each way; what each PDS adds over the
- * AppView alone (the direct samples of both viewers pooled as the baseline: the AppView does the
- * same work for either); each PDS's own CPU time per forwarded request (what it costs whatever
+ * AppView alone, request by request (each request's time outside the AppView, which the AppView's
+ * process measures, less that of the direct samples of both viewers pooled: the AppView does the
+ * same work for either); the same from whole latencies, for comparison; the AppView's own time
+ * for each PDS's calls; each PDS's own CPU time per forwarded request (what it costs whatever
  * the AppView's speed); and the servers' RSS before and after the timed runs.
  * Options: --requests 500 (timed requests per route and way) --rounds 5 --posts 40
  *          --in-flight 16 (in all, the four ways together)
  */
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { Agent, request as httpRequest } from 'node:http';
+import { Agent, createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -42,6 +44,36 @@ interface AppViewInfo {
   plcUrl: string;
   url: string;
   did: string;
+  /** GET: the AppView's own time for each tagged request since the last GET (and forgets them). */
+  timingsUrl: string;
+}
+
+/**
+ * The header each timed request carries, with an id of its own. Both PDSes pass x-atproto-*
+ * headers on to the AppView (the reference's rule), so the AppView sees the same id whichever
+ * way the request came, and can say how long it spent on it.
+ */
+const BENCH_ID_HEADER = 'x-atproto-bench-id';
+
+/**
+ * Times, in the AppView's process, each tagged request from its arrival (its headers read) to
+ * the moment the AppView hands its whole answer over (res.end). What is left of a request's
+ * latency is spent outside the AppView: in the client, the PDS (when it goes through one) and
+ * on the loopback, whatever the AppView's own speed meanwhile.
+ */
+function timeTaggedRequests(server: import('node:http').Server): Map<string, number> {
+  const timings = new Map<string, number>();
+  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+    const id = req.headers[BENCH_ID_HEADER];
+    if (typeof id !== 'string') return;
+    const arrived = performance.now();
+    const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+    res.end = ((...args: unknown[]) => {
+      timings.set(id, performance.now() - arrived);
+      return end(...args);
+    }) as ServerResponse['end'];
+  });
+  return timings;
 }
 
 /**
@@ -71,9 +103,23 @@ async function serveAppView(opts: { pgUrl: string; firehoses: string[] }): Promi
     .slice(1)
     .map((service) => new RepoSubscription({ service, db: bsky.db, idResolver: bsky.dataplane.idResolver }));
   for (const sub of more) void sub.start();
-  const info: AppViewInfo = { plcUrl: plc.url, url: `http://127.0.0.1:${bsky.port}`, did: bsky.serverDid };
+  const timings = timeTaggedRequests((bsky.server as unknown as { server: import('node:http').Server }).server);
+  const timingsServer = createServer((_req, res) => {
+    const body = JSON.stringify(Object.fromEntries(timings));
+    timings.clear();
+    res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+  });
+  await new Promise<void>((resolve) => timingsServer.listen(0, '127.0.0.1', resolve));
+  const timingsPort = (timingsServer.address() as import('node:net').AddressInfo).port;
+  const info: AppViewInfo = {
+    plcUrl: plc.url,
+    url: `http://127.0.0.1:${bsky.port}`,
+    did: bsky.serverDid,
+    timingsUrl: `http://127.0.0.1:${timingsPort}/`,
+  };
   announceReady(JSON.stringify(info));
   closeOnSigterm(async () => {
+    timingsServer.close();
     for (const sub of more) await sub.destroy();
     await bsky.close();
     await bsync.close();
@@ -113,9 +159,10 @@ const keepAlive = new Agent({ keepAlive: true, maxSockets: 64 });
 
 function call(
   url: string,
-  init: { method?: string; body?: unknown; token?: string } = {},
+  init: { method?: string; body?: unknown; token?: string; benchId?: string } = {},
 ): Promise<{ status: number; body: Buffer }> {
   const headers: Record<string, string> = {};
+  if (init.benchId) headers[BENCH_ID_HEADER] = init.benchId;
   if (init.token) headers.authorization = `Bearer ${init.token}`;
   let body: string | undefined;
   if (init.body !== undefined) {
@@ -232,26 +279,43 @@ const ROUTES: Route[] = [
 
 type Way = 'direct' | 'through';
 
+/** One timed request: its id (BENCH_ID_HEADER) and its latency as the client saw it. */
+interface Sample {
+  id: string;
+  ms: number;
+}
+
+let nextBenchId = 0;
+
 /**
  * Runs `count` requests of each way with `inFlight` in flight in all, the ways taken in turn
  * request by request, so every way meets the AppView in the same state at the same moments
- * (on a shared machine its speed drifts by more than a PDS adds); returns each way's latencies.
+ * (on a shared machine its speed drifts by more than a PDS adds); returns each way's samples.
+ * The first request of every worker is not timed: those all start at the same instant, the
+ * AppView (idle a moment before) takes them on together and is slow with the burst, and the ones
+ * that reached it last, through a PDS a few ms behind the direct ones, finished last, seconds
+ * later: a queue the benchmark made. With four of each way's samples in every round's burst,
+ * more than p99's share, the burst set the whole-latency p99s.
  */
-async function load(count: number, sends: (() => Promise<unknown>)[], inFlight: number): Promise<number[][]> {
-  const latencies = sends.map((): number[] => []);
-  const total = count * sends.length;
+async function load(count: number, sends: ((benchId: string) => Promise<unknown>)[], inFlight: number) {
+  const samples = sends.map((): Sample[] => []);
+  // Whole turns of the ways, so every way keeps `count` timed requests.
+  const untimed = Math.ceil(inFlight / sends.length) * sends.length;
+  const total = count * sends.length + untimed;
   let started = 0;
   await Promise.all(
     Array.from({ length: inFlight }, async () => {
       while (started < total) {
+        const timed = started >= untimed;
         const way = started++ % sends.length;
+        const id = String(nextBenchId++);
         const t = performance.now();
-        await sends[way]!();
-        latencies[way]!.push(performance.now() - t);
+        await sends[way]!(id);
+        if (timed) samples[way]!.push({ id, ms: performance.now() - t });
       }
     }),
   );
-  return latencies;
+  return samples;
 }
 
 function percentile(values: number[], p: number): number {
@@ -356,7 +420,7 @@ async function main(): Promise<void> {
     const send = (side: Side, way: Way, route: Route) => {
       const target = url(side, way, route);
       const token = way === 'direct' ? sides[side].direct[route.nsid] : sides[side].viewer.token;
-      return () => call(target, { token });
+      return (benchId?: string) => call(target, { token, benchId });
     };
     const ways: [Side, Way][] = [
       ['portage', 'direct'],
@@ -378,6 +442,7 @@ async function main(): Promise<void> {
     // Untimed warm-up of every route and way (JIT, connection pools, the AppView's caches).
     const sendsOf = (route: Route) => ways.map(([side, way]) => send(side, way, route));
     for (const route of ROUTES) await load(16, sendsOf(route), inFlight);
+    await callJson(appView.timingsUrl); // the warm-up's timings, forgotten
     for (const side of SIDES) rss[side] = { before: rssMb(sides[side].pid), after: 0 };
     step('warmed up');
 
@@ -396,11 +461,24 @@ async function main(): Promise<void> {
           pdsSeconds.portage = portage.cpuSeconds;
           return portage.result;
         });
+        const appViewMs = await callJson<Record<string, number>>(appView.timingsUrl);
         const p50s: string[] = [];
         for (const [i, [side, way]] of ways.entries()) {
           const key = `${route.name} ${side} ${way}`;
-          samples.set(key, [...(samples.get(key) ?? []), ...result[i]!]);
-          p50s.push(`${side} ${way} ${percentile(result[i]!, 50).toFixed(1)}`);
+          const latencies = result[i]!.map((s) => s.ms);
+          const own = result[i]!.map((s) => {
+            const ms = appViewMs[s.id];
+            if (ms === undefined) throw new Error(`the AppView did not see request ${s.id} (${key})`);
+            return ms;
+          });
+          const add = (k: string, values: number[]) => samples.set(k, [...(samples.get(k) ?? []), ...values]);
+          add(key, latencies);
+          add(`${key} appview`, own);
+          add(
+            `${key} outside`,
+            latencies.map((ms, j) => ms - own[j]!),
+          );
+          p50s.push(`${side} ${way} ${percentile(latencies, 50).toFixed(1)}`);
         }
         for (const side of SIDES) {
           const key = `${route.name} ${side} through`;
@@ -424,10 +502,10 @@ async function main(): Promise<void> {
   const fig = (metric: string, unit: string, better: 'higher' | 'lower', portage: number, reference: number | null) =>
     report({ bench: 'proxy', metric, unit, better, portage, reference });
   for (const route of ROUTES) {
-    const of = (side: Side, way: Way) => samples.get(`${route.name} ${side} ${way}`)!;
-    const direct = [...of('portage', 'direct'), ...of('reference', 'direct')];
+    const of = (side: Side, way: Way, part = '') => samples.get(`${route.name} ${side} ${way}${part}`)!;
+    const pooled = (part = '') => [...of('portage', 'direct', part), ...of('reference', 'direct', part)];
     for (const p of [50, 99]) {
-      const at = (side: Side, way: Way) => percentile(of(side, way), p);
+      const at = (side: Side, way: Way, part = '') => percentile(of(side, way, part), p);
       // Both columns of the direct figure are the AppView alone, for each side's viewer.
       fig(
         `${route.name} p${p}, direct to the AppView`,
@@ -437,15 +515,37 @@ async function main(): Promise<void> {
         at('reference', 'direct'),
       );
       fig(`${route.name} p${p}, through the PDS`, 'ms', 'lower', at('portage', 'through'), at('reference', 'through'));
-      const baseline = percentile(direct, p);
+      // What a PDS adds: each request's time outside the AppView (its latency less the time the
+      // AppView itself spent on it), less that of the direct calls (client and loopback alone).
+      // Taken request by request, it does not move with the AppView's speed, which under 16 in
+      // flight varies from one request to the next by far more than a PDS adds.
+      const outside = percentile(pooled(' outside'), p);
       fig(
         `${route.name} p${p}, added by the PDS`,
+        'ms',
+        'lower',
+        at('portage', 'through', ' outside') - outside,
+        at('reference', 'through', ' outside') - outside,
+      );
+      // The same from the whole latencies: the difference of two percentiles of the AppView's
+      // own spread, shown for comparison (at p99 it is mostly the AppView's drift).
+      const baseline = percentile(pooled(), p);
+      fig(
+        `${route.name} p${p}, through less direct, whole latencies`,
         'ms',
         'lower',
         at('portage', 'through') - baseline,
         at('reference', 'through') - baseline,
       );
     }
+    // A PDS could also make the AppView's own work longer (by what it asks for): shown here.
+    fig(
+      `${route.name} p50, the AppView's own time for the PDS's calls`,
+      'ms',
+      'lower',
+      percentile(of('portage', 'through', ' appview'), 50),
+      percentile(of('reference', 'through', ' appview'), 50),
+    );
     const cpuMs = (side: Side) =>
       ((pdsCpu.get(`${route.name} ${side} through`) ?? 0) * 1000) / of(side, 'through').length;
     fig(`${route.name}, PDS CPU per forwarded request`, 'ms', 'lower', cpuMs('portage'), cpuMs('reference'));
