@@ -63,9 +63,11 @@ export class BrowserBackup implements BackupSink {
   #names: Promise<Set<string>> | undefined;
   /** Content types of the stored blobs ('' when none was given), as blob-types.jsonl holds them. */
   #types: Promise<Map<string, string>> | undefined;
-  /** The blob-types.jsonl write under way, and the one queued behind it (it takes every type recorded until it starts). */
+  /** The blob-types.jsonl write under way, and the one queued behind it (it takes every line recorded until it starts). */
   #typesWriting: Promise<void> = Promise.resolve();
   #typesQueued: Promise<void> | undefined;
+  /** Blobs whose line is not written yet, with the write that takes it. */
+  readonly #unsaved = new Map<string, Promise<void>>();
   /** Blobs this object stored, checked against their CIDs as they were written. */
   readonly #checked = new Set<string>();
 
@@ -151,10 +153,16 @@ export class BrowserBackup implements BackupSink {
   }
 
   async hasBlob(cid: string): Promise<boolean> {
+    await this.#unsaved.get(cid)?.catch(() => {});
     const [files, types] = await Promise.all([this.#blobNames(), this.#blobTypes()]);
     return files.has(cid) && types.has(cid);
   }
 
+  /**
+   * Resolves once the blob's file is whole and its line is queued, not written: the download that
+   * fed it moves on to the next blob while the list is written for several at once. hasBlob, the
+   * question whether the backup holds a blob, waits for that write.
+   */
   async writeBlob(cid: string, body: ReadableStream<Uint8Array> | Uint8Array, contentType?: string): Promise<void> {
     const parsed = parseCid(cid);
     const corrupted = () =>
@@ -190,10 +198,19 @@ export class BrowserBackup implements BackupSink {
     names.add(cid);
     this.#checked.add(cid);
     types.set(cid, contentType ?? '');
-    await this.#saveTypes().catch((err: unknown) => {
-      types.delete(cid);
-      throw err;
-    });
+    const saved = this.#saveTypes();
+    this.#unsaved.set(cid, saved);
+    saved.then(
+      () => {
+        if (this.#unsaved.get(cid) === saved) this.#unsaved.delete(cid);
+      },
+      () => {
+        if (this.#unsaved.get(cid) !== saved) return;
+        this.#unsaved.delete(cid);
+        types.delete(cid);
+        this.#checked.delete(cid);
+      },
+    );
   }
 
   async blobContentType(cid: string): Promise<string | undefined> {
