@@ -27,6 +27,8 @@ interface Manifest {
 const READ_WHOLE_BYTES = 4 * 1024 * 1024;
 const TYPES_FILE = 'blob-types.jsonl';
 const LEGACY_TYPES_DIR = 'types';
+/** The pause between two writes of blob-types.jsonl (nothing waits for them but hasBlob). */
+const TYPES_WRITE_GAP_MS = 100;
 
 /**
  * Whether whole bytes hash to the CID's digest: with WebCrypto, one call per blob, which does in
@@ -140,9 +142,14 @@ export class BrowserBackup implements BackupSink {
     return types;
   }
 
-  /** Writes blob-types.jsonl with every type recorded so far; resolves once a write that holds them is done. */
+  /**
+   * Writes blob-types.jsonl with every type recorded so far; resolves once a write that holds them
+   * is done. A write starts a moment after the one before it ended, so that each takes the blobs
+   * finished meanwhile: every write costs the browser's storage process several calls.
+   */
   #saveTypes(): Promise<void> {
     this.#typesQueued ??= this.#typesWriting.then(async () => {
+      await new Promise((resolve) => setTimeout(resolve, TYPES_WRITE_GAP_MS));
       this.#typesQueued = undefined;
       const lines = [...(await this.#blobTypes())].map(([cid, type]) => `${JSON.stringify({ cid, type })}\n`);
       await this.#files.write(`${this.#dir}/${TYPES_FILE}`, lines.join(''));
