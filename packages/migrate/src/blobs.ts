@@ -17,6 +17,7 @@ import { XrpcClientError } from '@portage/atproto/xrpc/client';
 import type { BackupSink } from './backup.ts';
 import type { EventSink, MissingBlob } from './events.ts';
 import { countingStream, type ProgressTracker } from './progress.ts';
+import { publicRead } from './public-reads.ts';
 import { BudgetSpent, describeError, withRetry } from './retry.ts';
 import type { PdsSession } from './session.ts';
 
@@ -312,7 +313,7 @@ async function openDownload(
   contentType: string;
   granted: number;
 }> {
-  const download = await old.request('com.atproto.sync.getBlob', {
+  const download = await publicRead(old, 'com.atproto.sync.getBlob', {
     method: 'GET',
     params: { did, cid },
     timeoutMs: 60_000,

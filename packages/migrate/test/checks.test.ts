@@ -90,13 +90,18 @@ async function move(
   account: OldAccount,
   to: string,
   extra: Partial<MigrationOptions> = {},
-): Promise<{ result: MigrationResult; events: MigrationEvent[]; changing: string[] }> {
+): Promise<{ result: MigrationResult; events: MigrationEvent[]; changing: string[]; blobReads: BlobRead[] }> {
   const events: MigrationEvent[] = [];
   const changing: string[] = [];
-  const watchingFetch: typeof fetch = (input, init) => {
+  const blobReads: BlobRead[] = [];
+  const watchingFetch: typeof fetch = async (input, init) => {
     const url = String(input instanceof Request ? input.url : input);
     if (CHANGING.test(url)) changing.push(url.replace(/^.*\/xrpc\//, '').replace(/\?.*$/, ''));
-    return fetch(input, init);
+    const res = await fetch(input, init);
+    if (url.includes('/xrpc/com.atproto.sync.getBlob?') && init?.method !== 'HEAD') {
+      blobReads.push({ signedIn: new Headers(init?.headers).has('authorization'), status: res.status });
+    }
+    return res;
   };
   const result = await migrate(
     { from: account.did, fromPds: old.url, to, plcUrl: old.plcUrl, ...extra },
@@ -112,7 +117,13 @@ async function move(
       onEvent: (e) => events.push(e),
     },
   );
-  return { result, events, changing };
+  return { result, events, changing, blobReads };
+}
+
+/** A getBlob sent to the old server: with the session or without, and how it was answered. */
+interface BlobRead {
+  signedIn: boolean;
+  status: number;
 }
 
 /** The run stopped at the checks with `next`, and changed nothing anywhere. */
@@ -231,5 +242,21 @@ describe('checks before a move changes anything', () => {
     assert.notEqual(signedIn.active, false, 'the new account is active');
     const oldStatus = await quiet.client.query<{ activated: boolean }>('com.atproto.server.checkAccountStatus');
     assert.equal(oldStatus.activated, false);
+    // Its blobs are served to its owner only: read without the session first, then signed in.
+    assert.deepEqual(run.blobReads, [
+      { signedIn: false, status: 400 },
+      { signedIn: true, status: 200 },
+    ]);
+  });
+
+  it('an active account has its blobs read without the session (in a browser: no CORS preflight per blob)', async () => {
+    const busy = await oldAccount('busy', [2000, 3000, 4000]);
+    const run = await move(busy, neu.url);
+    assert.equal(run.result.status, 'done', run.result.message);
+    assert.deepEqual(run.blobReads, [
+      { signedIn: false, status: 200 },
+      { signedIn: false, status: 200 },
+      { signedIn: false, status: 200 },
+    ]);
   });
 });

@@ -8,15 +8,21 @@ export type StoreKind = 'opfs' | 'indexeddb';
 
 export type FileBody = Blob | Uint8Array | string | ReadableStream<Uint8Array>;
 
+export interface WriteOptions {
+  inPlace?: boolean;
+}
+
 export interface FileStore {
   readonly kind: StoreKind;
   /** The file's contents as a Blob that reads from storage, or undefined when there is none. */
   read(path: string): Promise<Blob | undefined>;
   /**
    * Writes a whole file. `beforeCommit` runs once every byte arrived and may throw to store
-   * nothing (a blob that does not hash to its CID).
+   * nothing (a blob that does not hash to its CID). With `inPlace`, a write cut off by a closed
+   * tab may leave an empty or partial file under the name: for callers that record each finished
+   * file elsewhere and trust only those, which saves a rename per file.
    */
-  write(path: string, body: FileBody, beforeCommit?: () => void): Promise<void>;
+  write(path: string, body: FileBody, beforeCommit?: () => void, options?: WriteOptions): Promise<void>;
   /** The names directly inside `dir`. */
   list(dir: string): Promise<string[]>;
   remove(path: string): Promise<void>;
@@ -29,10 +35,15 @@ function split(path: string): { dirs: string[]; name: string } {
 
 const TMP = '.partial';
 
-/** OPFS, from the page itself: createWritable commits on close, and a partial name is moved in place. */
+/**
+ * OPFS, from the page itself: createWritable commits on close, and a partial name is moved in
+ * place. Directory handles are kept once found: every lookup is a round trip to the browser's
+ * storage process, and a blob's write would otherwise walk its folders each time.
+ */
 export class OpfsStore implements FileStore {
   readonly kind = 'opfs';
   readonly #root: FileSystemDirectoryHandle;
+  readonly #dirs = new Map<string, Promise<FileSystemDirectoryHandle>>();
 
   constructor(root: FileSystemDirectoryHandle) {
     this.#root = root;
@@ -55,12 +66,22 @@ export class OpfsStore implements FileStore {
 
   async #dir(dirs: string[], create: boolean): Promise<FileSystemDirectoryHandle | undefined> {
     let dir = this.#root;
-    try {
-      for (const d of dirs) dir = await dir.getDirectoryHandle(d, { create });
-      return dir;
-    } catch {
-      return undefined;
+    for (let i = 0; i < dirs.length; i++) {
+      const key = dirs.slice(0, i + 1).join('/');
+      let found = this.#dirs.get(key);
+      if (!found) {
+        found = dir.getDirectoryHandle(dirs[i]!, { create });
+        this.#dirs.set(key, found);
+        // A folder that is not there (yet) is looked up again next time.
+        found.catch(() => this.#dirs.delete(key));
+      }
+      try {
+        dir = await found;
+      } catch {
+        return undefined;
+      }
     }
+    return dir;
   }
 
   async read(path: string): Promise<Blob | undefined> {
@@ -74,10 +95,11 @@ export class OpfsStore implements FileStore {
     }
   }
 
-  async write(path: string, body: FileBody, beforeCommit?: () => void): Promise<void> {
+  async write(path: string, body: FileBody, beforeCommit?: () => void, options: WriteOptions = {}): Promise<void> {
     const { dirs, name } = split(path);
-    const dir = (await this.#dir(dirs, true))!;
-    const canMove = 'move' in FileSystemFileHandle.prototype;
+    const dir = await this.#dir(dirs, true);
+    if (!dir) throw new Error(`the browser refused to create the folder for ${path}`);
+    const canMove = !options.inPlace && 'move' in FileSystemFileHandle.prototype;
     const target = await dir.getFileHandle(canMove ? name + TMP : name, { create: true });
     const writable = await target.createWritable();
     try {
@@ -86,7 +108,7 @@ export class OpfsStore implements FileStore {
       beforeCommit?.();
     } catch (err) {
       await writable.abort().catch(() => {});
-      if (canMove) await dir.removeEntry(name + TMP).catch(() => {});
+      if (canMove || options.inPlace) await dir.removeEntry(canMove ? name + TMP : name).catch(() => {});
       throw err;
     }
     await writable.close();
@@ -112,6 +134,8 @@ export class OpfsStore implements FileStore {
   async remove(path: string): Promise<void> {
     const { dirs, name } = split(path);
     const dir = await this.#dir(dirs, false);
+    const gone = [...dirs, name].join('/');
+    for (const key of this.#dirs.keys()) if (key === gone || key.startsWith(`${gone}/`)) this.#dirs.delete(key);
     await dir?.removeEntry(name, { recursive: true }).catch(() => {});
   }
 }
@@ -156,6 +180,7 @@ export class IdbStore implements FileStore {
   }
 
   async write(path: string, body: FileBody, beforeCommit?: () => void): Promise<void> {
+    // A put is whole or nothing, so `inPlace` changes nothing here.
     const blob =
       body instanceof Blob
         ? body
