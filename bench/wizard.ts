@@ -9,7 +9,9 @@
  * moves the other through the wizard's steps, the code typed in when the identity step asks.
  * Both keep their local backup (the CLI on disk, the page in the browser's storage). Times run
  * from the start (the CLI's launch; the page's first Continue) to the old account deactivated.
- * The page's JS heap is sampled through the debugging protocol during the move.
+ * The page's JS heap is sampled through the debugging protocol during the move. Each side's
+ * seconds per step (from its events: the CLI's --json lines, the page's user timing marks) go
+ * to stderr beside the totals, to show where the difference lies.
  *
  * The figures put the browser in the `portage` column and the CLI in the `reference` column.
  * Options: --records 20000 --blobs 200 --blob-kb 256 --rounds 3
@@ -18,6 +20,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { Page } from 'playwright-core';
 import { launchChromium } from '../test/support/browser.ts';
@@ -57,7 +60,7 @@ try {
   servers.push(portage);
 
   const cli: number[] = [];
-  const page: { seconds: number; heapMb: number }[] = [];
+  const page: { seconds: number; heapMb: number; steps: StepSeconds }[] = [];
   for (let round = 0; round < rounds; round++) {
     process.stderr.write(`bench: round ${round + 1} of ${rounds}\n`);
     const forCli = await fillAccount(reference.url, `cli${round}`, PASSWORD, size);
@@ -66,15 +69,16 @@ try {
     const runs = [
       async () => {
         await settle();
-        cli.push(await moveWithCli(forCli, reference, portage, join(dir, `cli-${round}`)));
-        process.stderr.write(`bench: CLI ${cli.at(-1)!.toFixed(2)} s\n`);
+        const moved = await moveWithCli(forCli, reference, portage, join(dir, `cli-${round}`));
+        cli.push(moved.seconds);
+        process.stderr.write(`bench: CLI ${moved.seconds.toFixed(2)} s (${describeSteps(moved.steps)})\n`);
       },
       async () => {
         await settle();
         page.push(await moveInBrowser(forPage, `web${round}`, reference, portage));
         const last = page.at(-1)!;
         process.stderr.write(
-          `bench: browser ${last.seconds.toFixed(2)} s, JS heap peak ${last.heapMb.toFixed(0)} MB\n`,
+          `bench: browser ${last.seconds.toFixed(2)} s, JS heap peak ${last.heapMb.toFixed(0)} MB (${describeSteps(last.steps)})\n`,
         );
       },
     ];
@@ -105,8 +109,23 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
+/** Seconds per step, from when it started to when it ended. */
+type StepSeconds = Map<string, number>;
+
+function describeSteps(steps: StepSeconds): string {
+  return ['repo', 'blobs', 'backup']
+    .filter((step) => steps.has(step))
+    .map((step) => `${step} ${steps.get(step)!.toFixed(2)} s`)
+    .join(', ');
+}
+
 /** `portage migrate` as a person runs it: until it asks for the emailed code, then with it. */
-async function moveWithCli(did: string, from: ServerHandle, to: ServerHandle, work: string): Promise<number> {
+async function moveWithCli(
+  did: string,
+  from: ServerHandle,
+  to: ServerHandle,
+  work: string,
+): Promise<{ seconds: number; steps: StepSeconds }> {
   const args = [
     'migrate',
     '--from',
@@ -123,21 +142,38 @@ async function moveWithCli(did: string, from: ServerHandle, to: ServerHandle, wo
     '--json',
   ];
   const started = performance.now();
-  const first = await runCli(args);
+  const steps: StepSeconds = new Map();
+  const first = await runCli(args, steps);
   if (first !== 3) throw new Error(`portage migrate stopped with ${first} before asking for the PLC code`);
-  const second = await runCli([...args, '--plc-token', await fetchToken(from.tokenUrl, did)]);
+  const second = await runCli([...args, '--plc-token', await fetchToken(from.tokenUrl, did)], steps);
   if (second !== 0) throw new Error(`portage migrate ended with ${second}`);
-  return (performance.now() - started) / 1000;
+  return { seconds: (performance.now() - started) / 1000, steps };
 }
 
-function runCli(args: string[]): Promise<number | null> {
+/** Runs the CLI; each step it reports ended adds its seconds to `steps`. */
+function runCli(args: string[], steps: StepSeconds): Promise<number | null> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [PORTAGE_CLI, ...args], {
-      stdio: ['ignore', 'ignore', 'inherit'],
+      stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, PORTAGE_OLD_PASSWORD: PASSWORD },
     });
+    const startedAt = new Map<string, number>();
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      let event: { type?: string; step?: string };
+      try {
+        event = JSON.parse(line) as typeof event;
+      } catch {
+        return;
+      }
+      if (!event.step) return;
+      if (event.type === 'step-started') startedAt.set(event.step, performance.now());
+      const from = startedAt.get(event.step);
+      if (event.type === 'step-done' && from !== undefined) {
+        steps.set(event.step, (steps.get(event.step) ?? 0) + (performance.now() - from) / 1000);
+      }
+    });
     child.on('error', reject);
-    child.on('exit', (code) => resolve(code));
+    child.on('close', (code) => resolve(code));
   });
 }
 
@@ -147,7 +183,7 @@ async function moveInBrowser(
   name: string,
   from: ServerHandle,
   to: ServerHandle,
-): Promise<{ seconds: number; heapMb: number }> {
+): Promise<{ seconds: number; heapMb: number; steps: StepSeconds }> {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
   try {
     const tab = await context.newPage();
@@ -189,7 +225,20 @@ async function moveInBrowser(
     const seconds = (performance.now() - started) / 1000;
     sampling = false;
     await sampler;
-    return { seconds, heapMb: heapPeak / 1024 / 1024 };
+    const marks = await tab.evaluate(() =>
+      performance.getEntriesByType('mark').map(({ name, startTime }) => ({ name, startTime })),
+    );
+    const steps: StepSeconds = new Map();
+    const startedAt = new Map<string, number>();
+    for (const { name, startTime } of marks) {
+      const [, step, edge] = /^portage:([^:]+):(start|end)$/.exec(name) ?? [];
+      if (!step) continue;
+      if (edge === 'start') startedAt.set(step, startTime);
+      else if (startedAt.has(step)) {
+        steps.set(step, (steps.get(step) ?? 0) + (startTime - startedAt.get(step)!) / 1000);
+      }
+    }
+    return { seconds, heapMb: heapPeak / 1024 / 1024, steps };
   } finally {
     await context.close();
   }

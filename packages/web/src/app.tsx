@@ -205,6 +205,15 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
     if (account && client) void findAuthorizationServer(account.pds).then(setAuthServer);
   }, [account?.did, account?.pds]);
 
+  // The repository export is public: it downloads into the backup while the person signs in and
+  // fills in the new account, and the run imports it from there.
+  // Not when the account already lives on the server this page moves it to (a move resumed after
+  // the identity update): there is nothing to import then.
+  useEffect(() => {
+    if (!account || (config.target && normalizeServiceUrl(account.pds) === normalizeServiceUrl(config.target))) return;
+    storage.downloadRepoEarly(account.did, account.pds);
+  }, [account?.did, account?.pds]);
+
   // ---- sign in ------------------------------------------------------------------------------
 
   /** The sign-in under way; an answer for an older one (pressed again, cancelled) is ignored. */
@@ -401,6 +410,10 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
 
   function onEvent(event: MigrationEvent) {
     setPhases((p) => phasesAfter(p, event));
+    // Each step's start and end in the browser's user timing: profilers and the wizard benchmark show them.
+    if (event.type === 'step-started' || event.type === 'step-done') {
+      performance.mark(`portage:${event.step}:${event.type === 'step-started' ? 'start' : 'end'}`);
+    }
     switch (event.type) {
       case 'step-started':
         if (TRANSFER_STEPS.includes(event.step)) setAnnouncement(`${event.title}: started.`);

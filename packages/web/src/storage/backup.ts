@@ -72,11 +72,14 @@ export class BrowserBackup implements BackupSink {
   readonly #unsaved = new Map<string, Promise<void>>();
   /** Blobs this object stored, checked against their CIDs as they were written. */
   readonly #checked = new Set<string>();
+  /** The page's early download of the repository (early-repo.ts), if one is under way. */
+  readonly #earlyRepo: Promise<void> | undefined;
 
-  constructor(files: FileStore, did: string) {
+  constructor(files: FileStore, did: string, earlyRepo?: Promise<void>) {
     this.#files = files;
     this.did = did;
     this.#dir = backupFolder(did);
+    this.#earlyRepo = earlyRepo;
   }
 
   async open(): Promise<this> {
@@ -98,7 +101,17 @@ export class BrowserBackup implements BackupSink {
     await this.#files.write(`${this.#dir}/manifest.json`, JSON.stringify(m));
   }
 
+  /**
+   * Waits for the page's early download first: the run then finds the CAR it stored rather than
+   * fetching the repository a second time alongside it.
+   */
   async repoCommit(): Promise<string | undefined> {
+    await this.#earlyRepo?.catch(() => {});
+    return this.storedRepoCommit();
+  }
+
+  /** The commit of the CAR stored right now, whatever download is under way. */
+  async storedRepoCommit(): Promise<string | undefined> {
     return (await this.#manifest())?.repoCommit;
   }
 

@@ -5,6 +5,7 @@
  */
 import type { BackupSink } from '@portage/migrate';
 import { backupFolder, backupName, BrowserBackup } from './backup.ts';
+import { downloadRepoEarly } from './early-repo.ts';
 import { type FileStore, IdbStore, OpfsStore, type StoreKind } from './files.ts';
 import { FileStoreJournal, LocalStorageJournal, type WizardStorage } from './journal.ts';
 
@@ -13,6 +14,11 @@ export interface BrowserStorage {
   journal: WizardStorage;
   /** Opens the backup for a DID; undefined when only localStorage is available. */
   openBackup: ((did: string) => Promise<BackupSink>) | undefined;
+  /**
+   * Starts downloading the account's repository into its backup (see early-repo.ts), once per
+   * DID; a backup opened later waits for it before it says which commit it holds.
+   */
+  downloadRepoEarly(did: string, pds: string): void;
   /** The stored backup of a DID as a tar of `portage backup`'s folder, if there is one. */
   exportBackup(did: string): Promise<Blob | undefined>;
   /** Deletes the backup of a DID from this browser (the journal stays: it is tiny and has no data). */
@@ -34,10 +40,21 @@ export async function openBrowserStorage(): Promise<BrowserStorage> {
   let files: FileStore | undefined = await OpfsStore.open();
   files ??= await IdbStore.open();
   const kind = files?.kind ?? 'localstorage';
+  const earlyRepos = new Map<string, Promise<void>>();
   return {
     kind,
     journal: files ? new FileStoreJournal(files) : new LocalStorageJournal(),
-    openBackup: files ? (did) => new BrowserBackup(files, did).open() : undefined,
+    openBackup: files ? (did) => new BrowserBackup(files, did, earlyRepos.get(did)).open() : undefined,
+    downloadRepoEarly(did, pds) {
+      if (!files || earlyRepos.has(did)) return;
+      earlyRepos.set(
+        did,
+        new BrowserBackup(files, did)
+          .open()
+          .then((backup) => downloadRepoEarly(backup, pds, did))
+          .catch(() => {}),
+      );
+    },
     deleteBackup: async (did) => {
       await files?.remove(backupFolder(did));
     },
