@@ -25,7 +25,7 @@ import { parseArgs } from 'node:util';
 import type { Page } from 'playwright-core';
 import { launchChromium } from '../test/support/browser.ts';
 import { freePort } from './lib/child-server.ts';
-import { settle } from './lib/machine.ts';
+import { descendantCpuSeconds, settle } from './lib/machine.ts';
 import { fetchToken, fillAccount, type ServerHandle, startServerProcess } from './lib/migration-servers.ts';
 import { median, report, writeResults } from './lib/report.ts';
 
@@ -60,7 +60,7 @@ try {
   servers.push(portage);
 
   const cli: number[] = [];
-  const page: { seconds: number; heapMb: number; steps: StepSeconds }[] = [];
+  const page: { seconds: number; heapMb: number; steps: StepSeconds; cpuSeconds: number | undefined }[] = [];
   for (let round = 0; round < rounds; round++) {
     process.stderr.write(`bench: round ${round + 1} of ${rounds}\n`);
     const forCli = await fillAccount(reference.url, `cli${round}`, PASSWORD, size);
@@ -78,7 +78,7 @@ try {
         page.push(await moveInBrowser(forPage, `web${round}`, reference, portage));
         const last = page.at(-1)!;
         process.stderr.write(
-          `bench: browser ${last.seconds.toFixed(2)} s, JS heap peak ${last.heapMb.toFixed(0)} MB (${describeSteps(last.steps)})\n`,
+          `bench: browser ${last.seconds.toFixed(2)} s, JS heap peak ${last.heapMb.toFixed(0)} MB, Chromium CPU ${last.cpuSeconds?.toFixed(2) ?? '?'} s (${describeSteps(last.steps)})\n`,
         );
       },
     ];
@@ -183,7 +183,7 @@ async function moveInBrowser(
   name: string,
   from: ServerHandle,
   to: ServerHandle,
-): Promise<{ seconds: number; heapMb: number; steps: StepSeconds }> {
+): Promise<{ seconds: number; heapMb: number; steps: StepSeconds; cpuSeconds: number | undefined }> {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
   try {
     const tab = await context.newPage();
@@ -202,6 +202,7 @@ async function moveInBrowser(
     })();
 
     const started = performance.now();
+    const cpuBefore = descendantCpuSeconds(/chrom/i);
     await tab.getByLabel('Handle or DID').fill(did);
     await tab.getByRole('button', { name: 'Continue' }).click();
     await tab.getByLabel('Password', { exact: true }).fill(PASSWORD);
@@ -223,6 +224,8 @@ async function moveInBrowser(
     await tab.getByRole('button', { name: 'Confirm' }).click();
     await heading(tab, 'Done');
     const seconds = (performance.now() - started) / 1000;
+    const cpuAfter = descendantCpuSeconds(/chrom/i);
+    const cpuSeconds = cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore;
     sampling = false;
     await sampler;
     const marks = await tab.evaluate(() =>
@@ -238,7 +241,7 @@ async function moveInBrowser(
         steps.set(step, (steps.get(step) ?? 0) + (startTime - startedAt.get(step)!) / 1000);
       }
     }
-    return { seconds, heapMb: heapPeak / 1024 / 1024, steps };
+    return { seconds, heapMb: heapPeak / 1024 / 1024, steps, cpuSeconds };
   } finally {
     await context.close();
   }

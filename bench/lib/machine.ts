@@ -1,6 +1,6 @@
 /** What the benchmarks ask of the machine itself: quiet before a timed run, the CPU a run used. */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /**
  * Writes every dirty page to disk and lets the machine go quiet before a timed run: the setup
@@ -46,4 +46,39 @@ export async function measureCpu<T>(
   const seconds = (performance.now() - t0) / 1000;
   const after = total();
   return { result, cpuSeconds: before === undefined || after === undefined ? undefined : after - before, seconds };
+}
+
+/**
+ * CPU seconds used so far by this process's descendants whose command name matches `name`
+ * (Chromium's browser, renderer and utility processes), from /proc; undefined without /proc.
+ */
+export function descendantCpuSeconds(name: RegExp): number | undefined {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+  } catch {
+    return undefined;
+  }
+  const parents = new Map<number, { ppid: number; comm: string }>();
+  for (const entry of entries) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parents.set(Number(entry), { ppid, comm });
+    } catch {
+      // Ended while listed.
+    }
+  }
+  const descends = (pid: number): boolean => {
+    for (let at = parents.get(pid)?.ppid; at !== undefined && at > 1; at = parents.get(at)?.ppid) {
+      if (at === process.pid) return true;
+    }
+    return false;
+  };
+  let total = 0;
+  for (const [pid, { comm }] of parents) {
+    if (name.test(comm) && descends(pid)) total += processCpuSeconds(pid) ?? 0;
+  }
+  return total;
 }

@@ -26,6 +26,7 @@ import {
 } from '../../migrate/test/helpers/network.ts';
 
 import { checkAccessible, skipWithoutChromium } from '../../../test/support/browser.ts';
+import { until } from '../../../test/support/until.ts';
 import { startWizardWorld, type WizardWorld } from './wizard-world.ts';
 const skip = skipWithoutChromium('the wizard tests');
 
@@ -117,6 +118,29 @@ describe('the migration wizard in Chromium', { skip }, () => {
     await page.getByText('needs no invite code').waitFor();
     await shot(page, '3-account');
     await checkAccessible(page, 'the new account');
+    // The export is public: it is in the browser's backup before the transfer starts.
+    const { cid: oldCommit } = (await (
+      await fetch(`${from.url}/xrpc/com.atproto.sync.getLatestCommit?did=${alice.did}`)
+    ).json()) as { cid: string };
+    const early = await until('the repository in the backup before the transfer', async () => {
+      const manifest = await page.evaluate(
+        async (folder) => {
+          try {
+            let dir = await navigator.storage.getDirectory();
+            for (const name of folder.split('/')) dir = await dir.getDirectoryHandle(name);
+            const text = await (await (await dir.getFileHandle('manifest.json')).getFile()).text();
+            const car = await (await dir.getFileHandle('repo.car')).getFile();
+            return { ...(JSON.parse(text) as { repoCommit?: string }), carBytes: car.size };
+          } catch {
+            return undefined;
+          }
+        },
+        `backups/${alice.did.replace(/[^a-zA-Z0-9.-]/g, '_')}`,
+      );
+      return manifest?.repoCommit ? manifest : undefined;
+    });
+    assert.equal(early.repoCommit, oldCommit);
+    assert.ok(early.carBytes > 0);
     await page.setViewportSize({ width: 360, height: 740 });
     await shot(page, '3-account-360');
     await page.setViewportSize({ width: 390, height: 844 });
