@@ -13,6 +13,12 @@
  * seconds per step (from its events: the CLI's --json lines, the page's user timing marks) go
  * to stderr beside the totals, to show where the difference lies.
  *
+ * The browser is not driven by Playwright, as the page tests are: Playwright records every
+ * request's body through the debugging protocol's Network domain, a cost no person's browser pays
+ * and one that grows with each uploaded blob. A small client of that protocol
+ * (lib/plain-chromium.ts) fills in and clicks through the page instead, with the Network domain
+ * left off.
+ *
  * The figures put the browser in the `portage` column and the CLI in the `reference` column.
  * Options: --records 20000 --blobs 200 --blob-kb 256 --rounds 3
  */
@@ -22,11 +28,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import type { Page } from 'playwright-core';
-import { launchChromium } from '../test/support/browser.ts';
 import { freePort } from './lib/child-server.ts';
 import { descendantCpuSeconds, settle } from './lib/machine.ts';
 import { fetchToken, fillAccount, type ServerHandle, startServerProcess } from './lib/migration-servers.ts';
+import { PlainChromium } from './lib/plain-chromium.ts';
 import { median, report, writeResults } from './lib/report.ts';
 
 const PORTAGE_CLI = join(import.meta.dirname, '..', 'packages', 'cli', 'bin', 'portage.js');
@@ -51,7 +56,6 @@ process.env.TMPDIR = dir; // the reference servers write under os.tmpdir() and n
 const { TestPlc } = await import('@atproto/dev-env');
 const plc = await TestPlc.create({ port: await freePort() });
 const servers: ServerHandle[] = [];
-const browser = await launchChromium();
 try {
   const reference = await startServerProcess(plc.url, 'did:web:bench-reference.test', { ...process.env, TMPDIR: dir });
   servers.push(reference);
@@ -103,7 +107,6 @@ try {
   });
   process.stderr.write(`bench: wrote ${writeResults('wizard')}\n`);
 } finally {
-  await browser.close().catch(() => {});
   for (const server of servers) await server.stop().catch(() => {});
   await plc.close().catch(() => {});
   rmSync(dir, { recursive: true, force: true });
@@ -184,52 +187,52 @@ async function moveInBrowser(
   from: ServerHandle,
   to: ServerHandle,
 ): Promise<{ seconds: number; heapMb: number; steps: StepSeconds; cpuSeconds: number | undefined }> {
-  const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  // A fresh browser and profile each round, so nothing stored by an earlier move is there.
+  const tab = await PlainChromium.launch(390, 844);
   try {
-    const tab = await context.newPage();
     await tab.goto(`${to.url}/migrate`);
-    const cdp = await context.newCDPSession(tab);
-    await cdp.send('Performance.enable');
+    await tab.send('Performance.enable');
     let heapPeak = 0;
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        const { metrics } = await cdp.send('Performance.getMetrics');
+        const { metrics } = await tab.send<{ metrics: { name: string; value: number }[] }>('Performance.getMetrics');
         const used = metrics.find((m) => m.name === 'JSHeapUsedSize')?.value ?? 0;
         heapPeak = Math.max(heapPeak, used);
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
     })();
 
+    await tab.heading('', STEP_TIMEOUT_MS);
     const started = performance.now();
     const cpuBefore = descendantCpuSeconds(/chrom/i);
-    await tab.getByLabel('Handle or DID').fill(did);
-    await tab.getByRole('button', { name: 'Continue' }).click();
-    await tab.getByLabel('Password', { exact: true }).fill(PASSWORD);
-    await tab.getByRole('button', { name: 'Continue' }).click();
-    await heading(tab, 'Your new account');
-    await tab.getByLabel('New handle').fill(`${name}.test`);
-    await tab.getByLabel('Email').fill(`${name}@example.com`);
-    await tab.getByLabel('New password').fill(PASSWORD);
-    await tab.getByRole('button', { name: 'Start transfer' }).click();
-    await heading(tab, 'Everything arrived');
-    await tab.getByRole('button', { name: 'Continue' }).click();
-    await heading(tab, 'Point your identity at the new server');
+    await tab.fill('Handle or DID', did, STEP_TIMEOUT_MS);
+    await tab.click('Continue', STEP_TIMEOUT_MS);
+    await tab.fill('Password', PASSWORD, STEP_TIMEOUT_MS);
+    await tab.click('Continue', STEP_TIMEOUT_MS);
+    await tab.heading('Your new account', STEP_TIMEOUT_MS);
+    await tab.fill('New handle', `${name}.test`, STEP_TIMEOUT_MS);
+    await tab.fill('Email', `${name}@example.com`, STEP_TIMEOUT_MS);
+    await tab.fill('New password', PASSWORD, STEP_TIMEOUT_MS);
+    await tab.click('Start transfer', STEP_TIMEOUT_MS);
+    await tab.heading('Everything arrived', STEP_TIMEOUT_MS);
+    await tab.click('Continue', STEP_TIMEOUT_MS);
+    await tab.heading('Point your identity at the new server', STEP_TIMEOUT_MS);
     let code = '';
     while (!code) {
       code = await fetchToken(from.tokenUrl, did);
       if (!code) await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    await tab.getByLabel('Confirmation code').fill(code);
-    await tab.getByRole('button', { name: 'Confirm' }).click();
-    await heading(tab, 'Done');
+    await tab.fill('Confirmation code', code, STEP_TIMEOUT_MS);
+    await tab.click('Confirm', STEP_TIMEOUT_MS);
+    await tab.heading('Done', STEP_TIMEOUT_MS);
     const seconds = (performance.now() - started) / 1000;
     const cpuAfter = descendantCpuSeconds(/chrom/i);
     const cpuSeconds = cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore;
     sampling = false;
     await sampler;
-    const marks = await tab.evaluate(() =>
-      performance.getEntriesByType('mark').map(({ name, startTime }) => ({ name, startTime })),
+    const marks = await tab.evaluate<{ name: string; startTime: number }[]>(
+      `performance.getEntriesByType('mark').map(({ name, startTime }) => ({ name, startTime }))`,
     );
     const steps: StepSeconds = new Map();
     const startedAt = new Map<string, number>();
@@ -243,10 +246,6 @@ async function moveInBrowser(
     }
     return { seconds, heapMb: heapPeak / 1024 / 1024, steps, cpuSeconds };
   } finally {
-    await context.close();
+    await tab.close();
   }
-}
-
-function heading(tab: Page, text: string): Promise<void> {
-  return tab.getByRole('heading', { level: 1, name: text }).waitFor({ timeout: STEP_TIMEOUT_MS });
 }
