@@ -8,6 +8,7 @@
  */
 import { XrpcClientError } from '@portage/atproto/xrpc/client';
 import { exhaustedBudgetDelay, retryDelayFromHeaders } from '@portage/atproto/xrpc/rate-limit';
+import { MigrationError } from './errors.ts';
 
 export interface RetryOptions {
   /** Attempts in total (default 8). */
@@ -81,7 +82,8 @@ export class RateGate {
 /** True when repeating the same request may succeed. Errors that are not XRPC errors are stream/network failures. */
 export function isRetryable(err: unknown): boolean {
   if (err instanceof XrpcClientError) return err.retryable;
-  if (err instanceof PermanentError || err instanceof BudgetSpent) return false;
+  // A MigrationError already says what the user does next; Node's system errors carry a `code` too.
+  if (err instanceof PermanentError || err instanceof BudgetSpent || err instanceof MigrationError) return false;
   // A body stream that broke mid-way surfaces as a TypeError ("terminated") or an AbortError.
   return err instanceof TypeError || (err instanceof Error && (err.name === 'AbortError' || 'code' in err));
 }

@@ -8,6 +8,7 @@
  * delegated one: an OAuth session the caller holds, whose `fetch` authorizes each request itself
  * (DPoP) and refreshes its own tokens. Both look the same to the steps.
  */
+import { OAuthError } from '@portage/atproto/oauth/errors';
 import { XrpcClient, XrpcClientError, type XrpcParams } from '@portage/atproto/xrpc/client';
 import { MigrationError } from './errors.ts';
 import { RateGate, type RetryOptions, withRetry } from './retry.ts';
@@ -138,11 +139,23 @@ export class PdsSession {
     this.adopt({ ...this.info, ...info });
   }
 
-  /** Runs an authenticated call, refreshing the session once on ExpiredToken. */
+  /**
+   * Runs an authenticated call, refreshing the session once on ExpiredToken. A delegated session
+   * refreshes itself; when the server no longer honours it, no retry can help and the run stops
+   * asking the user to sign in again.
+   */
   async #authed<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
+      if (this.#delegated && signedOut(err)) {
+        throw new MigrationError(
+          'SignedOut',
+          `${this.service} no longer accepts the sign-in (${describeSignOut(err as XrpcClientError)})`,
+          { kind: 'need-input', field: 'oldPassword', reason: 'signed-out' },
+          { cause: err },
+        );
+      }
       if (err instanceof XrpcClientError && err.error === 'ExpiredToken' && this.#refresh) {
         await this.#refreshSession();
         return await fn();
@@ -169,4 +182,19 @@ export class PdsSession {
   request(nsid: string, req: Parameters<XrpcClient['request']>[1]): Promise<Response> {
     return this.#authed(() => this.client.request(nsid, req));
   }
+}
+
+/**
+ * Whether a delegated session's call failed because the session is over: the server refused its
+ * token (401), or the session's own refresh was refused (its fetch rejects with that OAuthError).
+ */
+export function signedOut(err: unknown): boolean {
+  if (!(err instanceof XrpcClientError)) return false;
+  // A taken-down account answers 401 too, but signing in again cannot help there.
+  if (err.status === 401) return err.error !== 'AccountTakedown';
+  return err.cause instanceof OAuthError && err.cause.failure === 'refused';
+}
+
+function describeSignOut(err: XrpcClientError): string {
+  return err.cause instanceof OAuthError ? err.cause.message : err.error;
 }

@@ -39,7 +39,7 @@ export function wizardFailure(step: StepName, message: string, next: NextStep): 
             next.reason === 'app-password'
               ? `That is an app password. Enter the account's main password and press Continue.${unchanged}`
               : next.reason === 'signed-out'
-                ? `Your current server no longer accepts the sign-in. Press Sign in with your server again, or enter your password, then press Continue.${unchanged}`
+                ? `Your current server no longer accepts the sign-in. Press Sign in with your server again, or enter your password, then press Continue.${unchanged || ' What was done so far is kept: the move goes on from where it stopped.'}`
                 : `Your current server did not accept that password. Check the password of your account there and press Continue.${unchanged}`,
         };
       }

@@ -110,6 +110,20 @@ describe('wizard failure sentences', () => {
   }
 });
 
+describe('signed out of the old server', () => {
+  it('at sign-in, nothing was changed; mid-move, what was done is kept', () => {
+    const at = (nothingChanged?: boolean) =>
+      wizardFailure('login-old', 'http://old no longer accepts the sign-in (InvalidToken)', {
+        kind: 'need-input',
+        field: 'oldPassword',
+        reason: 'signed-out',
+        ...(nothingChanged ? { nothingChanged } : {}),
+      }).text;
+    assert.match(at(true), /press Continue\. Nothing was changed\.$/);
+    assert.match(at(), /press Continue\. What was done so far is kept: the move goes on from where it stopped\.$/);
+  });
+});
+
 describe('OAuth sign-in failure sentences', () => {
   const failures: [string, unknown, RegExp][] = [
     [

@@ -3,7 +3,8 @@
  * wizard (served by Portage on 127.0.0.1, so the atproto loopback client) opens the reference
  * PDS's own authorization page in a window, where the user signs in and allows the move; the
  * move then runs on that DPoP-bound session, and is checked from outside as the other wizard
- * tests do. A refused consent comes back as a sentence, with nothing changed.
+ * tests do. A refused consent comes back as a sentence, with nothing changed; access revoked on
+ * the server's account page mid-move asks for a new sign-in, after which the move finishes.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -173,6 +174,62 @@ describe('signing in to the old server with OAuth, in Chromium', { skip }, () =>
     assert.equal(revocations.length, 1, "the other account's tokens were revoked");
     const status = await fetch(`${world.portage.url}/xrpc/com.atproto.sync.getRepoStatus?did=${gina.did}`);
     assert.equal(status.status, 400, 'no account was created on Portage');
+    await page.context().close();
+    assert.deepEqual(world.pageProblems, [], 'no script error and nothing blocked by the policy');
+  });
+
+  it('access revoked on the old server mid-move: the page asks to sign in again, then finishes the move', async () => {
+    const from = world.net.pdses[0]!;
+    const dora = await createAccount(from, 'dora', { records: 8, blobs: 2, blobSize: 20_000 });
+    const before = await snapshot(from, dora);
+    const page = await world.openWizard();
+    await toSignIn(page, dora);
+    let popup = await openAuthorization(page);
+    await signInThere(popup, dora);
+    await popup.getByRole('button', { name: 'Authorize' }).click();
+    await world.fillNewAccount(page, dora, 'dora.portage.test');
+    await page.getByRole('button', { name: 'Start transfer' }).click();
+    await world.heading(page, 'Everything arrived');
+    const firstCode = await world.newPlcToken(dora.did);
+
+    // The user takes the move's access back on the old server's own account page.
+    const account = await page.context().newPage();
+    await account.goto(`${from.url}/account`);
+    await account.getByRole('button', { name: 'Sign in' }).click();
+    await account.locator('input[name="username"]').fill(dora.handle);
+    await account.getByLabel('Password', { exact: true }).fill(dora.password);
+    await account.getByRole('button', { name: 'Sign in' }).click();
+    await account.getByRole('link', { name: /^Apps/ }).click();
+    await account.getByRole('button', { name: 'Details' }).click();
+    await account.getByRole('button', { name: 'Revoke access' }).click();
+    await account.getByText('Successfully revoked access').waitFor({ timeout: 30_000 });
+    await account.close();
+
+    // The identity update needs the old server: the page says to sign in again, and keeps what was done.
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await world.heading(page, 'Point your identity at the new server');
+    await page.getByLabel('Confirmation code').fill(firstCode);
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    const alert = page.getByRole('alert');
+    await alert.getByText('no longer accepts the sign-in').waitFor({ timeout: 60_000 });
+    await world.heading(page, 'Sign in to your current server');
+    assert.match(await alert.innerText(), /What was done so far is kept/);
+    await world.shot(page, 'oauth-7-signed-out');
+    await checkAccessible(page, 'signed out mid-move');
+    assert.equal(await world.plcDocumentPds(dora.did), from.url, 'the identity did not move');
+
+    popup = await openAuthorization(page);
+    await signInThere(popup, dora);
+    await popup.getByRole('button', { name: 'Authorize' }).click();
+    await world.heading(page, 'Your new account');
+    await page.getByRole('button', { name: 'Start transfer' }).click();
+    await world.heading(page, 'Everything arrived');
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await world.heading(page, 'Point your identity at the new server');
+    await page.getByLabel('Confirmation code').fill(await world.newPlcToken(dora.did, firstCode));
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await world.heading(page, 'Done');
+    await world.checkMoved(dora, before, 'dora.portage.test');
     await page.context().close();
     assert.deepEqual(world.pageProblems, [], 'no script error and nothing blocked by the policy');
   });

@@ -52,13 +52,8 @@ async function signInDelegated(old: PdsSession, session: DelegatedSession): Prom
   try {
     await old.delegate(session);
   } catch (err) {
-    if (err instanceof XrpcClientError && err.status === 401) {
-      throw new MigrationError('SignedOut', `${old.service} no longer accepts the sign-in (${err.error})`, {
-        kind: 'need-input',
-        field: 'oldPassword',
-        reason: 'signed-out',
-        nothingChanged: true,
-      });
+    if (err instanceof MigrationError && err.code === 'SignedOut') {
+      throw new MigrationError(err.code, err.message, { ...err.nextStep, nothingChanged: true }, { cause: err.cause });
     }
     if (err instanceof XrpcClientError && err.error === 'AccountTakedown') {
       throw new MigrationError('OldAccountUnavailable', `the old server has taken down the account (${err.error})`, {
