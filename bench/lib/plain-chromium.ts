@@ -55,7 +55,8 @@ export class PlainChromium {
         `--window-size=${width},${height}`,
         'about:blank',
       ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
+      // Its own process group, so that closing ends its helper processes too.
+      { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
     );
     try {
       const browserUrl = await new Promise<string>((resolve, reject) => {
@@ -82,7 +83,7 @@ export class PlainChromium {
       });
       return new PlainChromium(child, profile, socket);
     } catch (error) {
-      child.kill();
+      process.kill(-child.pid!, 'SIGTERM');
       rmSync(profile, { recursive: true, force: true });
       throw error;
     }
@@ -165,10 +166,10 @@ export class PlainChromium {
     this.socket.close();
     if (this.child.exitCode === null) {
       const exited = new Promise((resolve) => this.child.once('exit', resolve));
-      this.child.kill();
+      process.kill(-this.child.pid!, 'SIGTERM');
       await exited;
     }
-    // Its helper processes may still be writing to the profile for a moment after it exits.
-    rmSync(this.profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    // Helper processes of the group may still be writing to the profile for a moment after it exits.
+    rmSync(this.profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
   }
 }
