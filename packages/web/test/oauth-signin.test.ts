@@ -9,7 +9,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { type Account, createAccount, snapshot } from '../../migrate/test/helpers/network.ts';
+import { AtpAgent } from '@atproto/api';
+import { type Account, createAccount, repoRecords, snapshot } from '../../migrate/test/helpers/network.ts';
 import { checkAccessible, skipWithoutChromium } from '../../../test/support/browser.ts';
 import { startWizardWorld, type WizardWorld } from './wizard-world.ts';
 
@@ -46,6 +47,16 @@ describe('signing in to the old server with OAuth, in Chromium', { skip }, () =>
     ]);
     popup.on('pageerror', (err) => world.pageProblems.push(`sign-in window error: ${err.message}`));
     return popup;
+  }
+
+  /** On Portage's authorization page: the handle and password there, then the consent screen. */
+  async function signInOnPortage(popup: Page, account: Account): Promise<void> {
+    const handle = popup.getByLabel('Handle');
+    await handle.waitFor({ timeout: 30_000 });
+    if (!(await handle.inputValue())) await handle.fill(account.handle);
+    await popup.getByLabel('Password').fill(account.password);
+    await popup.getByRole('button', { name: 'Sign in' }).click();
+    await popup.getByRole('button', { name: 'Authorize' }).waitFor({ timeout: 30_000 });
   }
 
   /** On the reference's authorization page: the password there, then the consent screen. */
@@ -232,5 +243,72 @@ describe('signing in to the old server with OAuth, in Chromium', { skip }, () =>
     await world.checkMoved(dora, before, 'dora.portage.test');
     await page.context().close();
     assert.deepEqual(world.pageProblems, [], 'no script error and nothing blocked by the policy');
+  });
+
+  it("moves an account away from Portage, signed in on Portage's own authorization page, into a reference PDS", async () => {
+    const portage = world.portage;
+    const to = world.net.pdses[0]!;
+    const fay = await createAccount(portage, 'fay.portage', { records: 10, blobs: 2, blobSize: 20_000 });
+    const before = await snapshot(portage as never, fay);
+    const site = await world.serveStaticBuild();
+    try {
+      const page = await world.openWizard();
+      const passwordSignIns: string[] = [];
+      page.context().on('request', (req) => {
+        if (req.url().includes('/xrpc/com.atproto.server.createSession')) passwordSignIns.push(req.url());
+      });
+      await page.goto(site.url);
+      await toSignIn(page, fay);
+      const popup = await openAuthorization(page);
+      await signInOnPortage(popup, fay);
+      await popup.screenshot({
+        path: `${process.env.PORTAGE_WIZARD_SHOTS ?? `${import.meta.dirname}/../test-output`}/oauth-8-portage-consent.png`,
+      });
+      await popup.getByRole('button', { name: 'Authorize' }).click();
+
+      await world.heading(page, 'Your new account');
+      await page.getByLabel('New PDS').fill(to.url);
+      await page.getByLabel('New handle').fill('fay.test');
+      await page.getByLabel('Email').fill('fay@example.com');
+      await page.getByLabel('New password').fill(`${fay.password}-new`);
+      await page.getByRole('button', { name: 'Start transfer' }).click();
+      await world.heading(page, 'Everything arrived');
+      await page.getByRole('button', { name: 'Continue' }).click();
+      await world.heading(page, 'Point your identity at the new server');
+      const code = await world.portagePlcToken(fay.did);
+      await page.getByLabel('Confirmation code').fill(code);
+      await page.getByRole('button', { name: 'Confirm' }).click();
+      await world.heading(page, 'Done');
+      await page.getByText('the new account is active and the old one is deactivated').waitFor();
+      await world.shot(page, 'oauth-9-away-from-portage-done');
+
+      // Checked from outside: the reference holds it all, the identity names it, Portage's copy is deactivated.
+      const records = await repoRecords(to.url, fay.did);
+      assert.deepEqual([...records].sort(), [...before.records].sort(), 'the new repo holds the same records');
+      for (const cid of fay.blobCids) {
+        const res = await fetch(
+          `${to.url}/xrpc/com.atproto.sync.getBlob?${new URLSearchParams({ did: fay.did, cid })}`,
+        );
+        assert.equal(res.status, 200, `blob ${cid} is on the reference PDS`);
+        await res.arrayBuffer();
+      }
+      assert.equal(await world.plcDocumentPds(fay.did), to.url, 'the PLC document names the reference PDS');
+      const moved = new AtpAgent({ service: to.url });
+      await moved.login({ identifier: fay.did, password: `${fay.password}-new` });
+      assert.equal((await moved.com.atproto.server.checkAccountStatus()).data.activated, true);
+      assert.deepEqual((await moved.app.bsky.actor.getPreferences()).data.preferences, before.preferences);
+      const old = new AtpAgent({ service: portage.url });
+      await old.login({ identifier: fay.did, password: fay.password });
+      assert.equal(old.session?.active, false, 'the account on Portage is deactivated');
+      assert.deepEqual(
+        passwordSignIns.filter((url) => url.startsWith(portage.url) || url.startsWith(portage.publicUrl)),
+        [],
+        'no password sign-in to Portage',
+      );
+      await page.context().close();
+      assert.deepEqual(world.pageProblems, [], 'no script error and nothing blocked by the policy');
+    } finally {
+      await site.close();
+    }
   });
 });

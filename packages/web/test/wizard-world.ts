@@ -5,9 +5,11 @@
  * the PLC document and both accounts' status). Shared by wizard.test.ts and oauth-signin.test.ts.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { extname, join } from 'node:path';
 import { AtpAgent } from '@atproto/api';
 import type { Browser, Page } from 'playwright-core';
 import type { TestPds as PortagePds } from '../../pds/test/harness.ts';
@@ -43,6 +45,13 @@ export interface WizardWorld {
   plcDocumentPds(did: string): Promise<string>;
   /** Waits for the emailed PLC token to differ from `previous` (a new one was requested). */
   newPlcToken(did: string, previous?: string): Promise<string>;
+  /** Waits for the PLC token Portage emailed to an account it holds. */
+  portagePlcToken(did: string): Promise<string>;
+  /**
+   * The static build as any web host would serve it, on its own loopback port, with a
+   * config.json naming the test's PLC directory; `close` stops that host.
+   */
+  serveStaticBuild(): Promise<{ url: string; close(): Promise<void> }>;
   close(): Promise<void>;
 }
 
@@ -52,13 +61,21 @@ export async function startWizardWorld(): Promise<WizardWorld> {
   const net = await startNetwork(1);
   const txt: Record<string, string[]> = {};
   // Imported now: the routes read the built page when the server module loads.
-  const { startTestPds } = await import('../../pds/test/harness.ts');
+  const { startTestPds, outboxToken } = await import('../../pds/test/harness.ts');
   const portage = await startTestPds({
     plcUrl: net.plc.url,
     txtRecords: txt,
     // Handles here end in .portage.test, so the movers' .test handles resolve through DNS (the TXT records).
     env: { PDS_SERVICE_DID: 'did:web:portage.test', PDS_SERVICE_HANDLE_DOMAINS: '.portage.test' },
   });
+  // A test file that imported Portage's server modules before the build would serve a stale page.
+  const served = await (await fetch(`${portage.url}/migrate/`)).text();
+  const script = (html: string) => /assets\/[^"]+\.js/.exec(html)?.[0];
+  assert.equal(
+    script(served),
+    script(readFileSync(join(dir, 'dist', 'index.html'), 'utf8')),
+    'Portage serves the page built for this test (import its server modules only after buildPage)',
+  );
   const browser = await launchChromium();
   const pageProblems: string[] = [];
 
@@ -148,6 +165,38 @@ export async function startWizardWorld(): Promise<WizardWorld> {
     throw new Error('no PLC token was emailed');
   }
 
+  let staticSites = 0;
+  async function serveStaticBuild(): Promise<{ url: string; close(): Promise<void> }> {
+    const site = join(dir, `static-${staticSites++}`);
+    cpSync(join(dir, 'dist'), site, { recursive: true });
+    writeFileSync(join(site, 'config.json'), JSON.stringify({ plcUrl: net.plc.url }));
+    const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
+    const host = createServer((req, res) => {
+      const path = new URL(req.url ?? '/', 'http://host').pathname;
+      const file = join(site, path.endsWith('/') ? `${path}index.html` : path);
+      if (!file.startsWith(site) || !existsSync(file)) {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/json' }).end(readFileSync(file));
+    });
+    await new Promise<void>((resolve) => host.listen(0, '127.0.0.1', resolve));
+    return {
+      url: `http://127.0.0.1:${(host.address() as AddressInfo).port}/`,
+      close: () => new Promise<void>((resolve) => host.close(() => resolve())),
+    };
+  }
+
+  async function portagePlcToken(did: string): Promise<string> {
+    const email = portage.ctx.accountManager.getAccount(did)?.email;
+    for (let i = 0; i < 200; i++) {
+      const token = outboxToken(portage.ctx.mailer.outboxPath, email);
+      if (token) return token;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('Portage emailed no PLC token');
+  }
+
   async function close(): Promise<void> {
     await browser.close();
     await portage.close();
@@ -169,6 +218,8 @@ export async function startWizardWorld(): Promise<WizardWorld> {
     checkMoved,
     plcDocumentPds,
     newPlcToken,
+    portagePlcToken,
+    serveStaticBuild,
     close,
   };
 }

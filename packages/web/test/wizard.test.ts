@@ -9,10 +9,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { extname, join } from 'node:path';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -406,24 +404,10 @@ describe('the migration wizard in Chromium', { skip }, () => {
     const from = net.pdses[0]!;
     const erin = await createAccount(from, 'erin', { records: 12, blobs: 2, blobSize: 30_000 });
     const before = await snapshot(from, erin);
-    // The static build as any web host would serve it, with a config.json naming the test's PLC.
-    const site = join(dir, 'static');
-    cpSync(join(dir, 'dist'), site, { recursive: true });
-    writeFileSync(join(site, 'config.json'), JSON.stringify({ plcUrl: net.plc.url }));
-    const host: Server = createServer((req, res) => {
-      const path = new URL(req.url ?? '/', 'http://host').pathname;
-      const file = join(site, path.endsWith('/') ? `${path}index.html` : path);
-      if (!file.startsWith(site) || !existsSync(file)) {
-        res.writeHead(404).end();
-        return;
-      }
-      const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
-      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/json' }).end(readFileSync(file));
-    });
-    await new Promise<void>((r) => host.listen(0, '127.0.0.1', r));
+    const site = await world.serveStaticBuild();
     try {
       const page = await openWizard();
-      await page.goto(`http://127.0.0.1:${(host.address() as AddressInfo).port}/`);
+      await page.goto(site.url);
       await heading(page, 'Who you are');
       await page.getByLabel('Handle or DID').fill(erin.did);
       await page.getByRole('button', { name: 'Continue' }).click();
@@ -445,7 +429,7 @@ describe('the migration wizard in Chromium', { skip }, () => {
       await checkMoved(erin, before, 'erin.portage.test');
       await page.context().close();
     } finally {
-      await new Promise((r) => host.close(r));
+      await site.close();
     }
   });
 
