@@ -13,8 +13,8 @@ import { after, before, describe, it } from 'node:test';
 import { DirectoryBackup, verifyBackup } from '../src/backup.node.ts';
 import { type MigrationEnvironment, migrate } from '../src/engine.ts';
 import type { MigrationEvent } from '../src/events.ts';
-import { sleep } from '../src/retry.ts';
 import { MemoryStorage } from '../src/storage.ts';
+import { until } from '../../../test/support/until.ts';
 import { startFaultProxy } from './helpers/fault-proxy.ts';
 import {
   type Account,
@@ -187,10 +187,11 @@ describe('migration through faults', () => {
       }
       if (url.pathname.endsWith('/com.atproto.repo.importRepo')) {
         // The import waits until the backup holds every blob; then one stored copy gets damaged.
-        for (let waited = 0; storedBlobs().length < mia.blobCids.length; waited += 20) {
-          if (waited > 10_000) throw new Error('the backup was not filled during the import');
-          await sleep(20);
-        }
+        await until(
+          'the backup to hold every blob during the import',
+          async () => (storedBlobs().length >= mia.blobCids.length ? true : undefined),
+          { everyMs: 20 },
+        );
         writeFileSync(join(backupDir, 'blobs', damaged), randomBytes(50_000));
       }
       const res = await fetch(input, init);
