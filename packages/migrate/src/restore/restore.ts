@@ -43,7 +43,7 @@ import { type EventSink, type MigrationEvent, type MissingBlob, STEP_TITLES, typ
 import { type Journal, journalKey, loadJournal, saveJournal } from '../journal.ts';
 import { ProgressTracker } from '../progress.ts';
 import { describeError, withRetry } from '../retry.ts';
-import { PdsSession, type SessionInfo } from '../session.ts';
+import { type AccountStatus, PdsSession, type SessionInfo } from '../session.ts';
 import type { NextStep } from '../next-steps.ts';
 import type { MigrationStorage } from '../storage.ts';
 import { type IdentityPlan, planIdentity } from './identity-plan.ts';
@@ -111,15 +111,6 @@ export interface RestoreResult {
   /** What to do next when the restore did not finish. */
   next?: NextStep;
   missingBlobs?: MissingBlob[];
-}
-
-interface AccountStatus {
-  activated: boolean;
-  repoCommit: string;
-  repoRev: string;
-  indexedRecords: number;
-  expectedBlobs: number;
-  importedBlobs: number;
 }
 
 interface RecommendedCredentials {

@@ -2,7 +2,8 @@
 import { copyMissingBlobs } from '../blobs.ts';
 import { formatBytes, ProgressTracker } from '../progress.ts';
 import { BudgetSpent, sleep } from '../retry.ts';
-import { type AccountStatus, type RunContext, type RunState, saveState } from './run.ts';
+import type { AccountStatus } from '../session.ts';
+import { type RunContext, type RunState, saveState } from './run.ts';
 
 export async function copyBlobs(ctx: RunContext, state: RunState): Promise<string> {
   try {

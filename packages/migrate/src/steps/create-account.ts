@@ -7,8 +7,8 @@ import { retryDelayFromHeaders } from '@portage/atproto/xrpc/rate-limit';
 import { MigrationError } from '../errors.ts';
 import type { NextStep } from '../next-steps.ts';
 import { sleep } from '../retry.ts';
-import type { PdsSession, SessionInfo } from '../session.ts';
-import { type AccountStatus, type RunContext, type RunState, saveState } from './run.ts';
+import type { AccountStatus, PdsSession, SessionInfo } from '../session.ts';
+import { type RunContext, type RunState, saveState } from './run.ts';
 import { NOT_ON_NEW_SERVER, signIn, signsIn } from './sign-in.ts';
 
 export async function createAccount(ctx: RunContext, state: RunState): Promise<string> {

@@ -3,7 +3,8 @@
  * the old one is deactivated last and on its own (its failure never undoes a finished move).
  */
 import { MigrationError } from '../errors.ts';
-import { type AccountStatus, type RunContext, type RunState, saveState, type StepOutcome } from './run.ts';
+import type { AccountStatus } from '../session.ts';
+import { type RunContext, type RunState, saveState, type StepOutcome } from './run.ts';
 
 export async function activate(ctx: RunContext, state: RunState): Promise<StepOutcome> {
   const neu = state.neu!;

@@ -115,19 +115,6 @@ export async function saveState(ctx: RunContext, state: RunState): Promise<void>
   await saveJournal(ctx.env.storage, state.journal!);
 }
 
-/** com.atproto.server.checkAccountStatus's answer. */
-export interface AccountStatus {
-  activated: boolean;
-  validDid: boolean;
-  repoCommit: string;
-  repoRev: string;
-  repoBlocks: number;
-  indexedRecords: number;
-  privateStateValues: number;
-  expectedBlobs: number;
-  importedBlobs: number;
-}
-
 /** Thrown when the old repo changed while we copied it: the data steps run again. */
 export class RepoMoved extends Error {}
 /** Thrown to end the run early without a failure (waiting for the PLC token). */

@@ -6,7 +6,8 @@
 import { missingBlobsPage } from '../blobs.ts';
 import { MigrationError } from '../errors.ts';
 import type { MissingBlob } from '../events.ts';
-import { type AccountStatus, oldHead, RepoMoved, type RunState } from './run.ts';
+import type { AccountStatus } from '../session.ts';
+import { oldHead, RepoMoved, type RunState } from './run.ts';
 
 export async function verify(state: RunState): Promise<string> {
   const old = state.old!;
