@@ -9,6 +9,8 @@
  * moves the other through the wizard's steps, the code typed in when the identity step asks.
  * Both keep their local backup (the CLI on disk, the page in the browser's storage). Times run
  * from the start (the CLI's launch; the page's first Continue) to the old account deactivated.
+ * Each side's clock starts once the machine is quiet: both servers done with the setup's work,
+ * and for the page, the browser done starting up and loading it (a person starts on a loaded page).
  * The page's JS heap is sampled through the debugging protocol during the move. Each side's
  * seconds per step (from its events: the CLI's --json lines, the page's user timing marks) go
  * to stderr beside the totals, to show where the difference lies.
@@ -29,7 +31,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { freePort } from './lib/child-server.ts';
-import { descendantCpuSeconds, settle } from './lib/machine.ts';
+import { cpuOf, descendantCpuSeconds, settle } from './lib/machine.ts';
 import { fetchToken, fillAccount, type ServerHandle, startServerProcess } from './lib/migration-servers.ts';
 import { PlainChromium } from './lib/plain-chromium.ts';
 import { median, report, writeResults } from './lib/report.ts';
@@ -72,13 +74,12 @@ try {
     // Alternate who goes first, so neither always meets a fresher server.
     const runs = [
       async () => {
-        await settle();
+        await settle(cpuOf([reference.pid, portage.pid]));
         const moved = await moveWithCli(forCli, reference, portage, join(dir, `cli-${round}`));
         cli.push(moved.seconds);
         process.stderr.write(`bench: CLI ${moved.seconds.toFixed(2)} s (${describeSteps(moved.steps)})\n`);
       },
       async () => {
-        await settle();
         page.push(await moveInBrowser(forPage, `web${round}`, reference, portage));
         const last = page.at(-1)!;
         process.stderr.write(
@@ -204,6 +205,13 @@ async function moveInBrowser(
     })();
 
     await tab.heading('', STEP_TIMEOUT_MS);
+    // The person starts on a loaded page: the browser's start-up and the servers' setup work are
+    // over before the clock starts, as they are before the CLI's run.
+    const servers = cpuOf([from.pid, to.pid]);
+    await settle(() => {
+      const [a, b] = [servers(), descendantCpuSeconds(/chrom/i)];
+      return a === undefined || b === undefined ? undefined : a + b;
+    });
     const started = performance.now();
     const cpuBefore = descendantCpuSeconds(/chrom/i);
     await tab.fill('Handle or DID', did, STEP_TIMEOUT_MS);

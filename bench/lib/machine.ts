@@ -7,9 +7,35 @@ import { readdirSync, readFileSync } from 'node:fs';
  * (and the run before) leave tens of MB in the page cache, which the kernel would otherwise
  * write back, on the same two cores, during whichever run comes next, and bill it to that run.
  */
-export async function settle(): Promise<void> {
+export async function settle(busy: () => number | undefined = () => undefined): Promise<void> {
   execFileSync('sync');
   await new Promise((resolve) => setTimeout(resolve, 1000));
+  await quiet(busy);
+}
+
+/**
+ * Waits, for at most `limitMs`, until `cpuSeconds` (the CPU used so far by some processes) grows
+ * by under 5% of a core over a quarter second: a server still finishing the setup's work, or a
+ * browser still starting up, would otherwise bill that work to the timed run that comes next.
+ */
+async function quiet(cpuSeconds: () => number | undefined, limitMs = 15_000): Promise<void> {
+  const windowMs = 250;
+  const deadline = performance.now() + limitMs;
+  let before = cpuSeconds();
+  while (before !== undefined && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, windowMs));
+    const now = cpuSeconds();
+    if (now === undefined || now - before < 0.05 * (windowMs / 1000)) return;
+    before = now;
+  }
+}
+
+/** The CPU seconds the processes `pids` used so far, together (for settle); undefined without /proc. */
+export function cpuOf(pids: number[]): () => number | undefined {
+  return () => {
+    const each = pids.map(processCpuSeconds);
+    return each.includes(undefined) ? undefined : (each as number[]).reduce((a, b) => a + b, 0);
+  };
 }
 
 /**
@@ -36,10 +62,7 @@ export async function measureCpu<T>(
   pids: number[],
   run: () => Promise<T>,
 ): Promise<{ result: T; cpuSeconds: number | undefined; seconds: number }> {
-  const total = () => {
-    const each = pids.map(processCpuSeconds);
-    return each.includes(undefined) ? undefined : (each as number[]).reduce((a, b) => a + b, 0);
-  };
+  const total = cpuOf(pids);
   const before = total();
   const t0 = performance.now();
   const result = await run();
