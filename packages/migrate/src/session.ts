@@ -22,19 +22,6 @@ export interface AccountInfo {
   status?: string;
 }
 
-/** com.atproto.server.checkAccountStatus's answer. */
-export interface AccountStatus {
-  activated: boolean;
-  validDid: boolean;
-  repoCommit: string;
-  repoRev: string;
-  repoBlocks: number;
-  indexedRecords: number;
-  privateStateValues: number;
-  expectedBlobs: number;
-  importedBlobs: number;
-}
-
 export interface SessionInfo extends AccountInfo {
   accessJwt: string;
   refreshJwt: string;

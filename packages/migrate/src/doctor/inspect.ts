@@ -10,7 +10,7 @@ import { MigrationError } from '../errors.ts';
 import { describeError } from '../retry.ts';
 import { didFor, documentFor } from '../identity/resolve-did.ts';
 import { PdsSession } from '../session.ts';
-import type { AccountStatus } from '../session.ts';
+import type { AccountStatus } from '@portage/atproto/xrpc/account-status';
 
 export type { AccountStatus };
 

@@ -43,7 +43,8 @@ import { type EventSink, type MigrationEvent, type MissingBlob, STEP_TITLES, typ
 import { type Journal, journalKey, loadJournal, saveJournal } from '../journal.ts';
 import { ProgressTracker } from '../progress.ts';
 import { describeError, withRetry } from '../retry.ts';
-import { type AccountStatus, PdsSession, type SessionInfo } from '../session.ts';
+import type { AccountStatus } from '@portage/atproto/xrpc/account-status';
+import { PdsSession, type SessionInfo } from '../session.ts';
 import type { NextStep } from '../next-steps.ts';
 import type { MigrationStorage } from '../storage.ts';
 import { type IdentityPlan, planIdentity } from './identity-plan.ts';

@@ -13,7 +13,7 @@ import { AdaptivePool } from '../blobs.ts';
 import { MigrationError } from '../errors.ts';
 import { formatBytes } from '../progress.ts';
 import { describeError } from '../retry.ts';
-import type { AccountStatus } from '../session.ts';
+import type { AccountStatus } from '@portage/atproto/xrpc/account-status';
 import { type RunContext, type RunState, type StepOutcome } from './run.ts';
 
 /** Servers whose clocks differ by more than this would see the account-creation token expire (it lives 5 minutes). */

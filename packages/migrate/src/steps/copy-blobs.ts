@@ -2,7 +2,7 @@
 import { copyMissingBlobs } from '../blobs.ts';
 import { formatBytes, ProgressTracker } from '../progress.ts';
 import { BudgetSpent, sleep } from '../retry.ts';
-import type { AccountStatus } from '../session.ts';
+import type { AccountStatus } from '@portage/atproto/xrpc/account-status';
 import { type RunContext, type RunState, saveState } from './run.ts';
 
 export async function copyBlobs(ctx: RunContext, state: RunState): Promise<string> {

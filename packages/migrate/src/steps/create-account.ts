@@ -7,7 +7,8 @@ import { retryDelayFromHeaders } from '@portage/atproto/xrpc/rate-limit';
 import { MigrationError } from '../errors.ts';
 import type { NextStep } from '../next-steps.ts';
 import { sleep } from '../retry.ts';
-import type { AccountStatus, PdsSession, SessionInfo } from '../session.ts';
+import type { AccountStatus } from '@portage/atproto/xrpc/account-status';
+import type { PdsSession, SessionInfo } from '../session.ts';
 import { type RunContext, type RunState, saveState } from './run.ts';
 import { NOT_ON_NEW_SERVER, signIn, signsIn } from './sign-in.ts';
 

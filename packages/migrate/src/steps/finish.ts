@@ -3,7 +3,7 @@
  * the old one is deactivated last and on its own (its failure never undoes a finished move).
  */
 import { MigrationError } from '../errors.ts';
-import type { AccountStatus } from '../session.ts';
+import type { AccountStatus } from '@portage/atproto/xrpc/account-status';
 import { type RunContext, type RunState, saveState, type StepOutcome } from './run.ts';
 
 export async function activate(ctx: RunContext, state: RunState): Promise<StepOutcome> {

@@ -8,7 +8,7 @@ import { BlobPrefetch } from '../blobs.ts';
 import { MigrationError } from '../errors.ts';
 import { countingStream, formatBytes, ProgressTracker } from '../progress.ts';
 import { describeError, type RetryOptions, withRetry } from '../retry.ts';
-import type { AccountStatus } from '../session.ts';
+import type { AccountStatus } from '@portage/atproto/xrpc/account-status';
 import {
   CAR,
   type LatestCommit,

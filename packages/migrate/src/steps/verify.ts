@@ -6,7 +6,7 @@
 import { missingBlobsPage } from '../blobs.ts';
 import { MigrationError } from '../errors.ts';
 import type { MissingBlob } from '../events.ts';
-import type { AccountStatus } from '../session.ts';
+import type { AccountStatus } from '@portage/atproto/xrpc/account-status';
 import { oldHead, RepoMoved, type RunState } from './run.ts';
 
 export async function verify(state: RunState): Promise<string> {

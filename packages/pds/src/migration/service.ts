@@ -13,6 +13,7 @@
  * signPlcOperation spends it to sign the user's PLC operation with our rotation key;
  * deactivateAccount retires the account here while its owner can still read it.
  */
+import type { AccountStatus } from '@portage/atproto/xrpc/account-status';
 import { formatCid } from '@portage/atproto/cid';
 import {
   type DidDocument,
@@ -42,18 +43,6 @@ export interface RecommendedDidCredentials {
   alsoKnownAs: string[];
   verificationMethods: Record<string, string>;
   services: Record<string, PlcService>;
-}
-
-export interface AccountStatusReport {
-  activated: boolean;
-  validDid: boolean;
-  repoCommit: string;
-  repoRev: string;
-  repoBlocks: number;
-  indexedRecords: number;
-  privateStateValues: number;
-  expectedBlobs: number;
-  importedBlobs: number;
 }
 
 export interface PlcOperationChanges {
@@ -116,7 +105,7 @@ export class MigrationService {
   }
 
   /** Everything a migration tool needs to decide whether the account is complete here. */
-  async accountStatus(did: string): Promise<AccountStatusReport> {
+  async accountStatus(did: string): Promise<AccountStatus> {
     const account = this.#account(did);
     const counts = await withRepoErrors(async () => {
       await this.#ctx.actorStore.promoteReferencedBlobs(did);
