@@ -17,6 +17,7 @@ import { DirectoryBackup } from '@portage/migrate/backup.node';
 import { migrate } from '@portage/migrate/engine';
 import { DirectoryStorage } from '@portage/migrate/storage.node';
 import { outboxToken, startTestPds, type TestPds } from '../../pds/test/harness.ts';
+import { rawMove, type Servers } from '../../migrate/test/helpers/raw-move.ts';
 import {
   type Account,
   createAccount,
@@ -147,14 +148,6 @@ function migrateWith(account: Account, email: string, fetchImpl: typeof fetch, g
   );
 }
 
-/** The two ends of a raw move, and how to read the PLC code the old one emailed. */
-interface Servers {
-  oldUrl: string;
-  newUrl: string;
-  newDid: string;
-  plcToken(did: string, email: string): Promise<string | undefined>;
-}
-
 function portageServers(): Servers {
   return {
     oldUrl: oldPds.url,
@@ -162,57 +155,6 @@ function portageServers(): Servers {
     newDid: NEW_DID,
     plcToken: async (_did, email) => outboxToken(oldPds.ctx.mailer.outboxPath, email),
   };
-}
-
-/**
- * Another tool's move, made of raw XRPC calls, doing only the parts asked for: the account on the
- * new server (always), the repo import, the blobs, the PLC update, activation, deactivation.
- */
-async function rawMove(
-  account: Account,
-  email: string,
-  parts: { importRepo: boolean; blobs: boolean; plc: boolean; activateNew: boolean; deactivateOld: boolean },
-  servers: Servers = portageServers(),
-): Promise<AtpAgent> {
-  const old = account.agent;
-  const { data: auth } = await old.com.atproto.server.getServiceAuth({
-    aud: servers.newDid,
-    lxm: 'com.atproto.server.createAccount',
-  });
-  const created = await fetch(`${servers.newUrl}/xrpc/com.atproto.server.createAccount`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${auth.token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ did: account.did, handle: account.handle, email, password: account.password }),
-  });
-  assert.equal(created.status, 200, await created.clone().text());
-  const neu = new AtpAgent({ service: servers.newUrl });
-  await neu.login({ identifier: account.did, password: account.password });
-  if (parts.importRepo) {
-    const car = await fetch(
-      `${servers.oldUrl}/xrpc/com.atproto.sync.getRepo?${new URLSearchParams({ did: account.did })}`,
-    );
-    await neu.com.atproto.repo.importRepo(new Uint8Array(await car.arrayBuffer()), {
-      encoding: 'application/vnd.ipld.car',
-    });
-  }
-  if (parts.blobs) {
-    for (const cid of account.blobCids) {
-      const res = await fetch(
-        `${servers.oldUrl}/xrpc/com.atproto.sync.getBlob?${new URLSearchParams({ did: account.did, cid })}`,
-      );
-      await neu.com.atproto.repo.uploadBlob(new Uint8Array(await res.arrayBuffer()), { encoding: 'image/jpeg' });
-    }
-  }
-  if (parts.plc) {
-    await old.com.atproto.identity.requestPlcOperationSignature();
-    const token = (await servers.plcToken(account.did, email))!;
-    const { data: creds } = await neu.com.atproto.identity.getRecommendedDidCredentials();
-    const { data: signed } = await old.com.atproto.identity.signPlcOperation({ token, ...creds });
-    await neu.com.atproto.identity.submitPlcOperation({ operation: signed.operation });
-  }
-  if (parts.activateNew) await neu.com.atproto.server.activateAccount();
-  if (parts.deactivateOld) await old.com.atproto.server.deactivateAccount({});
-  return neu;
 }
 
 describe('portage doctor', () => {
@@ -273,13 +215,18 @@ describe('portage doctor', () => {
   it("another tool's move: blobs skipped, DID moved, both accounts deactivated", async () => {
     const dov = await createAccount(oldPds, 'dov', { records: 15, blobs: 3 });
     const records = await repoRecords(oldPds.url, dov.did);
-    await rawMove(dov, 'dov@example.com', {
-      importRepo: true,
-      blobs: false,
-      plc: true,
-      activateNew: false,
-      deactivateOld: true,
-    });
+    await rawMove(
+      dov,
+      'dov@example.com',
+      {
+        importRepo: true,
+        blobs: false,
+        plc: true,
+        activateNew: false,
+        deactivateOld: true,
+      },
+      portageServers(),
+    );
     const seen = await doctor(dov);
     assert.equal(seen.code, 1);
     assert.deepEqual(problems(seen.report.before), ['blobs-missing', 'both-deactivated', 'current-inactive']);
@@ -294,13 +241,18 @@ describe('portage doctor', () => {
   it("another tool's move that deactivated the old account before the PLC update: reactivates it", async () => {
     const jo = await createAccount(oldPds, 'joan', { records: 8, blobs: 1 });
     const records = await repoRecords(oldPds.url, jo.did);
-    await rawMove(jo, 'joan@example.com', {
-      importRepo: true,
-      blobs: true,
-      plc: false,
-      activateNew: false,
-      deactivateOld: true,
-    });
+    await rawMove(
+      jo,
+      'joan@example.com',
+      {
+        importRepo: true,
+        blobs: true,
+        plc: false,
+        activateNew: false,
+        deactivateOld: true,
+      },
+      portageServers(),
+    );
     const seen = await doctor(jo, ['--to', newPds.url]);
     assert.equal(seen.code, 1);
     assert.deepEqual(problems(seen.report.before), ['both-deactivated', 'current-inactive']);
@@ -324,13 +276,18 @@ describe('portage doctor', () => {
       { onEvent: () => {}, openBackup: (did) => new DirectoryBackup(backupDir, did).open() },
     );
     assert.equal(backup.status, 'done', backup.message);
-    await rawMove(eli, 'eli@example.com', {
-      importRepo: false,
-      blobs: false,
-      plc: true,
-      activateNew: false,
-      deactivateOld: false,
-    });
+    await rawMove(
+      eli,
+      'eli@example.com',
+      {
+        importRepo: false,
+        blobs: false,
+        plc: true,
+        activateNew: false,
+        deactivateOld: false,
+      },
+      portageServers(),
+    );
     const text = await runCli(['doctor', '--from', eli.did, '--plc-url', oldPds.plcUrl], {
       PORTAGE_PASSWORD: eli.password,
     });
