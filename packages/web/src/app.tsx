@@ -42,6 +42,7 @@ import {
 import type { AuthorizationServer } from '@portage/atproto/oauth/metadata';
 import type { OAuthSession } from '@portage/atproto/oauth/session';
 import { clientIdentity, findAuthorizationServer, type OAuthSignIn, signInFailure, signInWithServer } from './oauth.ts';
+import { CheckWizard } from './check.tsx';
 import { RestoreWizard } from './restore.tsx';
 import { backupName } from './storage/backup.ts';
 import type { BrowserStorage } from './storage/choose.ts';
@@ -123,6 +124,8 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
   const [resuming, setResuming] = useState(false);
   /** "My old server is gone": the restore from a backup instead of a move. */
   const [restoring, setRestoring] = useState(false);
+  /** "A move stopped halfway elsewhere": the doctor's check and repairs instead of a move. */
+  const [checking, setChecking] = useState(false);
   const heading = useRef<HTMLHeadingElement>(null);
   /** Answers to the engine's questions, waiting for the form that gives them. */
   const waiting = useRef<{ signinCode?: (code: string) => void; plc?: (code: string) => void }>({});
@@ -506,6 +509,18 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
     );
   }
 
+  if (checking) {
+    return (
+      <CheckWizard
+        config={config}
+        onBack={() => {
+          setChecking(false);
+          setError(undefined);
+        }}
+      />
+    );
+  }
+
   const targetName = config.target ? 'this server' : 'the new server';
 
   return (
@@ -555,6 +570,20 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
                 }}
               >
                 My old server is gone
+              </button>
+            </div>
+            <p>A move stopped halfway, in another browser, on the command line or with another tool?</p>
+            <div class="actions">
+              <button
+                type="button"
+                class="secondary"
+                disabled={busy}
+                onClick={() => {
+                  setError(undefined);
+                  setChecking(true);
+                }}
+              >
+                Check an account
               </button>
             </div>
           </div>
