@@ -19,9 +19,11 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import type { PageConfig } from './config.ts';
 import { formatBytes, sentence } from './format.ts';
 import {
+  AccountField,
   Actions,
   handleHint,
   InputField,
+  OtherWay,
   InviteField,
   type Phases,
   phasesAfter,
@@ -548,44 +550,27 @@ export function App({ config, storage }: { config: PageConfig; storage: BrowserS
           ))}
           <p>Enter the account you want to move{config.target ? ` to ${location.host}` : ''}.</p>
           {server && <ServerFacts server={server} name={targetName} />}
-          <InputField
-            label="Handle or DID"
-            hint="Like alice.bsky.social or did:plc:…"
-            value={who}
-            onValue={setWho}
-            autocomplete="username"
-            autocapitalize="none"
-          />
+          <AccountField value={who} onValue={setWho} />
           <Actions busy={busy} label="Continue" />
           <div class="gone">
             <p>Your old server is gone, and you kept a backup and a recovery key?</p>
-            <div class="actions">
-              <button
-                type="button"
-                class="secondary"
-                disabled={busy}
-                onClick={() => {
-                  setError(undefined);
-                  setRestoring(true);
-                }}
-              >
-                My old server is gone
-              </button>
-            </div>
+            <OtherWay
+              label="My old server is gone"
+              disabled={busy}
+              onClick={() => {
+                setError(undefined);
+                setRestoring(true);
+              }}
+            />
             <p>A move stopped halfway, in another browser, on the command line or with another tool?</p>
-            <div class="actions">
-              <button
-                type="button"
-                class="secondary"
-                disabled={busy}
-                onClick={() => {
-                  setError(undefined);
-                  setChecking(true);
-                }}
-              >
-                Check an account
-              </button>
-            </div>
+            <OtherWay
+              label="Check an account"
+              disabled={busy}
+              onClick={() => {
+                setError(undefined);
+                setChecking(true);
+              }}
+            />
           </div>
         </form>
       )}

@@ -12,7 +12,7 @@ import { describeNextStep, MigrationError } from '@portage/migrate';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { PageConfig } from './config.ts';
 import { sentence } from './format.ts';
-import { Actions, InputField, ScreenHead } from './parts.tsx';
+import { AccountField, Actions, InputField, OtherWay, ScreenHead } from './parts.tsx';
 
 type Screen = 'check' | 'report';
 
@@ -93,14 +93,7 @@ export function CheckWizard(props: { config: PageConfig; onBack: () => void }) {
             account inactive, without some of its media, or live on two servers. This check reads where your identity
             points and what each server holds, and says what to do. It changes nothing unless you ask it to repair.
           </p>
-          <InputField
-            label="Handle or DID"
-            hint="Like alice.bsky.social or did:plc:…"
-            value={who}
-            onValue={setWho}
-            autocomplete="username"
-            autocapitalize="none"
-          />
+          <AccountField value={who} onValue={setWho} />
           <InputField
             label="Password"
             hint="The account's password, to look at what only the account can see and to repair. Leave it empty to see only what is public."
@@ -110,11 +103,7 @@ export function CheckWizard(props: { config: PageConfig; onBack: () => void }) {
             autocomplete="current-password"
           />
           <Actions busy={busy} label="Check" />
-          <div class="actions">
-            <button type="button" class="secondary" disabled={busy} onClick={props.onBack}>
-              Back to moving an account
-            </button>
-          </div>
+          <OtherWay label="Back to moving an account" disabled={busy} onClick={props.onBack} />
         </form>
       )}
 
@@ -152,20 +141,15 @@ export function CheckWizard(props: { config: PageConfig; onBack: () => void }) {
               <Actions busy={busy} label="Repair" />
             </>
           )}
-          <div class="actions">
-            <button
-              type="button"
-              class="secondary"
-              disabled={busy}
-              onClick={() => {
-                setResult(undefined);
-                setProgress([]);
-                setScreen('check');
-              }}
-            >
-              Check again
-            </button>
-          </div>
+          <OtherWay
+            label="Check again"
+            disabled={busy}
+            onClick={() => {
+              setResult(undefined);
+              setProgress([]);
+              setScreen('check');
+            }}
+          />
         </form>
       )}
     </main>

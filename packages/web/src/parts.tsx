@@ -127,6 +127,31 @@ export function ScreenHead<S extends string>(props: {
   );
 }
 
+/** A row with one secondary button that leaves the form for another way (restore, check, back). */
+export function OtherWay(props: { label: string; disabled: boolean; onClick: () => void }) {
+  return (
+    <div class="actions">
+      <button type="button" class="secondary" disabled={props.disabled} onClick={props.onClick}>
+        {props.label}
+      </button>
+    </div>
+  );
+}
+
+/** The account a page is about, by handle or DID. */
+export function AccountField(props: { value: string; onValue: (value: string) => void }) {
+  return (
+    <InputField
+      label="Handle or DID"
+      hint="Like alice.bsky.social or did:plc:…"
+      value={props.value}
+      onValue={props.onValue}
+      autocomplete="username"
+      autocapitalize="none"
+    />
+  );
+}
+
 export function Actions({ busy, label }: { busy: boolean; label: string }) {
   return (
     <div class="actions">

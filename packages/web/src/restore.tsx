@@ -22,6 +22,7 @@ import {
   handleHint,
   InputField,
   InviteField,
+  OtherWay,
   type Phases,
   phasesAfter,
   PhaseRow,
@@ -308,11 +309,7 @@ export function RestoreWizard(props: {
             <InviteField serverName={targetName} value={invite} onValue={setInvite} />
           )}
           <Actions busy={busy} label="Restore" />
-          <div class="actions">
-            <button type="button" class="secondary" onClick={props.onBack} disabled={busy}>
-              Back: my old server still runs
-            </button>
-          </div>
+          <OtherWay label="Back: my old server still runs" disabled={busy} onClick={props.onBack} />
         </form>
       )}
 
