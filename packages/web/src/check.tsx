@@ -12,6 +12,7 @@ import { describeNextStep, MigrationError } from '@portage/migrate';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { PageConfig } from './config.ts';
 import { sentence } from './format.ts';
+import { checkAdvice } from './messages.ts';
 import { AccountField, Actions, InputField, OtherWay, ScreenHead } from './parts.tsx';
 
 type Screen = 'check' | 'report';
@@ -26,6 +27,7 @@ export function CheckWizard(props: { config: PageConfig; onBack: () => void }) {
   const [screen, setScreenState] = useState<Screen>('check');
   const [who, setWho] = useState('');
   const [password, setPassword] = useState('');
+  const [otherPassword, setOtherPassword] = useState('');
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
   const [announcement, setAnnouncement] = useState('');
@@ -50,7 +52,9 @@ export function CheckWizard(props: { config: PageConfig; onBack: () => void }) {
         { from: who.trim(), plcUrl: config.plcUrl, fix },
         {
           resolveTxt: dohResolveTxt({ endpoint: config.dohUrl }),
-          password: async () => password || undefined,
+          // The server the identity names gets the first password; the other end of the move its own, if given.
+          password: async (_server, role) =>
+            (role === 'other' && otherPassword ? otherPassword : password) || undefined,
           onProgress: (message) => setProgress((p) => [...p, sentence(message)]),
         },
       );
@@ -100,6 +104,14 @@ export function CheckWizard(props: { config: PageConfig; onBack: () => void }) {
             type="password"
             value={password}
             onValue={setPassword}
+            autocomplete="current-password"
+          />
+          <InputField
+            label="Password on the other server"
+            hint="Only if the account has another password on the server your identity does not point to now."
+            type="password"
+            value={otherPassword}
+            onValue={setOtherPassword}
             autocomplete="current-password"
           />
           <Actions busy={busy} label="Check" />
@@ -175,7 +187,7 @@ function Findings({ findings }: { findings: Finding[] }) {
       {listed.map((f) => (
         <li key={f.code}>
           <strong>{f.severity === 'problem' ? 'Problem' : 'Note'}:</strong> {sentence(f.message)}
-          {f.next && !f.repair ? ` ${describeNextStep(f.next)}` : ''}
+          {f.next && !f.repair ? ` ${checkAdvice(f.next)}` : ''}
         </li>
       ))}
     </ul>

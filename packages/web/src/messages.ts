@@ -4,6 +4,7 @@
  * this page (its fields and buttons), and picks the screen where the user can do it.
  */
 import { describeNextStep, type InputField, type NextStep, type StepName } from '@portage/migrate';
+import type { DoctorAdvice } from '@portage/migrate/next-steps';
 import { sentence } from './format.ts';
 
 export type Screen = 'who' | 'signin' | 'account' | 'transfer' | 'identity';
@@ -150,4 +151,14 @@ export function restoreFailure(message: string, next: NextStep): string {
     return `${what} What was restored so far is kept: press Restore to pick up where it stopped.`;
   }
   return `${what} ${describeNextStep(next)}`;
+}
+
+/** What the account check advises for a finding it cannot repair, in the check screen's terms. */
+export function checkAdvice(next: NextStep | DoctorAdvice): string {
+  if (next.kind === 'sign-in-to-repair') {
+    return next.server === 'current'
+      ? 'Press Check again, enter the password of the server your identity points to under Password, and press Check.'
+      : 'Press Check again, enter the password of the other server under Password on the other server, and press Check.';
+  }
+  return describeNextStep(next);
 }

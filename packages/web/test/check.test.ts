@@ -122,4 +122,54 @@ describe('checking and repairing a half-finished move, in Chromium', { skip }, (
     await world.heading(page, 'Who you are');
     await page.context().close();
   });
+
+  it('a move that left the old account active, with another password there: asks for it, then deactivates that copy', async () => {
+    const from = world.net.pdses[0]!;
+    const { portage } = world;
+    const lou = await createAccount(from, 'lou', { records: 5, blobs: 1, blobSize: 20_000 });
+    world.txt[`_atproto.${lou.handle}`] = [`did=${lou.did}`];
+    const newPassword = `${lou.password}-on-portage`;
+    await rawMove(
+      lou,
+      'lou@example.com',
+      { importRepo: true, blobs: true, plc: true, activateNew: true, deactivateOld: false },
+      { oldUrl: from.url, newUrl: portage.url, newDid: 'did:web:portage.test', plcToken: (did) => plcToken(from, did) },
+      newPassword,
+    );
+    const oldActive = async () => {
+      const res = await fetch(
+        `${from.url}/xrpc/com.atproto.sync.getRepoStatus?${new URLSearchParams({ did: lou.did })}`,
+      );
+      return ((await res.json()) as { active: boolean }).active;
+    };
+    assert.equal(await oldActive(), true);
+
+    const page = await world.openWizard();
+    await page.getByRole('button', { name: 'Check an account' }).click();
+    await page.getByLabel('Handle or DID').fill(lou.did);
+    await page.getByLabel('Password', { exact: true }).fill(newPassword);
+    await page.getByRole('button', { name: 'Check', exact: true }).click();
+    await world.heading(page, 'What the check found');
+    const first = await page.locator('main').innerText();
+    assert.match(first, /still active/i, 'the live old copy is named');
+    assert.match(first, /Press Check again, enter the password of the other server under Password on the other server/);
+    await world.shot(page, 'check-5-other-password-needed');
+    assert.equal(await page.getByRole('button', { name: 'Repair' }).count(), 0, 'no repair without the other password');
+
+    await page.getByRole('button', { name: 'Check again' }).click();
+    await world.heading(page, 'Check an account');
+    await page.getByLabel('Password on the other server').fill(lou.password);
+    await page.getByRole('button', { name: 'Check', exact: true }).click();
+    await world.heading(page, 'What the check found');
+    await page.getByRole('button', { name: 'Repair' }).click();
+    await page
+      .locator('p.success')
+      .getByText(/is in order on/)
+      .waitFor({ timeout: 60_000 });
+    assert.equal(await oldActive(), false, 'the old copy is deactivated');
+    const agent = new AtpAgent({ service: portage.url });
+    await agent.login({ identifier: lou.did, password: newPassword });
+    assert.equal((await agent.com.atproto.server.checkAccountStatus()).data.activated, true, 'still active on Portage');
+    await page.context().close();
+  });
 });

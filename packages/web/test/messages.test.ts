@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { NextStep, StepName } from '@portage/migrate';
 import { OAuthError } from '@portage/atproto/oauth/errors';
-import { restoreFailure, wizardFailure } from '../src/messages.ts';
+import { checkAdvice, restoreFailure, wizardFailure } from '../src/messages.ts';
 import { PopupBlocked, signInFailure } from '../src/oauth.ts';
 
 const cases: [StepName, string, NextStep, string][] = [
@@ -121,6 +121,19 @@ describe('signed out of the old server', () => {
       }).text;
     assert.match(at(true), /press Continue\. Nothing was changed\.$/);
     assert.match(at(), /press Continue\. What was done so far is kept: the move goes on from where it stopped\.$/);
+  });
+});
+
+describe('account check advice', () => {
+  it("names the check screen's fields for a sign-in a repair needs, and words the rest plainly", () => {
+    assert.match(
+      checkAdvice({ kind: 'sign-in-to-repair', server: 'other' }),
+      /under Password on the other server, and press Check\.$/,
+    );
+    assert.match(checkAdvice({ kind: 'sign-in-to-repair', server: 'current' }), /under Password, and press Check\.$/);
+    const other = checkAdvice({ kind: 'restore-from-backup', reason: 'no-account' });
+    assert.doesNotMatch(other, /--|PORTAGE_/);
+    assert.match(other, /\.$/);
   });
 });
 

@@ -17,12 +17,14 @@ export interface Servers {
 /**
  * Another tool's move, made of raw XRPC calls, doing only the parts asked for: the account on the
  * new server (always), the repo import, the blobs, the PLC update, activation, deactivation.
+ * The new account gets the same password unless `newPassword` says otherwise.
  */
 export async function rawMove(
   account: Account,
   email: string,
   parts: { importRepo: boolean; blobs: boolean; plc: boolean; activateNew: boolean; deactivateOld: boolean },
   servers: Servers,
+  newPassword = account.password,
 ): Promise<AtpAgent> {
   const old = account.agent;
   const { data: auth } = await old.com.atproto.server.getServiceAuth({
@@ -32,11 +34,11 @@ export async function rawMove(
   const created = await fetch(`${servers.newUrl}/xrpc/com.atproto.server.createAccount`, {
     method: 'POST',
     headers: { authorization: `Bearer ${auth.token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ did: account.did, handle: account.handle, email, password: account.password }),
+    body: JSON.stringify({ did: account.did, handle: account.handle, email, password: newPassword }),
   });
   assert.equal(created.status, 200, await created.clone().text());
   const neu = new AtpAgent({ service: servers.newUrl });
-  await neu.login({ identifier: account.did, password: account.password });
+  await neu.login({ identifier: account.did, password: newPassword });
   if (parts.importRepo) {
     const car = await fetch(
       `${servers.oldUrl}/xrpc/com.atproto.sync.getRepo?${new URLSearchParams({ did: account.did })}`,
