@@ -32,7 +32,6 @@ export function CheckWizard(props: { config: PageConfig; onBack: () => void }) {
   const [busy, setBusy] = useState(false);
   const [announcement, setAnnouncement] = useState('');
   const [result, setResult] = useState<DoctorResult>();
-  const [progress, setProgress] = useState<string[]>([]);
   const heading = useRef<HTMLHeadingElement>(null);
 
   const setScreen = (next: Screen) => {
@@ -45,7 +44,6 @@ export function CheckWizard(props: { config: PageConfig; onBack: () => void }) {
   async function check(fix: boolean) {
     setError(undefined);
     setBusy(true);
-    setProgress([]);
     setAnnouncement(fix ? 'Repairing the account.' : 'Checking the account.');
     try {
       const outcome = await runDoctor(
@@ -55,7 +53,6 @@ export function CheckWizard(props: { config: PageConfig; onBack: () => void }) {
           // The server the identity names gets the first password; the other end of the move its own, if given.
           password: async (_server, role) =>
             (role === 'other' && otherPassword ? otherPassword : password) || undefined,
-          onProgress: (message) => setProgress((p) => [...p, sentence(message)]),
         },
       );
       setResult(outcome);
@@ -80,6 +77,8 @@ export function CheckWizard(props: { config: PageConfig; onBack: () => void }) {
   }
 
   const verdict = result && shown(result);
+  /** What the last repair did, one sentence per thing. */
+  const done = result?.repair?.done ?? [];
   return (
     <main>
       <ScreenHead
@@ -128,12 +127,12 @@ export function CheckWizard(props: { config: PageConfig; onBack: () => void }) {
         >
           <p class={result.healthy ? 'success' : undefined}>{summaryOf(verdict)}</p>
           <Findings findings={verdict.findings} />
-          {progress.length > 0 && (
+          {done.length > 0 && (
             <>
               <h2>What the repair did</h2>
               <ul>
-                {progress.map((line, i) => (
-                  <li key={i}>{line}</li>
+                {done.map((line, i) => (
+                  <li key={i}>{sentence(line)}</li>
                 ))}
               </ul>
             </>
@@ -158,7 +157,6 @@ export function CheckWizard(props: { config: PageConfig; onBack: () => void }) {
             disabled={busy}
             onClick={() => {
               setResult(undefined);
-              setProgress([]);
               setScreen('check');
             }}
           />
